@@ -1,0 +1,64 @@
+//! Measurements behind `lens-inspect bench ...`: speed is measured here, never asserted in tests.
+//!
+//! Each benchmark writes its own data (nothing is downloaded), warms the page cache, then times.
+
+use crate::cutout::Band;
+use crate::project::ingest::{ingest, IngestOptions};
+use crate::project::Project;
+use crate::render::{composite, DisplaySettings, FluxScale};
+use crate::survey::fits_write::write_bologna;
+use crate::survey::fixtures::synthetic_cutout;
+use rayon::prelude::*;
+use std::path::Path;
+use std::time::Instant;
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct IngestBench {
+    pub cutouts: usize,
+    pub seconds: f64,
+    pub cutouts_per_s: f64,
+    pub threads: usize,
+}
+
+/// Writes `n` cutouts (101 x 101, 4 band files each, Bologna layout) under `dir`, reads them
+/// once to warm the cache, then times `ingest` into a fresh project.
+pub fn ingest_speed(dir: &Path, n: usize) -> anyhow::Result<IngestBench> {
+    let data = dir.join("bologna");
+    (0..n).into_par_iter().try_for_each(|k| write_bologna(&data, &synthetic_cutout(&k.to_string(), 101, k as u64)))?;
+    for band in Band::ALL {
+        let folder = data.join(crate::survey::fits_write::bologna_folder(band));
+        for e in std::fs::read_dir(folder)? {
+            std::hint::black_box(std::fs::read(e?.path())?);
+        }
+    }
+    let db = dir.join("bench.lensproj");
+    let _ = std::fs::remove_file(&db);
+    let mut project = Project::create_or_open(&db)?;
+    let t = Instant::now();
+    let summary = ingest(&mut project, &data, &IngestOptions::default(), &|_, _| {})?;
+    let seconds = t.elapsed().as_secs_f64();
+    anyhow::ensure!(summary.ingested == n, "ingested {} of {n}: {:?}", summary.ingested, summary.errors.first());
+    Ok(IngestBench { cutouts: n, seconds, cutouts_per_s: n as f64 / seconds, threads: rayon::current_num_threads() })
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CompositeBench {
+    pub size: usize,
+    pub iterations: usize,
+    pub microseconds_per_composite: f64,
+}
+
+/// Times the Lupton composite of one `size` x `size` cutout, on one thread.
+pub fn composite_speed(size: usize, iterations: usize) -> CompositeBench {
+    let cutout = synthetic_cutout("bench", size, 7);
+    let scale = FluxScale::of_cutout(&cutout);
+    let settings = DisplaySettings::default();
+    for _ in 0..iterations.min(100) {
+        std::hint::black_box(composite(&cutout, &settings, scale));
+    }
+    let t = Instant::now();
+    for _ in 0..iterations {
+        std::hint::black_box(composite(std::hint::black_box(&cutout), &settings, scale));
+    }
+    CompositeBench { size, iterations, microseconds_per_composite: t.elapsed().as_secs_f64() * 1e6 / iterations as f64 }
+}

@@ -1,0 +1,11 @@
+//! lens-inspect: grade candidate strong gravitational lenses in survey cutouts, and retrain the
+//! lens finder on the grades.
+//!
+//! The core (everything here but the GUI) never touches a window: [`survey`] reads FITS into
+//! [`cutout::Cutout`]s, [`render`] draws them, [`project`] keeps candidates and grades in SQLite.
+
+pub mod bench;
+pub mod cutout;
+pub mod project;
+pub mod render;
+pub mod survey;

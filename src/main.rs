@@ -1,0 +1,316 @@
+//! The command line: one subcommand per job, each a thin layer over the library.
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use lens_inspect::cutout::Band;
+use lens_inspect::project::ingest::{ingest, IngestOptions};
+use lens_inspect::project::Project;
+use lens_inspect::render::{self, DisplaySettings, Limits, StretchFn};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "lens-inspect",
+    version,
+    about = "Grade candidate strong gravitational lenses in survey cutouts, and retrain the lens finder on the grades."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Read survey cutouts into a project (created if missing).
+    ///
+    /// INPUT is one of: a Bologna Lens Challenge folder (Band1..Band4 holding
+    /// imageSDSS_<B>-<ID>.fits), a folder of FITS files with one object each (4 image HDUs, or a
+    /// 4 x H x W cube), or a catalogue CSV with `id` and either `u,g,r,i` file paths or one `path`
+    /// (optional `ra,dec,tile` and extra columns, kept as metadata). Objects that cannot be read
+    /// are listed with the reason; the rest are ingested. Exit status 3 when some were skipped.
+    Ingest {
+        /// Folder or catalogue CSV to read.
+        input: PathBuf,
+        /// Project file (SQLite); created when it does not exist.
+        #[arg(long)]
+        project: PathBuf,
+        /// Truth CSV as the challenge gives it: `ID,is_lens,...` (extra columns kept).
+        #[arg(long)]
+        truth: Option<PathBuf>,
+        /// Mark these objects as training candidates (known truth, used to measure inspectors'
+        /// skill); requires --truth.
+        #[arg(long, requires = "truth")]
+        training: bool,
+        /// Copy the pixels into the project file so it no longer needs the input files.
+        #[arg(long)]
+        store_pixels: bool,
+        /// Print the summary as one JSON object (keys: ingested, skipped, errors, ...).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Draw one candidate as a PNG (north up): the Lupton colour composite, or one band.
+    Render {
+        /// Project file.
+        #[arg(long)]
+        project: PathBuf,
+        /// Candidate name (its ID as the input gave it).
+        #[arg(long)]
+        candidate: String,
+        /// Output PNG.
+        #[arg(long)]
+        out: PathBuf,
+        /// Lupton softening Q (astropy's `Q`).
+        #[arg(long, default_value_t = DisplaySettings::default().q)]
+        q: f32,
+        /// Lupton stretch, in units of the survey's r-band sky noise (the linear range of the
+        /// asinh mapping).
+        #[arg(long, default_value_t = DisplaySettings::default().stretch)]
+        stretch: f32,
+        /// Black level, in units of the survey's r-band sky noise.
+        #[arg(long, default_value_t = DisplaySettings::default().minimum)]
+        minimum: f32,
+        /// Weights of the i, r, g bands (red, green, blue), e.g. 0.4,0.6,1.7.
+        #[arg(long, value_delimiter = ',', num_args = 3)]
+        weights: Option<Vec<f32>>,
+        /// Draw this band alone in grey instead of the colour composite.
+        #[arg(long)]
+        band: Option<BandArg>,
+        /// Stretch of the single-band view.
+        #[arg(long, default_value = "asinh")]
+        band_stretch: StretchArg,
+        /// Limits of the single-band view: zscale, minmax, or two percentiles like 0.5,99.5.
+        #[arg(long, default_value = "zscale")]
+        limits: String,
+    },
+    /// Counts of candidates, inspectors, grades and models in a project.
+    Info {
+        /// Project file.
+        #[arg(long)]
+        project: PathBuf,
+        /// Print as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Measure speed (writes its own data in a temporary folder).
+    Bench {
+        #[command(subcommand)]
+        what: BenchWhat,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchWhat {
+    /// Cutouts per second through `ingest` (4 band files each, warm cache).
+    Ingest {
+        /// Number of cutouts to write and ingest.
+        #[arg(long, default_value_t = 2000)]
+        n: usize,
+        /// Folder for the data (default: a temporary folder, removed afterwards).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Microseconds per Lupton composite of a 101 x 101 cutout.
+    Composite {
+        #[arg(long, default_value_t = 20000)]
+        iterations: usize,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum BandArg {
+    U,
+    G,
+    R,
+    I,
+}
+
+impl From<BandArg> for Band {
+    fn from(b: BandArg) -> Band {
+        match b {
+            BandArg::U => Band::U,
+            BandArg::G => Band::G,
+            BandArg::R => Band::R,
+            BandArg::I => Band::I,
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum StretchArg {
+    Linear,
+    Sqrt,
+    Log,
+    Asinh,
+}
+
+impl From<StretchArg> for StretchFn {
+    fn from(s: StretchArg) -> StretchFn {
+        match s {
+            StretchArg::Linear => StretchFn::Linear,
+            StretchArg::Sqrt => StretchFn::Sqrt,
+            StretchArg::Log => StretchFn::Log,
+            StretchArg::Asinh => StretchFn::Asinh,
+        }
+    }
+}
+
+fn parse_limits(text: &str) -> Result<Limits> {
+    match text.to_ascii_lowercase().as_str() {
+        "zscale" => Ok(Limits::ZScale),
+        "minmax" => Ok(Limits::MinMax),
+        other => {
+            let parts: Vec<&str> = other.split(',').collect();
+            if let [lo, hi] = parts[..] {
+                let lo: f32 = lo.trim().parse().with_context(|| format!("--limits: {lo:?} is not a percentile"))?;
+                let hi: f32 = hi.trim().parse().with_context(|| format!("--limits: {hi:?} is not a percentile"))?;
+                if (0.0..hi).contains(&lo) && hi <= 100.0 {
+                    return Ok(Limits::Percentile(lo, hi));
+                }
+            }
+            bail!("--limits {text:?}: expected zscale, minmax, or two percentiles LO,HI with 0 <= LO < HI <= 100")
+        }
+    }
+}
+
+/// A progress bar on stderr when it is a terminal; hidden otherwise (pipes, CI, --json).
+fn progress_bar(visible: bool) -> indicatif::ProgressBar {
+    if !visible {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({per_sec}, {eta} left)")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+fn run() -> Result<ExitCode> {
+    let cli = Cli::parse();
+    let Some(command) = cli.command else {
+        bail!("the desktop app is not part of this build yet; see `lens-inspect --help` for the commands");
+    };
+    match command {
+        Command::Ingest { input, project, truth, training, store_pixels, json } => {
+            let mut p = Project::create_or_open(&project)?;
+            let bar = progress_bar(!json);
+            bar.set_message("reading");
+            let options = IngestOptions { truth, training, store_pixels };
+            let summary = ingest(&mut p, &input, &options, &|done, total| {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+            })?;
+            bar.finish_and_clear();
+            if json {
+                println!("{}", serde_json::to_string(&summary)?);
+            } else {
+                println!(
+                    "{}: found {} objects; ingested {}, already in the project {}, skipped {}",
+                    input.display(),
+                    summary.found,
+                    summary.ingested,
+                    summary.already_present,
+                    summary.total_skipped()
+                );
+                for (reason, count) in &summary.skipped {
+                    let names: Vec<&str> =
+                        summary.errors.iter().filter(|e| &e.kind == reason).take(3).map(|e| e.name.as_str()).collect();
+                    let more = if *count > names.len() { ", ..." } else { "" };
+                    println!("  skipped {count} ({reason}): {}{more}", names.join(", "));
+                }
+                for e in summary.errors.iter().take(20) {
+                    eprintln!("  {}: {}", e.name, e.reason);
+                }
+                if summary.errors.len() > 20 {
+                    eprintln!("  ... and {} more (use --json for the full list)", summary.errors.len() - 20);
+                }
+                if options_truth_given(&summary) {
+                    println!(
+                        "truth: {} rows matched candidates, {} named no candidate",
+                        summary.truth_matched, summary.truth_unmatched
+                    );
+                }
+            }
+            Ok(if summary.total_skipped() > 0 { ExitCode::from(3) } else { ExitCode::SUCCESS })
+        }
+        Command::Render { project, candidate, out, q, stretch, minimum, weights, band, band_stretch, limits } => {
+            let p = Project::open_existing(&project)?;
+            let row = p.candidate_by_name(&candidate)?;
+            let cutout = p.load_cutout(&row)?;
+            let image = match band {
+                Some(b) => render::band_image(&cutout, b.into(), band_stretch.into(), parse_limits(&limits)?),
+                None => {
+                    if !(q.is_finite() && stretch.is_finite() && stretch > 0.0 && minimum.is_finite()) {
+                        bail!("--q, --stretch and --minimum must be finite numbers and --stretch positive");
+                    }
+                    let mut settings = DisplaySettings { q, stretch, minimum, ..DisplaySettings::default() };
+                    if let Some(w) = weights {
+                        settings.weights = [w[0], w[1], w[2]];
+                    }
+                    render::composite(&cutout, &settings, p.flux_scale()?)
+                }
+            };
+            render::save_png(&out, &image)?;
+            println!("wrote {} ({}x{})", out.display(), image.width, image.height);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Info { project, json } => {
+            let p = Project::open_existing(&project)?;
+            let c = p.counts()?;
+            if json {
+                println!("{}", serde_json::to_string(&c)?);
+            } else {
+                println!("project {}", project.display());
+                println!(
+                    "  candidates   {} ({} training, {} with truth)",
+                    c.candidates, c.training_candidates, c.with_truth
+                );
+                println!("  inspectors   {}", c.inspectors);
+                println!("  grades       {} events on {} candidates", c.grade_events, c.graded_candidates);
+                println!("  models       {} ({} predictions)", c.models, c.predictions);
+                println!("  schema       version {}", c.schema_version);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench { what } => {
+            match what {
+                BenchWhat::Ingest { n, dir } => {
+                    let tmp;
+                    let dir = match dir {
+                        Some(d) => {
+                            std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
+                            d
+                        }
+                        None => {
+                            tmp = tempfile::tempdir()?;
+                            tmp.path().to_path_buf()
+                        }
+                    };
+                    let r = lens_inspect::bench::ingest_speed(&dir, n)?;
+                    println!("{}", serde_json::to_string(&r)?);
+                }
+                BenchWhat::Composite { iterations } => {
+                    let r = lens_inspect::bench::composite_speed(101, iterations);
+                    println!("{}", serde_json::to_string(&r)?);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn options_truth_given(s: &lens_inspect::project::ingest::IngestSummary) -> bool {
+    s.truth_matched + s.truth_unmatched > 0
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

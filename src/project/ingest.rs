@@ -1,0 +1,171 @@
+//! Bringing survey cutouts into a project: discover the input, read and validate every object in
+//! parallel, store the good ones, and say exactly what was skipped and why.
+//!
+//! Re-ingesting the same input adds nothing twice: names already in the project are not read
+//! again (their truth is still updated when a truth file is given).
+
+use super::{NewCandidate, Project, ProjectError, Truth};
+use crate::survey::{self, LayoutError, LayoutKind, SkipReason};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Default)]
+pub struct IngestOptions {
+    /// Challenge-style truth CSV (`ID,is_lens,...`).
+    pub truth: Option<PathBuf>,
+    /// Mark the ingested objects as training candidates (they need truth).
+    pub training: bool,
+    /// Copy the pixels into the project instead of pointing at the files.
+    pub store_pixels: bool,
+}
+
+/// One object that was not ingested.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IngestError {
+    pub name: String,
+    /// The reason's short key (as counted in `skipped`).
+    pub kind: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct IngestSummary {
+    pub layout: Option<LayoutKind>,
+    /// Objects found in the input.
+    pub found: usize,
+    /// Newly added to the project.
+    pub ingested: usize,
+    /// Already in the project (not read again).
+    pub already_present: usize,
+    /// Reason key -> number of objects skipped for it.
+    pub skipped: BTreeMap<String, usize>,
+    pub errors: Vec<IngestError>,
+    /// Truth rows that matched a candidate of the project, and rows naming no candidate.
+    pub truth_matched: usize,
+    pub truth_unmatched: usize,
+}
+
+impl IngestSummary {
+    fn skip(&mut self, name: String, reason: &SkipReason) {
+        *self.skipped.entry(reason.key().to_string()).or_default() += 1;
+        self.errors.push(IngestError { name, kind: reason.key().into(), reason: reason.to_string() });
+    }
+
+    pub fn total_skipped(&self) -> usize {
+        self.skipped.values().sum()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestFailure {
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    #[error(transparent)]
+    Project(#[from] ProjectError),
+    #[error("cannot read truth file {path}: {detail}")]
+    Truth { path: PathBuf, detail: String },
+}
+
+/// Reads a challenge-style truth CSV: a header with `ID` and `is_lens` (0/1, or true/false), other
+/// columns kept (numbers as numbers).
+pub fn read_truth_csv(path: &Path) -> Result<BTreeMap<String, Truth>, IngestFailure> {
+    let fail = |detail: String| IngestFailure::Truth { path: path.into(), detail };
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .flexible(true)
+        .from_path(path)
+        .map_err(|e| fail(e.to_string()))?;
+    let headers: Vec<String> = reader.headers().map_err(|e| fail(e.to_string()))?.iter().map(str::to_string).collect();
+    let find = |n: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(n));
+    let id = find("id").ok_or_else(|| fail("no `ID` column".into()))?;
+    let lens = find("is_lens").ok_or_else(|| fail("no `is_lens` column".into()))?;
+    let mut out = BTreeMap::new();
+    for (k, rec) in reader.records().enumerate() {
+        let line = k + 2;
+        let rec = rec.map_err(|e| fail(format!("line {line}: {e}")))?;
+        let name = rec.get(id).unwrap_or("").to_string();
+        let is_lens = match rec.get(lens).unwrap_or("").to_ascii_lowercase().as_str() {
+            "1" | "1.0" | "true" | "t" | "yes" => true,
+            "0" | "0.0" | "false" | "f" | "no" => false,
+            other => return Err(fail(format!("line {line}: is_lens is {other:?}, expected 0 or 1"))),
+        };
+        if name.is_empty() {
+            return Err(fail(format!("line {line}: empty ID")));
+        }
+        let mut extra = BTreeMap::new();
+        for (c, h) in headers.iter().enumerate() {
+            if c == id || c == lens {
+                continue;
+            }
+            if let Some(v) = rec.get(c).filter(|v| !v.is_empty()) {
+                let value = match v.parse::<f64>() {
+                    Ok(x) if x.is_finite() => serde_json::json!(x),
+                    _ => serde_json::json!(v),
+                };
+                extra.insert(h.clone(), value);
+            }
+        }
+        out.insert(name, Truth { is_lens, extra });
+    }
+    Ok(out)
+}
+
+/// How many objects are read and written per transaction: bounds memory on large inputs.
+const CHUNK: usize = 1024;
+
+/// Ingests `input` into `project`. `progress(done, total)` is called as objects are read.
+pub fn ingest(
+    project: &mut Project,
+    input: &Path,
+    options: &IngestOptions,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<IngestSummary, IngestFailure> {
+    let truth = options.truth.as_deref().map(read_truth_csv).transpose()?;
+    let discovery = survey::discover(input)?;
+    let mut summary =
+        IngestSummary { layout: Some(discovery.kind), found: discovery.objects.len(), ..Default::default() };
+    for p in &discovery.problems {
+        summary.skip(p.name.clone(), &p.reason);
+    }
+    let existing = project.candidate_names()?;
+    let mut todo = Vec::new();
+    for spec in discovery.objects {
+        if existing.contains(&spec.name) {
+            summary.already_present += 1;
+            continue;
+        }
+        if options.training && truth.as_ref().is_none_or(|t| !t.contains_key(&spec.name)) {
+            summary.skip(spec.name.clone(), &SkipReason::NoTruth);
+            continue;
+        }
+        todo.push(spec);
+    }
+    let total = todo.len();
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let tick = || {
+        let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        progress(d, total);
+    };
+    for chunk in todo.chunks(CHUNK) {
+        let results = survey::read_all(chunk, &tick);
+        let mut batch = Vec::with_capacity(chunk.len());
+        for (spec, result) in chunk.iter().zip(results) {
+            match result {
+                Ok(cutout) => {
+                    let mut c = NewCandidate::from_cutout(spec.clone(), &cutout, options.store_pixels);
+                    c.truth = truth.as_ref().and_then(|t| t.get(&spec.name).cloned());
+                    c.is_training = options.training;
+                    batch.push(c);
+                }
+                Err(reason) => summary.skip(spec.name.clone(), &reason),
+            }
+        }
+        summary.ingested += project.insert_candidates(&batch)?;
+    }
+    if let Some(truth) = &truth {
+        summary.truth_matched = project.set_truths(truth)?;
+        summary.truth_unmatched = truth.len() - summary.truth_matched;
+    }
+    Ok(summary)
+}

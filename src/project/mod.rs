@@ -1,0 +1,595 @@
+//! The project: one SQLite file holding candidates, inspectors, append-only grade events, model
+//! versions and their predictions (SPEC 7).
+//!
+//! Entry points: [`Project::create_or_open`] / [`Project::open_existing`], then
+//! [`Project::record_grade`] (durable when it returns: WAL with `synchronous=FULL`),
+//! [`Project::load_cutout`] (pixels read lazily from the files or the stored blob), and
+//! [`ingest::ingest`] for bringing survey data in.
+
+pub mod grades;
+pub mod ingest;
+pub mod schema;
+
+use crate::cutout::{Band, Cutout};
+use crate::render::FluxScale;
+use crate::survey::{ObjectSource, ObjectSpec, SkipReason};
+pub use grades::{GradeEvent, Inspector, MarkedPoint, NewGrade, Role, Score};
+use rusqlite::{params, Connection, OptionalExtension};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectError {
+    #[error("project {path} does not exist (create it with `lens-inspect ingest ... --project {path}`)")]
+    Missing { path: PathBuf },
+    #[error("cannot open project {path}: {detail}")]
+    Open { path: PathBuf, detail: String },
+    #[error("project {path} is not a lens-inspect project: {detail}")]
+    NotAProject { path: PathBuf, detail: String },
+    #[error("project {path} is locked by another program (waited {waited_s} s); close it there and try again")]
+    Locked { path: PathBuf, waited_s: u64 },
+    #[error("project {path} has schema version {found}, newer than this program's {supported}: update lens-inspect")]
+    NewerSchema { path: PathBuf, found: i64, supported: i64 },
+    #[error("no candidate named {0:?} in the project")]
+    NoSuchCandidate(String),
+    #[error("no inspector with id {0}")]
+    NoSuchInspector(i64),
+    #[error("pixels of candidate {name} cannot be read: {reason}")]
+    Pixels { name: String, reason: SkipReason },
+    #[error("database error in {path}: {source}")]
+    Sql { path: PathBuf, source: rusqlite::Error },
+}
+
+/// How long a write waits for another program's lock before giving up with [`ProjectError::Locked`].
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A candidate as stored (without pixels).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CandidateRow {
+    pub id: i64,
+    pub name: String,
+    pub source: Option<ObjectSource>,
+    pub width: usize,
+    pub height: usize,
+    pub ra_deg: Option<f64>,
+    pub dec_deg: Option<f64>,
+    pub tile: Option<String>,
+    pub metadata: BTreeMap<String, serde_json::Value>,
+    pub sky_sigma: Vec<f32>,
+    pub truth_is_lens: Option<bool>,
+    pub is_training: bool,
+}
+
+/// Truth known for a candidate (simulations, challenge data, known lenses).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Truth {
+    pub is_lens: bool,
+    /// The other columns of the truth file.
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+/// A candidate to add. `pixels` set stores the cutout inside the project (portable); otherwise
+/// the project points at `spec.source`.
+#[derive(Debug, Clone)]
+pub struct NewCandidate {
+    pub spec: ObjectSpec,
+    pub width: usize,
+    pub height: usize,
+    pub sky_sigma: [f32; 4],
+    pub pixels: Option<Vec<u8>>,
+    pub truth: Option<Truth>,
+    pub is_training: bool,
+}
+
+impl NewCandidate {
+    /// Describes a cutout already read, with its sky noise measured.
+    pub fn from_cutout(spec: ObjectSpec, cutout: &Cutout, store_pixels: bool) -> NewCandidate {
+        let sky_sigma =
+            Band::ALL.map(|b| crate::cutout::sky_stats(&cutout.valid_values(b)).map(|s| s.sigma).unwrap_or(0.0));
+        NewCandidate {
+            spec,
+            width: cutout.width,
+            height: cutout.height,
+            sky_sigma,
+            pixels: store_pixels.then(|| pixels_to_blob(cutout)),
+            truth: None,
+            is_training: false,
+        }
+    }
+}
+
+/// Counts for `lens-inspect info`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ProjectCounts {
+    pub candidates: i64,
+    pub training_candidates: i64,
+    pub with_truth: i64,
+    pub inspectors: i64,
+    pub grade_events: i64,
+    pub graded_candidates: i64,
+    pub models: i64,
+    pub predictions: i64,
+    pub schema_version: i64,
+}
+
+/// An open project. Holds the one writer connection; cheap readers can be opened beside it.
+pub struct Project {
+    conn: Connection,
+    path: PathBuf,
+}
+
+/// Current time as stored: ISO 8601 UTC with milliseconds.
+pub fn now_iso() -> String {
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+/// A new random identifier (128 bits, hex). Built from the standard library's per-process random
+/// hash keys, a clock and a counter: unique across machines without another dependency.
+pub fn new_uid() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let half = |salt: u64| {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(nanos);
+        h.write_u64(count);
+        h.write_u64(salt);
+        h.write_u32(std::process::id());
+        h.finish()
+    };
+    format!("{:016x}{:016x}", half(1), half(2))
+}
+
+/// Cutout pixels as the `pixels` table stores them: little-endian f32, bands u, g, r, i, NaN where
+/// masked.
+pub fn pixels_to_blob(cutout: &Cutout) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 * cutout.width * cutout.height);
+    for b in Band::ALL {
+        for v in crate::survey::fits_write::band_with_nan(cutout, b) {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    out
+}
+
+pub fn blob_to_cutout(name: &str, width: usize, height: usize, blob: &[u8]) -> Option<Cutout> {
+    let n = width * height;
+    if blob.len() != 16 * n {
+        return None;
+    }
+    let values: Vec<f32> = blob.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    let planes: [Vec<f32>; 4] = std::array::from_fn(|b| values[b * n..(b + 1) * n].to_vec());
+    Some(Cutout::from_planes(name, width, height, planes))
+}
+
+impl Project {
+    /// Opens a project, creating the file and schema if it does not exist.
+    pub fn create_or_open(path: &Path) -> Result<Project, ProjectError> {
+        Self::open_with(path, true)
+    }
+
+    /// Opens a project that must already exist.
+    pub fn open_existing(path: &Path) -> Result<Project, ProjectError> {
+        if !path.exists() {
+            return Err(ProjectError::Missing { path: path.into() });
+        }
+        Self::open_with(path, false)
+    }
+
+    fn open_with(path: &Path, create: bool) -> Result<Project, ProjectError> {
+        use rusqlite::OpenFlags;
+        let mut flags =
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+        if create {
+            flags |= OpenFlags::SQLITE_OPEN_CREATE;
+        }
+        let conn = Connection::open_with_flags(path, flags)
+            .map_err(|e| ProjectError::Open { path: path.into(), detail: e.to_string() })?;
+        let mut project = Project { conn, path: path.into() };
+        project.configure()?;
+        project.migrate()?;
+        Ok(project)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self, e: rusqlite::Error) -> ProjectError {
+        classify(&self.path, e)
+    }
+
+    fn configure(&mut self) -> Result<(), ProjectError> {
+        self.conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| self.err(e))?;
+        let mode: String = self.conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(|e| self.err(e))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(ProjectError::Open {
+                path: self.path.clone(),
+                detail: format!("cannot switch to WAL (journal mode {mode})"),
+            });
+        }
+        self.conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;").map_err(|e| self.err(e))
+    }
+
+    fn migrate(&mut self) -> Result<(), ProjectError> {
+        let version: i64 = self.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| self.err(e))?;
+        if version > schema::CURRENT_VERSION {
+            return Err(ProjectError::NewerSchema {
+                path: self.path.clone(),
+                found: version,
+                supported: schema::CURRENT_VERSION,
+            });
+        }
+        if version == 0 {
+            // An empty file is a new project; a database with tables but no version is someone else's.
+            let tables: i64 = self
+                .conn
+                .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0))
+                .map_err(|e| self.err(e))?;
+            if tables > 0 {
+                return Err(ProjectError::NotAProject {
+                    path: self.path.clone(),
+                    detail: "an SQLite database with other tables".into(),
+                });
+            }
+        }
+        for (k, sql) in schema::MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let path = self.path.clone();
+            let tx = self.conn.transaction().map_err(|e| classify(&path, e))?;
+            tx.execute_batch(sql).map_err(|e| classify(&path, e))?;
+            if k == 0 {
+                tx.execute(
+                    "INSERT INTO project_meta (key, value) VALUES ('project_id', ?1), ('created_at', ?2)",
+                    params![new_uid(), now_iso()],
+                )
+                .map_err(|e| classify(&path, e))?;
+            }
+            tx.pragma_update(None, "user_version", (k + 1) as i64).map_err(|e| classify(&path, e))?;
+            tx.commit().map_err(|e| classify(&path, e))?;
+        }
+        Ok(())
+    }
+
+    /// The project's unique id (packs use it to refuse another project's grades).
+    pub fn project_id(&self) -> Result<String, ProjectError> {
+        self.conn
+            .query_row("SELECT value FROM project_meta WHERE key = 'project_id'", [], |r| r.get(0))
+            .map_err(|e| self.err(e))
+    }
+
+    /// Names of all candidates already in the project.
+    pub fn candidate_names(&self) -> Result<std::collections::HashSet<String>, ProjectError> {
+        let mut stmt = self.conn.prepare("SELECT name FROM candidates").map_err(|e| self.err(e))?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Adds candidates in one transaction; a name already present is left as it is. Returns how
+    /// many were new.
+    pub fn insert_candidates(&mut self, items: &[NewCandidate]) -> Result<usize, ProjectError> {
+        let path = self.path.clone();
+        let sql_err = |e| classify(&path, e);
+        let now = now_iso();
+        let tx = self.conn.transaction().map_err(|e| classify(&path, e))?;
+        let mut added = 0;
+        {
+            let mut ins = tx
+                .prepare(
+                    "INSERT OR IGNORE INTO candidates (name, source, width, height, ra_deg, dec_deg, tile, metadata, sky_sigma,
+                        truth_is_lens, truth, is_training, added_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                )
+                .map_err(sql_err)?;
+            let mut pix = tx.prepare("INSERT INTO pixels (candidate_id, data) VALUES (?1, ?2)").map_err(sql_err)?;
+            for c in items {
+                let source = if c.pixels.is_some() {
+                    None
+                } else {
+                    Some(serde_json::to_string(&c.spec.source).unwrap_or_default())
+                };
+                let n = ins
+                    .execute(params![
+                        c.spec.name,
+                        source,
+                        c.width as i64,
+                        c.height as i64,
+                        c.spec.ra_deg,
+                        c.spec.dec_deg,
+                        c.spec.tile,
+                        serde_json::to_string(&c.spec.metadata).unwrap_or_else(|_| "{}".into()),
+                        serde_json::to_string(&c.sky_sigma).unwrap_or_else(|_| "[]".into()),
+                        c.truth.as_ref().map(|t| t.is_lens as i64),
+                        c.truth.as_ref().map(|t| serde_json::to_string(&t.extra).unwrap_or_default()),
+                        c.is_training as i64,
+                        now,
+                    ])
+                    .map_err(|e| classify(&path, e))?;
+                if n == 1 {
+                    added += 1;
+                    if let Some(p) = &c.pixels {
+                        pix.execute(params![tx.last_insert_rowid(), p]).map_err(sql_err)?;
+                    }
+                }
+            }
+        }
+        tx.commit().map_err(|e| classify(&path, e))?;
+        Ok(added)
+    }
+
+    /// Sets the truth of candidates by name; returns how many names were found.
+    pub fn set_truths(&mut self, truths: &BTreeMap<String, Truth>) -> Result<usize, ProjectError> {
+        let path = self.path.clone();
+        let tx = self.conn.transaction().map_err(|e| classify(&path, e))?;
+        let mut found = 0;
+        {
+            let mut stmt = tx
+                .prepare("UPDATE candidates SET truth_is_lens = ?2, truth = ?3 WHERE name = ?1")
+                .map_err(|e| classify(&path, e))?;
+            for (name, t) in truths {
+                found += stmt
+                    .execute(params![name, t.is_lens as i64, serde_json::to_string(&t.extra).unwrap_or_default()])
+                    .map_err(|e| classify(&path, e))?;
+            }
+        }
+        tx.commit().map_err(|e| classify(&path, e))?;
+        Ok(found)
+    }
+
+    const CANDIDATE_COLUMNS: &'static str =
+        "id, name, source, width, height, ra_deg, dec_deg, tile, metadata, sky_sigma, truth_is_lens, is_training";
+
+    fn candidate_from_row(r: &rusqlite::Row) -> rusqlite::Result<CandidateRow> {
+        let source: Option<String> = r.get(2)?;
+        let metadata: String = r.get(8)?;
+        let sky: String = r.get(9)?;
+        Ok(CandidateRow {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            source: source.and_then(|s| serde_json::from_str(&s).ok()),
+            width: r.get::<_, i64>(3)? as usize,
+            height: r.get::<_, i64>(4)? as usize,
+            ra_deg: r.get(5)?,
+            dec_deg: r.get(6)?,
+            tile: r.get(7)?,
+            metadata: serde_json::from_str(&metadata).unwrap_or_default(),
+            sky_sigma: serde_json::from_str(&sky).unwrap_or_default(),
+            truth_is_lens: r.get::<_, Option<i64>>(10)?.map(|v| v != 0),
+            is_training: r.get::<_, i64>(11)? != 0,
+        })
+    }
+
+    pub fn candidate_by_name(&self, name: &str) -> Result<CandidateRow, ProjectError> {
+        let sql = format!("SELECT {} FROM candidates WHERE name = ?1", Self::CANDIDATE_COLUMNS);
+        self.conn
+            .query_row(&sql, [name], Self::candidate_from_row)
+            .optional()
+            .map_err(|e| self.err(e))?
+            .ok_or_else(|| ProjectError::NoSuchCandidate(name.into()))
+    }
+
+    /// All candidates, in insertion order.
+    pub fn candidates(&self) -> Result<Vec<CandidateRow>, ProjectError> {
+        let sql = format!("SELECT {} FROM candidates ORDER BY id", Self::CANDIDATE_COLUMNS);
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
+        let rows = stmt.query_map([], Self::candidate_from_row).map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Reads a candidate's pixels: from the project if stored inside, else from its files.
+    pub fn load_cutout(&self, c: &CandidateRow) -> Result<Cutout, ProjectError> {
+        let blob: Option<Vec<u8>> = self
+            .conn
+            .query_row("SELECT data FROM pixels WHERE candidate_id = ?1", [c.id], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))?;
+        let pixels_err = |reason| ProjectError::Pixels { name: c.name.clone(), reason };
+        if let Some(blob) = blob {
+            return blob_to_cutout(&c.name, c.width, c.height, &blob)
+                .ok_or_else(|| pixels_err(SkipReason::Internal("stored pixels have the wrong size".into())));
+        }
+        let source = c
+            .source
+            .clone()
+            .ok_or_else(|| pixels_err(SkipReason::Internal("no pixels and no source recorded".into())))?;
+        let spec = ObjectSpec {
+            name: c.name.clone(),
+            source,
+            ra_deg: None,
+            dec_deg: None,
+            tile: None,
+            metadata: BTreeMap::new(),
+        };
+        crate::survey::load(&spec).map_err(pixels_err)
+    }
+
+    /// The survey-wide display scale: the median r-band sky sigma over candidates.
+    pub fn flux_scale(&self) -> Result<FluxScale, ProjectError> {
+        let mut stmt = self.conn.prepare("SELECT sky_sigma FROM candidates").map_err(|e| self.err(e))?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(|e| self.err(e))?;
+        let mut sig = Vec::new();
+        for s in rows {
+            let s = s.map_err(|e| self.err(e))?;
+            if let Ok(v) = serde_json::from_str::<Vec<f32>>(&s) {
+                if let Some(&r) = v.get(Band::R.index()) {
+                    if r > 0.0 && r.is_finite() {
+                        sig.push(r);
+                    }
+                }
+            }
+        }
+        Ok(FluxScale { noise_r: crate::cutout::median(&sig).unwrap_or(1.0) })
+    }
+
+    /// Finds an inspector by name, creating them with `role` if new.
+    pub fn inspector(&mut self, name: &str, role: Role) -> Result<Inspector, ProjectError> {
+        self.conn
+            .execute(
+                "INSERT OR IGNORE INTO inspectors (name, role, created_at) VALUES (?1, ?2, ?3)",
+                params![name, role.as_str(), now_iso()],
+            )
+            .map_err(|e| self.err(e))?;
+        self.conn
+            .query_row("SELECT id, name, role FROM inspectors WHERE name = ?1", [name], |r| {
+                let role: String = r.get(2)?;
+                Ok(Inspector { id: r.get(0)?, name: r.get(1)?, role: Role::parse(&role).unwrap_or(Role::Volunteer) })
+            })
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn inspectors(&self) -> Result<Vec<Inspector>, ProjectError> {
+        let mut stmt =
+            self.conn.prepare("SELECT id, name, role FROM inspectors ORDER BY id").map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                let role: String = r.get(2)?;
+                Ok(Inspector { id: r.get(0)?, name: r.get(1)?, role: Role::parse(&role).unwrap_or(Role::Volunteer) })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Starts a grading session for an inspector; grades carry its id.
+    pub fn start_session(&mut self, inspector_id: i64, origin: &str) -> Result<String, ProjectError> {
+        let id = new_uid();
+        self.conn
+            .execute(
+                "INSERT INTO sessions (id, inspector_id, started_at, origin) VALUES (?1, ?2, ?3, ?4)",
+                params![id, inspector_id, now_iso(), origin],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(id)
+    }
+
+    /// Appends a grade event. When this returns `Ok`, the event is on disk (WAL,
+    /// `synchronous=FULL`, autocommit): a kill or power cut afterwards does not lose it.
+    pub fn record_grade(&mut self, g: &NewGrade) -> Result<GradeEvent, ProjectError> {
+        let uid = new_uid();
+        let time = now_iso();
+        let points = if g.points.is_empty() { None } else { serde_json::to_string(&g.points).ok() };
+        self.conn
+            .execute(
+                "INSERT INTO grade_events (uid, candidate_id, inspector_id, score, time, session_id, comment, points)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    uid,
+                    g.candidate_id,
+                    g.inspector_id,
+                    g.score.map(|s| s.value() as i64),
+                    time,
+                    g.session_id,
+                    g.comment,
+                    points
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(GradeEvent {
+            id: self.conn.last_insert_rowid(),
+            uid,
+            candidate_id: g.candidate_id,
+            inspector_id: g.inspector_id,
+            score: g.score,
+            time,
+            session_id: g.session_id.clone(),
+            comment: g.comment.clone(),
+            points: g.points.clone(),
+        })
+    }
+
+    /// Every grade event, oldest first.
+    pub fn grade_events(&self) -> Result<Vec<GradeEvent>, ProjectError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, uid, candidate_id, inspector_id, score, time, session_id, comment, points FROM grade_events ORDER BY id")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                let points: Option<String> = r.get(8)?;
+                Ok(GradeEvent {
+                    id: r.get(0)?,
+                    uid: r.get(1)?,
+                    candidate_id: r.get(2)?,
+                    inspector_id: r.get(3)?,
+                    score: r.get::<_, Option<i64>>(4)?.and_then(Score::from_value),
+                    time: r.get(5)?,
+                    session_id: r.get(6)?,
+                    comment: r.get(7)?,
+                    points: points.and_then(|p| serde_json::from_str(&p).ok()).unwrap_or_default(),
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Registers a model version; its predictions refer to the returned id.
+    pub fn add_model_version(
+        &mut self,
+        name: &str,
+        card_json: &str,
+        metrics_json: &str,
+        parent: Option<i64>,
+    ) -> Result<i64, ProjectError> {
+        self.conn
+            .execute(
+                "INSERT INTO model_versions (name, created_at, parent_id, card, metrics) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![name, now_iso(), parent, card_json, metrics_json],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Stores one model version's scores (replacing earlier scores of the same version).
+    pub fn store_predictions(&mut self, model_version_id: i64, scores: &[(i64, f32)]) -> Result<(), ProjectError> {
+        let path = self.path.clone();
+        let tx = self.conn.transaction().map_err(|e| classify(&path, e))?;
+        {
+            let mut stmt = tx
+                .prepare(
+                    "INSERT OR REPLACE INTO predictions (model_version_id, candidate_id, score) VALUES (?1, ?2, ?3)",
+                )
+                .map_err(|e| classify(&path, e))?;
+            for (cid, s) in scores {
+                stmt.execute(params![model_version_id, cid, *s as f64]).map_err(|e| classify(&path, e))?;
+            }
+        }
+        tx.commit().map_err(|e| classify(&path, e))
+    }
+
+    pub fn counts(&self) -> Result<ProjectCounts, ProjectError> {
+        let one = |sql: &str| -> Result<i64, ProjectError> {
+            self.conn.query_row(sql, [], |r| r.get(0)).map_err(|e| self.err(e))
+        };
+        Ok(ProjectCounts {
+            candidates: one("SELECT count(*) FROM candidates")?,
+            training_candidates: one("SELECT count(*) FROM candidates WHERE is_training = 1")?,
+            with_truth: one("SELECT count(*) FROM candidates WHERE truth_is_lens IS NOT NULL")?,
+            inspectors: one("SELECT count(*) FROM inspectors")?,
+            grade_events: one("SELECT count(*) FROM grade_events")?,
+            graded_candidates: one("SELECT count(DISTINCT candidate_id) FROM grade_events WHERE score IS NOT NULL")?,
+            models: one("SELECT count(*) FROM model_versions")?,
+            predictions: one("SELECT count(*) FROM predictions")?,
+            schema_version: one("PRAGMA user_version")?,
+        })
+    }
+
+    /// `PRAGMA integrity_check`: "ok" for a sound database.
+    pub fn integrity_check(&self) -> Result<String, ProjectError> {
+        self.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).map_err(|e| self.err(e))
+    }
+}
+
+/// Maps a SQLite error to the project's error, recognising a lock held by another program and a
+/// file that is not a database, so the user reads what happened rather than an SQLite code.
+fn classify(path: &Path, e: rusqlite::Error) -> ProjectError {
+    use rusqlite::ErrorCode;
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => {
+            ProjectError::Locked { path: path.into(), waited_s: BUSY_TIMEOUT.as_secs() }
+        }
+        Some(ErrorCode::NotADatabase) => {
+            ProjectError::NotAProject { path: path.into(), detail: "not an SQLite database".into() }
+        }
+        _ => ProjectError::Sql { path: path.into(), source: e },
+    }
+}

@@ -1,0 +1,187 @@
+//! Reading FITS images through cfitsio, with the checks cfitsio does not make.
+//!
+//! cfitsio reads every BITPIX with BSCALE/BZERO applied, `.fits.gz` and fpack `.fz`
+//! transparently. What it does not do, and this module does: tell an empty file, a text file and
+//! a truncated one apart (cfitsio says "error 108" to all three), mask integer `BLANK` values and
+//! NaN/Inf, and return every image plane of a file (primary, extensions, cube slices) so the
+//! caller can count the bands itself — a MEF cut at an HDU boundary opens with no error and
+//! simply has fewer HDUs.
+
+use super::error::SkipReason;
+use crate::cutout::Band;
+use fitsio::hdu::HduInfo;
+use fitsio::FitsFile;
+use std::io::Read;
+use std::path::Path;
+
+/// One 2-D image read from a file, as float32 with NaN where the pixel is blank.
+#[derive(Debug, Clone)]
+pub struct ImagePlane {
+    pub width: usize,
+    pub height: usize,
+    pub data: Vec<f32>,
+    /// The band the header names (`EXTNAME`, `FILTER`, `BAND`), if any.
+    pub band: Option<Band>,
+    /// HDU index in the file (0 = primary).
+    pub hdu: usize,
+}
+
+const FITS_BLOCK: usize = 2880;
+
+/// Looks at the first bytes ourselves: cfitsio's error codes do not separate "empty", "not FITS"
+/// and "truncated".
+fn precheck(path: &Path) -> Result<(), SkipReason> {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(SkipReason::MissingFile(path.into())),
+        Err(e) => return Err(SkipReason::Unreadable { path: path.into(), detail: e.to_string() }),
+    };
+    if meta.is_dir() {
+        return Err(SkipReason::Unreadable { path: path.into(), detail: "is a folder, not a file".into() });
+    }
+    if meta.len() == 0 {
+        return Err(SkipReason::EmptyFile(path.into()));
+    }
+    let mut file =
+        std::fs::File::open(path).map_err(|e| SkipReason::Unreadable { path: path.into(), detail: e.to_string() })?;
+    let mut head = [0u8; 80];
+    let mut n = read_up_to(&mut file, &mut head)
+        .map_err(|e| SkipReason::Unreadable { path: path.into(), detail: e.to_string() })?;
+    let gzipped = n >= 2 && head[0] == 0x1f && head[1] == 0x8b;
+    if gzipped {
+        let file = std::fs::File::open(path)
+            .map_err(|e| SkipReason::Unreadable { path: path.into(), detail: e.to_string() })?;
+        let mut gz = flate2::read::GzDecoder::new(file);
+        n = read_up_to(&mut gz, &mut head)
+            .map_err(|e| SkipReason::Truncated { path: path.into(), detail: format!("gzip stream: {e}") })?;
+        if n == 0 {
+            return Err(SkipReason::EmptyFile(path.into()));
+        }
+    }
+    if n < 9 || &head[..9] != b"SIMPLE  =" {
+        return Err(SkipReason::NotFits(path.into()));
+    }
+    if !gzipped && meta.len() < FITS_BLOCK as u64 {
+        return Err(SkipReason::Truncated {
+            path: path.into(),
+            detail: format!("{} bytes, shorter than one FITS block", meta.len()),
+        });
+    }
+    Ok(())
+}
+
+fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// The BITPIX card as written in the primary header, for error messages.
+fn raw_bitpix(path: &Path) -> String {
+    let mut buf = vec![0u8; FITS_BLOCK];
+    let n = std::fs::File::open(path).and_then(|mut f| read_up_to(&mut f, &mut buf)).unwrap_or(0);
+    buf[..n]
+        .chunks(80)
+        .find(|c| c.starts_with(b"BITPIX"))
+        .map(|c| String::from_utf8_lossy(&c[10..30.min(c.len())]).trim().to_string())
+        .unwrap_or_else(|| "?".into())
+}
+
+fn fits_error(path: &Path, e: fitsio::errors::Error) -> SkipReason {
+    match e {
+        fitsio::errors::Error::Fits(fe) => match fe.status {
+            104 => SkipReason::Unreadable { path: path.into(), detail: "could not open the file".into() },
+            107 | 108 => {
+                SkipReason::Truncated { path: path.into(), detail: format!("cfitsio {}: {}", fe.status, fe.message) }
+            }
+            211 => SkipReason::UnsupportedBitpix { path: path.into(), bitpix: raw_bitpix(path) },
+            _ => SkipReason::Unreadable { path: path.into(), detail: format!("cfitsio {}: {}", fe.status, fe.message) },
+        },
+        other => SkipReason::Unreadable { path: path.into(), detail: other.to_string() },
+    }
+}
+
+fn header_band(file: &mut FitsFile, hdu: &fitsio::hdu::FitsHdu) -> Option<Band> {
+    for key in ["EXTNAME", "FILTER", "BAND", "FILTNAME"] {
+        if let Ok(v) = hdu.read_key::<String>(file, key) {
+            if let Some(b) = Band::parse(&v) {
+                return Some(b);
+            }
+        }
+    }
+    None
+}
+
+/// Bands of a cube's slices, from `BAND1..BANDn` or `FILTER1..n` keys when present.
+fn cube_bands(file: &mut FitsFile, hdu: &fitsio::hdu::FitsHdu, depth: usize) -> Vec<Option<Band>> {
+    (1..=depth)
+        .map(|k| {
+            ["BAND", "FILTER"]
+                .iter()
+                .find_map(|p| hdu.read_key::<String>(file, &format!("{p}{k}")).ok().and_then(|v| Band::parse(&v)))
+        })
+        .collect()
+}
+
+/// Reads every image plane of a FITS file: the primary and each image extension with data; a
+/// 3-D cube is split into its slices (band from `BANDk`/`FILTERk` keys when present). Pixels equal
+/// to an integer image's `BLANK`, and NaN/Inf, come back as NaN.
+pub fn read_planes(path: &Path) -> Result<Vec<ImagePlane>, SkipReason> {
+    precheck(path)?;
+    let mut file = FitsFile::open(path).map_err(|e| fits_error(path, e))?;
+    let n_hdus = file.num_hdus().map_err(|e| fits_error(path, e))?;
+    let mut planes = Vec::new();
+    for index in 0..n_hdus {
+        let hdu = file.hdu(index).map_err(|e| fits_error(path, e))?;
+        let shape = match &hdu.info {
+            HduInfo::ImageInfo { shape, .. } => shape.clone(),
+            _ => continue,
+        };
+        if shape.is_empty() || shape.contains(&0) {
+            continue;
+        }
+        let blank: Option<i64> = hdu.read_key::<i64>(&mut file, "BLANK").ok();
+        let data: Vec<f32> = if let Some(blank) = blank {
+            let bitpix: i64 = hdu.read_key(&mut file, "BITPIX").unwrap_or(-32);
+            let scale: f64 = hdu.read_key(&mut file, "BSCALE").unwrap_or(1.0);
+            let zero: f64 = hdu.read_key(&mut file, "BZERO").unwrap_or(0.0);
+            let raw: Vec<f64> = hdu.read_image(&mut file).map_err(|e| fits_error(path, e))?;
+            let blank_value = blank as f64 * scale + zero;
+            raw.into_iter().map(|v| if bitpix > 0 && v == blank_value { f32::NAN } else { v as f32 }).collect()
+        } else {
+            hdu.read_image(&mut file).map_err(|e| fits_error(path, e))?
+        };
+        match shape.len() {
+            2 => {
+                let band = header_band(&mut file, &hdu);
+                planes.push(ImagePlane { width: shape[1], height: shape[0], data, band, hdu: index });
+            }
+            3 => {
+                let (depth, height, width) = (shape[0], shape[1], shape[2]);
+                let bands = cube_bands(&mut file, &hdu, depth);
+                for (k, chunk) in data.chunks_exact(width * height).enumerate() {
+                    planes.push(ImagePlane { width, height, data: chunk.to_vec(), band: bands[k], hdu: index });
+                }
+            }
+            // 1-D or 4-D+ HDUs are not images of the sky: ignored, and counted by the caller.
+            _ => {}
+        }
+    }
+    if planes.is_empty() {
+        return Err(SkipReason::NoImage(path.into()));
+    }
+    Ok(planes)
+}
+
+/// Reads a file that holds one band: the first image plane with data.
+pub fn read_single_band(path: &Path) -> Result<ImagePlane, SkipReason> {
+    let mut planes = read_planes(path)?;
+    Ok(planes.swap_remove(0))
+}

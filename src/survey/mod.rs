@@ -1,0 +1,31 @@
+//! Reading the outside world into [`Cutout`](crate::cutout::Cutout)s.
+//!
+//! Entry points: [`layout::discover`] lists the objects of an input (Bologna challenge folders,
+//! a folder of multi-extension FITS / cubes, a catalogue CSV), [`layout::load`] reads and
+//! validates one of them; [`read_all`] does that for all of them in parallel. A bad object gets a
+//! [`SkipReason`] and the rest go on.
+
+pub mod error;
+pub mod fits;
+pub mod fits_write;
+pub mod fixtures;
+pub mod layout;
+
+pub use error::SkipReason;
+pub use layout::{discover, load, Discovery, LayoutError, LayoutKind, ObjectSource, ObjectSpec, Problem};
+
+use crate::cutout::Cutout;
+use rayon::prelude::*;
+
+/// Reads every object in parallel (rayon's pool), calling `progress` after each one from
+/// whichever thread read it. Results come back in the order of `specs`.
+pub fn read_all(specs: &[ObjectSpec], progress: &(dyn Fn() + Sync)) -> Vec<Result<Cutout, SkipReason>> {
+    specs
+        .par_iter()
+        .map(|s| {
+            let r = load(s);
+            progress();
+            r
+        })
+        .collect()
+}
