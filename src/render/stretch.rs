@@ -210,6 +210,24 @@ mod tests {
     }
 
     #[test]
+    fn zscale_matches_astropy() {
+        // Reference limits from astropy 8.0's ZScaleInterval().get_limits on the same float32 data.
+        let a: Vec<f32> = (0..5000)
+            .map(|k| {
+                let k = k as f64;
+                ((k * 0.37).sin() * 3.0 + if k as i64 % 97 == 0 { 500.0 } else { 0.0 } + k * 0.001) as f32
+            })
+            .collect();
+        let b: Vec<f32> =
+            (0..300).map(|k| ((k as f64 * 1.3).cos() * 2.0 + if k % 13 == 0 { 50.0 } else { 0.0 }) as f32).collect();
+        for (values, want) in [(a, (-2.9536579, 19.514067973304147)), (b, (-1.9898363, 10.824640880282244))] {
+            let (lo, hi) = zscale(&values);
+            assert!((lo as f64 - want.0).abs() < 1e-4, "lo {lo} vs {}", want.0);
+            assert!((hi as f64 - want.1).abs() < 1e-3 * want.1.abs(), "hi {hi} vs {}", want.1);
+        }
+    }
+
+    #[test]
     fn masked_pixels_are_black_and_ignored_by_limits() {
         let values = [0.0, 1.0, 2.0, 1e9];
         let mask = [false, false, false, true];

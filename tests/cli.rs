@@ -1,0 +1,167 @@
+//! The command line as a user runs it: exit codes, JSON summaries, PNGs and error messages.
+
+mod common;
+
+use common::*;
+use lens_inspect::cutout::Band;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn lens_inspect(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lens-inspect")).args(args).output().expect("run lens-inspect")
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+#[test]
+fn ingest_json_summary_counts_and_exit_status() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let root = dir.path().join("c");
+    write_good_bologna(&root, 3);
+    lens_inspect::survey::fits_write::write_bologna(&root, &cutout("bad", 1)).expect("write");
+    truncate(&bologna_path(&root, Band::G, "bad"), 100);
+    std::fs::remove_file(bologna_path(&root, Band::I, "2")).expect("rm");
+    let db = dir.path().join("p.lensproj");
+    let out = lens_inspect(&["ingest", s(&root), "--project", s(&db), "--json"]);
+    assert_eq!(out.status.code(), Some(3), "some objects skipped: {}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(v["ingested"], 2);
+    assert_eq!(v["skipped"]["truncated"], 1);
+    assert_eq!(v["skipped"]["missing_band"], 1);
+    let errors = v["errors"].as_array().expect("errors");
+    assert_eq!(errors.len(), 2);
+    assert!(errors
+        .iter()
+        .any(|e| e["name"] == "bad" && e["reason"].as_str().is_some_and(|r| r.contains("imageSDSS_G-bad"))));
+    // Again: nothing new.
+    let out = lens_inspect(&["ingest", s(&root), "--project", s(&db), "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["ingested"], 0);
+    assert_eq!(v["already_present"], 2);
+
+    let out = lens_inspect(&["info", "--project", s(&db), "--json"]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["candidates"], 2);
+    assert_eq!(v["grade_events"], 0);
+}
+
+#[test]
+fn clean_ingest_exits_zero_and_prints_a_summary() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let root = dir.path().join("c");
+    write_good_bologna(&root, 2);
+    let db = dir.path().join("p.lensproj");
+    let out = lens_inspect(&["ingest", s(&root), "--project", s(&db)]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("ingested 2"), "{text}");
+}
+
+#[test]
+fn render_writes_composites_and_band_views_north_up() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let root = dir.path().join("c");
+    let mut c = cutout("7", 7);
+    // A bright spot in the bottom-left corner of the FITS image (row 0, column 0), all bands.
+    for b in c.bands.iter_mut() {
+        b[0] = 1e-8;
+    }
+    lens_inspect::survey::fits_write::write_bologna(&root, &c).expect("write");
+    let db = dir.path().join("p.lensproj");
+    assert!(lens_inspect(&["ingest", s(&root), "--project", s(&db)]).status.success());
+    let png = dir.path().join("rgb.png");
+    let out = lens_inspect(&[
+        "render",
+        "--project",
+        s(&db),
+        "--candidate",
+        "7",
+        "--out",
+        s(&png),
+        "--q",
+        "8",
+        "--stretch",
+        "30",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let img = image::open(&png).expect("png").to_rgb8();
+    assert_eq!(img.dimensions(), (SIZE as u32, SIZE as u32));
+    let bottom_left = img.get_pixel(0, SIZE as u32 - 1);
+    assert!(bottom_left.0.iter().all(|&v| v > 200), "{bottom_left:?}");
+    let grey = dir.path().join("g.png");
+    let out = lens_inspect(&[
+        "render",
+        "--project",
+        s(&db),
+        "--candidate",
+        "7",
+        "--out",
+        s(&grey),
+        "--band",
+        "g",
+        "--limits",
+        "1,99",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let img = image::open(&grey).expect("png").to_rgb8();
+    assert_eq!(img.get_pixel(0, SIZE as u32 - 1).0, [255, 255, 255]);
+}
+
+#[test]
+fn user_mistakes_end_in_clear_messages() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let root = dir.path().join("c");
+    write_good_bologna(&root, 1);
+    let db = dir.path().join("p.lensproj");
+    assert!(lens_inspect(&["ingest", s(&root), "--project", s(&db)]).status.success());
+    let png = dir.path().join("x.png");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["render", "--project", s(&db), "--candidate", "nope", "--out", s(&png)], "nope"),
+        (vec!["render", "--project", "/no/such.lensproj", "--candidate", "0", "--out", s(&png)], "does not exist"),
+        (
+            vec![
+                "render",
+                "--project",
+                s(&db),
+                "--candidate",
+                "0",
+                "--out",
+                s(&png),
+                "--band",
+                "g",
+                "--limits",
+                "99,1",
+            ],
+            "--limits",
+        ),
+        (vec!["ingest", "/no/such/folder", "--project", s(&db)], "/no/such/folder"),
+        (vec!["render", "--project", s(&db), "--candidate", "0", "--out", "/no/such/dir/x.png"], "/no/such/dir/x.png"),
+    ];
+    for (args, needle) in cases {
+        let out = lens_inspect(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    let out = lens_inspect(&["ingest", s(&root), "--project", s(&db), "--training"]);
+    assert_eq!(out.status.code(), Some(2), "clap refuses --training without --truth");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--truth"));
+}
+
+#[test]
+fn help_explains_each_flag() {
+    let out = lens_inspect(&["ingest", "--help"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for flag in ["--project", "--truth", "--training", "--json", "Bologna"] {
+        assert!(text.contains(flag), "{flag} missing from ingest --help");
+    }
+    let out = lens_inspect(&["render", "--help"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for flag in ["--q", "--stretch", "--minimum", "--band", "--weights", "sky noise"] {
+        assert!(text.contains(flag), "{flag} missing from render --help");
+    }
+}
