@@ -1,7 +1,7 @@
 //! What people look at: colour composites, single-band views and PNG export.
 //!
 //! Entry points: [`composite`] (the survey-wide Lupton composite of a cutout), [`band_image`]
-//! (a ds9-like single-band view), [`save_png`] (north up). Images here are [`Rgb8`], row 0 at the
+//! (a ds9-like single-band view), [`save_png`] (north up). Images here are [`Rgba8`], row 0 at the
 //! *bottom* like the FITS data they come from; only [`save_png`] and the GUI's texture upload flip
 //! them, so nothing else has to think about orientation.
 
@@ -9,17 +9,18 @@ pub mod lupton;
 pub mod stretch;
 
 use crate::cutout::{Band, Cutout};
-use lupton::{lupton_rgb, LuptonParams};
+use lupton::{lupton_rgb_f32, LuptonParams};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 pub use stretch::{band_view, Limits, StretchFn};
 
-/// An 8-bit RGB image, 3 bytes per pixel, row 0 at the bottom (FITS order).
+/// An 8-bit RGBA image (opaque), 4 bytes per pixel, row 0 at the bottom (FITS order). RGBA
+/// because that is what textures take, so the GUI uploads it without a copy.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Rgb8 {
+pub struct Rgba8 {
     pub width: usize,
     pub height: usize,
-    pub pixels: Vec<u8>,
+    pub pixels: Vec<[u8; 4]>,
 }
 
 /// How composites are drawn, one setting for the whole survey so that all candidates look alike.
@@ -64,21 +65,24 @@ impl FluxScale {
 
 /// The Lupton composite of a cutout: R = i, G = r, B = g (SPEC 3), bands scaled by `weights`
 /// and expressed in units of `scale.noise_r`. Masked pixels count as 0 flux.
-pub fn composite(cutout: &Cutout, settings: &DisplaySettings, scale: FluxScale) -> Rgb8 {
-    let unit = 1.0 / scale.noise_r as f64;
-    let chan =
-        |band: Band, w: f32| -> Vec<f64> { cutout.band(band).iter().map(|&v| v as f64 * unit * w as f64).collect() };
-    let r = chan(Band::I, settings.weights[0]);
-    let g = chan(Band::R, settings.weights[1]);
-    let b = chan(Band::G, settings.weights[2]);
+pub fn composite(cutout: &Cutout, settings: &DisplaySettings, scale: FluxScale) -> Rgba8 {
+    let unit = 1.0 / scale.noise_r;
+    let w = settings.weights;
     let params = LuptonParams::new(settings.q as f64, settings.stretch as f64, settings.minimum as f64);
-    Rgb8 { width: cutout.width, height: cutout.height, pixels: lupton_rgb(&r, &g, &b, &params) }
+    let pixels = lupton_rgb_f32(
+        cutout.band(Band::I),
+        cutout.band(Band::R),
+        cutout.band(Band::G),
+        [w[0] * unit, w[1] * unit, w[2] * unit],
+        &params,
+    );
+    Rgba8 { width: cutout.width, height: cutout.height, pixels }
 }
 
 /// A ds9-like greyscale view of one band, as RGB so it can be shown and saved like a composite.
-pub fn band_image(cutout: &Cutout, band: Band, stretch: StretchFn, limits: Limits) -> Rgb8 {
+pub fn band_image(cutout: &Cutout, band: Band, stretch: StretchFn, limits: Limits) -> Rgba8 {
     let grey = band_view(cutout.band(band), cutout.band_mask(band), stretch, limits);
-    Rgb8 { width: cutout.width, height: cutout.height, pixels: grey.iter().flat_map(|&v| [v, v, v]).collect() }
+    Rgba8 { width: cutout.width, height: cutout.height, pixels: grey.iter().map(|&v| [v, v, v, 255]).collect() }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -88,16 +92,15 @@ pub enum RenderError {
 }
 
 /// Writes an image as PNG with north up: FITS row 0 becomes the bottom row of the PNG.
-pub fn save_png(path: &Path, image: &Rgb8) -> Result<(), RenderError> {
-    let flipped = flip_rows(image);
-    image::save_buffer(path, &flipped, image.width as u32, image.height as u32, image::ExtendedColorType::Rgb8)
+pub fn save_png(path: &Path, image: &Rgba8) -> Result<(), RenderError> {
+    let rgb: Vec<u8> = flip_rows(image).iter().flat_map(|p| [p[0], p[1], p[2]]).collect();
+    image::save_buffer(path, &rgb, image.width as u32, image.height as u32, image::ExtendedColorType::Rgb8)
         .map_err(|source| RenderError::Png { path: path.into(), source })
 }
 
 /// Rows in top-to-bottom order (as screens and PNG files expect).
-pub fn flip_rows(image: &Rgb8) -> Vec<u8> {
-    let row = image.width * 3;
-    image.pixels.chunks_exact(row).rev().flatten().copied().collect()
+pub fn flip_rows(image: &Rgba8) -> Vec<[u8; 4]> {
+    image.pixels.chunks_exact(image.width).rev().flatten().copied().collect()
 }
 
 #[cfg(test)]
@@ -131,7 +134,13 @@ mod tests {
         let s = DisplaySettings::default();
         let ia = composite(&a, &s, FluxScale::of_cutout(&a));
         let ib = composite(&b, &s, FluxScale::of_cutout(&b));
-        let worst = ia.pixels.iter().zip(&ib.pixels).map(|(x, y)| (*x as i32 - *y as i32).abs()).max();
+        let worst = ia
+            .pixels
+            .as_flattened()
+            .iter()
+            .zip(ib.pixels.as_flattened())
+            .map(|(x, y)| (*x as i32 - *y as i32).abs())
+            .max();
         assert!(worst <= Some(1));
     }
 }
