@@ -99,14 +99,14 @@ pub fn lupton_rgb<T: Copy + Into<f64>>(r: &[T], g: &[T], b: &[T], params: &Lupto
 fn ln_ge1(y: f32) -> f32 {
     const C: [f32; 9] = [
         2.861_100_6e-8,
-        0.999_999_86,
-        -0.500_009_45,
+        0.999_999_9,
+        -0.500_009_4,
         0.333_357_1,
         -0.249_521_28,
         0.198_828_03,
         -0.174_059_12,
         0.163_658_8,
-        -0.098_423_535,
+        -0.098_423_53,
     ];
     let bits = y.to_bits();
     let mut e = ((bits >> 23) & 0xff) as i32 - 127;
@@ -331,7 +331,7 @@ mod tests {
         };
         let n = 20_000;
         let planes: Vec<Vec<f32>> =
-            (0..3).map(|_| (0..n).map(|k| (next() * 10f64.powi((k % 9) as i32 - 3)) as f32).collect()).collect();
+            (0..3).map(|_| (0..n).map(|k| (next() * 10f64.powi(k % 9 - 3)) as f32).collect()).collect();
         let scale = [0.7f32, 1.3, 2.1];
         for p in
             [LuptonParams::new(8.0, 5.0, 0.0), LuptonParams::new(1.0, 0.3, -0.2), LuptonParams::new(20.0, 50.0, 0.1)]
