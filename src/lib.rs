@@ -8,4 +8,5 @@ pub mod bench;
 pub mod cutout;
 pub mod project;
 pub mod render;
+pub mod sim;
 pub mod survey;

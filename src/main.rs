@@ -6,6 +6,7 @@ use lens_inspect::cutout::Band;
 use lens_inspect::project::ingest::{ingest, IngestOptions};
 use lens_inspect::project::Project;
 use lens_inspect::render::{self, DisplaySettings, Limits, StretchFn};
+use lens_inspect::sim::{SimConfig, Simulator};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -82,6 +83,32 @@ enum Command {
         /// Limits of the single-band view: zscale, minmax, or two percentiles like 0.5,99.5.
         #[arg(long, default_value = "zscale")]
         limits: String,
+    },
+    /// Simulate KiDS-like lenses and look-alikes, written in the Bologna challenge layout.
+    ///
+    /// Writes OUT/Band1..Band4 (imageSDSS_<B>-<ID>.fits, IDs from 100000), OUT/classifications.csv
+    /// (the challenge's truth columns, then kind, Einstein radius, source magnitude, arc S/N in g,
+    /// magnification) and OUT/masks/ (where the lensed light is). Deterministic per seed whatever
+    /// the number of threads; `ingest OUT --truth OUT/classifications.csv` reads it back.
+    Simulate {
+        /// Number of cutouts.
+        #[arg(long)]
+        n: usize,
+        /// Output folder (created).
+        #[arg(long)]
+        out: PathBuf,
+        /// Random seed: the same seed gives byte-identical files.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Share of lenses among the cutouts.
+        #[arg(long, default_value_t = 0.5)]
+        lens_fraction: f64,
+        /// Magnitude zero point of the pixel values (KiDS DR4: 0; counts: e.g. 30).
+        #[arg(long, default_value_t = 0.0)]
+        zero_point: f64,
+        /// Also write a labelled grid of the first (up to 100) composites to this PNG.
+        #[arg(long)]
+        contact_sheet: Option<PathBuf>,
     },
     /// Counts of candidates, inspectors, grades and models in a project.
     Info {
@@ -256,6 +283,32 @@ fn run() -> Result<ExitCode> {
             println!("wrote {} ({}x{})", out.display(), image.width, image.height);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Simulate { n, out, seed, lens_fraction, zero_point, contact_sheet } => {
+            if !(0.0..=1.0).contains(&lens_fraction) {
+                bail!("--lens-fraction must be between 0 and 1, not {lens_fraction}");
+            }
+            let config = SimConfig { lens_fraction, zero_point, ..SimConfig::default() };
+            let sim = Simulator::new(config);
+            let bar = progress_bar(true);
+            bar.set_length(n as u64);
+            bar.set_message("simulating");
+            let summary = lens_inspect::sim::write_run(&sim, n, seed, &out, &|d| bar.set_position(d as u64))
+                .with_context(|| format!("writing the simulation to {}", out.display()))?;
+            bar.finish_and_clear();
+            println!(
+                "wrote {} cutouts ({} lenses) to {} in {:.1} s ({:.0} cutouts/s)",
+                summary.written,
+                summary.lenses,
+                out.display(),
+                summary.seconds,
+                summary.cutouts_per_s
+            );
+            if let Some(sheet) = contact_sheet {
+                write_contact_sheet(&sim, n.min(100), seed, &sheet)?;
+                println!("contact sheet: {}", sheet.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Info { project, json } => {
             let p = Project::open_existing(&project)?;
             let c = p.counts()?;
@@ -299,6 +352,29 @@ fn run() -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Simulates the first `n` objects again (same seed, same pixels) and lays them out labelled.
+fn write_contact_sheet(sim: &Simulator, n: usize, seed: u64, path: &std::path::Path) -> Result<()> {
+    use lens_inspect::sim::sheet::{contact_sheet, save_sheet, Tile};
+    let objects: Vec<_> = (0..n as u64)
+        .map(|k| sim.simulate(&(lens_inspect::sim::FIRST_ID + k).to_string(), seed, k, None))
+        .collect();
+    let tiles: Vec<Tile> = objects
+        .iter()
+        .map(|o| Tile {
+            cutout: &o.cutout,
+            caption: match o.truth.theta_e_arcsec {
+                Some(e) => format!("{} {e:.1}", o.truth.kind.name().trim_start_matches("lens_")),
+                None => o.truth.kind.name().to_string(),
+            },
+            highlight: o.truth.is_lens,
+        })
+        .collect();
+    let scale = lens_inspect::render::FluxScale { noise_r: sim.config.sky_sigma(Band::R) as f32 };
+    let sheet = contact_sheet(&tiles, 10, &DisplaySettings::default(), scale);
+    save_sheet(path, &sheet)?;
+    Ok(())
 }
 
 fn options_truth_given(s: &lens_inspect::project::ingest::IngestSummary) -> bool {

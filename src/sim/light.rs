@@ -1,0 +1,263 @@
+//! Light profiles and their pixel integration.
+//!
+//! # Formula
+//! Elliptical Sersic surface brightness, with R^2 = q x'^2 + y'^2 / q in the profile's frame
+//! (an area-preserving ellipse, so `r_e` is the circularised half-light radius):
+//! I(R) = I_e exp(-b_n ((R / r_e)^(1/n) - 1)), b_n from Ciotti & Bertin (1999),
+//! total flux F = 2 pi n I_e r_e^2 e^(b_n) Gamma(2n) / b_n^(2n).
+//! Profiles here are normalised to total flux 1; scenes multiply by each band's flux.
+//! Test: a profile integrated over a large stamp gives its flux within 1 %.
+
+/// Gamma function by the Lanczos approximation (g = 7, 9 terms): relative error ~1e-15 for the
+/// arguments used here (1 to 20).
+pub fn gamma(x: f64) -> f64 {
+    const G: f64 = 7.0;
+    const C: [f64; 9] = [
+        0.999_999_999_999_809_9,
+        676.520_368_121_885_1,
+        -1_259.139_216_722_402_8,
+        771.323_428_777_653_1,
+        -176.615_029_162_140_6,
+        12.507_343_278_686_905,
+        -0.138_571_095_265_720_12,
+        9.984_369_578_019_572e-6,
+        1.505_632_735_149_311_6e-7,
+    ];
+    if x < 0.5 {
+        return std::f64::consts::PI / ((std::f64::consts::PI * x).sin() * gamma(1.0 - x));
+    }
+    let x = x - 1.0;
+    let mut a = C[0];
+    let t = x + G + 0.5;
+    for (k, c) in C.iter().enumerate().skip(1) {
+        a += c / (x + k as f64);
+    }
+    (2.0 * std::f64::consts::PI).sqrt() * t.powf(x + 0.5) * (-t).exp() * a
+}
+
+/// Regularised lower incomplete gamma P(a, x) by its power series (converges for all x; 400
+/// terms are ample for a, x < 30, the range of Sersic indices used).
+pub fn lower_gamma_p(a: f64, x: f64) -> f64 {
+    if x <= 0.0 {
+        return 0.0;
+    }
+    let (mut term, mut sum) = (1.0 / a, 1.0 / a);
+    for k in 1..400 {
+        term *= x / (a + k as f64);
+        sum += term;
+        if term < sum * 1e-17 {
+            break;
+        }
+    }
+    sum * (a * x.ln() - x - ln_gamma(a)).exp()
+}
+
+fn ln_gamma(x: f64) -> f64 {
+    gamma(x).ln()
+}
+
+/// b_n such that r_e encloses half the light, P(2n, b_n) = 1/2: Newton's method from the
+/// Ciotti & Bertin (1999) series, exact to ~1e-12 for any n (the series alone is off by 1e-4 at
+/// n = 0.5).
+pub fn sersic_b(n: f64) -> f64 {
+    let a = 2.0 * n;
+    let mut b = 2.0 * n - 1.0 / 3.0 + 4.0 / (405.0 * n) + 46.0 / (25_515.0 * n * n);
+    for _ in 0..20 {
+        let f = lower_gamma_p(a, b) - 0.5;
+        let df = ((a - 1.0) * b.ln() - b - ln_gamma(a)).exp();
+        let step = f / df;
+        b -= step;
+        if step.abs() < 1e-13 * b {
+            break;
+        }
+    }
+    b
+}
+
+/// An elliptical Sersic profile of total flux 1. Lengths in arcsec.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sersic {
+    pub center: (f64, f64),
+    pub r_e: f64,
+    pub n: f64,
+    pub q: f64,
+    pub angle_rad: f64,
+}
+
+impl Sersic {
+    /// Surface brightness (flux per arcsec^2) at (x, y).
+    #[inline]
+    pub fn at(&self, x: f64, y: f64) -> f64 {
+        let k = SersicEval::new(self);
+        k.at(x, y)
+    }
+
+    pub fn evaluator(&self) -> SersicEval {
+        SersicEval::new(self)
+    }
+}
+
+/// A Sersic with its constants precomputed, for evaluation at many points.
+#[derive(Debug, Clone, Copy)]
+pub struct SersicEval {
+    cx: f64,
+    cy: f64,
+    cos: f64,
+    sin: f64,
+    q: f64,
+    inv_re: f64,
+    inv_n: f64,
+    b: f64,
+    i_e: f64,
+}
+
+impl SersicEval {
+    fn new(s: &Sersic) -> SersicEval {
+        let b = sersic_b(s.n);
+        let total_per_ie = 2.0 * std::f64::consts::PI * s.n * s.r_e * s.r_e * b.exp() * gamma(2.0 * s.n) / b.powf(2.0 * s.n);
+        let (sin, cos) = s.angle_rad.sin_cos();
+        SersicEval {
+            cx: s.center.0,
+            cy: s.center.1,
+            cos,
+            sin,
+            q: s.q,
+            inv_re: 1.0 / s.r_e,
+            inv_n: 1.0 / s.n,
+            b,
+            i_e: 1.0 / total_per_ie,
+        }
+    }
+
+    #[inline]
+    pub fn at(&self, x: f64, y: f64) -> f64 {
+        let (dx, dy) = (x - self.cx, y - self.cy);
+        let (u, v) = (self.cos * dx + self.sin * dy, -self.sin * dx + self.cos * dy);
+        let r = (self.q * u * u + v * v / self.q).sqrt() * self.inv_re;
+        self.i_e * (-self.b * (r.powf(self.inv_n) - 1.0)).exp()
+    }
+}
+
+/// The pixel grid of a cutout: `size` x `size` pixels of `pixel_arcsec`, (0, 0) at the centre of
+/// the central pixel, x along columns, y along rows (row 0 at the bottom).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Grid {
+    pub size: usize,
+    pub pixel_arcsec: f64,
+}
+
+impl Grid {
+    /// Sky position (arcsec) of the centre of pixel (col, row).
+    #[inline]
+    pub fn sky_from_pixel(&self, col: f64, row: f64) -> (f64, f64) {
+        let c = (self.size as f64 - 1.0) / 2.0;
+        ((col - c) * self.pixel_arcsec, (row - c) * self.pixel_arcsec)
+    }
+
+    /// Pixel (col, row) of a sky position.
+    #[inline]
+    pub fn pixel_from_sky(&self, x: f64, y: f64) -> (f64, f64) {
+        let c = (self.size as f64 - 1.0) / 2.0;
+        (x / self.pixel_arcsec + c, y / self.pixel_arcsec + c)
+    }
+
+    pub fn pixel_area(&self) -> f64 {
+        self.pixel_arcsec * self.pixel_arcsec
+    }
+}
+
+/// Integrates a surface-brightness function over pixels: the flux in each pixel, row-major.
+/// Pixels within `fine_radius_arcsec` of `center` are sampled `fine` x `fine` times, others within
+/// `mid_radius_arcsec` 3 x 3, the rest once at their centre (cuspy profiles need the fine grid
+/// only near their centre).
+pub fn integrate(
+    grid: &Grid,
+    f: impl Fn(f64, f64) -> f64,
+    center: (f64, f64),
+    fine_radius_arcsec: f64,
+    mid_radius_arcsec: f64,
+    fine: usize,
+) -> Vec<f64> {
+    let mut out = vec![0.0; grid.size * grid.size];
+    let area = grid.pixel_area();
+    for row in 0..grid.size {
+        for col in 0..grid.size {
+            let (x, y) = grid.sky_from_pixel(col as f64, row as f64);
+            let d = ((x - center.0).powi(2) + (y - center.1).powi(2)).sqrt();
+            let sub = if d < fine_radius_arcsec {
+                fine
+            } else if d < mid_radius_arcsec {
+                3
+            } else {
+                1
+            };
+            out[row * grid.size + col] = area * subsampled(grid, &f, x, y, sub);
+        }
+    }
+    out
+}
+
+/// Mean of `f` over a pixel centred at (x, y), on a `sub` x `sub` grid.
+#[inline]
+pub fn subsampled(grid: &Grid, f: &impl Fn(f64, f64) -> f64, x: f64, y: f64, sub: usize) -> f64 {
+    if sub <= 1 {
+        return f(x, y);
+    }
+    let step = grid.pixel_arcsec / sub as f64;
+    let start = -0.5 * grid.pixel_arcsec + 0.5 * step;
+    let mut sum = 0.0;
+    for j in 0..sub {
+        for i in 0..sub {
+            sum += f(x + start + i as f64 * step, y + start + j as f64 * step);
+        }
+    }
+    sum / (sub * sub) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gamma_matches_known_values() {
+        for (x, want) in [(1.0, 1.0), (2.0, 1.0), (5.0, 24.0), (0.5, std::f64::consts::PI.sqrt()), (7.5, 1871.254_305_797_788_8)] {
+            assert!((gamma(x) - want).abs() < 1e-10 * want, "gamma({x}) = {}", gamma(x));
+        }
+    }
+
+    #[test]
+    fn b_n_encloses_half_the_light() {
+        // The half-light condition: P(2n, b_n) = 1/2.
+        for n in [0.5, 1.0, 1.5, 2.0, 4.0, 6.0] {
+            let p = lower_gamma_p(2.0 * n, sersic_b(n));
+            assert!((p - 0.5).abs() < 1e-10, "n {n}: P = {p}");
+        }
+        // Known values for n = 1 and 4.
+        assert!((sersic_b(1.0) - 1.678_347).abs() < 1e-6);
+        assert!((sersic_b(4.0) - 7.669_249).abs() < 1e-6);
+        {
+        }
+    }
+
+    #[test]
+    fn sersic_profiles_integrate_to_their_flux_within_one_percent() {
+        // A stamp wide enough (~30 r_e) that little flux is outside it.
+        for (n, r_e, q) in [(0.5, 0.3, 0.5), (1.0, 0.5, 0.8), (4.0, 0.6, 0.7), (3.0, 1.0, 1.0)] {
+            let grid = Grid { size: 201, pixel_arcsec: 0.2 };
+            let s = Sersic { center: (0.03, -0.07), r_e, n, q, angle_rad: 0.4 };
+            let e = s.evaluator();
+            let img = integrate(&grid, |x, y| e.at(x, y), s.center, 0.6, 2.0, 9);
+            let total: f64 = img.iter().sum();
+            // The analytic flux outside the stamp for n = 4 is not negligible: compare to the
+            // integral of the profile over the stamp's area by a much finer grid instead.
+            let fine = Grid { size: 201 * 3, pixel_arcsec: 0.2 / 3.0 };
+            let reference: f64 = integrate(&fine, |x, y| e.at(x, y), s.center, 0.3, 1.0, 9).iter().sum();
+            assert!((total - reference).abs() < 0.01 * reference, "n {n}: pixel sum {total} vs fine {reference}");
+            if n <= 1.0 {
+                assert!((total - 1.0).abs() < 0.01, "n {n}: flux {total}");
+            } else {
+                assert!(total > 0.95 && total < 1.0 + 1e-3, "n {n}: flux {total}");
+            }
+        }
+    }
+}

@@ -1,0 +1,699 @@
+//! Scene recipes: what is in a cutout (a lens with its lensed source, or one of the look-alikes)
+//! and how it is observed (PSF, sky and Poisson noise), per band.
+//!
+//! Every object is drawn from its own random stream, seeded by the run's seed and the object's
+//! index, so results do not depend on the number of threads or on the order of work.
+
+use super::light::{integrate, subsampled, Grid, Sersic};
+use super::mass::SieShear;
+use super::psf::{moffat_kernel, Convolver, MOFFAT_BETA};
+use crate::cutout::{Band, Cutout};
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, Normal, Poisson};
+use serde::Serialize;
+use std::f64::consts::PI;
+
+/// How the survey is observed and which objects are drawn. Defaults: KiDS DR4.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimConfig {
+    pub size: usize,
+    pub pixel_arcsec: f64,
+    /// Magnitude zero point of the pixel values: KiDS DR4 coadds use 0 (fluxes ~1e-11); 30 gives
+    /// counts like many other surveys.
+    pub zero_point: f64,
+    /// Median seeing FWHM per band (u, g, r, i).
+    pub fwhm_arcsec: [f64; 4],
+    /// Relative scatter of the seeing from object to object.
+    pub fwhm_scatter: f64,
+    /// 5-sigma limiting magnitude in a 2" diameter aperture, per band (u, g, r, i).
+    pub depth_mag: [f64; 4],
+    /// Sky surface brightness per band, mag/arcsec^2: sets the effective gain for Poisson noise.
+    pub sky_mag_arcsec2: [f64; 4],
+    pub lens_fraction: f64,
+    /// A lens is kept only if its lensed images reach this signal-to-noise in g ...
+    pub min_arc_snr_g: f64,
+    /// ... and the source is magnified at least this much in total.
+    pub min_magnification: f64,
+    /// Unlensed source r magnitude range.
+    pub source_mag_r: (f64, f64),
+}
+
+impl Default for SimConfig {
+    fn default() -> SimConfig {
+        SimConfig {
+            size: 101,
+            pixel_arcsec: 0.2,
+            zero_point: 0.0,
+            fwhm_arcsec: [1.0, 0.85, 0.7, 0.85],
+            fwhm_scatter: 0.12,
+            depth_mag: [24.2, 25.1, 25.0, 23.7],
+            sky_mag_arcsec2: [22.4, 22.1, 21.1, 20.3],
+            lens_fraction: 0.5,
+            min_arc_snr_g: 20.0,
+            min_magnification: 3.0,
+            source_mag_r: (21.0, 25.0),
+        }
+    }
+}
+
+/// Radius of the 2" diameter aperture that depths refer to, in arcsec.
+const DEPTH_APERTURE_RADIUS_ARCSEC: f64 = 1.0;
+
+impl SimConfig {
+    pub fn grid(&self) -> Grid {
+        Grid { size: self.size, pixel_arcsec: self.pixel_arcsec }
+    }
+
+    /// Flux (in pixel units) of a source of magnitude `mag`.
+    pub fn flux(&self, mag: f64) -> f64 {
+        10f64.powf(-0.4 * (mag - self.zero_point))
+    }
+
+    /// Per-pixel sky noise sigma of a band: the 5-sigma aperture flux of the depth, divided by 5,
+    /// spread over the aperture's pixels as independent noise.
+    pub fn sky_sigma(&self, band: Band) -> f64 {
+        let aperture_pixels = PI * (DEPTH_APERTURE_RADIUS_ARCSEC / self.pixel_arcsec).powi(2);
+        self.flux(self.depth_mag[band.index()]) / 5.0 / aperture_pixels.sqrt()
+    }
+
+    /// Sky level per pixel of a band (not added to the image: coadds are sky-subtracted), used for
+    /// the effective gain: a source of flux F adds variance F sigma^2 / sky.
+    pub fn sky_level(&self, band: Band) -> f64 {
+        self.flux(self.sky_mag_arcsec2[band.index()]) * self.pixel_arcsec * self.pixel_arcsec
+    }
+}
+
+/// What a simulated cutout shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    LensArc,
+    LensRing,
+    LensDouble,
+    LensQuad,
+    Elliptical,
+    EllipticalCompanions,
+    TangentialCompanion,
+    Spiral,
+    RingGalaxy,
+    Merger,
+    StarField,
+}
+
+impl Kind {
+    pub fn is_lens(self) -> bool {
+        matches!(self, Kind::LensArc | Kind::LensRing | Kind::LensDouble | Kind::LensQuad)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::LensArc => "lens_arc",
+            Kind::LensRing => "lens_ring",
+            Kind::LensDouble => "lens_double",
+            Kind::LensQuad => "lens_quad",
+            Kind::Elliptical => "elliptical",
+            Kind::EllipticalCompanions => "companions",
+            Kind::TangentialCompanion => "tangential_companion",
+            Kind::Spiral => "spiral",
+            Kind::RingGalaxy => "ring_galaxy",
+            Kind::Merger => "merger",
+            Kind::StarField => "star_field",
+        }
+    }
+
+    const LENSES: [(Kind, f64); 4] = [(Kind::LensArc, 0.4), (Kind::LensRing, 0.2), (Kind::LensDouble, 0.25), (Kind::LensQuad, 0.15)];
+    const NON_LENSES: [(Kind, f64); 7] = [
+        (Kind::Elliptical, 0.2),
+        (Kind::EllipticalCompanions, 0.14),
+        (Kind::TangentialCompanion, 0.14),
+        (Kind::Spiral, 0.15),
+        (Kind::RingGalaxy, 0.13),
+        (Kind::Merger, 0.14),
+        (Kind::StarField, 0.10),
+    ];
+}
+
+/// What the simulator knows about an object.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SimTruth {
+    pub kind: Kind,
+    pub is_lens: bool,
+    pub theta_e_arcsec: Option<f64>,
+    /// Unlensed source magnitude in r.
+    pub source_mag_r: Option<f64>,
+    /// Signal-to-noise of the lensed images in g: sum of the lensed flux over the mask pixels
+    /// divided by sigma_g sqrt(N_mask).
+    pub arc_snr_g: Option<f64>,
+    pub magnification: Option<f64>,
+    /// Pixels where the lensed light (g band, after the PSF) exceeds the g sky sigma.
+    pub lensed_pixels: usize,
+    /// Lensed g flux over the mask, in units of sigma_g (the challenge's
+    /// flux_lensed_image_in_sigma).
+    pub lensed_flux_sigma: f64,
+    pub fwhm_arcsec: [f64; 4],
+}
+
+/// One simulated cutout with its truth and lensed-light mask (row-major, row 0 at the bottom).
+#[derive(Debug, Clone)]
+pub struct SimObject {
+    pub cutout: Cutout,
+    pub truth: SimTruth,
+    pub lensed_mask: Vec<bool>,
+}
+
+/// Magnitudes in u, g, r, i from an r magnitude and colours.
+fn mags(r: f64, u_r: f64, g_r: f64, r_i: f64) -> [f64; 4] {
+    [r + u_r, r + g_r, r, r - r_i]
+}
+
+type Rng64 = rand_pcg::Pcg64Mcg;
+
+/// SplitMix64: turns (seed, index) into well-separated stream seeds.
+fn stream_seed(seed: u64, index: u64) -> u64 {
+    let mut z = seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(0x632B_E59B_D9B4_E019);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn red_colours(rng: &mut Rng64) -> (f64, f64, f64) {
+    (rng.random_range(2.4..3.2), rng.random_range(1.1..1.7), rng.random_range(0.4..0.7))
+}
+
+fn blue_colours(rng: &mut Rng64) -> (f64, f64, f64) {
+    (rng.random_range(0.2..1.2), rng.random_range(-0.1..0.5), rng.random_range(-0.05..0.3))
+}
+
+fn pick<T: Copy>(rng: &mut Rng64, table: &[(T, f64)]) -> T {
+    let total: f64 = table.iter().map(|t| t.1).sum();
+    let mut x = rng.random_range(0.0..total);
+    for &(k, w) in table {
+        if x < w {
+            return k;
+        }
+        x -= w;
+    }
+    table[table.len() - 1].0
+}
+
+/// Light before the PSF: flux per pixel per band, plus point sources.
+struct Scene {
+    bands: [Vec<f64>; 4],
+    /// The lensed source alone (per band), kept apart for the truth mask and signal-to-noise.
+    lensed: Option<[Vec<f64>; 4]>,
+    stars: Vec<((f64, f64), [f64; 4])>,
+}
+
+impl Scene {
+    fn new(n: usize) -> Scene {
+        Scene { bands: std::array::from_fn(|_| vec![0.0; n]), lensed: None, stars: Vec::new() }
+    }
+
+    /// Adds a unit-flux image scaled to each band's flux.
+    fn add(&mut self, unit: &[f64], fluxes: [f64; 4]) {
+        for (b, f) in fluxes.iter().enumerate() {
+            for (o, u) in self.bands[b].iter_mut().zip(unit) {
+                *o += u * f;
+            }
+        }
+    }
+}
+
+/// A Sersic galaxy integrated over pixels, total flux 1 (what falls outside the cutout is lost).
+fn sersic_image(grid: &Grid, s: &Sersic) -> Vec<f64> {
+    let e = s.evaluator();
+    let fine_r = (2.0 * grid.pixel_arcsec).max(0.5 * s.r_e);
+    integrate(grid, |x, y| e.at(x, y), s.center, fine_r, 3.0 * s.r_e + 2.0 * grid.pixel_arcsec, 7)
+}
+
+/// The lensed image of a unit-flux Sersic source: ray shooting with 4 x 4 sub-pixels wherever a
+/// pixel's centre lands near the source, once per pixel elsewhere.
+fn lensed_image(grid: &Grid, lens: &SieShear, source: &Sersic) -> Vec<f64> {
+    let e = source.evaluator();
+    let reach = 6.0 * source.r_e / source.q.min(1.0 / source.q).sqrt() + 2.0 * grid.pixel_arcsec;
+    let f = |x: f64, y: f64| {
+        let (bx, by) = lens.ray_shoot(x, y);
+        e.at(bx, by)
+    };
+    let mut out = vec![0.0; grid.size * grid.size];
+    let area = grid.pixel_area();
+    for row in 0..grid.size {
+        for col in 0..grid.size {
+            let (x, y) = grid.sky_from_pixel(col as f64, row as f64);
+            let (bx, by) = lens.ray_shoot(x, y);
+            let d = ((bx - source.center.0).powi(2) + (by - source.center.1).powi(2)).sqrt();
+            let value = if d < reach { subsampled(grid, &f, x, y, 4) } else { e.at(bx, by) };
+            out[row * grid.size + col] = value * area;
+        }
+    }
+    out
+}
+
+/// A ring of light: Gaussian in elliptical radius around `r0`, total flux 1 (numerically).
+fn ring_image(grid: &Grid, center: (f64, f64), r0: f64, width: f64, q: f64, angle: f64, knots: &[(f64, f64)]) -> Vec<f64> {
+    let (s, c) = angle.sin_cos();
+    let f = |x: f64, y: f64| {
+        let (dx, dy) = (x - center.0, y - center.1);
+        let (u, v) = (c * dx + s * dy, -s * dx + c * dy);
+        let r = (q * u * u + v * v / q).sqrt();
+        let phi = v.atan2(u);
+        let knot: f64 = knots.iter().map(|&(p, a)| a * (-(angle_diff(phi, p) * r / (2.0 * width)).powi(2)).exp()).sum();
+        (-(r - r0).powi(2) / (2.0 * width * width)).exp() * (1.0 + knot)
+    };
+    normalised(integrate(grid, f, center, 0.0, 0.0, 1))
+}
+
+fn angle_diff(a: f64, b: f64) -> f64 {
+    let d = (a - b).rem_euclid(2.0 * PI);
+    if d > PI {
+        d - 2.0 * PI
+    } else {
+        d
+    }
+}
+
+/// A spiral disk: exponential profile modulated by logarithmic arms, total flux 1.
+fn spiral_image(grid: &Grid, center: (f64, f64), r_e: f64, q: f64, angle: f64, arms: u32, pitch: f64, phase: f64) -> Vec<f64> {
+    let disk = Sersic { center, r_e, n: 1.0, q, angle_rad: angle }.evaluator();
+    let (s, c) = angle.sin_cos();
+    let f = |x: f64, y: f64| {
+        let (dx, dy) = (x - center.0, y - center.1);
+        let (u, v) = (c * dx + s * dy, -s * dx + c * dy);
+        let r = (q * u * u + v * v / q).sqrt().max(1e-3);
+        let phi = v.atan2(u);
+        let wave = (arms as f64 * (phi - (r / r_e).ln() / pitch.tan()) + phase).cos();
+        disk.at(x, y) * (0.35 + 0.65 * wave.max(0.0).powi(2) * 2.0)
+    };
+    normalised(integrate(grid, f, center, 0.0, 0.0, 1))
+}
+
+/// A chain of Gaussian blobs along a circular arc (tidal tail), total flux 1.
+fn tail_image(grid: &Grid, center: (f64, f64), radius: f64, from: f64, span: f64, width: f64) -> Vec<f64> {
+    let steps = 24;
+    let f = |x: f64, y: f64| {
+        (0..steps)
+            .map(|k| {
+                let t = from + span * k as f64 / (steps - 1) as f64;
+                let r = radius * (1.0 + 0.25 * k as f64 / steps as f64);
+                let (px, py) = (center.0 + r * t.cos(), center.1 + r * t.sin());
+                let fade = 1.0 - 0.7 * k as f64 / steps as f64;
+                fade * (-((x - px).powi(2) + (y - py).powi(2)) / (2.0 * width * width)).exp()
+            })
+            .sum()
+    };
+    normalised(integrate(grid, f, center, 0.0, 0.0, 1))
+}
+
+/// A small round Gaussian blob (star-forming knot), total flux 1 (numerically).
+fn blob_image(grid: &Grid, center: (f64, f64), sigma: f64) -> Vec<f64> {
+    let f = |x: f64, y: f64| (-((x - center.0).powi(2) + (y - center.1).powi(2)) / (2.0 * sigma * sigma)).exp();
+    normalised(integrate(grid, f, center, 3.0 * grid.pixel_arcsec, 3.0 * grid.pixel_arcsec, 3))
+}
+
+fn normalised(mut v: Vec<f64>) -> Vec<f64> {
+    let total: f64 = v.iter().sum();
+    if total > 0.0 {
+        v.iter_mut().for_each(|x| *x /= total);
+    }
+    v
+}
+
+/// The central red galaxy of lenses and of several look-alikes.
+fn red_galaxy(rng: &mut Rng64, size_hint: f64) -> (Sersic, [f64; 4]) {
+    let r_mag = rng.random_range(18.0..20.8) - 1.2 * (size_hint / 0.8).log10();
+    let (u_r, g_r, r_i) = red_colours(rng);
+    let s = Sersic {
+        center: (rng.random_range(-0.1..0.1), rng.random_range(-0.1..0.1)),
+        r_e: (size_hint * rng.random_range(0.5..1.3)).clamp(0.4, 3.0),
+        n: rng.random_range(3.0..5.0),
+        q: rng.random_range(0.6..1.0),
+        angle_rad: rng.random_range(0.0..PI),
+    };
+    (s, mags(r_mag, u_r, g_r, r_i))
+}
+
+fn fluxes(cfg: &SimConfig, m: [f64; 4]) -> [f64; 4] {
+    m.map(|x| cfg.flux(x))
+}
+
+/// Field galaxies and stars that every scene has a few of.
+fn add_field(rng: &mut Rng64, cfg: &SimConfig, grid: &Grid, scene: &mut Scene, extra_stars: usize) {
+    let half = grid.size as f64 * grid.pixel_arcsec / 2.0;
+    let n_gal = Poisson::new(1.5).map(|p| p.sample(rng) as usize).unwrap_or(1);
+    for _ in 0..n_gal {
+        let (x, y) = loop {
+            let p = (rng.random_range(-half..half), rng.random_range(-half..half));
+            if (p.0 * p.0 + p.1 * p.1).sqrt() > 4.0 {
+                break p;
+            }
+        };
+        let red = rng.random_bool(0.4);
+        let (u_r, g_r, r_i) = if red { red_colours(rng) } else { blue_colours(rng) };
+        let s = Sersic {
+            center: (x, y),
+            r_e: rng.random_range(0.2..1.0),
+            n: rng.random_range(0.7..3.5),
+            q: rng.random_range(0.3..1.0),
+            angle_rad: rng.random_range(0.0..PI),
+        };
+        let img = sersic_image(grid, &s);
+        scene.add(&img, fluxes(cfg, mags(rng.random_range(20.0..24.0), u_r, g_r, r_i)));
+    }
+    let n_stars = Poisson::new(0.6).map(|p| p.sample(rng) as usize).unwrap_or(0) + extra_stars;
+    for _ in 0..n_stars {
+        let pos = (rng.random_range(-half..half), rng.random_range(-half..half));
+        let g_r: f64 = rng.random_range(0.3..1.4);
+        let m = mags(rng.random_range(16.5..23.0), 1.0 + 1.3 * g_r, g_r, 0.4 * g_r);
+        scene.stars.push((pos, fluxes(cfg, m)));
+    }
+}
+
+/// The best lensed source found so far: its unit-flux image and brightness.
+struct LensChoice {
+    unit: Vec<f64>,
+    unit_flux: f64,
+    magnification: f64,
+    mag_r: f64,
+    mags: [f64; 4],
+    snr: f64,
+}
+
+/// Result of trying to place a lensed source.
+struct LensDraw {
+    lens: SieShear,
+    source: Sersic,
+    unit: Vec<f64>,
+    magnification: f64,
+}
+
+fn draw_lens_geometry(rng: &mut Rng64, kind: Kind, grid: &Grid, theta_e: f64, light: &Sersic) -> LensDraw {
+    let q_max = if kind == Kind::LensQuad { 0.8 } else { 1.0 };
+    let q_mass = (light.q + rng.random_range(-0.1..0.1)).clamp(0.5, q_max);
+    let lens = SieShear {
+        theta_e,
+        q: q_mass,
+        angle_rad: light.angle_rad + rng.random_range(-0.2..0.2),
+        center: light.center,
+        gamma1: rng.random_range(-0.05..0.05),
+        gamma2: rng.random_range(-0.05..0.05),
+    };
+    let (beta_lo, beta_hi, r_lo, r_hi) = match kind {
+        Kind::LensRing => (0.0, 0.08, 0.2, 0.5),
+        Kind::LensQuad => (0.0, 0.12, 0.06, 0.2),
+        Kind::LensDouble => (0.35, 0.8, 0.06, 0.2),
+        _ => (0.1, 0.45, 0.15, 0.5),
+    };
+    let beta = theta_e * rng.random_range(beta_lo..beta_hi);
+    let phi = rng.random_range(0.0..2.0 * PI);
+    let source = Sersic {
+        center: (light.center.0 + beta * phi.cos(), light.center.1 + beta * phi.sin()),
+        r_e: rng.random_range(r_lo..r_hi),
+        n: rng.random_range(0.5..1.5),
+        q: rng.random_range(0.4..1.0),
+        angle_rad: rng.random_range(0.0..PI),
+    };
+    let unit = lensed_image(grid, &lens, &source);
+    let magnification = unit.iter().sum();
+    LensDraw { lens, source, unit, magnification }
+}
+
+/// Adds star-forming clumps to a lensed source: a few compact knots near its centre, lensed too.
+fn lensed_clumps(rng: &mut Rng64, grid: &Grid, draw: &LensDraw) -> Vec<f64> {
+    let n = rng.random_range(0..4);
+    let mut total = vec![0.0; grid.size * grid.size];
+    if n == 0 {
+        return total;
+    }
+    for _ in 0..n {
+        let off = (rng.random_range(-1.0..1.0) * draw.source.r_e, rng.random_range(-1.0..1.0) * draw.source.r_e);
+        let clump = Sersic {
+            center: (draw.source.center.0 + off.0, draw.source.center.1 + off.1),
+            r_e: rng.random_range(0.03..0.08),
+            n: 0.5,
+            q: 1.0,
+            angle_rad: 0.0,
+        };
+        let img = lensed_image(grid, &draw.lens, &clump);
+        let w = rng.random_range(0.05..0.2);
+        total.iter_mut().zip(&img).for_each(|(t, v)| *t += w * v);
+    }
+    total
+}
+
+/// Observes a scene: PSF per band, then sky and Poisson noise. Returns the noisy bands and the
+/// noiseless, PSF-convolved lensed light (when there is a lens).
+fn observe(rng: &mut Rng64, cfg: &SimConfig, scene: &Scene, fwhm: [f64; 4], conv: &Convolver, half: usize) -> ([Vec<f32>; 4], Option<[Vec<f64>; 4]>) {
+    let grid = cfg.grid();
+    let n = grid.size * grid.size;
+    let mut noisy: [Vec<f32>; 4] = Default::default();
+    let mut lensed_conv: Option<[Vec<f64>; 4]> = scene.lensed.as_ref().map(|_| Default::default());
+    for band in Band::ALL {
+        let b = band.index();
+        let kernel = moffat_kernel(fwhm[b], MOFFAT_BETA, grid.pixel_arcsec, half);
+        let mut model = scene.bands[b].clone();
+        for &((x, y), f) in &scene.stars {
+            // A point source: its flux split bilinearly over the 4 nearest pixels, then the PSF.
+            let (col, row) = grid.pixel_from_sky(x, y);
+            let (c0, r0) = (col.floor(), row.floor());
+            let (tx, ty) = (col - c0, row - r0);
+            for (dc, dr, w) in [(0.0, 0.0, (1.0 - tx) * (1.0 - ty)), (1.0, 0.0, tx * (1.0 - ty)), (0.0, 1.0, (1.0 - tx) * ty), (1.0, 1.0, tx * ty)] {
+                let (c, r) = (c0 + dc, r0 + dr);
+                if c >= 0.0 && r >= 0.0 && (c as usize) < grid.size && (r as usize) < grid.size {
+                    model[r as usize * grid.size + c as usize] += f[b] * w;
+                }
+            }
+        }
+        let mut total = conv.convolve(&model, &kernel);
+        if let (Some(lensed), Some(out)) = (&scene.lensed, lensed_conv.as_mut()) {
+            out[b] = conv.convolve(&lensed[b], &kernel);
+            total.iter_mut().zip(&out[b]).for_each(|(t, l)| *t += l);
+        }
+        let sigma = cfg.sky_sigma(band);
+        let per_flux = sigma * sigma / cfg.sky_level(band);
+        let normal = Normal::new(0.0, 1.0).expect("unit normal");
+        let mut plane = Vec::with_capacity(n);
+        for v in total {
+            let var = sigma * sigma + v.max(0.0) * per_flux;
+            plane.push((v + var.sqrt() * normal.sample(rng)) as f32);
+        }
+        noisy[b] = plane;
+    }
+    (noisy, lensed_conv)
+}
+
+/// Reusable FFT plans and sizes for one configuration.
+pub struct Simulator {
+    pub config: SimConfig,
+    conv: Convolver,
+    half: usize,
+}
+
+impl Simulator {
+    pub fn new(config: SimConfig) -> Simulator {
+        // The PSF kernel reaches ~4 FWHM of the worst seeing.
+        let worst = config.fwhm_arcsec.iter().cloned().fold(0.0, f64::max) * (1.0 + 3.0 * config.fwhm_scatter);
+        let half = ((2.5 * worst / config.pixel_arcsec).ceil() as usize).max(3);
+        let conv = Convolver::new(config.size, half);
+        Simulator { config, conv, half }
+    }
+
+    /// Simulates object `index` of a run with `seed`. Lenses and non-lenses are chosen by the
+    /// configured lens fraction unless `force` says which.
+    pub fn simulate(&self, name: &str, seed: u64, index: u64, force: Option<bool>) -> SimObject {
+        let cfg = &self.config;
+        let grid = cfg.grid();
+        let mut rng = Rng64::seed_from_u64(stream_seed(seed, index));
+        let is_lens = force.unwrap_or_else(|| rng.random_bool(cfg.lens_fraction.clamp(0.0, 1.0)));
+        let kind = if is_lens { pick(&mut rng, &Kind::LENSES) } else { pick(&mut rng, &Kind::NON_LENSES) };
+        let fwhm: [f64; 4] = std::array::from_fn(|b| {
+            (cfg.fwhm_arcsec[b] * (1.0 + cfg.fwhm_scatter * rng.random_range(-1.0..1.0))).max(0.3)
+        });
+        let mut scene = Scene::new(grid.size * grid.size);
+        let mut truth = SimTruth {
+            kind,
+            is_lens,
+            theta_e_arcsec: None,
+            source_mag_r: None,
+            arc_snr_g: None,
+            magnification: None,
+            lensed_pixels: 0,
+            lensed_flux_sigma: 0.0,
+            fwhm_arcsec: fwhm,
+        };
+        let sigma_g = cfg.sky_sigma(Band::G);
+        if is_lens {
+            // log-uniform Einstein radius in 0.8-3.0".
+            let theta_e = (0.8f64.ln() + rng.random_range(0.0..1.0) * (3.0f64 / 0.8).ln()).exp();
+            let (light, lens_mags) = red_galaxy(&mut rng, theta_e);
+            scene.add(&sersic_image(&grid, &light), fluxes(cfg, lens_mags));
+            // Redraw the geometry and the source brightness until lensing is visible.
+            let g_kernel = moffat_kernel(fwhm[Band::G.index()], MOFFAT_BETA, grid.pixel_arcsec, self.half);
+            let mut best: Option<LensChoice> = None;
+            'tries: for attempt in 0..40 {
+                let draw = draw_lens_geometry(&mut rng, kind, &grid, theta_e, &light);
+                if draw.magnification < cfg.min_magnification && attempt < 39 {
+                    continue;
+                }
+                let clumps = lensed_clumps(&mut rng, &grid, &draw);
+                let mut unit = draw.unit.clone();
+                unit.iter_mut().zip(&clumps).for_each(|(u, c)| *u += c);
+                // Total unlensed flux of source + clumps, relative to the source alone.
+                let unit_flux = 1.0 + clumps.iter().sum::<f64>() / draw.magnification.max(1e-9);
+                let conv_g = self.conv.convolve(&unit, &g_kernel);
+                for _ in 0..4 {
+                    let (lo, hi) = cfg.source_mag_r;
+                    let mag_r = rng.random_range(lo..hi);
+                    let (u_r, g_r, r_i) = blue_colours(&mut rng);
+                    let snr = arc_snr(&conv_g, cfg.flux(mag_r + g_r) / unit_flux, sigma_g);
+                    if best.as_ref().is_none_or(|b| snr > b.snr) {
+                        best = Some(LensChoice {
+                            unit: unit.clone(),
+                            unit_flux,
+                            magnification: draw.magnification,
+                            mag_r,
+                            mags: mags(mag_r, u_r, g_r, r_i),
+                            snr,
+                        });
+                    }
+                    if snr >= cfg.min_arc_snr_g {
+                        break 'tries;
+                    }
+                }
+            }
+            if let Some(b) = best {
+                scene.lensed = Some(b.mags.map(|m| {
+                    let f = cfg.flux(m) / b.unit_flux;
+                    b.unit.iter().map(|v| v * f).collect()
+                }));
+                truth.theta_e_arcsec = Some(theta_e);
+                truth.source_mag_r = Some(b.mag_r);
+                truth.magnification = Some(b.magnification);
+            }
+            add_field(&mut rng, cfg, &grid, &mut scene, 0);
+        } else {
+            self.non_lens(&mut rng, kind, &mut scene);
+        }
+        let (bands, lensed_conv) = observe(&mut rng, cfg, &scene, fwhm, &self.conv, self.half);
+        let mut lensed_mask = vec![false; grid.size * grid.size];
+        if let Some(l) = lensed_conv {
+            let g = &l[Band::G.index()];
+            let mut sum = 0.0;
+            for (m, &v) in lensed_mask.iter_mut().zip(g) {
+                if v > sigma_g {
+                    *m = true;
+                    sum += v;
+                }
+            }
+            let n_mask = lensed_mask.iter().filter(|&&m| m).count();
+            truth.lensed_pixels = n_mask;
+            truth.lensed_flux_sigma = sum / sigma_g;
+            truth.arc_snr_g = Some(if n_mask > 0 { sum / (sigma_g * (n_mask as f64).sqrt()) } else { 0.0 });
+        }
+        SimObject { cutout: Cutout::from_planes(name, grid.size, grid.size, bands), truth, lensed_mask }
+    }
+
+    fn non_lens(&self, rng: &mut Rng64, kind: Kind, scene: &mut Scene) {
+        let cfg = &self.config;
+        let grid = cfg.grid();
+        let size_hint = rng.random_range(0.8..2.5);
+        match kind {
+            Kind::Elliptical | Kind::EllipticalCompanions | Kind::TangentialCompanion => {
+                let (light, m) = red_galaxy(rng, size_hint);
+                scene.add(&sersic_image(&grid, &light), fluxes(cfg, m));
+                let n = match kind {
+                    Kind::Elliptical => 0,
+                    Kind::TangentialCompanion => 1,
+                    _ => rng.random_range(1..4),
+                };
+                for _ in 0..n {
+                    let d = rng.random_range(1.0..3.5);
+                    let phi = rng.random_range(0.0..2.0 * PI);
+                    let tangential = kind == Kind::TangentialCompanion;
+                    let s = Sersic {
+                        center: (light.center.0 + d * phi.cos(), light.center.1 + d * phi.sin()),
+                        r_e: if tangential { rng.random_range(0.25..0.6) } else { rng.random_range(0.12..0.45) },
+                        n: rng.random_range(0.5..1.5),
+                        q: if tangential { rng.random_range(0.15..0.35) } else { rng.random_range(0.4..1.0) },
+                        // Tangential: the major axis perpendicular to the radius, like an arc.
+                        angle_rad: if tangential { phi + PI / 2.0 } else { rng.random_range(0.0..PI) },
+                    };
+                    let (u_r, g_r, r_i) = blue_colours(rng);
+                    let m = mags(rng.random_range(21.0..23.5), u_r, g_r, r_i);
+                    scene.add(&sersic_image(&grid, &s), fluxes(cfg, m));
+                }
+            }
+            Kind::Spiral => {
+                let q = rng.random_range(0.35..1.0);
+                let angle = rng.random_range(0.0..PI);
+                let r_e = rng.random_range(1.0..2.6);
+                let center = (rng.random_range(-0.1..0.1), rng.random_range(-0.1..0.1));
+                let disk = spiral_image(&grid, center, r_e, q, angle, rng.random_range(2..4), rng.random_range(0.25..0.5), rng.random_range(0.0..2.0 * PI));
+                let r_mag = rng.random_range(17.5..20.0);
+                let disk_m = mags(r_mag, rng.random_range(1.0..1.8), rng.random_range(0.35..0.7), rng.random_range(0.15..0.4));
+                scene.add(&disk, fluxes(cfg, disk_m));
+                let bulge = Sersic { center, r_e: 0.25 * r_e, n: 3.0, q: (q + 0.3).min(1.0), angle_rad: angle };
+                let (u_r, g_r, r_i) = red_colours(rng);
+                scene.add(&sersic_image(&grid, &bulge), fluxes(cfg, mags(r_mag + rng.random_range(0.5..2.0), u_r, g_r, r_i)));
+                for _ in 0..rng.random_range(3..9) {
+                    let (d, phi) = (rng.random_range(0.5..2.0) * r_e, rng.random_range(0.0..2.0 * PI));
+                    let (s, c) = angle.sin_cos();
+                    let (u, v) = (d * phi.cos() / q.sqrt(), d * phi.sin() * q.sqrt());
+                    let pos = (center.0 + c * u - s * v, center.1 + s * u + c * v);
+                    let (u_r, g_r, r_i) = blue_colours(rng);
+                    let m = mags(r_mag + rng.random_range(3.0..5.0), u_r, g_r, r_i);
+                    scene.add(&blob_image(&grid, pos, rng.random_range(0.08..0.2)), fluxes(cfg, m));
+                }
+            }
+            Kind::RingGalaxy => {
+                let core_size = rng.random_range(0.4..1.0);
+                let (core, m) = red_galaxy(rng, core_size);
+                let core_m = m.map(|x| x + rng.random_range(0.0..1.0));
+                scene.add(&sersic_image(&grid, &core), fluxes(cfg, core_m));
+                let knots: Vec<(f64, f64)> = (0..rng.random_range(0..5)).map(|_| (rng.random_range(-PI..PI), rng.random_range(0.5..2.0))).collect();
+                let ring = ring_image(&grid, core.center, rng.random_range(1.0..3.0), rng.random_range(0.12..0.35), rng.random_range(0.6..1.0), rng.random_range(0.0..PI), &knots);
+                let (u_r, g_r, r_i) = blue_colours(rng);
+                scene.add(&ring, fluxes(cfg, mags(rng.random_range(19.5..22.5), u_r, g_r, r_i)));
+            }
+            Kind::Merger => {
+                let (a, ma) = red_galaxy(rng, size_hint);
+                scene.add(&sersic_image(&grid, &a), fluxes(cfg, ma));
+                let (d, phi) = (rng.random_range(0.8..2.5), rng.random_range(0.0..2.0 * PI));
+                let mut b = a;
+                b.center = (a.center.0 + d * phi.cos(), a.center.1 + d * phi.sin());
+                b.r_e = (a.r_e * rng.random_range(0.4..1.0)).max(0.3);
+                b.angle_rad = rng.random_range(0.0..PI);
+                let colours = if rng.random_bool(0.5) { red_colours(rng) } else { blue_colours(rng) };
+                let mb = mags(ma[2] + rng.random_range(0.0..1.5), colours.0, colours.1, colours.2);
+                scene.add(&sersic_image(&grid, &b), fluxes(cfg, mb));
+                let tail = tail_image(&grid, a.center, rng.random_range(1.5..3.5), phi + rng.random_range(0.5..2.5), rng.random_range(0.8..2.0), rng.random_range(0.15..0.35));
+                let (u_r, g_r, r_i) = blue_colours(rng);
+                scene.add(&tail, fluxes(cfg, mags(ma[2] + rng.random_range(2.0..3.5), u_r + 0.5, g_r + 0.3, r_i)));
+            }
+            Kind::StarField => {
+                let stars = rng.random_range(2..6);
+                add_field(rng, cfg, &grid, scene, stars);
+                return;
+            }
+            _ => {}
+        }
+        add_field(rng, cfg, &grid, scene, 0);
+    }
+}
+
+/// Signal-to-noise of a (convolved, unit-flux) lensed image scaled to flux `f`: the flux over the
+/// pixels above one sigma, over sigma sqrt(N).
+fn arc_snr(unit_conv: &[f64], f: f64, sigma: f64) -> f64 {
+    let (mut sum, mut n) = (0.0, 0usize);
+    for &v in unit_conv {
+        let v = v * f;
+        if v > sigma {
+            sum += v;
+            n += 1;
+        }
+    }
+    if n == 0 {
+        0.0
+    } else {
+        sum / (sigma * (n as f64).sqrt())
+    }
+}
