@@ -45,7 +45,7 @@ pub struct DisplaySettings {
 
 impl Default for DisplaySettings {
     fn default() -> DisplaySettings {
-        DisplaySettings { q: 8.0, stretch: 40.0, minimum: 0.0, weights: [1.0, 1.0, 1.0] }
+        DisplaySettings { q: 8.0, stretch: 10.0, minimum: 0.0, weights: [0.5, 0.75, 1.3] }
     }
 }
 
@@ -116,7 +116,8 @@ mod tests {
             p[0] = 1e4;
         }
         let c = Cutout::from_planes("t", 3, 2, planes);
-        let img = composite(&c, &DisplaySettings::default(), FluxScale { noise_r: 1.0 });
+        let grey = DisplaySettings { weights: [1.0; 3], ..DisplaySettings::default() };
+        let img = composite(&c, &grey, FluxScale { noise_r: 1.0 });
         let dir = tempfile::tempdir().expect("tmp");
         let path = dir.path().join("t.png");
         save_png(&path, &img).expect("png");

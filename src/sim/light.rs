@@ -114,7 +114,8 @@ pub struct SersicEval {
 impl SersicEval {
     fn new(s: &Sersic) -> SersicEval {
         let b = sersic_b(s.n);
-        let total_per_ie = 2.0 * std::f64::consts::PI * s.n * s.r_e * s.r_e * b.exp() * gamma(2.0 * s.n) / b.powf(2.0 * s.n);
+        let total_per_ie =
+            2.0 * std::f64::consts::PI * s.n * s.r_e * s.r_e * b.exp() * gamma(2.0 * s.n) / b.powf(2.0 * s.n);
         let (sin, cos) = s.angle_rad.sin_cos();
         SersicEval {
             cx: s.center.0,
@@ -134,7 +135,9 @@ impl SersicEval {
         let (dx, dy) = (x - self.cx, y - self.cy);
         let (u, v) = (self.cos * dx + self.sin * dy, -self.sin * dx + self.cos * dy);
         let r = (self.q * u * u + v * v / self.q).sqrt() * self.inv_re;
-        self.i_e * (-self.b * (r.powf(self.inv_n) - 1.0)).exp()
+        // The transcendental part in f32: twice as fast, and 1e-7 relative is far below the noise.
+        let shape = (-(self.b as f32) * ((r as f32).powf(self.inv_n as f32) - 1.0)).exp();
+        self.i_e * shape as f64
     }
 }
 
@@ -166,24 +169,37 @@ impl Grid {
     }
 }
 
-/// Integrates a surface-brightness function over pixels: the flux in each pixel, row-major.
-/// Pixels within `fine_radius_arcsec` of `center` are sampled `fine` x `fine` times, others within
-/// `mid_radius_arcsec` 3 x 3, the rest once at their centre (cuspy profiles need the fine grid
-/// only near their centre).
-pub fn integrate(
-    grid: &Grid,
-    f: impl Fn(f64, f64) -> f64,
-    center: (f64, f64),
-    fine_radius_arcsec: f64,
-    mid_radius_arcsec: f64,
-    fine: usize,
-) -> Vec<f64> {
+/// Where and how finely [`integrate`] samples a profile.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sampling {
+    /// Pixels within this distance of the centre get `fine` x `fine` samples ...
+    pub fine_radius_arcsec: f64,
+    pub fine: usize,
+    /// ... those within this one 3 x 3, the rest one sample at their centre ...
+    pub mid_radius_arcsec: f64,
+    /// ... and those beyond this one none (the profile is negligible there).
+    pub max_radius_arcsec: f64,
+}
+
+/// Integrates a surface-brightness function over pixels: the flux in each pixel, row-major,
+/// sampling finely only near `center` (cuspy profiles need it only there).
+pub fn integrate(grid: &Grid, f: impl Fn(f64, f64) -> f64, center: (f64, f64), sampling: Sampling) -> Vec<f64> {
     let mut out = vec![0.0; grid.size * grid.size];
     let area = grid.pixel_area();
-    for row in 0..grid.size {
-        for col in 0..grid.size {
+    // Only the rows and columns that can lie within max_radius.
+    let (c0, r0) = grid.pixel_from_sky(center.0 - sampling.max_radius_arcsec, center.1 - sampling.max_radius_arcsec);
+    let (c1, r1) = grid.pixel_from_sky(center.0 + sampling.max_radius_arcsec, center.1 + sampling.max_radius_arcsec);
+    let clip = |v: f64| v.clamp(0.0, (grid.size - 1) as f64);
+    let (c0, c1, r0, r1) =
+        (clip(c0.floor()) as usize, clip(c1.ceil()) as usize, clip(r0.floor()) as usize, clip(r1.ceil()) as usize);
+    let Sampling { fine_radius_arcsec, fine, mid_radius_arcsec, max_radius_arcsec } = sampling;
+    for row in r0..=r1 {
+        for col in c0..=c1 {
             let (x, y) = grid.sky_from_pixel(col as f64, row as f64);
             let d = ((x - center.0).powi(2) + (y - center.1).powi(2)).sqrt();
+            if d > max_radius_arcsec {
+                continue;
+            }
             let sub = if d < fine_radius_arcsec {
                 fine
             } else if d < mid_radius_arcsec {
@@ -220,7 +236,9 @@ mod tests {
 
     #[test]
     fn gamma_matches_known_values() {
-        for (x, want) in [(1.0, 1.0), (2.0, 1.0), (5.0, 24.0), (0.5, std::f64::consts::PI.sqrt()), (7.5, 1871.254_305_797_788_8)] {
+        for (x, want) in
+            [(1.0, 1.0), (2.0, 1.0), (5.0, 24.0), (0.5, std::f64::consts::PI.sqrt()), (7.5, 1_871.254_305_797_788)]
+        {
             assert!((gamma(x) - want).abs() < 1e-10 * want, "gamma({x}) = {}", gamma(x));
         }
     }
@@ -235,8 +253,7 @@ mod tests {
         // Known values for n = 1 and 4.
         assert!((sersic_b(1.0) - 1.678_347).abs() < 1e-6);
         assert!((sersic_b(4.0) - 7.669_249).abs() < 1e-6);
-        {
-        }
+        {}
     }
 
     #[test]
@@ -246,12 +263,15 @@ mod tests {
             let grid = Grid { size: 201, pixel_arcsec: 0.2 };
             let s = Sersic { center: (0.03, -0.07), r_e, n, q, angle_rad: 0.4 };
             let e = s.evaluator();
-            let img = integrate(&grid, |x, y| e.at(x, y), s.center, 0.6, 2.0, 9);
+            let sampling =
+                Sampling { fine_radius_arcsec: 0.6, fine: 9, mid_radius_arcsec: 2.0, max_radius_arcsec: f64::INFINITY };
+            let img = integrate(&grid, |x, y| e.at(x, y), s.center, sampling);
             let total: f64 = img.iter().sum();
             // The analytic flux outside the stamp for n = 4 is not negligible: compare to the
             // integral of the profile over the stamp's area by a much finer grid instead.
             let fine = Grid { size: 201 * 3, pixel_arcsec: 0.2 / 3.0 };
-            let reference: f64 = integrate(&fine, |x, y| e.at(x, y), s.center, 0.3, 1.0, 9).iter().sum();
+            let fine_sampling = Sampling { fine_radius_arcsec: 0.3, mid_radius_arcsec: 1.0, ..sampling };
+            let reference: f64 = integrate(&fine, |x, y| e.at(x, y), s.center, fine_sampling).iter().sum();
             assert!((total - reference).abs() < 0.01 * reference, "n {n}: pixel sum {total} vs fine {reference}");
             if n <= 1.0 {
                 assert!((total - 1.0).abs() < 0.01, "n {n}: flux {total}");

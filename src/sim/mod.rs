@@ -41,7 +41,13 @@ pub struct RunSummary {
 /// layout, with `classifications.csv` (the challenge's columns, then ours) and `masks/`. Runs in
 /// parallel; every object has its own random stream, so the files are byte-identical whatever
 /// the number of threads. `progress(done)` is called after each object.
-pub fn write_run(sim: &Simulator, n: usize, seed: u64, out: &Path, progress: &(dyn Fn(usize) + Sync)) -> std::io::Result<RunSummary> {
+pub fn write_run(
+    sim: &Simulator,
+    n: usize,
+    seed: u64,
+    out: &Path,
+    progress: &(dyn Fn(usize) + Sync),
+) -> std::io::Result<RunSummary> {
     let start = std::time::Instant::now();
     std::fs::create_dir_all(out.join(MASK_FOLDER))?;
     let done = std::sync::atomic::AtomicUsize::new(0);
@@ -53,8 +59,12 @@ pub fn write_run(sim: &Simulator, n: usize, seed: u64, out: &Path, progress: &(d
             fits_write::write_bologna(out, &obj.cutout)?;
             if obj.truth.is_lens {
                 let mask: Vec<u8> = obj.lensed_mask.iter().map(|&m| m as u8).collect();
-                let hdu = ImageHdu { shape: vec![obj.cutout.height, obj.cutout.width], data: PixelData::U8(mask), keys: vec![] }
-                    .with_key("CONTENT", Card::Str("lensed light above sigma_g".into()));
+                let hdu = ImageHdu {
+                    shape: vec![obj.cutout.height, obj.cutout.width],
+                    data: PixelData::U8(mask),
+                    keys: vec![],
+                }
+                .with_key("CONTENT", Card::Str("lensed light above sigma_g".into()));
                 fits_write::write_file(&out.join(MASK_FOLDER).join(format!("mask-{name}.fits")), Some(&hdu), &[])?;
             }
             progress(done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1);
@@ -86,5 +96,10 @@ pub fn write_run(sim: &Simulator, n: usize, seed: u64, out: &Path, progress: &(d
     }
     csv.flush()?;
     let seconds = start.elapsed().as_secs_f64();
-    Ok(RunSummary { written: n, lenses: truths.iter().filter(|t| t.1.is_lens).count(), seconds, cutouts_per_s: n as f64 / seconds })
+    Ok(RunSummary {
+        written: n,
+        lenses: truths.iter().filter(|t| t.1.is_lens).count(),
+        seconds,
+        cutouts_per_s: n as f64 / seconds,
+    })
 }

@@ -15,14 +15,16 @@ use std::sync::Arc;
 /// Moffat's beta used for all bands (typical of ground-based seeing).
 pub const MOFFAT_BETA: f64 = 3.0;
 
-/// A normalised Moffat kernel of odd side `2 * half + 1` pixels.
+/// A normalised Moffat kernel of odd side `2 * half + 1` pixels. Pixels within 3 of the centre
+/// are integrated on a 5 x 5 grid, the smooth wings sampled at pixel centres.
 pub fn moffat_kernel(fwhm_arcsec: f64, beta: f64, pixel_arcsec: f64, half: usize) -> Vec<f64> {
     let alpha = fwhm_arcsec / (2.0 * (2f64.powf(1.0 / beta) - 1.0).sqrt());
     let side = 2 * half + 1;
-    let sub = 5;
     let mut k = vec![0.0; side * side];
     for j in 0..side {
         for i in 0..side {
+            let near = (i as i64 - half as i64).abs() <= 3 && (j as i64 - half as i64).abs() <= 3;
+            let sub = if near { 5 } else { 1 };
             let mut s = 0.0;
             for sj in 0..sub {
                 for si in 0..sub {
@@ -31,7 +33,7 @@ pub fn moffat_kernel(fwhm_arcsec: f64, beta: f64, pixel_arcsec: f64, half: usize
                     s += (1.0 + (x * x + y * y) / (alpha * alpha)).powf(-beta);
                 }
             }
-            k[j * side + i] = s;
+            k[j * side + i] = s / (sub * sub) as f64;
         }
     }
     let total: f64 = k.iter().sum();
@@ -40,6 +42,11 @@ pub fn moffat_kernel(fwhm_arcsec: f64, beta: f64, pixel_arcsec: f64, half: usize
 }
 
 /// FFT convolution of `size` x `size` images with kernels of side up to `2 * half + 1`.
+///
+/// Spectra are kept transposed (the layout after row then column transforms), which saves two
+/// transposes per convolution; rows known to be zero (padding) are not transformed; and two real
+/// images (or kernels) share one complex transform, their spectra separated by Hermitian
+/// symmetry: with A = F(x + i y), X(k) = (A(k) + conj A(-k)) / 2, Y(k) = (A(k) - conj A(-k)) / 2i.
 pub struct Convolver {
     size: usize,
     half: usize,
@@ -48,6 +55,9 @@ pub struct Convolver {
     inverse: Arc<dyn Fft<f64>>,
 }
 
+/// A kernel's spectrum in the [`Convolver`]'s (transposed) layout.
+pub type Spectrum = Vec<Complex<f64>>;
+
 impl Convolver {
     pub fn new(size: usize, half: usize) -> Convolver {
         let n = (size + 2 * half).next_power_of_two();
@@ -55,60 +65,136 @@ impl Convolver {
         Convolver { size, half, n, forward: planner.plan_fft_forward(n), inverse: planner.plan_fft_inverse(n) }
     }
 
-    fn fft2(&self, data: &mut [Complex<f64>], fft: &Arc<dyn Fft<f64>>) {
+    /// Forward 2-D transform of an n x n buffer whose rows from `rows` on are zero; the result is
+    /// transposed.
+    fn forward2(&self, data: &mut [Complex<f64>], rows: usize) -> Vec<Complex<f64>> {
         let n = self.n;
-        let mut scratch = vec![Complex::default(); fft.get_inplace_scratch_len()];
-        fft.process_with_scratch(data, &mut scratch);
-        // Columns: transpose, transform rows, transpose back.
+        let mut scratch = vec![Complex::default(); self.forward.get_inplace_scratch_len()];
+        self.forward.process_with_scratch(&mut data[..rows * n], &mut scratch);
         let mut t = vec![Complex::default(); n * n];
+        transpose::transpose(data, &mut t, n, n);
+        self.forward.process_with_scratch(&mut t, &mut scratch);
+        t
+    }
+
+    /// Inverse of [`Convolver::forward2`], computing only the first `rows` output rows.
+    fn inverse2(&self, mut t: Vec<Complex<f64>>, rows: usize) -> Vec<Complex<f64>> {
+        let n = self.n;
+        let mut scratch = vec![Complex::default(); self.inverse.get_inplace_scratch_len()];
+        self.inverse.process_with_scratch(&mut t, &mut scratch);
+        let mut data = vec![Complex::default(); n * n];
+        transpose::transpose(&t, &mut data, n, n);
+        self.inverse.process_with_scratch(&mut data[..rows * n], &mut scratch);
+        data
+    }
+
+    /// Splits the transform of x + i y into the transforms of x and y.
+    fn split(&self, a: &[Complex<f64>]) -> (Spectrum, Spectrum) {
+        let n = self.n;
+        let mut x = vec![Complex::default(); n * n];
+        let mut y = vec![Complex::default(); n * n];
         for r in 0..n {
             for c in 0..n {
-                t[c * n + r] = data[r * n + c];
+                let k = r * n + c;
+                let m = a[((n - r) % n) * n + (n - c) % n].conj();
+                x[k] = (a[k] + m) * 0.5;
+                y[k] = (a[k] - m) * Complex::new(0.0, -0.5);
             }
         }
-        fft.process_with_scratch(&mut t, &mut scratch);
-        for r in 0..n {
-            for c in 0..n {
-                data[c * n + r] = t[r * n + c];
+        (x, y)
+    }
+
+    fn kernel_buffer(&self, kernel: &[f64], into_imag: bool, buf: &mut [Complex<f64>]) {
+        let (n, half) = (self.n, self.half);
+        let side = 2 * half + 1;
+        assert_eq!(kernel.len(), side * side, "kernel side");
+        // Centred at (0, 0) with wrap-around, so the output is aligned with the input.
+        for j in 0..side {
+            for i in 0..side {
+                let v = &mut buf[((j + n - half) % n) * n + (i + n - half) % n];
+                if into_imag {
+                    v.im = kernel[j * side + i];
+                } else {
+                    v.re = kernel[j * side + i];
+                }
             }
         }
     }
 
-    /// Convolves a `size` x `size` image with a kernel of side `2 * half + 1` (centred), keeping
-    /// the image's size and alignment; flux spilling over the edges is lost, as on a detector.
-    pub fn convolve(&self, image: &[f64], kernel: &[f64]) -> Vec<f64> {
-        let (n, size, half) = (self.n, self.size, self.half);
-        let side = 2 * half + 1;
-        assert_eq!(kernel.len(), side * side, "kernel side");
-        let mut a = vec![Complex::default(); n * n];
-        for r in 0..size {
-            for c in 0..size {
-                a[r * n + c].re = image[r * size + c];
+    /// The spectra of several kernels (side `2 * half + 1`, centred), two per transform.
+    pub fn spectra(&self, kernels: &[Vec<f64>]) -> Vec<Spectrum> {
+        let n = self.n;
+        let mut out = Vec::with_capacity(kernels.len());
+        for pair in kernels.chunks(2) {
+            let mut buf = vec![Complex::default(); n * n];
+            self.kernel_buffer(&pair[0], false, &mut buf);
+            if let Some(second) = pair.get(1) {
+                self.kernel_buffer(second, true, &mut buf);
             }
-        }
-        // Kernel centred at (0, 0) with wrap-around, so the output is aligned with the input.
-        let mut k = vec![Complex::default(); n * n];
-        for j in 0..side {
-            for i in 0..side {
-                let r = (j + n - half) % n;
-                let c = (i + n - half) % n;
-                k[r * n + c].re = kernel[j * side + i];
-            }
-        }
-        self.fft2(&mut a, &self.forward);
-        self.fft2(&mut k, &self.forward);
-        for (x, y) in a.iter_mut().zip(&k) {
-            *x *= y;
-        }
-        self.fft2(&mut a, &self.inverse);
-        let norm = 1.0 / (n * n) as f64;
-        let mut out = vec![0.0; size * size];
-        for r in 0..size {
-            for c in 0..size {
-                out[r * size + c] = a[r * n + c].re * norm;
+            let a = self.forward2(&mut buf, n);
+            let (x, y) = self.split(&a);
+            out.push(x);
+            if pair.len() == 2 {
+                out.push(y);
             }
         }
         out
+    }
+
+    /// The spectrum of one kernel.
+    pub fn spectrum(&self, kernel: &[f64]) -> Spectrum {
+        self.spectra(&[kernel.to_vec()]).swap_remove(0)
+    }
+
+    /// Convolves images, each with its own kernel spectrum, two per transform pair. Output keeps
+    /// each image's size and alignment; flux spilling over the edges is lost, as on a detector.
+    /// Zero padding to at least `size + 2 * half` means no wrap-around.
+    pub fn apply_many(&self, images: &[&[f64]], spectra: &[&Spectrum]) -> Vec<Vec<f64>> {
+        assert_eq!(images.len(), spectra.len());
+        let (n, size) = (self.n, self.size);
+        let mut out = Vec::with_capacity(images.len());
+        for (imgs, specs) in images.chunks(2).zip(spectra.chunks(2)) {
+            let mut buf = vec![Complex::default(); n * n];
+            for r in 0..size {
+                for c in 0..size {
+                    buf[r * n + c].re = imgs[0][r * size + c];
+                    if let Some(second) = imgs.get(1) {
+                        buf[r * n + c].im = second[r * size + c];
+                    }
+                }
+            }
+            let a = self.forward2(&mut buf, size);
+            let z: Vec<Complex<f64>> = if imgs.len() == 2 {
+                let (x, y) = self.split(&a);
+                let i = Complex::new(0.0, 1.0);
+                (0..n * n).map(|k| x[k] * specs[0][k] + i * y[k] * specs[1][k]).collect()
+            } else {
+                a.iter().zip(specs[0].iter()).map(|(p, q)| p * q).collect()
+            };
+            let data = self.inverse2(z, size);
+            let norm = 1.0 / (n * n) as f64;
+            for part in 0..imgs.len() {
+                let mut o = vec![0.0; size * size];
+                for r in 0..size {
+                    for c in 0..size {
+                        let v = data[r * n + c];
+                        o[r * size + c] = if part == 0 { v.re } else { v.im } * norm;
+                    }
+                }
+                out.push(o);
+            }
+        }
+        out
+    }
+
+    /// Convolves one image with a kernel given by its spectrum.
+    pub fn apply(&self, image: &[f64], spectrum: &Spectrum) -> Vec<f64> {
+        self.apply_many(&[image], &[spectrum]).swap_remove(0)
+    }
+
+    /// Convolution with a kernel given directly (computes its spectrum each time).
+    pub fn convolve(&self, image: &[f64], kernel: &[f64]) -> Vec<f64> {
+        self.apply(image, &self.spectrum(kernel))
     }
 }
 
@@ -154,12 +240,24 @@ mod tests {
                     for i in 0..side {
                         let (rr, cc) = (r as i64 + j as i64 - half as i64, c as i64 + i as i64 - half as i64);
                         if rr >= 0 && cc >= 0 && (rr as usize) < size && (cc as usize) < size {
-                            direct += image[rr as usize * size + cc as usize] * kernel[(side - 1 - j) * side + (side - 1 - i)];
+                            direct += image[rr as usize * size + cc as usize]
+                                * kernel[(side - 1 - j) * side + (side - 1 - i)];
                         }
                     }
                 }
                 assert!((conv[r * size + c] - direct).abs() < 1e-12, "({r},{c})");
             }
+        }
+        // Two images with two kernels in one transform give the same as one at a time.
+        let other_kernel = moffat_kernel(0.6, MOFFAT_BETA, 0.2, half);
+        let other: Vec<f64> = (0..size * size).map(|k| ((k * 7919) % 13) as f64 - 6.0).collect();
+        let conv = Convolver::new(size, half);
+        let spectra = conv.spectra(&[kernel.clone(), other_kernel.clone()]);
+        let both = conv.apply_many(&[&image, &other], &[&spectra[0], &spectra[1]]);
+        let single_a = conv.convolve(&image, &kernel);
+        let single_b = conv.convolve(&other, &other_kernel);
+        for k in 0..size * size {
+            assert!((both[0][k] - single_a[k]).abs() < 1e-12 && (both[1][k] - single_b[k]).abs() < 1e-12, "{k}");
         }
         // A source far from the edges keeps its flux.
         let mut one = vec![0.0; size * size];

@@ -4,9 +4,9 @@
 //! Every object is drawn from its own random stream, seeded by the run's seed and the object's
 //! index, so results do not depend on the number of threads or on the order of work.
 
-use super::light::{integrate, subsampled, Grid, Sersic};
+use super::light::{integrate, subsampled, Grid, Sampling, Sersic};
 use super::mass::SieShear;
-use super::psf::{moffat_kernel, Convolver, MOFFAT_BETA};
+use super::psf::{moffat_kernel, Convolver, Spectrum, MOFFAT_BETA};
 use crate::cutout::{Band, Cutout};
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal, Poisson};
@@ -49,9 +49,9 @@ impl Default for SimConfig {
             depth_mag: [24.2, 25.1, 25.0, 23.7],
             sky_mag_arcsec2: [22.4, 22.1, 21.1, 20.3],
             lens_fraction: 0.5,
-            min_arc_snr_g: 20.0,
+            min_arc_snr_g: 40.0,
             min_magnification: 3.0,
-            source_mag_r: (21.0, 25.0),
+            source_mag_r: (20.5, 24.5),
         }
     }
 }
@@ -121,7 +121,8 @@ impl Kind {
         }
     }
 
-    const LENSES: [(Kind, f64); 4] = [(Kind::LensArc, 0.4), (Kind::LensRing, 0.2), (Kind::LensDouble, 0.25), (Kind::LensQuad, 0.15)];
+    const LENSES: [(Kind, f64); 4] =
+        [(Kind::LensArc, 0.4), (Kind::LensRing, 0.2), (Kind::LensDouble, 0.25), (Kind::LensQuad, 0.15)];
     const NON_LENSES: [(Kind, f64); 7] = [
         (Kind::Elliptical, 0.2),
         (Kind::EllipticalCompanions, 0.14),
@@ -199,14 +200,12 @@ fn pick<T: Copy>(rng: &mut Rng64, table: &[(T, f64)]) -> T {
 /// Light before the PSF: flux per pixel per band, plus point sources.
 struct Scene {
     bands: [Vec<f64>; 4],
-    /// The lensed source alone (per band), kept apart for the truth mask and signal-to-noise.
-    lensed: Option<[Vec<f64>; 4]>,
     stars: Vec<((f64, f64), [f64; 4])>,
 }
 
 impl Scene {
     fn new(n: usize) -> Scene {
-        Scene { bands: std::array::from_fn(|_| vec![0.0; n]), lensed: None, stars: Vec::new() }
+        Scene { bands: std::array::from_fn(|_| vec![0.0; n]), stars: Vec::new() }
     }
 
     /// Adds a unit-flux image scaled to each band's flux.
@@ -220,37 +219,87 @@ impl Scene {
 }
 
 /// A Sersic galaxy integrated over pixels, total flux 1 (what falls outside the cutout is lost).
-fn sersic_image(grid: &Grid, s: &Sersic) -> Vec<f64> {
+/// `max_radius_arcsec` bounds the work for small, faint galaxies; the central galaxy uses all
+/// pixels (its wings matter).
+fn sersic_image(grid: &Grid, s: &Sersic, max_radius_arcsec: f64) -> Vec<f64> {
     let e = s.evaluator();
-    let fine_r = (2.0 * grid.pixel_arcsec).max(0.5 * s.r_e);
-    integrate(grid, |x, y| e.at(x, y), s.center, fine_r, 3.0 * s.r_e + 2.0 * grid.pixel_arcsec, 7)
+    let sampling = Sampling {
+        fine_radius_arcsec: 2.0 * grid.pixel_arcsec,
+        fine: 7,
+        mid_radius_arcsec: (s.r_e + 2.0 * grid.pixel_arcsec).min(1.5),
+        max_radius_arcsec,
+    };
+    integrate(grid, |x, y| e.at(x, y), s.center, sampling)
 }
 
-/// The lensed image of a unit-flux Sersic source: ray shooting with 4 x 4 sub-pixels wherever a
-/// pixel's centre lands near the source, once per pixel elsewhere.
-fn lensed_image(grid: &Grid, lens: &SieShear, source: &Sersic) -> Vec<f64> {
+/// Radius beyond which a small galaxy's light is ignored: 10 effective radii along its minor
+/// axis, plus a margin.
+fn small_galaxy_reach(s: &Sersic) -> f64 {
+    10.0 * s.r_e / s.q.sqrt() + 1.0
+}
+
+/// Sampling for smooth, numerically normalised shapes (rings, arms, tails): one sample per pixel.
+const COARSE: Sampling =
+    Sampling { fine_radius_arcsec: 0.0, fine: 1, mid_radius_arcsec: 0.0, max_radius_arcsec: f64::INFINITY };
+
+/// Source-plane positions of every pixel centre for one lens: computed once per object, shared
+/// by all the sources drawn behind it.
+struct RayMap {
+    beta: Vec<(f64, f64)>,
+}
+
+impl RayMap {
+    fn new(grid: &Grid, lens: &SieShear) -> RayMap {
+        let mut beta = Vec::with_capacity(grid.size * grid.size);
+        for row in 0..grid.size {
+            for col in 0..grid.size {
+                let (x, y) = grid.sky_from_pixel(col as f64, row as f64);
+                beta.push(lens.ray_shoot(x, y));
+            }
+        }
+        RayMap { beta }
+    }
+}
+
+/// The lensed image of a unit-flux Sersic source: pixels whose centre maps near the source are
+/// ray-shot again on a 4 x 4 sub-grid; those mapping beyond the source's reach stay dark.
+fn lensed_image(grid: &Grid, lens: &SieShear, rays: &RayMap, source: &Sersic) -> Vec<f64> {
     let e = source.evaluator();
-    let reach = 6.0 * source.r_e / source.q.min(1.0 / source.q).sqrt() + 2.0 * grid.pixel_arcsec;
+    let q = source.q.min(1.0 / source.q);
+    let reach = 8.0 * source.r_e / q.sqrt() + grid.pixel_arcsec;
+    let near = 3.0 * source.r_e / q.sqrt() + 2.0 * grid.pixel_arcsec;
     let f = |x: f64, y: f64| {
         let (bx, by) = lens.ray_shoot(x, y);
         e.at(bx, by)
     };
-    let mut out = vec![0.0; grid.size * grid.size];
     let area = grid.pixel_area();
-    for row in 0..grid.size {
-        for col in 0..grid.size {
-            let (x, y) = grid.sky_from_pixel(col as f64, row as f64);
-            let (bx, by) = lens.ray_shoot(x, y);
-            let d = ((bx - source.center.0).powi(2) + (by - source.center.1).powi(2)).sqrt();
-            let value = if d < reach { subsampled(grid, &f, x, y, 4) } else { e.at(bx, by) };
-            out[row * grid.size + col] = value * area;
+    let mut out = vec![0.0; grid.size * grid.size];
+    for (k, &(bx, by)) in rays.beta.iter().enumerate() {
+        let d = ((bx - source.center.0).powi(2) + (by - source.center.1).powi(2)).sqrt();
+        if d > reach {
+            continue;
         }
+        let value = if d < near {
+            let (x, y) = grid.sky_from_pixel((k % grid.size) as f64, (k / grid.size) as f64);
+            subsampled(grid, &f, x, y, 4)
+        } else {
+            e.at(bx, by)
+        };
+        out[k] = value * area;
     }
     out
 }
 
 /// A ring of light: Gaussian in elliptical radius around `r0`, total flux 1 (numerically).
-fn ring_image(grid: &Grid, center: (f64, f64), r0: f64, width: f64, q: f64, angle: f64, knots: &[(f64, f64)]) -> Vec<f64> {
+fn ring_image(
+    grid: &Grid,
+    center: (f64, f64),
+    r0: f64,
+    width: f64,
+    q: f64,
+    angle: f64,
+    knots: &[(f64, f64)],
+) -> Vec<f64> {
     let (s, c) = angle.sin_cos();
     let f = |x: f64, y: f64| {
         let (dx, dy) = (x - center.0, y - center.1);
@@ -260,7 +309,7 @@ fn ring_image(grid: &Grid, center: (f64, f64), r0: f64, width: f64, q: f64, angl
         let knot: f64 = knots.iter().map(|&(p, a)| a * (-(angle_diff(phi, p) * r / (2.0 * width)).powi(2)).exp()).sum();
         (-(r - r0).powi(2) / (2.0 * width * width)).exp() * (1.0 + knot)
     };
-    normalised(integrate(grid, f, center, 0.0, 0.0, 1))
+    normalised(integrate(grid, f, center, COARSE))
 }
 
 fn angle_diff(a: f64, b: f64) -> f64 {
@@ -272,19 +321,27 @@ fn angle_diff(a: f64, b: f64) -> f64 {
     }
 }
 
+/// Logarithmic spiral arms: how many, their pitch angle and phase.
+struct Arms {
+    count: u32,
+    pitch_rad: f64,
+    phase_rad: f64,
+}
+
 /// A spiral disk: exponential profile modulated by logarithmic arms, total flux 1.
-fn spiral_image(grid: &Grid, center: (f64, f64), r_e: f64, q: f64, angle: f64, arms: u32, pitch: f64, phase: f64) -> Vec<f64> {
-    let disk = Sersic { center, r_e, n: 1.0, q, angle_rad: angle }.evaluator();
+fn spiral_image(grid: &Grid, disk: &Sersic, arms: &Arms) -> Vec<f64> {
+    let (center, r_e, q, angle) = (disk.center, disk.r_e, disk.q, disk.angle_rad);
+    let disk = disk.evaluator();
     let (s, c) = angle.sin_cos();
     let f = |x: f64, y: f64| {
         let (dx, dy) = (x - center.0, y - center.1);
         let (u, v) = (c * dx + s * dy, -s * dx + c * dy);
         let r = (q * u * u + v * v / q).sqrt().max(1e-3);
         let phi = v.atan2(u);
-        let wave = (arms as f64 * (phi - (r / r_e).ln() / pitch.tan()) + phase).cos();
+        let wave = (arms.count as f64 * (phi - (r / r_e).ln() / arms.pitch_rad.tan()) + arms.phase_rad).cos();
         disk.at(x, y) * (0.35 + 0.65 * wave.max(0.0).powi(2) * 2.0)
     };
-    normalised(integrate(grid, f, center, 0.0, 0.0, 1))
+    normalised(integrate(grid, f, center, COARSE))
 }
 
 /// A chain of Gaussian blobs along a circular arc (tidal tail), total flux 1.
@@ -301,13 +358,19 @@ fn tail_image(grid: &Grid, center: (f64, f64), radius: f64, from: f64, span: f64
             })
             .sum()
     };
-    normalised(integrate(grid, f, center, 0.0, 0.0, 1))
+    normalised(integrate(grid, f, center, COARSE))
 }
 
 /// A small round Gaussian blob (star-forming knot), total flux 1 (numerically).
 fn blob_image(grid: &Grid, center: (f64, f64), sigma: f64) -> Vec<f64> {
     let f = |x: f64, y: f64| (-((x - center.0).powi(2) + (y - center.1).powi(2)) / (2.0 * sigma * sigma)).exp();
-    normalised(integrate(grid, f, center, 3.0 * grid.pixel_arcsec, 3.0 * grid.pixel_arcsec, 3))
+    let sampling = Sampling {
+        fine_radius_arcsec: 3.0 * grid.pixel_arcsec,
+        fine: 3,
+        mid_radius_arcsec: 0.0,
+        max_radius_arcsec: 6.0 * sigma + 0.5,
+    };
+    normalised(integrate(grid, f, center, sampling))
 }
 
 fn normalised(mut v: Vec<f64>) -> Vec<f64> {
@@ -356,7 +419,7 @@ fn add_field(rng: &mut Rng64, cfg: &SimConfig, grid: &Grid, scene: &mut Scene, e
             q: rng.random_range(0.3..1.0),
             angle_rad: rng.random_range(0.0..PI),
         };
-        let img = sersic_image(grid, &s);
+        let img = sersic_image(grid, &s, small_galaxy_reach(&s));
         scene.add(&img, fluxes(cfg, mags(rng.random_range(20.0..24.0), u_r, g_r, r_i)));
     }
     let n_stars = Poisson::new(0.6).map(|p| p.sample(rng) as usize).unwrap_or(0) + extra_stars;
@@ -368,9 +431,11 @@ fn add_field(rng: &mut Rng64, cfg: &SimConfig, grid: &Grid, scene: &mut Scene, e
     }
 }
 
-/// The best lensed source found so far: its unit-flux image and brightness.
+/// The best lensed source found so far: its unit-flux image (before and after the g-band PSF)
+/// and brightness.
 struct LensChoice {
     unit: Vec<f64>,
+    unit_g_conv: Vec<f64>,
     unit_flux: f64,
     magnification: f64,
     mag_r: f64,
@@ -378,107 +443,103 @@ struct LensChoice {
     snr: f64,
 }
 
-/// Result of trying to place a lensed source.
-struct LensDraw {
-    lens: SieShear,
-    source: Sersic,
-    unit: Vec<f64>,
-    magnification: f64,
-}
-
-fn draw_lens_geometry(rng: &mut Rng64, kind: Kind, grid: &Grid, theta_e: f64, light: &Sersic) -> LensDraw {
-    let q_max = if kind == Kind::LensQuad { 0.8 } else { 1.0 };
-    let q_mass = (light.q + rng.random_range(-0.1..0.1)).clamp(0.5, q_max);
-    let lens = SieShear {
+/// The lens's mass, aligned with its light within a scatter; quads need a flattened mass.
+fn draw_mass(rng: &mut Rng64, kind: Kind, theta_e: f64, light: &Sersic) -> SieShear {
+    let q_max = if kind == Kind::LensQuad { 0.75 } else { 1.0 };
+    SieShear {
         theta_e,
-        q: q_mass,
+        q: (light.q + rng.random_range(-0.1..0.1)).clamp(0.5, q_max),
         angle_rad: light.angle_rad + rng.random_range(-0.2..0.2),
         center: light.center,
         gamma1: rng.random_range(-0.05..0.05),
         gamma2: rng.random_range(-0.05..0.05),
-    };
+    }
+}
+
+/// A source placed for the wanted configuration: near the centre (rings, quads), off-centre
+/// (doubles) or near the caustic (arcs).
+fn draw_source(rng: &mut Rng64, kind: Kind, lens: &SieShear) -> Sersic {
     let (beta_lo, beta_hi, r_lo, r_hi) = match kind {
         Kind::LensRing => (0.0, 0.08, 0.2, 0.5),
-        Kind::LensQuad => (0.0, 0.12, 0.06, 0.2),
-        Kind::LensDouble => (0.35, 0.8, 0.06, 0.2),
+        Kind::LensQuad => (0.0, 0.1, 0.06, 0.2),
+        Kind::LensDouble => (0.3, 0.6, 0.06, 0.2),
         _ => (0.1, 0.45, 0.15, 0.5),
     };
-    let beta = theta_e * rng.random_range(beta_lo..beta_hi);
+    let beta = lens.theta_e * rng.random_range(beta_lo..beta_hi);
     let phi = rng.random_range(0.0..2.0 * PI);
-    let source = Sersic {
-        center: (light.center.0 + beta * phi.cos(), light.center.1 + beta * phi.sin()),
+    Sersic {
+        center: (lens.center.0 + beta * phi.cos(), lens.center.1 + beta * phi.sin()),
         r_e: rng.random_range(r_lo..r_hi),
         n: rng.random_range(0.5..1.5),
         q: rng.random_range(0.4..1.0),
         angle_rad: rng.random_range(0.0..PI),
-    };
-    let unit = lensed_image(grid, &lens, &source);
-    let magnification = unit.iter().sum();
-    LensDraw { lens, source, unit, magnification }
+    }
 }
 
-/// Adds star-forming clumps to a lensed source: a few compact knots near its centre, lensed too.
-fn lensed_clumps(rng: &mut Rng64, grid: &Grid, draw: &LensDraw) -> Vec<f64> {
-    let n = rng.random_range(0..4);
+/// Star-forming clumps of a source: 0-3 compact knots near its centre, lensed too. Returns their
+/// lensed image and their unlensed flux, relative to the source's.
+fn lensed_clumps(rng: &mut Rng64, grid: &Grid, lens: &SieShear, rays: &RayMap, source: &Sersic) -> (Vec<f64>, f64) {
     let mut total = vec![0.0; grid.size * grid.size];
-    if n == 0 {
-        return total;
-    }
-    for _ in 0..n {
-        let off = (rng.random_range(-1.0..1.0) * draw.source.r_e, rng.random_range(-1.0..1.0) * draw.source.r_e);
+    let mut flux = 0.0;
+    for _ in 0..rng.random_range(0..4) {
+        let off = (rng.random_range(-1.0..1.0) * source.r_e, rng.random_range(-1.0..1.0) * source.r_e);
         let clump = Sersic {
-            center: (draw.source.center.0 + off.0, draw.source.center.1 + off.1),
+            center: (source.center.0 + off.0, source.center.1 + off.1),
             r_e: rng.random_range(0.03..0.08),
             n: 0.5,
             q: 1.0,
             angle_rad: 0.0,
         };
-        let img = lensed_image(grid, &draw.lens, &clump);
         let w = rng.random_range(0.05..0.2);
+        let img = lensed_image(grid, lens, rays, &clump);
         total.iter_mut().zip(&img).for_each(|(t, v)| *t += w * v);
+        flux += w;
     }
-    total
+    (total, flux)
 }
 
-/// Observes a scene: PSF per band, then sky and Poisson noise. Returns the noisy bands and the
-/// noiseless, PSF-convolved lensed light (when there is a lens).
-fn observe(rng: &mut Rng64, cfg: &SimConfig, scene: &Scene, fwhm: [f64; 4], conv: &Convolver, half: usize) -> ([Vec<f32>; 4], Option<[Vec<f64>; 4]>) {
+/// Observes a scene: PSF per band (kernel spectra given), then sky and Poisson noise.
+fn observe(rng: &mut Rng64, cfg: &SimConfig, scene: &Scene, spectra: &[Spectrum], conv: &Convolver) -> [Vec<f32>; 4] {
     let grid = cfg.grid();
-    let n = grid.size * grid.size;
-    let mut noisy: [Vec<f32>; 4] = Default::default();
-    let mut lensed_conv: Option<[Vec<f64>; 4]> = scene.lensed.as_ref().map(|_| Default::default());
-    for band in Band::ALL {
-        let b = band.index();
-        let kernel = moffat_kernel(fwhm[b], MOFFAT_BETA, grid.pixel_arcsec, half);
-        let mut model = scene.bands[b].clone();
-        for &((x, y), f) in &scene.stars {
-            // A point source: its flux split bilinearly over the 4 nearest pixels, then the PSF.
-            let (col, row) = grid.pixel_from_sky(x, y);
-            let (c0, r0) = (col.floor(), row.floor());
-            let (tx, ty) = (col - c0, row - r0);
-            for (dc, dr, w) in [(0.0, 0.0, (1.0 - tx) * (1.0 - ty)), (1.0, 0.0, tx * (1.0 - ty)), (0.0, 1.0, (1.0 - tx) * ty), (1.0, 1.0, tx * ty)] {
-                let (c, r) = (c0 + dc, r0 + dr);
-                if c >= 0.0 && r >= 0.0 && (c as usize) < grid.size && (r as usize) < grid.size {
-                    model[r as usize * grid.size + c as usize] += f[b] * w;
+    let normal = Normal::new(0.0, 1.0).expect("unit normal");
+    let models: Vec<Vec<f64>> = (0..4)
+        .map(|b| {
+            let mut model = scene.bands[b].clone();
+            for &((x, y), f) in &scene.stars {
+                // A point source: its flux split bilinearly over the 4 nearest pixels, then the PSF.
+                let (col, row) = grid.pixel_from_sky(x, y);
+                let (c0, r0) = (col.floor(), row.floor());
+                let (tx, ty) = (col - c0, row - r0);
+                for (dc, dr, w) in [
+                    (0.0, 0.0, (1.0 - tx) * (1.0 - ty)),
+                    (1.0, 0.0, tx * (1.0 - ty)),
+                    (0.0, 1.0, (1.0 - tx) * ty),
+                    (1.0, 1.0, tx * ty),
+                ] {
+                    let (c, r) = (c0 + dc, r0 + dr);
+                    if c >= 0.0 && r >= 0.0 && (c as usize) < grid.size && (r as usize) < grid.size {
+                        model[r as usize * grid.size + c as usize] += f[b] * w;
+                    }
                 }
             }
-        }
-        let mut total = conv.convolve(&model, &kernel);
-        if let (Some(lensed), Some(out)) = (&scene.lensed, lensed_conv.as_mut()) {
-            out[b] = conv.convolve(&lensed[b], &kernel);
-            total.iter_mut().zip(&out[b]).for_each(|(t, l)| *t += l);
-        }
+            model
+        })
+        .collect();
+    let images: Vec<&[f64]> = models.iter().map(|m| m.as_slice()).collect();
+    let specs: Vec<&Spectrum> = spectra.iter().collect();
+    let convolved = conv.apply_many(&images, &specs);
+    std::array::from_fn(|b| {
+        let band = Band::ALL[b];
         let sigma = cfg.sky_sigma(band);
         let per_flux = sigma * sigma / cfg.sky_level(band);
-        let normal = Normal::new(0.0, 1.0).expect("unit normal");
-        let mut plane = Vec::with_capacity(n);
-        for v in total {
-            let var = sigma * sigma + v.max(0.0) * per_flux;
-            plane.push((v + var.sqrt() * normal.sample(rng)) as f32);
-        }
-        noisy[b] = plane;
-    }
-    (noisy, lensed_conv)
+        convolved[b]
+            .iter()
+            .map(|&v| {
+                let var = sigma * sigma + v.max(0.0) * per_flux;
+                (v + var.sqrt() * normal.sample(rng)) as f32
+            })
+            .collect()
+    })
 }
 
 /// Reusable FFT plans and sizes for one configuration.
@@ -490,9 +551,13 @@ pub struct Simulator {
 
 impl Simulator {
     pub fn new(config: SimConfig) -> Simulator {
-        // The PSF kernel reaches ~4 FWHM of the worst seeing.
-        let worst = config.fwhm_arcsec.iter().cloned().fold(0.0, f64::max) * (1.0 + 3.0 * config.fwhm_scatter);
-        let half = ((2.5 * worst / config.pixel_arcsec).ceil() as usize).max(3);
+        // The PSF kernel reaches 2 FWHM of the worst seeing (Moffat beta = 3 is at 0.3 % of its
+        // peak there), or 1.5 FWHM if that keeps the FFT at the cutout's power of two (128 for
+        // 101 pixels), which is 4 times cheaper than the next.
+        let worst = config.fwhm_arcsec.iter().cloned().fold(0.0, f64::max) * (1.0 + config.fwhm_scatter);
+        let wanted = ((2.0 * worst / config.pixel_arcsec).ceil() as usize).max(3);
+        let room = (config.size.next_power_of_two() - config.size) / 2;
+        let half = if wanted > room && room as f64 >= 1.5 * worst / config.pixel_arcsec { room } else { wanted };
         let conv = Convolver::new(config.size, half);
         Simulator { config, conv, half }
     }
@@ -521,35 +586,42 @@ impl Simulator {
             fwhm_arcsec: fwhm,
         };
         let sigma_g = cfg.sky_sigma(Band::G);
+        let kernels: Vec<Vec<f64>> =
+            fwhm.iter().map(|&f| moffat_kernel(f, MOFFAT_BETA, grid.pixel_arcsec, self.half)).collect();
+        let spectra = self.conv.spectra(&kernels);
+        let mut lensed_g: Option<Vec<f64>> = None;
         if is_lens {
             // log-uniform Einstein radius in 0.8-3.0".
             let theta_e = (0.8f64.ln() + rng.random_range(0.0..1.0) * (3.0f64 / 0.8).ln()).exp();
             let (light, lens_mags) = red_galaxy(&mut rng, theta_e);
-            scene.add(&sersic_image(&grid, &light), fluxes(cfg, lens_mags));
-            // Redraw the geometry and the source brightness until lensing is visible.
-            let g_kernel = moffat_kernel(fwhm[Band::G.index()], MOFFAT_BETA, grid.pixel_arcsec, self.half);
+            scene.add(&sersic_image(&grid, &light, f64::INFINITY), fluxes(cfg, lens_mags));
+            let lens = draw_mass(&mut rng, kind, theta_e, &light);
+            let rays = RayMap::new(&grid, &lens);
+            // Redraw the source and its brightness until the lensing is visible: magnified
+            // enough, and its images bright enough in g.
             let mut best: Option<LensChoice> = None;
-            'tries: for attempt in 0..40 {
-                let draw = draw_lens_geometry(&mut rng, kind, &grid, theta_e, &light);
-                if draw.magnification < cfg.min_magnification && attempt < 39 {
+            'tries: for attempt in 0..30 {
+                let source = draw_source(&mut rng, kind, &lens);
+                let mut unit = lensed_image(&grid, &lens, &rays, &source);
+                let magnification: f64 = unit.iter().sum();
+                if magnification < cfg.min_magnification && attempt < 29 {
                     continue;
                 }
-                let clumps = lensed_clumps(&mut rng, &grid, &draw);
-                let mut unit = draw.unit.clone();
+                let (clumps, clump_flux) = lensed_clumps(&mut rng, &grid, &lens, &rays, &source);
                 unit.iter_mut().zip(&clumps).for_each(|(u, c)| *u += c);
-                // Total unlensed flux of source + clumps, relative to the source alone.
-                let unit_flux = 1.0 + clumps.iter().sum::<f64>() / draw.magnification.max(1e-9);
-                let conv_g = self.conv.convolve(&unit, &g_kernel);
+                let unit_flux = 1.0 + clump_flux;
+                let unit_g_conv = self.conv.apply(&unit, &spectra[Band::G.index()]);
                 for _ in 0..4 {
                     let (lo, hi) = cfg.source_mag_r;
                     let mag_r = rng.random_range(lo..hi);
                     let (u_r, g_r, r_i) = blue_colours(&mut rng);
-                    let snr = arc_snr(&conv_g, cfg.flux(mag_r + g_r) / unit_flux, sigma_g);
+                    let snr = arc_snr(&unit_g_conv, cfg.flux(mag_r + g_r) / unit_flux, sigma_g);
                     if best.as_ref().is_none_or(|b| snr > b.snr) {
                         best = Some(LensChoice {
                             unit: unit.clone(),
+                            unit_g_conv: unit_g_conv.clone(),
                             unit_flux,
-                            magnification: draw.magnification,
+                            magnification,
                             mag_r,
                             mags: mags(mag_r, u_r, g_r, r_i),
                             snr,
@@ -561,10 +633,10 @@ impl Simulator {
                 }
             }
             if let Some(b) = best {
-                scene.lensed = Some(b.mags.map(|m| {
-                    let f = cfg.flux(m) / b.unit_flux;
-                    b.unit.iter().map(|v| v * f).collect()
-                }));
+                let per_band = b.mags.map(|m| cfg.flux(m) / b.unit_flux);
+                scene.add(&b.unit, per_band);
+                let fg = per_band[Band::G.index()];
+                lensed_g = Some(b.unit_g_conv.iter().map(|v| v * fg).collect());
                 truth.theta_e_arcsec = Some(theta_e);
                 truth.source_mag_r = Some(b.mag_r);
                 truth.magnification = Some(b.magnification);
@@ -573,12 +645,11 @@ impl Simulator {
         } else {
             self.non_lens(&mut rng, kind, &mut scene);
         }
-        let (bands, lensed_conv) = observe(&mut rng, cfg, &scene, fwhm, &self.conv, self.half);
+        let bands = observe(&mut rng, cfg, &scene, &spectra, &self.conv);
         let mut lensed_mask = vec![false; grid.size * grid.size];
-        if let Some(l) = lensed_conv {
-            let g = &l[Band::G.index()];
+        if let Some(g) = lensed_g {
             let mut sum = 0.0;
-            for (m, &v) in lensed_mask.iter_mut().zip(g) {
+            for (m, &v) in lensed_mask.iter_mut().zip(&g) {
                 if v > sigma_g {
                     *m = true;
                     sum += v;
@@ -599,7 +670,7 @@ impl Simulator {
         match kind {
             Kind::Elliptical | Kind::EllipticalCompanions | Kind::TangentialCompanion => {
                 let (light, m) = red_galaxy(rng, size_hint);
-                scene.add(&sersic_image(&grid, &light), fluxes(cfg, m));
+                scene.add(&sersic_image(&grid, &light, f64::INFINITY), fluxes(cfg, m));
                 let n = match kind {
                     Kind::Elliptical => 0,
                     Kind::TangentialCompanion => 1,
@@ -619,7 +690,7 @@ impl Simulator {
                     };
                     let (u_r, g_r, r_i) = blue_colours(rng);
                     let m = mags(rng.random_range(21.0..23.5), u_r, g_r, r_i);
-                    scene.add(&sersic_image(&grid, &s), fluxes(cfg, m));
+                    scene.add(&sersic_image(&grid, &s, small_galaxy_reach(&s)), fluxes(cfg, m));
                 }
             }
             Kind::Spiral => {
@@ -627,13 +698,22 @@ impl Simulator {
                 let angle = rng.random_range(0.0..PI);
                 let r_e = rng.random_range(1.0..2.6);
                 let center = (rng.random_range(-0.1..0.1), rng.random_range(-0.1..0.1));
-                let disk = spiral_image(&grid, center, r_e, q, angle, rng.random_range(2..4), rng.random_range(0.25..0.5), rng.random_range(0.0..2.0 * PI));
+                let arms = Arms {
+                    count: rng.random_range(2..4),
+                    pitch_rad: rng.random_range(0.25..0.5),
+                    phase_rad: rng.random_range(0.0..2.0 * PI),
+                };
+                let disk = spiral_image(&grid, &Sersic { center, r_e, n: 1.0, q, angle_rad: angle }, &arms);
                 let r_mag = rng.random_range(17.5..20.0);
-                let disk_m = mags(r_mag, rng.random_range(1.0..1.8), rng.random_range(0.35..0.7), rng.random_range(0.15..0.4));
+                let disk_m =
+                    mags(r_mag, rng.random_range(1.0..1.8), rng.random_range(0.35..0.7), rng.random_range(0.15..0.4));
                 scene.add(&disk, fluxes(cfg, disk_m));
                 let bulge = Sersic { center, r_e: 0.25 * r_e, n: 3.0, q: (q + 0.3).min(1.0), angle_rad: angle };
                 let (u_r, g_r, r_i) = red_colours(rng);
-                scene.add(&sersic_image(&grid, &bulge), fluxes(cfg, mags(r_mag + rng.random_range(0.5..2.0), u_r, g_r, r_i)));
+                scene.add(
+                    &sersic_image(&grid, &bulge, f64::INFINITY),
+                    fluxes(cfg, mags(r_mag + rng.random_range(0.5..2.0), u_r, g_r, r_i)),
+                );
                 for _ in 0..rng.random_range(3..9) {
                     let (d, phi) = (rng.random_range(0.5..2.0) * r_e, rng.random_range(0.0..2.0 * PI));
                     let (s, c) = angle.sin_cos();
@@ -648,15 +728,25 @@ impl Simulator {
                 let core_size = rng.random_range(0.4..1.0);
                 let (core, m) = red_galaxy(rng, core_size);
                 let core_m = m.map(|x| x + rng.random_range(0.0..1.0));
-                scene.add(&sersic_image(&grid, &core), fluxes(cfg, core_m));
-                let knots: Vec<(f64, f64)> = (0..rng.random_range(0..5)).map(|_| (rng.random_range(-PI..PI), rng.random_range(0.5..2.0))).collect();
-                let ring = ring_image(&grid, core.center, rng.random_range(1.0..3.0), rng.random_range(0.12..0.35), rng.random_range(0.6..1.0), rng.random_range(0.0..PI), &knots);
+                scene.add(&sersic_image(&grid, &core, f64::INFINITY), fluxes(cfg, core_m));
+                let knots: Vec<(f64, f64)> = (0..rng.random_range(0..5))
+                    .map(|_| (rng.random_range(-PI..PI), rng.random_range(0.5..2.0)))
+                    .collect();
+                let ring = ring_image(
+                    &grid,
+                    core.center,
+                    rng.random_range(1.0..3.0),
+                    rng.random_range(0.12..0.35),
+                    rng.random_range(0.6..1.0),
+                    rng.random_range(0.0..PI),
+                    &knots,
+                );
                 let (u_r, g_r, r_i) = blue_colours(rng);
-                scene.add(&ring, fluxes(cfg, mags(rng.random_range(19.5..22.5), u_r, g_r, r_i)));
+                scene.add(&ring, fluxes(cfg, mags(rng.random_range(19.0..21.5), u_r, g_r, r_i)));
             }
             Kind::Merger => {
                 let (a, ma) = red_galaxy(rng, size_hint);
-                scene.add(&sersic_image(&grid, &a), fluxes(cfg, ma));
+                scene.add(&sersic_image(&grid, &a, f64::INFINITY), fluxes(cfg, ma));
                 let (d, phi) = (rng.random_range(0.8..2.5), rng.random_range(0.0..2.0 * PI));
                 let mut b = a;
                 b.center = (a.center.0 + d * phi.cos(), a.center.1 + d * phi.sin());
@@ -664,8 +754,15 @@ impl Simulator {
                 b.angle_rad = rng.random_range(0.0..PI);
                 let colours = if rng.random_bool(0.5) { red_colours(rng) } else { blue_colours(rng) };
                 let mb = mags(ma[2] + rng.random_range(0.0..1.5), colours.0, colours.1, colours.2);
-                scene.add(&sersic_image(&grid, &b), fluxes(cfg, mb));
-                let tail = tail_image(&grid, a.center, rng.random_range(1.5..3.5), phi + rng.random_range(0.5..2.5), rng.random_range(0.8..2.0), rng.random_range(0.15..0.35));
+                scene.add(&sersic_image(&grid, &b, f64::INFINITY), fluxes(cfg, mb));
+                let tail = tail_image(
+                    &grid,
+                    a.center,
+                    rng.random_range(1.5..3.5),
+                    phi + rng.random_range(0.5..2.5),
+                    rng.random_range(0.8..2.0),
+                    rng.random_range(0.15..0.35),
+                );
                 let (u_r, g_r, r_i) = blue_colours(rng);
                 scene.add(&tail, fluxes(cfg, mags(ma[2] + rng.random_range(2.0..3.5), u_r + 0.5, g_r + 0.3, r_i)));
             }

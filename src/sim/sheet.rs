@@ -1,9 +1,9 @@
 //! Contact sheets: a labelled grid of composites, for a person to judge the simulations (and any
 //! set of cutouts) at a glance.
 
+use crate::cutout::Cutout;
 use crate::render::label::{draw_text, text_width};
 use crate::render::{composite, flip_rows, DisplaySettings, FluxScale, Rgba8};
-use crate::cutout::Cutout;
 
 /// One tile of a sheet: a cutout and its caption; `highlight` draws a green frame (lenses).
 pub struct Tile<'a> {
