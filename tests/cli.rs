@@ -85,6 +85,8 @@ fn render_writes_composites_and_band_views_north_up() {
         "8",
         "--stretch",
         "30",
+        "--weights",
+        "1,1,1",
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let img = image::open(&png).expect("png").to_rgb8();
