@@ -62,3 +62,36 @@ pub fn composite_speed(size: usize, iterations: usize) -> CompositeBench {
     }
     CompositeBench { size, iterations, microseconds_per_composite: t.elapsed().as_secs_f64() * 1e6 / iterations as f64 }
 }
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SimulateBench {
+    pub cutouts: usize,
+    pub threads: usize,
+    /// Simulation alone, in memory (4 bands each).
+    pub simulate_cutouts_per_s: f64,
+    /// Simulation and writing the Bologna layout (4 FITS files + mask + truth row each).
+    pub write_cutouts_per_s: f64,
+}
+
+/// Cutouts per second of the simulator, in memory and writing files under `dir`.
+pub fn simulate_speed(dir: &Path, n: usize) -> anyhow::Result<SimulateBench> {
+    use crate::sim::{SimConfig, Simulator};
+    let sim = Simulator::new(SimConfig::default());
+    // Warm up (FFT plans, page faults).
+    (0..20u64).into_par_iter().for_each(|k| {
+        std::hint::black_box(sim.simulate("w", 0, k, None));
+    });
+    let t = Instant::now();
+    (0..n as u64).into_par_iter().for_each(|k| {
+        std::hint::black_box(sim.simulate(&k.to_string(), 1, k, None));
+    });
+    let simulate_cutouts_per_s = n as f64 / t.elapsed().as_secs_f64();
+    let out = dir.join("sim");
+    let summary = crate::sim::write_run(&sim, n, 1, &out, &|_| {})?;
+    Ok(SimulateBench {
+        cutouts: n,
+        threads: rayon::current_num_threads(),
+        simulate_cutouts_per_s,
+        write_cutouts_per_s: summary.cutouts_per_s,
+    })
+}

@@ -143,6 +143,11 @@ enum BenchWhat {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Cutouts per second of the simulator (in memory, and writing files).
+    Simulate {
+        #[arg(long, default_value_t = 2000)]
+        n: usize,
+    },
     /// Microseconds per Lupton composite of a 101 x 101 cutout.
     Composite {
         #[arg(long, default_value_t = 20000)]
@@ -359,6 +364,11 @@ fn run() -> Result<ExitCode> {
                         }
                     };
                     let r = lens_inspect::bench::ingest_speed(&dir, n)?;
+                    println!("{}", serde_json::to_string(&r)?);
+                }
+                BenchWhat::Simulate { n } => {
+                    let tmp = tempfile::tempdir()?;
+                    let r = lens_inspect::bench::simulate_speed(tmp.path(), n)?;
                     println!("{}", serde_json::to_string(&r)?);
                 }
                 BenchWhat::Composite { iterations } => {

@@ -663,6 +663,19 @@ impl Simulator {
         SimObject { cutout: Cutout::from_planes(name, grid.size, grid.size, bands), truth, lensed_mask }
     }
 
+    /// An empty patch of sky observed like any cutout: only sky noise. For checking the noise
+    /// against the configured depths.
+    pub fn blank_sky(&self, seed: u64) -> Cutout {
+        let cfg = &self.config;
+        let grid = cfg.grid();
+        let mut rng = Rng64::seed_from_u64(stream_seed(seed, u64::MAX));
+        let kernels: Vec<Vec<f64>> =
+            cfg.fwhm_arcsec.iter().map(|&f| moffat_kernel(f, MOFFAT_BETA, grid.pixel_arcsec, self.half)).collect();
+        let spectra = self.conv.spectra(&kernels);
+        let bands = observe(&mut rng, cfg, &Scene::new(grid.size * grid.size), &spectra, &self.conv);
+        Cutout::from_planes("blank", grid.size, grid.size, bands)
+    }
+
     fn non_lens(&self, rng: &mut Rng64, kind: Kind, scene: &mut Scene) {
         let cfg = &self.config;
         let grid = cfg.grid();
