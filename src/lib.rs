@@ -5,7 +5,9 @@
 //! [`cutout::Cutout`]s, [`render`] draws them, [`project`] keeps candidates and grades in SQLite.
 
 pub mod bench;
+pub mod consensus;
 pub mod cutout;
+pub mod model;
 pub mod project;
 pub mod render;
 pub mod sim;

@@ -1,8 +1,11 @@
 //! The command line: one subcommand per job, each a thin layer over the library.
 
+mod commands;
+
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use lens_inspect::cutout::Band;
+use lens_inspect::model::net::Arch;
 use lens_inspect::project::ingest::{ingest, IngestOptions};
 use lens_inspect::project::Project;
 use lens_inspect::render::{self, DisplaySettings, Limits, StretchFn};
@@ -116,6 +119,94 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         weights: Option<Vec<f32>>,
     },
+    /// Train (or fine-tune) a lens finder on labelled cutouts.
+    ///
+    /// DATA is a folder `ingest` can read, with its truth in DATA/classifications.csv (as
+    /// `simulate` writes it) or --truth. Preprocessing per band: median subtracted, divided by the
+    /// robust sky sigma, clipped. Augmentation: 90-degree and free rotations, flips, zoom up to
+    /// x1.5, shifts, noise. Adam; validation each epoch; stops early when the validation loss stops
+    /// improving and keeps the best epoch. The model card (beside the model as JSON) records this
+    /// command.
+    Train {
+        /// Labelled training data.
+        #[arg(long)]
+        data: PathBuf,
+        /// Truth CSV for --data (default: DATA/classifications.csv).
+        #[arg(long)]
+        truth: Option<PathBuf>,
+        /// Labelled validation data (default: hold out --val-fraction of DATA).
+        #[arg(long)]
+        val_data: Option<PathBuf>,
+        /// Share of DATA held out for validation when --val-data is not given.
+        #[arg(long, default_value_t = 0.1)]
+        val_fraction: f64,
+        /// Output model file (.lensmodel); its card is written beside it as .json.
+        #[arg(long)]
+        out: PathBuf,
+        /// Network: lens-detector (CNN + self-attention) or cnn.
+        #[arg(long, default_value = "lens-detector")]
+        arch: ArchArg,
+        /// Most epochs to train.
+        #[arg(long, default_value_t = 10)]
+        epochs: usize,
+        /// Cutouts per batch.
+        #[arg(long, default_value_t = 32)]
+        batch: usize,
+        /// Adam learning rate.
+        #[arg(long, default_value_t = 1e-3)]
+        lr: f64,
+        /// Seed for weights, data order and augmentation.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Stop after this many epochs without a better validation loss.
+        #[arg(long, default_value_t = 3)]
+        patience: usize,
+        /// Batches per epoch (default: one pass over the data).
+        #[arg(long)]
+        steps_per_epoch: Option<usize>,
+        /// Start from this model (transfer learning / fine-tuning).
+        #[arg(long)]
+        init: Option<PathBuf>,
+        /// With --init: train only the attention and head, keep the convolutions.
+        #[arg(long, requires = "init")]
+        freeze_backbone: bool,
+        /// A note kept in the model card, e.g. the commands that made the data.
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Score every candidate of a project with a model; scores are stored as a new model version.
+    Score {
+        /// Project file.
+        #[arg(long)]
+        project: PathBuf,
+        /// Model file (default: the shipped model, models/lens-detector.lensmodel).
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Cutouts per inference batch.
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+    },
+    /// Challenge metrics of a model: AUROC, TPR0, TPR10 (Metcalf et al. 2019).
+    Evaluate {
+        /// Model file (default: the shipped model).
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Labelled folder to score (with DATA/classifications.csv or --truth).
+        #[arg(long, conflicts_with = "project")]
+        data: Option<PathBuf>,
+        /// Truth CSV for --data.
+        #[arg(long)]
+        truth: Option<PathBuf>,
+        /// Or: the candidates with truth in a project (using the model's latest stored scores).
+        #[arg(long)]
+        project: Option<PathBuf>,
+        /// Write the ROC curve (threshold, fpr, tpr, false and true positives) as CSV.
+        #[arg(long)]
+        roc: Option<PathBuf>,
+        /// Print one JSON object with keys auroc, tpr0, tpr10, n, n_lens.
+        #[arg(long)]
+        json: bool,
+    },
     /// Counts of candidates, inspectors, grades and models in a project.
     Info {
         /// Project file.
@@ -153,6 +244,21 @@ enum BenchWhat {
         #[arg(long, default_value_t = 20000)]
         iterations: usize,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ArchArg {
+    LensDetector,
+    Cnn,
+}
+
+impl From<ArchArg> for Arch {
+    fn from(a: ArchArg) -> Arch {
+        match a {
+            ArchArg::LensDetector => Arch::LensDetector,
+            ArchArg::Cnn => Arch::Cnn,
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -219,7 +325,7 @@ fn parse_weights(w: &[f32]) -> Result<[f32; 3]> {
 }
 
 /// A progress bar on stderr when it is a terminal; hidden otherwise (pipes, CI, --json).
-fn progress_bar(visible: bool) -> indicatif::ProgressBar {
+pub(crate) fn progress_bar(visible: bool) -> indicatif::ProgressBar {
     if !visible {
         return indicatif::ProgressBar::hidden();
     }
@@ -330,6 +436,51 @@ fn run() -> Result<ExitCode> {
                 println!("contact sheet: {}", sheet.display());
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Train {
+            data,
+            truth,
+            val_data,
+            val_fraction,
+            out,
+            arch,
+            epochs,
+            batch,
+            lr,
+            seed,
+            patience,
+            steps_per_epoch,
+            init,
+            freeze_backbone,
+            note,
+        } => {
+            let command_line: Vec<String> = std::env::args().collect();
+            let config = lens_inspect::model::train::TrainConfig {
+                arch: arch.into(),
+                epochs,
+                batch,
+                lr,
+                seed,
+                patience,
+                steps_per_epoch,
+                freeze_backbone,
+                ..Default::default()
+            };
+            commands::train(commands::TrainArgs {
+                data,
+                truth,
+                val_data,
+                val_fraction,
+                out,
+                init,
+                config,
+                command_line,
+                note,
+            })
+        }
+        Command::Score { project, model, batch } => commands::score(&project, model, batch),
+        Command::Evaluate { model, data, truth, project, roc, json } => {
+            commands::evaluate(model, data, truth, project, roc, json)
         }
         Command::Info { project, json } => {
             let p = Project::open_existing(&project)?;

@@ -556,6 +556,20 @@ impl Project {
         tx.commit().map_err(|e| classify(&path, e))
     }
 
+    /// (score, is_lens) of every candidate with truth, scored by the most recent model version.
+    pub fn latest_scores_with_truth(&self) -> Result<Vec<(f64, bool)>, ProjectError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT p.score, c.truth_is_lens FROM predictions p JOIN candidates c ON c.id = p.candidate_id
+                 WHERE c.truth_is_lens IS NOT NULL AND p.model_version_id = (SELECT max(id) FROM model_versions)",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows =
+            stmt.query_map([], |r| Ok((r.get::<_, f64>(0)?, r.get::<_, i64>(1)? != 0))).map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
     pub fn counts(&self) -> Result<ProjectCounts, ProjectError> {
         let one = |sql: &str| -> Result<i64, ProjectError> {
             self.conn.query_row(sql, [], |r| r.get(0)).map_err(|e| self.err(e))

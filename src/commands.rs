@@ -1,0 +1,210 @@
+//! The model commands of the CLI (train, score, evaluate): argument handling and printing over
+//! the library's `model` module.
+
+use anyhow::{bail, Context, Result};
+use lens_inspect::model::checkpoint::{self, ModelCard};
+use lens_inspect::model::metrics::{challenge_metrics, roc_curve};
+use lens_inspect::model::score::{score_project, Scorer};
+use lens_inspect::model::train::{train as run_training, EpochReport, TrainConfig, TrainObserver};
+use lens_inspect::model::{load_labelled, shipped_model_path};
+use lens_inspect::project::Project;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+pub struct TrainArgs {
+    pub data: PathBuf,
+    pub truth: Option<PathBuf>,
+    pub val_data: Option<PathBuf>,
+    pub val_fraction: f64,
+    pub out: PathBuf,
+    pub init: Option<PathBuf>,
+    pub config: TrainConfig,
+    pub command_line: Vec<String>,
+    pub note: Option<String>,
+}
+
+/// Prints each epoch as a line and keeps a progress bar over the batches.
+struct Printer {
+    bar: indicatif::ProgressBar,
+    epoch: usize,
+}
+
+impl TrainObserver for Printer {
+    fn step(&mut self, done: usize, total: usize, loss: f64) -> bool {
+        self.bar.set_length(total as u64);
+        self.bar.set_position(done as u64);
+        self.bar.set_message(format!("epoch {} loss {loss:.4}", self.epoch + 1));
+        true
+    }
+
+    fn epoch(&mut self, r: &EpochReport) -> bool {
+        self.epoch = r.epoch;
+        let line = format!(
+            "epoch {:>3}  train loss {:.4}  val loss {:.4}  val AUROC {:.4}  {:.0} s{}",
+            r.epoch,
+            r.train_loss,
+            r.val_loss,
+            r.val_auroc,
+            r.seconds,
+            if r.best { "  (best, kept)" } else { "" }
+        );
+        // Printed whether or not the bar is visible (logs of long runs need the epochs).
+        self.bar.suspend(|| eprintln!("{line}"));
+        true
+    }
+}
+
+pub fn train(args: TrainArgs) -> Result<ExitCode> {
+    let TrainArgs { data, truth, val_data, val_fraction, out, init, mut config, command_line, note } = args;
+    if config.batch == 0 || config.epochs == 0 {
+        bail!("--batch and --epochs must be at least 1");
+    }
+    if !(config.lr > 0.0 && config.lr.is_finite()) {
+        bail!("--lr must be a positive number");
+    }
+    let clip = lens_inspect::cutout::DEFAULT_CLIP_SIGMA;
+    let init_net = match &init {
+        Some(p) => {
+            let (net, card) = checkpoint::load(p, &burn::tensor::Device::flex())?;
+            config.arch = card.arch;
+            Some(net)
+        }
+        None => None,
+    };
+    eprintln!("reading {} ...", data.display());
+    let (all, problems) = load_labelled(&data, truth.as_deref(), clip)?;
+    report_problems(&problems);
+    let (train_set, val_set) = match &val_data {
+        Some(v) => {
+            let (val, p) = load_labelled(v, None, clip)?;
+            report_problems(&p);
+            (all, val)
+        }
+        None => {
+            if !(0.0..1.0).contains(&val_fraction) || val_fraction == 0.0 {
+                bail!("--val-fraction must be between 0 and 1");
+            }
+            let mut idx: Vec<usize> = (0..all.len()).collect();
+            idx.shuffle(&mut rand_pcg::Pcg64Mcg::seed_from_u64(config.seed));
+            let n_val = ((all.len() as f64 * val_fraction).round() as usize).max(1);
+            all.split(&idx[..n_val.min(all.len())])
+        }
+    };
+    eprintln!("training on {} cutouts, validating on {}", train_set.len(), val_set.len());
+    let bar = crate::progress_bar(true);
+    let mut printer = Printer { bar, epoch: 0 };
+    let start = std::time::Instant::now();
+    let outcome = run_training(&train_set, &val_set, init_net, &config, &mut printer)?;
+    printer.bar.finish_and_clear();
+    let best = outcome.history.iter().find(|r| r.epoch == outcome.best_epoch);
+    let mut card = ModelCard::new(config.arch, train_set.size, clip);
+    card.provenance = serde_json::json!({
+        "command": command_line.join(" "),
+        "note": note,
+        "config": config,
+        "data": data.display().to_string(),
+        "val_data": val_data.map(|v| v.display().to_string()),
+        "init": init.map(|v| v.display().to_string()),
+        "train_cutouts": train_set.len(),
+        "val_cutouts": val_set.len(),
+        "best_epoch": outcome.best_epoch,
+        "history": outcome.history,
+        "seconds": start.elapsed().as_secs_f64(),
+        "program": format!("lens-inspect {}", env!("CARGO_PKG_VERSION")),
+    });
+    card.metrics = serde_json::json!({
+        "val_loss": best.map(|b| b.val_loss),
+        "val_auroc": best.map(|b| b.val_auroc),
+    });
+    checkpoint::save(&out, &outcome.net, &card)?;
+    println!(
+        "wrote {} (best epoch {}, val AUROC {:.4}){}",
+        out.display(),
+        outcome.best_epoch,
+        best.map(|b| b.val_auroc).unwrap_or(f64::NAN),
+        if outcome.cancelled { " — training was stopped early" } else { "" }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn report_problems(problems: &[(String, String)]) {
+    for (name, why) in problems.iter().take(10) {
+        eprintln!("  skipped {name}: {why}");
+    }
+    if problems.len() > 10 {
+        eprintln!("  ... and {} more skipped", problems.len() - 10);
+    }
+}
+
+fn model_path(model: Option<PathBuf>) -> PathBuf {
+    model.unwrap_or_else(shipped_model_path)
+}
+
+pub fn score(project: &Path, model: Option<PathBuf>, batch: usize) -> Result<ExitCode> {
+    let model = model_path(model);
+    let scorer = Scorer::load(&model)?;
+    let mut p = Project::open_existing(project)?;
+    let bar = crate::progress_bar(true);
+    bar.set_message("scoring");
+    let name = model.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "model".into());
+    let summary = score_project(&mut p, &scorer, &name, batch.max(1), &|done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    })?;
+    bar.finish_and_clear();
+    println!("scored {} candidates as model version {}", summary.scored, summary.model_version);
+    for (name, why) in summary.failed.iter().take(10) {
+        eprintln!("  not scored {name}: {why}");
+    }
+    Ok(if summary.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(3) })
+}
+
+pub fn evaluate(
+    model: Option<PathBuf>,
+    data: Option<PathBuf>,
+    truth: Option<PathBuf>,
+    project: Option<PathBuf>,
+    roc: Option<PathBuf>,
+    json: bool,
+) -> Result<ExitCode> {
+    let (scores, labels): (Vec<f64>, Vec<bool>) = match (data, project) {
+        (Some(dir), None) => {
+            let scorer = Scorer::load(&model_path(model))?;
+            let (set, problems) = load_labelled(&dir, truth.as_deref(), scorer.card.clip_sigma)?;
+            if !json {
+                report_problems(&problems);
+            }
+            let device = burn::tensor::Device::flex();
+            let (s, _) = lens_inspect::model::train::evaluate(&scorer.net, &set, 64, &device);
+            (s.iter().map(|&v| v as f64).collect(), set.labels.iter().map(|&l| l >= 0.5).collect())
+        }
+        (None, Some(project)) => {
+            let p = Project::open_existing(&project)?;
+            let pairs = p.latest_scores_with_truth()?;
+            if pairs.is_empty() {
+                bail!("{}: no candidate has both truth and a model score (run `score` first)", project.display());
+            }
+            pairs.into_iter().unzip()
+        }
+        _ => bail!("give --data DIR or --project FILE"),
+    };
+    let m = challenge_metrics(&scores, &labels);
+    if let Some(path) = roc {
+        let mut f = std::io::BufWriter::new(
+            std::fs::File::create(&path).with_context(|| format!("writing {}", path.display()))?,
+        );
+        writeln!(f, "threshold,fpr,tpr,false_positives,true_positives")?;
+        for pt in roc_curve(&scores, &labels) {
+            writeln!(f, "{},{},{},{},{}", pt.threshold, pt.fpr, pt.tpr, pt.false_positives, pt.true_positives)?;
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string(&m)?);
+    } else {
+        println!("n = {} ({} lenses): AUROC {:.4}, TPR0 {:.4}, TPR10 {:.4}", m.n, m.n_lens, m.auroc, m.tpr0, m.tpr10);
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,196 @@
+//! Model files: the weights with the model card that says how to use them.
+//!
+//! A `.lensmodel` file is one container, so weights never travel without their card:
+//! the magic line `LENSINSPECT-MODEL\n`, a u32 format version, the card as JSON (u64 length
+//! first), the weights as safetensors (u64 length first), and an FNV-1a 64 checksum of all that
+//! came before. Loading refuses, each with its own message: a file that is not a model, one from
+//! a newer program, a truncated or altered one, one whose band order, input size or architecture
+//! differs from this program's, and weights that do not fit the architecture.
+
+use super::net::{Arch, LensNet, CONV_CHANNELS};
+use crate::cutout::Band;
+use burn::store::{ModuleSnapshot, SafetensorsStore};
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+const MAGIC: &[u8] = b"LENSINSPECT-MODEL\n";
+/// The container format this program writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Everything needed to use the weights correctly, saved with them (and beside them as JSON).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelCard {
+    pub arch: Arch,
+    /// Order of the input planes.
+    pub band_order: Vec<String>,
+    /// Cutout side in pixels.
+    pub input_size: usize,
+    /// Preprocessing: clip in robust sigmas (SPEC 2.2).
+    pub clip_sigma: f32,
+    pub conv_channels: Vec<usize>,
+    /// How the model was made: commands, seeds, data, epochs, the parent model.
+    #[serde(default)]
+    pub provenance: serde_json::Value,
+    /// Validation metrics at the kept checkpoint.
+    #[serde(default)]
+    pub metrics: serde_json::Value,
+}
+
+impl ModelCard {
+    pub fn new(arch: Arch, input_size: usize, clip_sigma: f32) -> ModelCard {
+        ModelCard {
+            arch,
+            band_order: Band::ALL.iter().map(|b| b.letter().to_string()).collect(),
+            input_size,
+            clip_sigma,
+            conv_channels: CONV_CHANNELS.to_vec(),
+            provenance: serde_json::Value::Null,
+            metrics: serde_json::Value::Null,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelFileError {
+    #[error("cannot read model {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path} is not a lens-inspect model file")]
+    NotAModel { path: PathBuf },
+    #[error("model {path} has format {found}, newer than this program's {supported}: update lens-inspect")]
+    NewerFormat { path: PathBuf, found: u32, supported: u32 },
+    #[error("model {path} is truncated ({detail})")]
+    Truncated { path: PathBuf, detail: String },
+    #[error("model {path} is corrupt: its checksum does not match its contents")]
+    Corrupt { path: PathBuf },
+    #[error("model {path} has an unreadable card: {detail}")]
+    BadCard { path: PathBuf, detail: String },
+    #[error("model {path} expects bands in order {found:?}, this program feeds {expected:?}")]
+    BandOrder { path: PathBuf, found: Vec<String>, expected: Vec<String> },
+    #[error("model {path} was built for a different network ({detail})")]
+    Architecture { path: PathBuf, detail: String },
+    #[error("model {path}: weights do not fit a {arch} network: {detail}")]
+    Weights { path: PathBuf, arch: &'static str, detail: String },
+}
+
+/// FNV-1a, 64 bits: enough to catch a truncated or altered file (not an adversary).
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// Serialises a model and its card.
+pub fn to_bytes(net: &LensNet, card: &ModelCard) -> Result<Vec<u8>, String> {
+    let mut store = SafetensorsStore::from_bytes(None);
+    net.save_into(&mut store).map_err(|e| format!("saving weights: {e}"))?;
+    let weights = store.get_bytes().map_err(|e| format!("saving weights: {e}"))?;
+    let card_json = serde_json::to_vec_pretty(card).map_err(|e| e.to_string())?;
+    let mut out = Vec::with_capacity(weights.len() + card_json.len() + 64);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&(card_json.len() as u64).to_le_bytes());
+    out.extend_from_slice(&card_json);
+    out.extend_from_slice(&(weights.len() as u64).to_le_bytes());
+    out.extend_from_slice(&weights);
+    let sum = fnv1a64(&out);
+    out.extend_from_slice(&sum.to_le_bytes());
+    Ok(out)
+}
+
+/// Saves a model file atomically (temporary name, then rename), and its card beside it as
+/// `<name>.json` for people and tools that do not read the container.
+pub fn save(path: &Path, net: &LensNet, card: &ModelCard) -> Result<(), ModelFileError> {
+    let io = |source| ModelFileError::Io { path: path.into(), source };
+    let bytes = to_bytes(net, card).map_err(|detail| ModelFileError::Weights {
+        path: path.into(),
+        arch: card.arch.name(),
+        detail,
+    })?;
+    let tmp = path.with_extension("partial");
+    std::fs::write(&tmp, &bytes).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)?;
+    let card_path = path.with_extension("json");
+    std::fs::write(&card_path, serde_json::to_vec_pretty(card).unwrap_or_default()).map_err(io)?;
+    Ok(())
+}
+
+/// Reads and checks a model file, returning the network (on `device`) and its card.
+pub fn load(path: &Path, device: &Device) -> Result<(LensNet, ModelCard), ModelFileError> {
+    let bytes = std::fs::read(path).map_err(|source| ModelFileError::Io { path: path.into(), source })?;
+    from_bytes(path, &bytes, device)
+}
+
+/// Parses a model from bytes (`path` names it in errors).
+pub fn from_bytes(path: &Path, bytes: &[u8], device: &Device) -> Result<(LensNet, ModelCard), ModelFileError> {
+    let p = || path.to_path_buf();
+    if !bytes.starts_with(MAGIC) {
+        if !bytes.is_empty() && MAGIC.starts_with(bytes) {
+            return Err(ModelFileError::Truncated {
+                path: p(),
+                detail: format!("{} bytes, ends inside the header", bytes.len()),
+            });
+        }
+        return Err(ModelFileError::NotAModel { path: p() });
+    }
+    let mut at = MAGIC.len();
+    let take = |at: &mut usize, n: usize, what: &str| -> Result<std::ops::Range<usize>, ModelFileError> {
+        let end = at.checked_add(n).filter(|&e| e <= bytes.len()).ok_or_else(|| ModelFileError::Truncated {
+            path: p(),
+            detail: format!("{} bytes, ends inside the {what}", bytes.len()),
+        })?;
+        let r = *at..end;
+        *at = end;
+        Ok(r)
+    };
+    let r = take(&mut at, 4, "header")?;
+    let version = u32::from_le_bytes(bytes[r].try_into().expect("4 bytes"));
+    if version > FORMAT_VERSION {
+        return Err(ModelFileError::NewerFormat { path: p(), found: version, supported: FORMAT_VERSION });
+    }
+    let r = take(&mut at, 8, "header")?;
+    let card_len = u64::from_le_bytes(bytes[r].try_into().expect("8 bytes")) as usize;
+    let card_range = take(&mut at, card_len, "model card")?;
+    let r = take(&mut at, 8, "header")?;
+    let weights_len = u64::from_le_bytes(bytes[r].try_into().expect("8 bytes")) as usize;
+    let weights_range = take(&mut at, weights_len, "weights")?;
+    let body_end = at;
+    let r = take(&mut at, 8, "checksum")?;
+    let sum = u64::from_le_bytes(bytes[r].try_into().expect("8 bytes"));
+    if fnv1a64(&bytes[..body_end]) != sum || at != bytes.len() {
+        return Err(ModelFileError::Corrupt { path: p() });
+    }
+    let card: ModelCard = serde_json::from_slice(&bytes[card_range])
+        .map_err(|e| ModelFileError::BadCard { path: p(), detail: e.to_string() })?;
+    let expected: Vec<String> = Band::ALL.iter().map(|b| b.letter().to_string()).collect();
+    if card.band_order != expected {
+        return Err(ModelFileError::BandOrder { path: p(), found: card.band_order, expected });
+    }
+    if card.conv_channels != CONV_CHANNELS {
+        return Err(ModelFileError::Architecture {
+            path: p(),
+            detail: format!("convolution channels {:?}, this program has {:?}", card.conv_channels, CONV_CHANNELS),
+        });
+    }
+    let mut net = LensNet::new(card.arch, device);
+    let mut store = SafetensorsStore::from_bytes(Some(bytes[weights_range].to_vec()));
+    let applied = net.load_from(&mut store).map_err(|e| ModelFileError::Weights {
+        path: p(),
+        arch: card.arch.name(),
+        detail: e.to_string(),
+    })?;
+    if !applied.errors.is_empty() || !applied.missing.is_empty() || !applied.unused.is_empty() {
+        let detail = format!(
+            "{} errors, {} missing, {} unexpected tensors{}",
+            applied.errors.len(),
+            applied.missing.len(),
+            applied.unused.len(),
+            applied.missing.first().map(|m| format!(" (first missing: {})", m.0)).unwrap_or_default()
+        );
+        return Err(ModelFileError::Weights { path: p(), arch: card.arch.name(), detail });
+    }
+    Ok((net, card))
+}

@@ -1,0 +1,207 @@
+//! Training and scoring data: cutouts preprocessed once (SPEC 2.2) into flat arrays, batches as
+//! tensors, and the augmentations the seed applied by hand.
+//!
+//! Augmentation is one affine resampling per cutout — a 90-degree rotation and flip, a free
+//! rotation, a zoom between 1/1.5 and 1.5, a shift of a few pixels — with bilinear interpolation
+//! (outside the cutout: 0, the sky level after preprocessing), then Gaussian noise with sigma a
+//! random fraction of the sky noise (which preprocessing made 1).
+
+use crate::cutout::{preprocess, Cutout};
+use burn::tensor::{Device, Tensor, TensorData};
+use rand::Rng;
+
+/// Preprocessed cutouts with labels. `labels` are probabilities (1 = lens), so soft labels work.
+#[derive(Debug, Clone, Default)]
+pub struct Dataset {
+    pub size: usize,
+    pub inputs: Vec<f32>,
+    pub labels: Vec<f32>,
+    pub names: Vec<String>,
+}
+
+impl Dataset {
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    fn per_item(&self) -> usize {
+        4 * self.size * self.size
+    }
+
+    /// Adds a cutout (must have the dataset's size; a dataset's first cutout sets it).
+    pub fn push(&mut self, cutout: &Cutout, label: f32, clip_sigma: f32) -> Result<(), String> {
+        if cutout.width != cutout.height {
+            return Err(format!("{}: cutouts must be square, not {}x{}", cutout.name, cutout.width, cutout.height));
+        }
+        if self.is_empty() && self.size == 0 {
+            self.size = cutout.width;
+        }
+        if cutout.width != self.size {
+            return Err(format!(
+                "{}: {} pixels wide, the data set's cutouts are {}",
+                cutout.name, cutout.width, self.size
+            ));
+        }
+        self.inputs.extend(preprocess(cutout, clip_sigma));
+        self.labels.push(label);
+        self.names.push(cutout.name.clone());
+        Ok(())
+    }
+
+    pub fn item(&self, k: usize) -> &[f32] {
+        &self.inputs[k * self.per_item()..(k + 1) * self.per_item()]
+    }
+
+    /// Splits off the items whose indices are in `take` (sorted or not) as a new data set.
+    pub fn split(&self, take: &[usize]) -> (Dataset, Dataset) {
+        let mut chosen = vec![false; self.len()];
+        take.iter().for_each(|&k| chosen[k] = true);
+        let mut a = Dataset { size: self.size, ..Default::default() };
+        let mut b = Dataset { size: self.size, ..Default::default() };
+        for (k, &c) in chosen.iter().enumerate() {
+            let d = if c { &mut b } else { &mut a };
+            d.inputs.extend_from_slice(self.item(k));
+            d.labels.push(self.labels[k]);
+            d.names.push(self.names[k].clone());
+        }
+        (a, b)
+    }
+}
+
+/// Augmentation strengths (SPEC 5: rotations, flips, noise, zoom x1.5, small shifts).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Augment {
+    pub free_rotation: bool,
+    pub max_zoom: f32,
+    pub max_shift_px: f32,
+    /// Largest added noise, as a fraction of the sky sigma.
+    pub max_noise: f32,
+}
+
+impl Default for Augment {
+    fn default() -> Augment {
+        Augment { free_rotation: true, max_zoom: 1.5, max_shift_px: 4.0, max_noise: 0.3 }
+    }
+}
+
+/// Writes an augmented copy of one preprocessed cutout (4 x size x size) into `out`.
+pub fn augment_into(input: &[f32], size: usize, aug: &Augment, rng: &mut impl Rng, out: &mut [f32]) {
+    let quarter = rng.random_range(0..4) as f32 * std::f32::consts::FRAC_PI_2;
+    let angle = quarter + if aug.free_rotation { rng.random_range(0.0..std::f32::consts::TAU) } else { 0.0 };
+    let flip = rng.random_bool(0.5);
+    let zoom = if aug.max_zoom > 1.0 { aug.max_zoom.powf(rng.random_range(-1.0..1.0)) } else { 1.0 };
+    let (sx, sy) = (rng.random_range(-1.0..1.0) * aug.max_shift_px, rng.random_range(-1.0..1.0) * aug.max_shift_px);
+    let noise = rng.random_range(0.0..=aug.max_noise.max(0.0));
+    let (sin, cos) = angle.sin_cos();
+    let c = (size as f32 - 1.0) / 2.0;
+    let n = size * size;
+    // Inverse map: output pixel -> input position (rotate, unzoom, unshift, flip x).
+    for row in 0..size {
+        for col in 0..size {
+            let (x, y) = (col as f32 - c - sx, row as f32 - c - sy);
+            let (mut u, v) = ((cos * x + sin * y) / zoom, (-sin * x + cos * y) / zoom);
+            if flip {
+                u = -u;
+            }
+            let (fx, fy) = (u + c, v + c);
+            let (x0, y0) = (fx.floor(), fy.floor());
+            let (tx, ty) = (fx - x0, fy - y0);
+            let (x0, y0) = (x0 as i64, y0 as i64);
+            for b in 0..4 {
+                let plane = &input[b * n..(b + 1) * n];
+                let at = |xi: i64, yi: i64| {
+                    if xi >= 0 && yi >= 0 && (xi as usize) < size && (yi as usize) < size {
+                        plane[yi as usize * size + xi as usize]
+                    } else {
+                        0.0
+                    }
+                };
+                let v = at(x0, y0) * (1.0 - tx) * (1.0 - ty)
+                    + at(x0 + 1, y0) * tx * (1.0 - ty)
+                    + at(x0, y0 + 1) * (1.0 - tx) * ty
+                    + at(x0 + 1, y0 + 1) * tx * ty;
+                out[b * n + row * size + col] = v;
+            }
+        }
+    }
+    if noise > 0.0 {
+        for v in out.iter_mut() {
+            // Box-Muller from two uniforms.
+            let (u1, u2): (f32, f32) = (rng.random_range(f32::EPSILON..1.0), rng.random_range(0.0..1.0));
+            *v += noise * (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos();
+        }
+    }
+}
+
+/// A batch of items as an input tensor [B, 4, size, size] and a label tensor [B].
+pub fn batch(
+    data: &Dataset,
+    items: &[usize],
+    aug: Option<(&Augment, &mut dyn rand::RngCore)>,
+    device: &Device,
+) -> (Tensor<4>, Tensor<1>) {
+    let per = data.per_item();
+    let mut inputs = vec![0f32; items.len() * per];
+    match aug {
+        Some((a, rng)) => {
+            let mut rng = rng;
+            for (slot, &k) in items.iter().enumerate() {
+                augment_into(data.item(k), data.size, a, &mut rng, &mut inputs[slot * per..(slot + 1) * per]);
+            }
+        }
+        None => {
+            for (slot, &k) in items.iter().enumerate() {
+                inputs[slot * per..(slot + 1) * per].copy_from_slice(data.item(k));
+            }
+        }
+    }
+    let labels: Vec<f32> = items.iter().map(|&k| data.labels[k]).collect();
+    let x = Tensor::<4>::from_data(TensorData::new(inputs, [items.len(), 4, data.size, data.size]), device);
+    let y = Tensor::<1>::from_data(TensorData::new(labels, [items.len()]), device);
+    (x, y)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn identity_augmentation_is_the_identity_and_rotations_move_pixels() {
+        let size = 9;
+        let input: Vec<f32> = (0..4 * size * size).map(|k| k as f32).collect();
+        let none = Augment { free_rotation: false, max_zoom: 1.0, max_shift_px: 0.0, max_noise: 0.0 };
+        let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(3);
+        let mut seen_identity = false;
+        let mut out = vec![0f32; input.len()];
+        for _ in 0..40 {
+            augment_into(&input, size, &none, &mut rng, &mut out);
+            // Only 90-degree turns and flips: a permutation of each plane's pixels.
+            for b in 0..4 {
+                let mut a: Vec<i64> = input[b * 81..(b + 1) * 81].iter().map(|v| v.round() as i64).collect();
+                let mut o: Vec<i64> = out[b * 81..(b + 1) * 81].iter().map(|v| v.round() as i64).collect();
+                a.sort();
+                o.sort();
+                assert_eq!(a, o);
+            }
+            seen_identity |= out.iter().zip(&input).all(|(a, b)| (a - b).abs() < 1e-4);
+        }
+        assert!(seen_identity, "one of 8 symmetries is the identity");
+    }
+
+    #[test]
+    fn noise_has_the_requested_scale() {
+        let size = 64;
+        let input = vec![0f32; 4 * size * size];
+        let aug = Augment { free_rotation: false, max_zoom: 1.0, max_shift_px: 0.0, max_noise: 0.3 };
+        let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(5);
+        let mut out = vec![0f32; input.len()];
+        augment_into(&input, size, &aug, &mut rng, &mut out);
+        let sd = (out.iter().map(|v| v * v).sum::<f32>() / out.len() as f32).sqrt();
+        assert!(sd <= 0.32, "{sd}");
+    }
+}

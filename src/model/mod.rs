@@ -1,0 +1,82 @@
+//! The lens finder: a CNN + self-attention network in burn (CPU backend Flex), trained on our
+//! simulations, scoring candidates, and explaining itself.
+//!
+//! Modules follow burn's examples: [`net`] (architectures), [`data`] (preprocessed data sets,
+//! batches, augmentation), [`train`] (training and fine-tuning), [`score`] (batched inference),
+//! [`checkpoint`] (model files with their card), [`metrics`] (challenge metrics). Entry points:
+//! [`load_labelled`] + [`train::train`] + [`checkpoint::save`]; [`score::Scorer`].
+
+pub mod checkpoint;
+pub mod data;
+pub mod metrics;
+pub mod net;
+pub mod score;
+pub mod train;
+
+use crate::project::ingest::read_truth_csv;
+use crate::survey::{self, SkipReason};
+use data::Dataset;
+use std::path::{Path, PathBuf};
+
+/// The model shipped with the program (trained by our `train` on our `simulate`; see its card).
+pub const SHIPPED_MODEL: &str = "models/lens-detector.lensmodel";
+
+/// Where the shipped model is: beside the executable's source tree when run with cargo, else in
+/// the working directory.
+pub fn shipped_model_path() -> PathBuf {
+    let from_manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join(SHIPPED_MODEL);
+    if from_manifest.exists() {
+        from_manifest
+    } else {
+        PathBuf::from(SHIPPED_MODEL)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error(transparent)]
+    Layout(#[from] survey::LayoutError),
+    #[error(transparent)]
+    Truth(#[from] crate::project::ingest::IngestFailure),
+    #[error("no truth file: give --truth, or put classifications.csv in {0}")]
+    NoTruth(PathBuf),
+    #[error("{0}")]
+    Shape(String),
+}
+
+/// Reads a labelled folder (any layout `ingest` reads) with its truth CSV (default:
+/// `<dir>/classifications.csv`) into a data set. Objects without truth or unreadable are returned
+/// as problems, not loaded.
+pub fn load_labelled(
+    dir: &Path,
+    truth: Option<&Path>,
+    clip_sigma: f32,
+) -> Result<(Dataset, Vec<(String, String)>), DataError> {
+    let truth_path = match truth {
+        Some(t) => t.to_path_buf(),
+        None => {
+            let p = dir.join(crate::sim::TRUTH_FILE);
+            if !p.exists() {
+                return Err(DataError::NoTruth(dir.into()));
+            }
+            p
+        }
+    };
+    let truth = read_truth_csv(&truth_path)?;
+    let discovery = survey::discover(dir)?;
+    let mut problems: Vec<(String, String)> =
+        discovery.problems.iter().map(|p| (p.name.clone(), p.reason.to_string())).collect();
+    let results = survey::read_all(&discovery.objects, &|| {});
+    let mut data = Dataset::default();
+    for (spec, r) in discovery.objects.iter().zip(results) {
+        let Some(t) = truth.get(&spec.name) else {
+            problems.push((spec.name.clone(), SkipReason::NoTruth.to_string()));
+            continue;
+        };
+        match r {
+            Ok(c) => data.push(&c, if t.is_lens { 1.0 } else { 0.0 }, clip_sigma).map_err(DataError::Shape)?,
+            Err(e) => problems.push((spec.name.clone(), e.to_string())),
+        }
+    }
+    Ok((data, problems))
+}

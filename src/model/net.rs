@@ -1,0 +1,217 @@
+//! The architectures: "Lens Detector" (CNN + self-attention, after Thuruthipilly et al. 2022)
+//! and a plain CNN for comparison. Both split into `features` (the convolutional backbone, whose
+//! last map Grad-CAM explains) and `head` (the rest, down to one logit).
+
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::nn::transformer::{TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput};
+use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::nn::{PositionalEncoding, PositionalEncodingConfig};
+use burn::tensor::activation::elu;
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+/// Which network, as stored in the model card.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Arch {
+    /// Convolutions 16,16,32,32,64,64,128,128 with batch norm, ELU and 3 max-pools; feature-map
+    /// positions as tokens with positional encoding; 2 transformer encoder layers; mean pool; MLP.
+    LensDetector,
+    /// The same convolutions, then global average pooling and the MLP: no attention.
+    Cnn,
+}
+
+impl Arch {
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::LensDetector => "lens-detector",
+            Arch::Cnn => "cnn",
+        }
+    }
+}
+
+/// Channels of the eight convolutions (SPEC 5).
+pub const CONV_CHANNELS: [usize; 8] = [16, 16, 32, 32, 64, 64, 128, 128];
+/// Input bands.
+pub const IN_CHANNELS: usize = 4;
+const D_MODEL: usize = 128;
+
+/// Conv 3x3 (same padding) + batch norm + ELU.
+#[derive(Module, Debug)]
+pub struct ConvBlock {
+    conv: Conv2d,
+    norm: BatchNorm,
+}
+
+impl ConvBlock {
+    fn new(input: usize, output: usize, device: &Device) -> ConvBlock {
+        ConvBlock {
+            conv: Conv2dConfig::new([input, output], [3, 3])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .init(device),
+            norm: BatchNormConfig::new(output).init(device),
+        }
+    }
+
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        elu(self.norm.forward(self.conv.forward(x)), 1.0)
+    }
+}
+
+/// The shared convolutional backbone: 4 stages of two conv blocks, a 2x2 max-pool after each of
+/// the first three. 101 -> 50 -> 25 -> 12 pixels.
+#[derive(Module, Debug)]
+pub struct Backbone {
+    blocks: Vec<ConvBlock>,
+    pool: MaxPool2d,
+}
+
+impl Backbone {
+    fn new(device: &Device) -> Backbone {
+        let mut input = IN_CHANNELS;
+        let blocks = CONV_CHANNELS
+            .iter()
+            .map(|&c| {
+                let b = ConvBlock::new(input, c, device);
+                input = c;
+                b
+            })
+            .collect();
+        Backbone { blocks, pool: MaxPool2dConfig::new([2, 2]).init() }
+    }
+
+    /// [B, 4, H, W] -> [B, 128, H/8, W/8] (floor at each pool).
+    pub fn forward(&self, mut x: Tensor<4>) -> Tensor<4> {
+        for (k, block) in self.blocks.iter().enumerate() {
+            x = block.forward(x);
+            if k % 2 == 1 && k < 7 {
+                x = self.pool.forward(x);
+            }
+        }
+        x
+    }
+}
+
+/// The classifier head after the backbone: dense 128 -> 64 -> 1 with ELU and dropout.
+#[derive(Module, Debug)]
+pub struct Mlp {
+    hidden: Linear,
+    out: Linear,
+    dropout: Dropout,
+}
+
+impl Mlp {
+    fn new(device: &Device, dropout: f64) -> Mlp {
+        Mlp {
+            hidden: LinearConfig::new(D_MODEL, 64).init(device),
+            out: LinearConfig::new(64, 1).init(device),
+            dropout: DropoutConfig::new(dropout).init(),
+        }
+    }
+
+    /// [B, 128] -> [B] logits.
+    fn forward(&self, x: Tensor<2>) -> Tensor<1> {
+        let x = self.dropout.forward(elu(self.hidden.forward(x), 1.0));
+        let [b, _] = x.dims();
+        self.out.forward(x).reshape([b])
+    }
+}
+
+/// Lens Detector: backbone, tokens + positional encoding, transformer encoder, mean pool, MLP.
+#[derive(Module, Debug)]
+pub struct LensDetector {
+    pub backbone: Backbone,
+    position: PositionalEncoding,
+    encoder: TransformerEncoder,
+    mlp: Mlp,
+}
+
+/// The plain CNN: backbone, global average pool, MLP.
+#[derive(Module, Debug)]
+pub struct PlainCnn {
+    pub backbone: Backbone,
+    mlp: Mlp,
+}
+
+/// Either network behind one type, so training, scoring and explaining need no generics.
+/// (Variants differ in size, but a program holds one or two networks: boxing is not worth
+/// fighting the Module derive for.)
+#[allow(clippy::large_enum_variant)]
+#[derive(Module, Debug)]
+pub enum LensNet {
+    LensDetector(LensDetector),
+    Cnn(PlainCnn),
+}
+
+/// Dropout in the head and the encoder.
+pub const DROPOUT: f64 = 0.1;
+
+impl LensNet {
+    pub fn new(arch: Arch, device: &Device) -> LensNet {
+        match arch {
+            Arch::LensDetector => LensNet::LensDetector(LensDetector {
+                backbone: Backbone::new(device),
+                position: PositionalEncodingConfig::new(D_MODEL).with_max_sequence_size(1024).init(device),
+                encoder: TransformerEncoderConfig::new(D_MODEL, 2 * D_MODEL, 4, 2).with_dropout(DROPOUT).init(device),
+                mlp: Mlp::new(device, DROPOUT),
+            }),
+            Arch::Cnn => LensNet::Cnn(PlainCnn { backbone: Backbone::new(device), mlp: Mlp::new(device, DROPOUT) }),
+        }
+    }
+
+    pub fn arch(&self) -> Arch {
+        match self {
+            LensNet::LensDetector(_) => Arch::LensDetector,
+            LensNet::Cnn(_) => Arch::Cnn,
+        }
+    }
+
+    /// The last convolutional feature map: [B, 4, H, W] -> [B, 128, h, w].
+    pub fn features(&self, x: Tensor<4>) -> Tensor<4> {
+        match self {
+            LensNet::LensDetector(n) => n.backbone.forward(x),
+            LensNet::Cnn(n) => n.backbone.forward(x),
+        }
+    }
+
+    /// From the feature map to one logit per cutout: [B, 128, h, w] -> [B].
+    pub fn head(&self, f: Tensor<4>) -> Tensor<1> {
+        let [b, c, h, w] = f.dims();
+        match self {
+            LensNet::LensDetector(n) => {
+                // Positions become tokens: [B, C, h, w] -> [B, h*w, C].
+                let tokens = f.reshape([b, c, h * w]).swap_dims(1, 2);
+                let tokens = n.position.forward(tokens);
+                let encoded = n.encoder.forward(TransformerEncoderInput::new(tokens));
+                let pooled = encoded.mean_dim(1).reshape([b, c]);
+                n.mlp.forward(pooled)
+            }
+            LensNet::Cnn(n) => {
+                let pooled = f.reshape([b, c, h * w]).mean_dim(2).reshape([b, c]);
+                n.mlp.forward(pooled)
+            }
+        }
+    }
+
+    /// The same network with its convolutional backbone frozen (transfer learning: only the
+    /// attention and head learn).
+    pub fn freeze_backbone(self) -> LensNet {
+        match self {
+            LensNet::LensDetector(mut n) => {
+                n.backbone = n.backbone.no_grad();
+                LensNet::LensDetector(n)
+            }
+            LensNet::Cnn(mut n) => {
+                n.backbone = n.backbone.no_grad();
+                LensNet::Cnn(n)
+            }
+        }
+    }
+
+    /// Logits for a batch of preprocessed cutouts [B, 4, H, W].
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<1> {
+        self.head(self.features(x))
+    }
+}

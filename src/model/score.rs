@@ -1,0 +1,118 @@
+//! Batched inference: scores for cutouts, a folder of cutouts, or every candidate of a project.
+
+use super::checkpoint::{self, ModelCard, ModelFileError};
+use super::data::Dataset;
+use super::net::LensNet;
+use super::train::evaluate;
+use crate::cutout::Cutout;
+use crate::project::{Project, ProjectError};
+use burn::module::Module;
+use burn::tensor::Device;
+use rayon::prelude::*;
+use std::path::Path;
+
+/// A model ready to score: network in validation mode on the CPU, with its card.
+pub struct Scorer {
+    pub net: LensNet,
+    pub card: ModelCard,
+    device: Device,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScoreError {
+    #[error(transparent)]
+    Model(#[from] ModelFileError),
+    #[error(transparent)]
+    Project(#[from] ProjectError),
+    #[error("candidate {name}: {detail}")]
+    Candidate { name: String, detail: String },
+}
+
+impl Scorer {
+    pub fn load(path: &Path) -> Result<Scorer, ModelFileError> {
+        let device = Device::flex();
+        let (net, card) = checkpoint::load(path, &device)?;
+        Ok(Scorer { net: net.valid(), card, device })
+    }
+
+    pub fn new(net: LensNet, card: ModelCard) -> Scorer {
+        let device = Device::flex();
+        Scorer { net: net.valid().to_device(&device), card, device }
+    }
+
+    /// P(lens) for each cutout (preprocessed as the card says), in batches of `batch`.
+    pub fn score(&self, cutouts: &[Cutout], batch: usize) -> Result<Vec<f32>, String> {
+        let mut data = Dataset::default();
+        for c in cutouts {
+            data.push(c, 0.0, self.card.clip_sigma)?;
+        }
+        if data.size != 0 && data.size != self.card.input_size {
+            return Err(format!("cutouts are {} pixels, the model takes {}", data.size, self.card.input_size));
+        }
+        Ok(evaluate(&self.net, &data, batch, &self.device).0)
+    }
+}
+
+/// What `score` did to a project.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProjectScoreSummary {
+    pub model_version: i64,
+    pub scored: usize,
+    pub failed: Vec<(String, String)>,
+}
+
+/// Scores every candidate of a project and stores the scores as predictions of a new model
+/// version (named `name`). Pixels are read in parallel, a chunk at a time; a candidate whose
+/// pixels cannot be read is listed and skipped.
+pub fn score_project(
+    project: &mut Project,
+    scorer: &Scorer,
+    name: &str,
+    batch: usize,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<ProjectScoreSummary, ScoreError> {
+    let candidates = project.candidates()?;
+    let card = serde_json::to_string(&scorer.card).unwrap_or_default();
+    let version = project.add_model_version(name, &card, "{}", None)?;
+    let mut scores = Vec::with_capacity(candidates.len());
+    let mut failed = Vec::new();
+    let total = candidates.len();
+    let path = project.path().to_path_buf();
+    for chunk in candidates.chunks(512) {
+        // Readers on their own connections: the writer stays free.
+        let loaded: Vec<(i64, String, Result<Cutout, String>)> = chunk
+            .par_iter()
+            .map_init(
+                || Project::open_existing(&path).ok(),
+                |reader, c| {
+                    let r = match reader {
+                        Some(p) => p.load_cutout(c).map_err(|e| e.to_string()),
+                        None => Err("cannot open the project for reading".to_string()),
+                    };
+                    (c.id, c.name.clone(), r)
+                },
+            )
+            .collect();
+        let mut ids = Vec::new();
+        let mut cutouts = Vec::new();
+        for (id, name, r) in loaded {
+            match r {
+                Ok(c) if c.width == scorer.card.input_size && c.height == scorer.card.input_size => {
+                    ids.push(id);
+                    cutouts.push(c);
+                }
+                Ok(c) => failed.push((
+                    name,
+                    format!("{}x{} pixels, the model takes {}", c.width, c.height, scorer.card.input_size),
+                )),
+                Err(e) => failed.push((name, e)),
+            }
+        }
+        let s =
+            scorer.score(&cutouts, batch).map_err(|detail| ScoreError::Candidate { name: "batch".into(), detail })?;
+        scores.extend(ids.into_iter().zip(s));
+        progress(scores.len() + failed.len(), total);
+    }
+    project.store_predictions(version, &scores)?;
+    Ok(ProjectScoreSummary { model_version: version, scored: scores.len(), failed })
+}

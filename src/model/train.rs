@@ -1,0 +1,212 @@
+//! Training and fine-tuning: Adam on binary cross-entropy (soft labels allowed), augmentation,
+//! validation each epoch, early stopping on the validation loss, and the best checkpoint kept.
+//!
+//! Deterministic for a seed: the seed fixes the initial weights (burn's device RNG), the order
+//! of the data and every augmentation (our own RNG).
+
+use super::data::{batch, Augment, Dataset};
+use super::metrics::challenge_metrics;
+use super::net::{Arch, LensNet};
+use burn::module::Module;
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::tensor::{activation::sigmoid, Device, Tensor};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub arch: Arch,
+    pub epochs: usize,
+    pub batch: usize,
+    pub lr: f64,
+    pub seed: u64,
+    /// Stop after this many epochs without a better validation loss.
+    pub patience: usize,
+    pub augment: Augment,
+    /// Train only the head (transfer learning from `init`).
+    pub freeze_backbone: bool,
+    /// Batches per epoch; `None` = one pass over the training data.
+    pub steps_per_epoch: Option<usize>,
+}
+
+impl Default for TrainConfig {
+    fn default() -> TrainConfig {
+        TrainConfig {
+            arch: Arch::LensDetector,
+            epochs: 10,
+            batch: 32,
+            lr: 1e-3,
+            seed: 1,
+            patience: 3,
+            augment: Augment::default(),
+            freeze_backbone: false,
+            steps_per_epoch: None,
+        }
+    }
+}
+
+/// What one epoch achieved.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EpochReport {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub val_loss: f64,
+    pub val_auroc: f64,
+    pub seconds: f64,
+    /// This epoch's weights are the best so far (kept).
+    pub best: bool,
+}
+
+/// Progress callbacks: `step(done, total, loss)` after each batch, `epoch(report)` after each
+/// epoch. Either may return `false` to stop (cancel) training.
+pub trait TrainObserver {
+    fn step(&mut self, _done: usize, _total: usize, _loss: f64) -> bool {
+        true
+    }
+    fn epoch(&mut self, _report: &EpochReport) -> bool {
+        true
+    }
+}
+
+/// An observer that watches nothing.
+pub struct Quiet;
+impl TrainObserver for Quiet {}
+
+pub struct TrainOutcome {
+    /// The best checkpoint (lowest validation loss), in validation mode.
+    pub net: LensNet,
+    pub history: Vec<EpochReport>,
+    pub best_epoch: usize,
+    pub cancelled: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("no training data")]
+    NoTrainingData,
+    #[error("no validation data (give --val-data, or enough data to hold some out)")]
+    NoValidationData,
+    #[error("training data has only one class ({0}); a lens finder needs lenses and non-lenses")]
+    OneClass(&'static str),
+}
+
+/// Numerically stable binary cross-entropy on logits with (soft) targets:
+/// mean(max(z, 0) - z y + ln(1 + e^-|z|)).
+pub fn bce_with_logits(logits: Tensor<1>, targets: Tensor<1>) -> Tensor<1> {
+    let loss = logits.clone().clamp_min(0.0) - logits.clone() * targets + logits.abs().neg().exp().log1p();
+    loss.mean()
+}
+
+/// Scores (probabilities) and mean loss of a data set, in batches, without gradients.
+pub fn evaluate(net: &LensNet, data: &Dataset, batch_size: usize, device: &Device) -> (Vec<f32>, f64) {
+    let valid = net.valid();
+    let mut scores = Vec::with_capacity(data.len());
+    let mut loss_sum = 0.0;
+    let items: Vec<usize> = (0..data.len()).collect();
+    for chunk in items.chunks(batch_size.max(1)) {
+        let (x, y) = batch(data, chunk, None, device);
+        let logits = valid.forward(x);
+        let loss: f32 = bce_with_logits(logits.clone(), y).into_scalar();
+        loss_sum += loss as f64 * chunk.len() as f64;
+        scores.extend(sigmoid(logits).try_into_vec_as::<f32>().unwrap_or_default());
+    }
+    (scores, loss_sum / data.len().max(1) as f64)
+}
+
+/// Trains (or fine-tunes `init`) on `train`, validating on `val` after each epoch.
+pub fn train(
+    train: &Dataset,
+    val: &Dataset,
+    init: Option<LensNet>,
+    cfg: &TrainConfig,
+    observer: &mut dyn TrainObserver,
+) -> Result<TrainOutcome, TrainError> {
+    if train.is_empty() {
+        return Err(TrainError::NoTrainingData);
+    }
+    if val.is_empty() {
+        return Err(TrainError::NoValidationData);
+    }
+    let lenses = train.labels.iter().filter(|&&l| l >= 0.5).count();
+    if lenses == 0 {
+        return Err(TrainError::OneClass("no lenses"));
+    }
+    if lenses == train.len() {
+        return Err(TrainError::OneClass("only lenses"));
+    }
+    let device = Device::flex().autodiff();
+    device.seed(cfg.seed);
+    let eval_device = Device::flex();
+    let mut net = match init {
+        Some(n) => n.to_device(&device).train(),
+        None => LensNet::new(cfg.arch, &device),
+    };
+    if cfg.freeze_backbone {
+        net = net.freeze_backbone();
+    }
+    let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
+    let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(cfg.seed ^ 0x5EED_DA7A);
+    let steps = cfg.steps_per_epoch.unwrap_or_else(|| train.len().div_ceil(cfg.batch)).max(1);
+    let mut order: Vec<usize> = Vec::new();
+    let mut history = Vec::new();
+    let mut best: Option<(f64, LensNet, usize)> = None;
+    let mut since_best = 0;
+    let mut cancelled = false;
+    'epochs: for epoch in 1..=cfg.epochs {
+        let start = std::time::Instant::now();
+        let mut loss_sum = 0.0;
+        for step in 0..steps {
+            if order.len() < cfg.batch {
+                let mut fresh: Vec<usize> = (0..train.len()).collect();
+                fresh.shuffle(&mut rng);
+                order.extend(fresh);
+            }
+            let items: Vec<usize> = order.drain(..cfg.batch.min(order.len())).collect();
+            let (x, y) = batch(train, &items, Some((&cfg.augment, &mut rng)), &device);
+            let loss = bce_with_logits(net.forward(x), y);
+            let loss_value: f32 = loss.clone().into_scalar();
+            let grads = GradientsParams::from_grads(loss.backward(), &net);
+            net = optim.step(cfg.lr, net, grads);
+            loss_sum += loss_value as f64;
+            if !observer.step(step + 1, steps, loss_value as f64) {
+                cancelled = true;
+                break 'epochs;
+            }
+        }
+        let eval_net = net.valid().to_device(&eval_device);
+        let (scores, val_loss) = evaluate(&eval_net, val, 64, &eval_device);
+        let scores64: Vec<f64> = scores.iter().map(|&s| s as f64).collect();
+        let truth: Vec<bool> = val.labels.iter().map(|&l| l >= 0.5).collect();
+        let val_auroc = challenge_metrics(&scores64, &truth).auroc;
+        let improved = best.as_ref().is_none_or(|b| val_loss < b.0);
+        if improved {
+            best = Some((val_loss, eval_net, epoch));
+            since_best = 0;
+        } else {
+            since_best += 1;
+        }
+        let report = EpochReport {
+            epoch,
+            train_loss: loss_sum / steps as f64,
+            val_loss,
+            val_auroc,
+            seconds: start.elapsed().as_secs_f64(),
+            best: improved,
+        };
+        let go_on = observer.epoch(&report);
+        history.push(report);
+        if !go_on {
+            cancelled = true;
+            break;
+        }
+        if since_best >= cfg.patience {
+            break;
+        }
+    }
+    let (net, best_epoch) = match best {
+        Some((_, n, e)) => (n, e),
+        None => (net.valid().to_device(&eval_device), 0),
+    };
+    Ok(TrainOutcome { net, history, best_epoch, cancelled })
+}

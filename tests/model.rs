@@ -1,0 +1,123 @@
+//! The lens finder: model files refused for every kind of damage, reproducible training, and
+//! learning on an easy problem.
+
+use burn::module::Module;
+use burn::tensor::Device;
+use lens_inspect::model::checkpoint::{self, ModelCard, ModelFileError};
+use lens_inspect::model::data::{Augment, Dataset};
+use lens_inspect::model::net::{Arch, LensNet};
+use lens_inspect::model::train::{evaluate, train, Quiet, TrainConfig};
+use lens_inspect::sim::{SimConfig, Simulator};
+
+fn tiny_card() -> ModelCard {
+    ModelCard::new(Arch::Cnn, 101, 50.0)
+}
+
+#[test]
+fn model_files_round_trip_and_every_kind_of_damage_is_refused() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let device = Device::flex();
+    device.seed(3);
+    let net = LensNet::new(Arch::Cnn, &device);
+    let path = dir.path().join("m.lensmodel");
+    checkpoint::save(&path, &net, &tiny_card()).expect("save");
+    assert!(path.with_extension("json").exists(), "the card is written beside the model");
+    let (back, card) = checkpoint::load(&path, &device).expect("load");
+    assert_eq!(card, tiny_card());
+    // Same outputs from the same weights.
+    let x = burn::tensor::Tensor::<4>::random([2, 4, 101, 101], burn::tensor::Distribution::Default, &device);
+    let a: Vec<f32> = net.valid().forward(x.clone()).try_into_vec_as().expect("a");
+    let b: Vec<f32> = back.forward(x).try_into_vec_as().expect("b");
+    assert_eq!(a, b);
+
+    let bytes = std::fs::read(&path).expect("read");
+    let check = |name: &str, data: &[u8], want: fn(&ModelFileError) -> bool| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, data).expect("write");
+        let err = checkpoint::load(&p, &device).err().unwrap_or_else(|| panic!("{name} was accepted"));
+        assert!(want(&err), "{name}: {err}");
+        assert!(err.to_string().contains(name), "{name}: the message names the file: {err}");
+    };
+    for cut in [10, 40, bytes.len() / 2, bytes.len() - 3] {
+        check(&format!("cut{cut}.lensmodel"), &bytes[..cut], |e| {
+            matches!(e, ModelFileError::Truncated { .. } | ModelFileError::Corrupt { .. })
+        });
+    }
+    let mut flipped = bytes.clone();
+    let k = flipped.len() - 5000;
+    flipped[k] ^= 0x40;
+    check("flipped.lensmodel", &flipped, |e| matches!(e, ModelFileError::Corrupt { .. }));
+    check("text.lensmodel", b"hello, I am not a model", |e| matches!(e, ModelFileError::NotAModel { .. }));
+
+    // A card with another band order, or another architecture's weights under this card.
+    let mut card = tiny_card();
+    card.band_order = vec!["g".into(), "r".into(), "i".into(), "u".into()];
+    check("bands.lensmodel", &checkpoint::to_bytes(&net, &card).expect("bytes"), |e| {
+        matches!(e, ModelFileError::BandOrder { .. })
+    });
+    let mut card = tiny_card();
+    card.conv_channels = vec![8, 8, 16, 16, 32, 32, 64, 64];
+    check("channels.lensmodel", &checkpoint::to_bytes(&net, &card).expect("bytes"), |e| {
+        matches!(e, ModelFileError::Architecture { .. })
+    });
+    let card = ModelCard::new(Arch::LensDetector, 101, 50.0);
+    check("arch.lensmodel", &checkpoint::to_bytes(&net, &card).expect("bytes"), |e| {
+        matches!(e, ModelFileError::Weights { .. })
+    });
+}
+
+/// A small labelled set from the simulator, cut to `size` pixels around the centre so tests
+/// train in seconds.
+fn small_set(n: usize, seed: u64, size: usize) -> Dataset {
+    let sim = Simulator::new(SimConfig::default());
+    let mut d = Dataset::default();
+    for k in 0..n as u64 {
+        let o = sim.simulate("x", seed, k, Some(k % 2 == 0));
+        let off = (101 - size) / 2;
+        let planes: [Vec<f32>; 4] = std::array::from_fn(|b| {
+            (0..size * size).map(|p| o.cutout.bands[b][(off + p / size) * 101 + off + p % size]).collect()
+        });
+        let c = lens_inspect::cutout::Cutout::from_planes(format!("{k}"), size, size, planes);
+        d.push(&c, if o.truth.is_lens { 1.0 } else { 0.0 }, 50.0).expect("push");
+    }
+    d
+}
+
+#[test]
+fn training_is_reproducible_for_a_seed() {
+    let data = small_set(24, 9, 48);
+    let cfg = TrainConfig { arch: Arch::Cnn, epochs: 2, batch: 8, steps_per_epoch: Some(3), ..Default::default() };
+    let a = train(&data, &data, None, &cfg, &mut Quiet).expect("train a");
+    let b = train(&data, &data, None, &cfg, &mut Quiet).expect("train b");
+    let device = Device::flex();
+    let (sa, la) = evaluate(&a.net, &data, 16, &device);
+    let (sb, lb) = evaluate(&b.net, &data, 16, &device);
+    for (x, y) in sa.iter().zip(&sb) {
+        assert!((x - y).abs() < 1e-5, "{x} vs {y}");
+    }
+    assert!((la - lb).abs() < 1e-6);
+    assert_eq!(a.history.len(), b.history.len());
+    let c = train(&data, &data, None, &TrainConfig { seed: 2, ..cfg }, &mut Quiet).expect("train c");
+    let (sc, _) = evaluate(&c.net, &data, 16, &device);
+    assert!(sa.iter().zip(&sc).any(|(x, y)| (x - y).abs() > 1e-4), "another seed trains another model");
+}
+
+#[test]
+fn the_network_learns_lenses_from_non_lenses() {
+    // Big bright lenses vs lone non-lenses, 48 px: a few hundred steps separate them well.
+    let train_set = small_set(192, 21, 48);
+    let val = small_set(64, 22, 48);
+    let cfg = TrainConfig {
+        arch: Arch::Cnn,
+        epochs: 6,
+        batch: 16,
+        lr: 2e-3,
+        patience: 6,
+        augment: Augment { free_rotation: false, max_zoom: 1.0, max_shift_px: 2.0, max_noise: 0.1 },
+        ..Default::default()
+    };
+    let out = train(&train_set, &val, None, &cfg, &mut Quiet).expect("train");
+    let best = out.history.iter().find(|r| r.epoch == out.best_epoch).expect("best");
+    assert!(best.val_auroc > 0.75, "val AUROC {} after {} epochs", best.val_auroc, out.history.len());
+    assert!(out.history.last().expect("epochs").train_loss < out.history[0].train_loss, "the loss falls");
+}
