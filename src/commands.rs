@@ -208,3 +208,30 @@ pub fn evaluate(
     }
     Ok(ExitCode::SUCCESS)
 }
+
+pub fn explain(
+    project: &Path,
+    candidate: &str,
+    out: &Path,
+    model: Option<PathBuf>,
+    occlusion: bool,
+    opacity: f32,
+) -> Result<ExitCode> {
+    use lens_inspect::model::explain;
+    use lens_inspect::render::{self, colormap, DisplaySettings};
+    let scorer = Scorer::load(&model_path(model))?;
+    let p = Project::open_existing(project)?;
+    let row = p.candidate_by_name(candidate)?;
+    let cutout = p.load_cutout(&row)?;
+    let clip = scorer.card.clip_sigma;
+    let map = if occlusion {
+        explain::occlusion(&scorer.net, &cutout, clip, 9, 3).map_err(anyhow::Error::msg)?
+    } else {
+        explain::gradcam(&scorer.net, std::slice::from_ref(&cutout), clip).map_err(anyhow::Error::msg)?.swap_remove(0)
+    };
+    let score = scorer.score(std::slice::from_ref(&cutout), 1).map_err(anyhow::Error::msg)?[0];
+    let image = render::composite(&cutout, &DisplaySettings::default(), p.flux_scale()?);
+    render::save_png(out, &colormap::overlay(&image, &map, opacity))?;
+    println!("wrote {} (P(lens) = {score:.3})", out.display());
+    Ok(ExitCode::SUCCESS)
+}

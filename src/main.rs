@@ -207,6 +207,27 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Draw where the model looks (Grad-CAM or occlusion) over a candidate's composite, as PNG.
+    Explain {
+        /// Project file.
+        #[arg(long)]
+        project: PathBuf,
+        /// Candidate name.
+        #[arg(long)]
+        candidate: String,
+        /// Output PNG (north up).
+        #[arg(long)]
+        out: PathBuf,
+        /// Model file (default: the shipped model).
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// gradcam (fast, from the last convolutional map) or occlusion (model-agnostic, slower).
+        #[arg(long, default_value = "gradcam")]
+        method: MethodArg,
+        /// Opacity of the map over the composite.
+        #[arg(long, default_value_t = 0.7)]
+        opacity: f32,
+    },
     /// Counts of candidates, inspectors, grades and models in a project.
     Info {
         /// Project file.
@@ -244,6 +265,12 @@ enum BenchWhat {
         #[arg(long, default_value_t = 20000)]
         iterations: usize,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum MethodArg {
+    Gradcam,
+    Occlusion,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -481,6 +508,9 @@ fn run() -> Result<ExitCode> {
         Command::Score { project, model, batch } => commands::score(&project, model, batch),
         Command::Evaluate { model, data, truth, project, roc, json } => {
             commands::evaluate(model, data, truth, project, roc, json)
+        }
+        Command::Explain { project, candidate, out, model, method, opacity } => {
+            commands::explain(&project, &candidate, &out, model, matches!(method, MethodArg::Occlusion), opacity)
         }
         Command::Info { project, json } => {
             let p = Project::open_existing(&project)?;

@@ -113,11 +113,86 @@ fn the_network_learns_lenses_from_non_lenses() {
         batch: 16,
         lr: 2e-3,
         patience: 6,
-        augment: Augment { free_rotation: false, max_zoom: 1.0, max_shift_px: 2.0, max_noise: 0.1 },
+        augment: Augment {
+            free_rotation: false,
+            max_zoom: 1.0,
+            max_shift_px: 2.0,
+            max_noise: 0.1,
+            ..Augment::default()
+        },
         ..Default::default()
     };
     let out = train(&train_set, &val, None, &cfg, &mut Quiet).expect("train");
     let best = out.history.iter().find(|r| r.epoch == out.best_epoch).expect("best");
     assert!(best.val_auroc > 0.75, "val AUROC {} after {} epochs", best.val_auroc, out.history.len());
     assert!(out.history.last().expect("epochs").train_loss < out.history[0].train_loss, "the loss falls");
+}
+
+/// 32 x 32 cutouts with a white blob (all bands) and a coloured one, both at random places:
+/// lenses have a blue one (g band only), non-lenses a red one (i band only). Returns the data,
+/// the cutouts and where each coloured blob is.
+fn colour_set(n: usize, seed: u64) -> (Dataset, Vec<lens_inspect::cutout::Cutout>, Vec<(f32, f32)>) {
+    use rand::{Rng, SeedableRng};
+    let size = 32;
+    let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(seed);
+    let mut d = Dataset::default();
+    let (mut cutouts, mut spots) = (Vec::new(), Vec::new());
+    for k in 0..n {
+        let lens = k % 2 == 0;
+        let blob = |cx: f32, cy: f32, r: usize, c: usize| {
+            (-(((c as f32 - cx).powi(2) + (r as f32 - cy).powi(2)) / 4.0)).exp() * 20.0
+        };
+        let (wx, wy) = (rng.random_range(5.0..27.0), rng.random_range(5.0..27.0));
+        let (cx, cy) = loop {
+            let p: (f32, f32) = (rng.random_range(5.0..27.0), rng.random_range(5.0..27.0));
+            if (p.0 - wx).hypot(p.1 - wy) > 10.0 {
+                break p;
+            }
+        };
+        let colour_band = if lens { 1 } else { 3 };
+        let noise: Vec<f32> = (0..4 * size * size).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let planes: [Vec<f32>; 4] = std::array::from_fn(|b| {
+            (0..size * size)
+                .map(|p| {
+                    let (r, c) = (p / size, p % size);
+                    let coloured = if b == colour_band { blob(cx, cy, r, c) } else { 0.0 };
+                    noise[b * size * size + p] + blob(wx, wy, r, c) + coloured
+                })
+                .collect()
+        });
+        let cut = lens_inspect::cutout::Cutout::from_planes(format!("{k}"), size, size, planes);
+        d.push(&cut, if lens { 1.0 } else { 0.0 }, 50.0).expect("push");
+        cutouts.push(cut);
+        spots.push((cx, cy));
+    }
+    (d, cutouts, spots)
+}
+
+#[test]
+fn gradcam_and_occlusion_point_at_what_makes_the_logit() {
+    use lens_inspect::model::explain::{gradcam, occlusion};
+    let (train_set, _, _) = colour_set(192, 1);
+    let (val, cutouts, spots) = colour_set(16, 2);
+    let cfg = TrainConfig {
+        arch: Arch::Cnn,
+        epochs: 8,
+        batch: 16,
+        lr: 2e-3,
+        patience: 8,
+        augment: Augment::none(),
+        ..Default::default()
+    };
+    let out = train(&train_set, &val, None, &cfg, &mut Quiet).expect("train");
+    let best = out.history.iter().find(|r| r.epoch == out.best_epoch).expect("best");
+    assert!(best.val_auroc > 0.9, "the toy task is learnt: {}", best.val_auroc);
+    let lenses: Vec<_> = cutouts.iter().step_by(2).cloned().collect();
+    let lens_spots: Vec<_> = spots.iter().step_by(2).copied().collect();
+    let maps = gradcam(&out.net, &lenses, 50.0).expect("gradcam");
+    let size = 32;
+    let near = |p: usize, (cx, cy): (f32, f32)| ((p % size) as f32 - cx).hypot((p / size) as f32 - cy) < 8.0;
+    let peak_of = |m: &[f32]| m.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(p, _)| p).expect("peak");
+    let hits = maps.iter().zip(&lens_spots).filter(|(m, &s)| near(peak_of(m), s)).count();
+    assert!(hits * 4 >= maps.len() * 3, "Grad-CAM peaks at the blue blob for {hits} of {}", maps.len());
+    let occ = occlusion(&out.net, &lenses[0], 50.0, 6, 2).expect("occlusion");
+    assert!(near(peak_of(&occ), lens_spots[0]), "occlusion peaks at pixel {}", peak_of(&occ));
 }

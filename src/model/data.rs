@@ -75,6 +75,9 @@ impl Dataset {
 /// Augmentation strengths (SPEC 5: rotations, flips, noise, zoom x1.5, small shifts).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Augment {
+    /// 90-degree turns and flips (a lens has no preferred orientation).
+    #[serde(default = "yes")]
+    pub dihedral: bool,
     pub free_rotation: bool,
     pub max_zoom: f32,
     pub max_shift_px: f32,
@@ -82,17 +85,28 @@ pub struct Augment {
     pub max_noise: f32,
 }
 
+fn yes() -> bool {
+    true
+}
+
 impl Default for Augment {
     fn default() -> Augment {
-        Augment { free_rotation: true, max_zoom: 1.5, max_shift_px: 4.0, max_noise: 0.3 }
+        Augment { dihedral: true, free_rotation: true, max_zoom: 1.5, max_shift_px: 4.0, max_noise: 0.3 }
+    }
+}
+
+impl Augment {
+    /// No augmentation at all.
+    pub fn none() -> Augment {
+        Augment { dihedral: false, free_rotation: false, max_zoom: 1.0, max_shift_px: 0.0, max_noise: 0.0 }
     }
 }
 
 /// Writes an augmented copy of one preprocessed cutout (4 x size x size) into `out`.
 pub fn augment_into(input: &[f32], size: usize, aug: &Augment, rng: &mut impl Rng, out: &mut [f32]) {
-    let quarter = rng.random_range(0..4) as f32 * std::f32::consts::FRAC_PI_2;
+    let quarter = if aug.dihedral { rng.random_range(0..4) as f32 * std::f32::consts::FRAC_PI_2 } else { 0.0 };
     let angle = quarter + if aug.free_rotation { rng.random_range(0.0..std::f32::consts::TAU) } else { 0.0 };
-    let flip = rng.random_bool(0.5);
+    let flip = aug.dihedral && rng.random_bool(0.5);
     let zoom = if aug.max_zoom > 1.0 { aug.max_zoom.powf(rng.random_range(-1.0..1.0)) } else { 1.0 };
     let (sx, sy) = (rng.random_range(-1.0..1.0) * aug.max_shift_px, rng.random_range(-1.0..1.0) * aug.max_shift_px);
     let noise = rng.random_range(0.0..=aug.max_noise.max(0.0));
@@ -174,7 +188,7 @@ mod tests {
     fn identity_augmentation_is_the_identity_and_rotations_move_pixels() {
         let size = 9;
         let input: Vec<f32> = (0..4 * size * size).map(|k| k as f32).collect();
-        let none = Augment { free_rotation: false, max_zoom: 1.0, max_shift_px: 0.0, max_noise: 0.0 };
+        let none = Augment { dihedral: true, ..Augment::none() };
         let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(3);
         let mut seen_identity = false;
         let mut out = vec![0f32; input.len()];
@@ -197,7 +211,7 @@ mod tests {
     fn noise_has_the_requested_scale() {
         let size = 64;
         let input = vec![0f32; 4 * size * size];
-        let aug = Augment { free_rotation: false, max_zoom: 1.0, max_shift_px: 0.0, max_noise: 0.3 };
+        let aug = Augment { max_noise: 0.3, ..Augment::none() };
         let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(5);
         let mut out = vec![0f32; input.len()];
         augment_into(&input, size, &aug, &mut rng, &mut out);

@@ -8,6 +8,7 @@
 
 pub mod checkpoint;
 pub mod data;
+pub mod explain;
 pub mod metrics;
 pub mod net;
 pub mod score;

@@ -1,0 +1,141 @@
+//! Why the network says "lens": Grad-CAM on the last convolutional feature map, and occlusion
+//! sensitivity as a model-agnostic check (SPEC 5). Maps come back at the cutout's size, row 0 at
+//! the bottom like the cutout, scaled to [0, 1].
+//!
+//! # Formula
+//! Grad-CAM (Selvaraju et al. 2017): with A the feature map [C, h, w] and y the logit,
+//! alpha_c = mean_{h,w} dy/dA_c, map = ReLU(sum_c alpha_c A_c), bilinearly upsampled.
+//! Occlusion: the drop of the logit when a `patch` x `patch` square is set to the sky level
+//! (0 after preprocessing), averaged over the patches covering each pixel.
+
+use super::data::Dataset;
+use super::net::LensNet;
+use crate::cutout::Cutout;
+use burn::module::Module;
+use burn::tensor::{Device, Tensor, TensorData};
+
+/// Grad-CAM maps for a batch of cutouts, each `size * size` in [0, 1] (all zero when the network
+/// finds nothing that raises the logit).
+pub fn gradcam(net: &LensNet, cutouts: &[Cutout], clip_sigma: f32) -> Result<Vec<Vec<f32>>, String> {
+    let mut data = Dataset::default();
+    for c in cutouts {
+        data.push(c, 0.0, clip_sigma)?;
+    }
+    if data.is_empty() {
+        return Ok(Vec::new());
+    }
+    let device = Device::flex();
+    let net = net.valid().to_device(&device);
+    let size = data.size;
+    let n = data.len();
+    let x = Tensor::<4>::from_data(TensorData::new(data.inputs.clone(), [n, 4, size, size]), &device);
+    let features = net.features(x).autodiff().require_grad();
+    let logits = net.head(features.clone());
+    let grads = logits.sum().backward();
+    let grad = features.grad(&grads).ok_or("no gradient reached the feature map")?;
+    let [_, c, h, w] = features.dims();
+    let a: Vec<f32> = features.inner().try_into_vec_as().map_err(|e| format!("{e:?}"))?;
+    let g: Vec<f32> = grad.try_into_vec_as().map_err(|e| format!("{e:?}"))?;
+    let mut maps = Vec::with_capacity(n);
+    for b in 0..n {
+        let mut cam = vec![0f32; h * w];
+        for ch in 0..c {
+            let base = (b * c + ch) * h * w;
+            let alpha = g[base..base + h * w].iter().sum::<f32>() / (h * w) as f32;
+            for (m, v) in cam.iter_mut().zip(&a[base..base + h * w]) {
+                *m += alpha * v;
+            }
+        }
+        cam.iter_mut().for_each(|v| *v = v.max(0.0));
+        maps.push(normalise(upsample(&cam, w, h, size)));
+    }
+    Ok(maps)
+}
+
+/// Occlusion sensitivity of one cutout: `patch` x `patch` squares every `stride` pixels.
+pub fn occlusion(
+    net: &LensNet,
+    cutout: &Cutout,
+    clip_sigma: f32,
+    patch: usize,
+    stride: usize,
+) -> Result<Vec<f32>, String> {
+    let mut data = Dataset::default();
+    data.push(cutout, 0.0, clip_sigma)?;
+    let size = data.size;
+    let base = data.item(0).to_vec();
+    let device = Device::flex();
+    let net = net.valid().to_device(&device);
+    let logit = |inputs: Vec<f32>, k: usize| -> Result<Vec<f32>, String> {
+        let x = Tensor::<4>::from_data(TensorData::new(inputs, [k, 4, size, size]), &device);
+        net.forward(x).try_into_vec_as().map_err(|e| format!("{e:?}"))
+    };
+    let reference = logit(base.clone(), 1)?[0];
+    let stride = stride.max(1);
+    let starts: Vec<usize> = (0..size.saturating_sub(patch) + 1).step_by(stride).collect();
+    let squares: Vec<(usize, usize)> = starts.iter().flat_map(|&r| starts.iter().map(move |&c| (r, c))).collect();
+    let mut sum = vec![0f32; size * size];
+    let mut count = vec![0f32; size * size];
+    for chunk in squares.chunks(32) {
+        let mut inputs = Vec::with_capacity(chunk.len() * base.len());
+        for &(r0, c0) in chunk {
+            let mut v = base.clone();
+            for b in 0..4 {
+                for r in r0..(r0 + patch).min(size) {
+                    for c in c0..(c0 + patch).min(size) {
+                        v[b * size * size + r * size + c] = 0.0;
+                    }
+                }
+            }
+            inputs.extend(v);
+        }
+        let logits = logit(inputs, chunk.len())?;
+        for (&(r0, c0), l) in chunk.iter().zip(logits) {
+            for r in r0..(r0 + patch).min(size) {
+                for c in c0..(c0 + patch).min(size) {
+                    sum[r * size + c] += reference - l;
+                    count[r * size + c] += 1.0;
+                }
+            }
+        }
+    }
+    let map: Vec<f32> = sum.iter().zip(&count).map(|(s, n)| if *n > 0.0 { (s / n).max(0.0) } else { 0.0 }).collect();
+    Ok(normalise(map))
+}
+
+/// Bilinear upsampling of a `w` x `h` map to `size` x `size`, pixel centres aligned.
+fn upsample(map: &[f32], w: usize, h: usize, size: usize) -> Vec<f32> {
+    let mut out = vec![0f32; size * size];
+    for r in 0..size {
+        let y = ((r as f32 + 0.5) * h as f32 / size as f32 - 0.5).clamp(0.0, (h - 1) as f32);
+        let (y0, ty) = (y.floor() as usize, y - y.floor());
+        let y1 = (y0 + 1).min(h - 1);
+        for c in 0..size {
+            let x = ((c as f32 + 0.5) * w as f32 / size as f32 - 0.5).clamp(0.0, (w - 1) as f32);
+            let (x0, tx) = (x.floor() as usize, x - x.floor());
+            let x1 = (x0 + 1).min(w - 1);
+            out[r * size + c] = map[y0 * w + x0] * (1.0 - tx) * (1.0 - ty)
+                + map[y0 * w + x1] * tx * (1.0 - ty)
+                + map[y1 * w + x0] * (1.0 - tx) * ty
+                + map[y1 * w + x1] * tx * ty;
+        }
+    }
+    out
+}
+
+fn normalise(mut map: Vec<f32>) -> Vec<f32> {
+    let max = map.iter().copied().fold(0.0, f32::max);
+    if max > 0.0 {
+        map.iter_mut().for_each(|v| *v /= max);
+    }
+    map
+}
+
+/// How much of a map falls inside a mask, against the mask's share of the image: 1 means no
+/// preference, well above 1 means the map looks at the masked pixels (the lensed light).
+pub fn mask_concentration(map: &[f32], mask: &[bool]) -> Option<f64> {
+    let total: f64 = map.iter().map(|&v| v as f64).sum();
+    let inside: f64 = map.iter().zip(mask).filter(|(_, &m)| m).map(|(&v, _)| v as f64).sum();
+    let area = mask.iter().filter(|&&m| m).count() as f64 / mask.len() as f64;
+    (total > 0.0 && area > 0.0).then(|| (inside / total) / area)
+}
