@@ -235,3 +235,96 @@ pub fn explain(
     println!("wrote {} (P(lens) = {score:.3})", out.display());
     Ok(ExitCode::SUCCESS)
 }
+
+pub fn export(project: &Path, out: &Path, min_verdict: &str, grades: bool) -> Result<ExitCode> {
+    use lens_inspect::consensus::{swap::SwapConfig, SeedRule};
+    use lens_inspect::project::export::{catalogue, write_catalogue, write_grades_csv, MinVerdict};
+    let p = Project::open_existing(project)?;
+    if grades {
+        let n = write_grades_csv(&p, out)?;
+        println!("wrote {n} grade events to {}", out.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let Some(min) = MinVerdict::parse(min_verdict) else {
+        bail!("--min-verdict {min_verdict:?}: expected all, graded, seed-rule or detected");
+    };
+    let rows = catalogue(&p, &SeedRule::default(), SwapConfig::default(), min)?;
+    write_catalogue(out, &rows)?;
+    println!("wrote {} candidates to {}", rows.len(), out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn import_grades(project: &Path, csv: &Path, inspector: Option<&str>) -> Result<ExitCode> {
+    let mut p = Project::open_existing(project)?;
+    let r = lens_inspect::project::import::import_grades(&mut p, csv, inspector)?;
+    println!(
+        "{}: added {} grades, {} already present, skipped {} rows",
+        csv.display(),
+        r.added,
+        r.already_present,
+        r.skipped.len()
+    );
+    for (line, why) in r.skipped.iter().take(20) {
+        eprintln!("  skipped {line}: {why}");
+    }
+    Ok(if r.skipped.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(3) })
+}
+
+pub fn pack_export(
+    project: &Path,
+    out: &Path,
+    inspector: Option<String>,
+    n: Option<usize>,
+    query: Option<String>,
+    with_scores: bool,
+) -> Result<ExitCode> {
+    use lens_inspect::project::pack::{export_pack, PackOptions};
+    let p = Project::open_existing(project)?;
+    let mut rows = p.candidates()?;
+    if let Some(q) = &query {
+        rows.retain(|c| c.name.contains(q.as_str()));
+    }
+    if let Some(who) = &inspector {
+        if let Some(i) = p.inspectors()?.into_iter().find(|i| &i.name == who) {
+            let grades = lens_inspect::consensus::current_grades(&p.grade_events()?);
+            rows.retain(|c| !grades.get(&c.id).is_some_and(|g| g.contains_key(&i.id)));
+        }
+    }
+    let (_, scores) = p.latest_predictions()?;
+    rows.sort_by(|a, b| {
+        scores.get(&b.id).unwrap_or(&-1.0).total_cmp(scores.get(&a.id).unwrap_or(&-1.0)).then(a.id.cmp(&b.id))
+    });
+    if let Some(n) = n {
+        rows.truncate(n);
+    }
+    let options = PackOptions {
+        inspector,
+        names: rows.into_iter().map(|c| c.name).collect(),
+        with_scores,
+        display_json: serde_json::to_string(&lens_inspect::render::DisplaySettings::default()).ok(),
+    };
+    let count = export_pack(&p, out, &options)?;
+    println!("wrote pack {} with {count} candidates", out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn pack_merge(project: &Path, packs: &[PathBuf]) -> Result<ExitCode> {
+    let mut p = Project::open_existing(project)?;
+    let mut failed = false;
+    for pack in packs {
+        match lens_inspect::project::pack::merge_pack(&mut p, pack) {
+            Ok(r) => println!(
+                "{}: added {} grade events, {} already present (inspectors: {})",
+                pack.display(),
+                r.added,
+                r.already_present,
+                r.inspectors.join(", ")
+            ),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}

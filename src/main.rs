@@ -228,6 +228,35 @@ enum Command {
         #[arg(long, default_value_t = 0.7)]
         opacity: f32,
     },
+    /// The candidate catalogue (CSV, or a FITS binary table for TOPCAT), or the raw grade log.
+    ///
+    /// Columns: name, ra, dec, tile, model_score, model_version, n_grades, mean_grade, n0, n1, n3,
+    /// n5, swap_posterior, swap_status, seed_rule, disputed. Training candidates are left out.
+    Export {
+        /// Project file.
+        #[arg(long)]
+        project: PathBuf,
+        /// Output file: .csv or .fits.
+        #[arg(long)]
+        out: PathBuf,
+        /// Which candidates: all, graded, seed-rule (2 x "maybe" or 1 x "sure"), detected (SWAP).
+        #[arg(long, default_value = "all")]
+        min_verdict: String,
+        /// Write every grade event instead (uid, candidate, inspector, score, time, session,
+        /// comment, points) as CSV.
+        #[arg(long)]
+        grades: bool,
+    },
+    /// Grades kept in files.
+    Grades {
+        #[command(subcommand)]
+        what: GradesWhat,
+    },
+    /// Session packs for grading offline.
+    Pack {
+        #[command(subcommand)]
+        what: PackWhat,
+    },
     /// Counts of candidates, inspectors, grades and models in a project.
     Info {
         /// Project file.
@@ -241,6 +270,58 @@ enum Command {
     Bench {
         #[command(subcommand)]
         what: BenchWhat,
+    },
+}
+
+#[derive(Subcommand)]
+enum GradesWhat {
+    /// Import grades from CSV: `candidate,inspector,score,time[,comment]` (time ISO 8601), or a
+    /// labelling script's `ID,LABEL` (0 = not a lens, 1 = lens, stored as 5) with --inspector.
+    /// Bad rows are listed and skipped; importing the same file twice adds nothing.
+    Import {
+        /// The CSV file.
+        csv: PathBuf,
+        /// Project file.
+        #[arg(long)]
+        project: PathBuf,
+        /// Inspector for files without an inspector column.
+        #[arg(long)]
+        inspector: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum PackWhat {
+    /// Write a pack: candidates with their pixels, display settings, optionally scores.
+    Export {
+        /// Project file.
+        #[arg(long)]
+        project: PathBuf,
+        /// Output pack file.
+        #[arg(long)]
+        out: PathBuf,
+        /// Inspector the pack is for: their already graded candidates are left out.
+        #[arg(long)]
+        inspector: Option<String>,
+        /// How many candidates (highest model score first, else in ingest order).
+        #[arg(long)]
+        n: Option<usize>,
+        /// Only candidates whose name contains this text.
+        #[arg(long)]
+        query: Option<String>,
+        /// Include the model's latest scores.
+        #[arg(long)]
+        with_scores: bool,
+    },
+    /// Bring the grades of packs back into the project (idempotent; refuses damaged, altered or
+    /// foreign packs without writing anything).
+    Merge {
+        /// Pack files.
+        #[arg(required = true)]
+        packs: Vec<PathBuf>,
+        /// Project file.
+        #[arg(long)]
+        project: PathBuf,
     },
 }
 
@@ -512,6 +593,14 @@ fn run() -> Result<ExitCode> {
         Command::Explain { project, candidate, out, model, method, opacity } => {
             commands::explain(&project, &candidate, &out, model, matches!(method, MethodArg::Occlusion), opacity)
         }
+        Command::Export { project, out, min_verdict, grades } => commands::export(&project, &out, &min_verdict, grades),
+        Command::Grades { what: GradesWhat::Import { csv, project, inspector } } => {
+            commands::import_grades(&project, &csv, inspector.as_deref())
+        }
+        Command::Pack { what: PackWhat::Export { project, out, inspector, n, query, with_scores } } => {
+            commands::pack_export(&project, &out, inspector, n, query, with_scores)
+        }
+        Command::Pack { what: PackWhat::Merge { packs, project } } => commands::pack_merge(&project, &packs),
         Command::Info { project, json } => {
             let p = Project::open_existing(&project)?;
             let c = p.counts()?;

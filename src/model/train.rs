@@ -135,6 +135,10 @@ pub fn train(
     if lenses == train.len() {
         return Err(TrainError::OneClass("only lenses"));
     }
+    // burn's device RNG (weights, dropout) is process-wide: one training at a time, so that a
+    // seed means the same run even when other work trains in parallel.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let device = Device::flex().autodiff();
     device.seed(cfg.seed);
     let eval_device = Device::flex();

@@ -6,8 +6,11 @@
 //! [`Project::load_cutout`] (pixels read lazily from the files or the stored blob), and
 //! [`ingest::ingest`] for bringing survey data in.
 
+pub mod export;
 pub mod grades;
+pub mod import;
 pub mod ingest;
+pub mod pack;
 pub mod schema;
 
 use crate::cutout::{Band, Cutout};
@@ -497,6 +500,61 @@ impl Project {
         })
     }
 
+    /// Adds events from outside (imports, packs) in one transaction, each once: an event whose
+    /// uid is already stored is left alone. Candidates are matched by name (unknown ones are
+    /// skipped: callers check first), inspectors by name (created with `role` when new), sessions
+    /// created as needed. Returns (added, already present).
+    pub fn insert_foreign_events(
+        &mut self,
+        events: &[import::ForeignEvent],
+        role: Role,
+    ) -> Result<(usize, usize), ProjectError> {
+        let (candidates, inspectors) = import::lookups(self, events, role)?;
+        let path = self.path.clone();
+        let tx = self.conn.transaction().map_err(|e| classify(&path, e))?;
+        let (mut added, mut present) = (0, 0);
+        {
+            let mut ins = tx
+                .prepare(
+                    "INSERT OR IGNORE INTO grade_events (uid, candidate_id, inspector_id, score, time, session_id, comment, points)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )
+                .map_err(|e| classify(&path, e))?;
+            let mut session = tx
+                .prepare(
+                    "INSERT OR IGNORE INTO sessions (id, inspector_id, started_at, origin) VALUES (?1, ?2, ?3, 'pack')",
+                )
+                .map_err(|e| classify(&path, e))?;
+            for e in events {
+                let (Some(&cid), Some(&iid)) = (candidates.get(&e.candidate), inspectors.get(&e.inspector)) else {
+                    continue;
+                };
+                if let Some(s) = &e.session_id {
+                    session.execute(params![s, iid, e.time]).map_err(|e| classify(&path, e))?;
+                }
+                let n = ins
+                    .execute(params![
+                        e.uid,
+                        cid,
+                        iid,
+                        e.score.map(|s| s.value() as i64),
+                        e.time,
+                        e.session_id,
+                        e.comment,
+                        e.points
+                    ])
+                    .map_err(|e| classify(&path, e))?;
+                if n == 1 {
+                    added += 1;
+                } else {
+                    present += 1;
+                }
+            }
+        }
+        tx.commit().map_err(|e| classify(&path, e))?;
+        Ok((added, present))
+    }
+
     /// Every grade event, oldest first.
     pub fn grade_events(&self) -> Result<Vec<GradeEvent>, ProjectError> {
         let mut stmt = self
@@ -554,6 +612,26 @@ impl Project {
             }
         }
         tx.commit().map_err(|e| classify(&path, e))
+    }
+
+    /// The most recent model version's name (as `name#id`) and its scores by candidate id.
+    pub fn latest_predictions(&self) -> Result<(Option<String>, std::collections::HashMap<i64, f32>), ProjectError> {
+        let version: Option<(i64, String)> = self
+            .conn
+            .query_row("SELECT id, name FROM model_versions ORDER BY id DESC LIMIT 1", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()
+            .map_err(|e| self.err(e))?;
+        let Some((id, name)) = version else { return Ok((None, Default::default())) };
+        let mut stmt = self
+            .conn
+            .prepare("SELECT candidate_id, score FROM predictions WHERE model_version_id = ?1")
+            .map_err(|e| self.err(e))?;
+        let rows =
+            stmt.query_map([id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, f64>(1)? as f32))).map_err(|e| self.err(e))?;
+        let scores = rows.collect::<Result<_, _>>().map_err(|e| self.err(e))?;
+        Ok((Some(format!("{name}#{id}")), scores))
     }
 
     /// (score, is_lens) of every candidate with truth, scored by the most recent model version.

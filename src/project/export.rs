@@ -1,0 +1,275 @@
+//! The candidate catalogue and the raw grade log, as files people keep: CSV, and a FITS binary
+//! table for TOPCAT (SPEC 7).
+//!
+//! Catalogue columns: `name, ra, dec, tile, model_score, model_version, n_grades, mean_grade,
+//! n0, n1, n3, n5, swap_posterior, swap_status, seed_rule, disputed`. Training candidates are
+//! not in the catalogue (they are there to measure inspectors, not to be found).
+
+use super::{Project, ProjectError};
+use crate::consensus::swap::{Status, SwapConfig};
+use crate::consensus::{Consensus, SeedRule};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// One row of the catalogue.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CatalogueRow {
+    pub name: String,
+    pub ra: Option<f64>,
+    pub dec: Option<f64>,
+    pub tile: Option<String>,
+    pub model_score: Option<f32>,
+    pub model_version: Option<String>,
+    pub n_grades: usize,
+    pub mean_grade: Option<f64>,
+    pub n0: usize,
+    pub n1: usize,
+    pub n3: usize,
+    pub n5: usize,
+    pub swap_posterior: f64,
+    pub swap_status: String,
+    pub seed_rule: bool,
+    pub disputed: bool,
+}
+
+/// Which candidates go into the catalogue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MinVerdict {
+    /// Every (non-training) candidate.
+    All,
+    /// Those graded at least once.
+    Graded,
+    /// Those passing the seed rule.
+    SeedRule,
+    /// Those SWAP has detected.
+    Detected,
+}
+
+impl MinVerdict {
+    pub fn parse(s: &str) -> Option<MinVerdict> {
+        match s.to_ascii_lowercase().replace('-', "_").as_str() {
+            "all" => Some(MinVerdict::All),
+            "graded" => Some(MinVerdict::Graded),
+            "seed_rule" => Some(MinVerdict::SeedRule),
+            "detected" => Some(MinVerdict::Detected),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error(transparent)]
+    Project(#[from] ProjectError),
+    #[error("cannot write {path}: {detail}")]
+    Write { path: PathBuf, detail: String },
+    #[error("{0}: unknown catalogue format (use .csv or .fits)")]
+    Format(PathBuf),
+}
+
+/// Builds the catalogue rows: consensus from all grade events, the latest model's scores.
+pub fn catalogue(
+    project: &Project,
+    rule: &SeedRule,
+    swap: SwapConfig,
+    min: MinVerdict,
+) -> Result<Vec<CatalogueRow>, ExportError> {
+    let candidates = project.candidates()?;
+    let training: HashMap<i64, bool> =
+        candidates.iter().filter(|c| c.is_training).filter_map(|c| c.truth_is_lens.map(|t| (c.id, t))).collect();
+    let events = project.grade_events()?;
+    let consensus = Consensus::compute(&events, &|id| training.get(&id).copied(), rule, swap);
+    let (version, scores) = project.latest_predictions()?;
+    let mut rows = Vec::new();
+    for c in candidates.iter().filter(|c| !c.is_training) {
+        let v = consensus.candidates.get(&c.id);
+        let status = v.map(|v| v.swap_status).unwrap_or(Status::Open);
+        let row = CatalogueRow {
+            name: c.name.clone(),
+            ra: c.ra_deg,
+            dec: c.dec_deg,
+            tile: c.tile.clone(),
+            model_score: scores.get(&c.id).copied(),
+            model_version: version.clone().filter(|_| scores.contains_key(&c.id)),
+            n_grades: v.map(|v| v.n_grades).unwrap_or(0),
+            mean_grade: v.and_then(|v| v.mean_grade),
+            n0: v.map(|v| v.counts[0]).unwrap_or(0),
+            n1: v.map(|v| v.counts[1]).unwrap_or(0),
+            n3: v.map(|v| v.counts[2]).unwrap_or(0),
+            n5: v.map(|v| v.counts[3]).unwrap_or(0),
+            swap_posterior: v.map(|v| v.swap_posterior).unwrap_or(swap.prior),
+            swap_status: status.as_str().to_string(),
+            seed_rule: v.is_some_and(|v| v.seed_rule),
+            disputed: v.is_some_and(|v| v.disputed),
+        };
+        let keep = match min {
+            MinVerdict::All => true,
+            MinVerdict::Graded => row.n_grades > 0,
+            MinVerdict::SeedRule => row.seed_rule,
+            MinVerdict::Detected => status == Status::Detected,
+        };
+        if keep {
+            rows.push(row);
+        }
+    }
+    Ok(rows)
+}
+
+fn opt<T: ToString>(v: &Option<T>) -> String {
+    v.as_ref().map(|x| x.to_string()).unwrap_or_default()
+}
+
+/// Writes the catalogue as CSV or FITS, by the file's extension.
+pub fn write_catalogue(path: &Path, rows: &[CatalogueRow]) -> Result<(), ExportError> {
+    let ext = path.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase());
+    match ext.as_deref() {
+        Some("csv") => write_csv(path, rows),
+        Some("fits") | Some("fit") => write_fits(path, rows),
+        _ => Err(ExportError::Format(path.into())),
+    }
+}
+
+fn write_csv(path: &Path, rows: &[CatalogueRow]) -> Result<(), ExportError> {
+    let fail = |e: std::io::Error| ExportError::Write { path: path.into(), detail: e.to_string() };
+    let tmp = path.with_extension("partial");
+    let mut w = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(fail)?);
+    writeln!(w, "name,ra,dec,tile,model_score,model_version,n_grades,mean_grade,n0,n1,n3,n5,swap_posterior,swap_status,seed_rule,disputed").map_err(fail)?;
+    for r in rows {
+        let quote = |s: &str| {
+            if s.contains([',', '"', '\n']) {
+                format!("\"{}\"", s.replace('"', "\"\""))
+            } else {
+                s.to_string()
+            }
+        };
+        writeln!(
+            w,
+            "{},{},{},{},{},{},{},{},{},{},{},{},{:e},{},{},{}",
+            quote(&r.name),
+            opt(&r.ra),
+            opt(&r.dec),
+            quote(&opt(&r.tile)),
+            opt(&r.model_score),
+            quote(&opt(&r.model_version)),
+            r.n_grades,
+            r.mean_grade.map(|m| format!("{m:.4}")).unwrap_or_default(),
+            r.n0,
+            r.n1,
+            r.n3,
+            r.n5,
+            r.swap_posterior,
+            r.swap_status,
+            r.seed_rule as u8,
+            r.disputed as u8
+        )
+        .map_err(fail)?;
+    }
+    w.flush().map_err(fail)?;
+    drop(w);
+    std::fs::rename(&tmp, path).map_err(fail)
+}
+
+fn write_fits(path: &Path, rows: &[CatalogueRow]) -> Result<(), ExportError> {
+    use fitsio::tables::{ColumnDataType, ColumnDescription};
+    let fail = |e: fitsio::errors::Error| ExportError::Write { path: path.into(), detail: e.to_string() };
+    let tmp = path.with_extension("partial.fits");
+    let _ = std::fs::remove_file(&tmp);
+    {
+        let mut f = fitsio::FitsFile::create(&tmp).open().map_err(fail)?;
+        let width = |v: Vec<usize>| v.into_iter().max().unwrap_or(1).max(1);
+        let name_w = width(rows.iter().map(|r| r.name.len()).collect());
+        let tile_w = width(rows.iter().map(|r| opt(&r.tile).len()).collect());
+        let ver_w = width(rows.iter().map(|r| opt(&r.model_version).len()).collect());
+        let col = |name: &str, t: ColumnDataType, repeat: usize| {
+            ColumnDescription::new(name).with_type(t).that_repeats(repeat).create().map_err(fail)
+        };
+        let columns = vec![
+            col("name", ColumnDataType::String, name_w)?,
+            col("ra", ColumnDataType::Double, 1)?,
+            col("dec", ColumnDataType::Double, 1)?,
+            col("tile", ColumnDataType::String, tile_w)?,
+            col("model_score", ColumnDataType::Float, 1)?,
+            col("model_version", ColumnDataType::String, ver_w)?,
+            col("n_grades", ColumnDataType::Int, 1)?,
+            col("mean_grade", ColumnDataType::Float, 1)?,
+            col("n0", ColumnDataType::Int, 1)?,
+            col("n1", ColumnDataType::Int, 1)?,
+            col("n3", ColumnDataType::Int, 1)?,
+            col("n5", ColumnDataType::Int, 1)?,
+            col("swap_posterior", ColumnDataType::Double, 1)?,
+            col("swap_status", ColumnDataType::String, 8)?,
+            col("seed_rule", ColumnDataType::Short, 1)?,
+            col("disputed", ColumnDataType::Short, 1)?,
+        ];
+        let hdu = f.create_table("CANDIDATES", &columns).map_err(fail)?;
+        if !rows.is_empty() {
+            let strings = |g: &dyn Fn(&CatalogueRow) -> String| rows.iter().map(g).collect::<Vec<String>>();
+            let nan = f64::NAN;
+            hdu.write_col(&mut f, "name", &strings(&|r| r.name.clone())).map_err(fail)?;
+            hdu.write_col(&mut f, "ra", &rows.iter().map(|r| r.ra.unwrap_or(nan)).collect::<Vec<f64>>())
+                .map_err(fail)?;
+            hdu.write_col(&mut f, "dec", &rows.iter().map(|r| r.dec.unwrap_or(nan)).collect::<Vec<f64>>())
+                .map_err(fail)?;
+            hdu.write_col(&mut f, "tile", &strings(&|r| opt(&r.tile))).map_err(fail)?;
+            hdu.write_col(
+                &mut f,
+                "model_score",
+                &rows.iter().map(|r| r.model_score.unwrap_or(f32::NAN)).collect::<Vec<f32>>(),
+            )
+            .map_err(fail)?;
+            hdu.write_col(&mut f, "model_version", &strings(&|r| opt(&r.model_version))).map_err(fail)?;
+            let ints = |g: &dyn Fn(&CatalogueRow) -> usize| rows.iter().map(|r| g(r) as i32).collect::<Vec<i32>>();
+            hdu.write_col(&mut f, "n_grades", &ints(&|r| r.n_grades)).map_err(fail)?;
+            hdu.write_col(
+                &mut f,
+                "mean_grade",
+                &rows.iter().map(|r| r.mean_grade.map(|m| m as f32).unwrap_or(f32::NAN)).collect::<Vec<f32>>(),
+            )
+            .map_err(fail)?;
+            hdu.write_col(&mut f, "n0", &ints(&|r| r.n0)).map_err(fail)?;
+            hdu.write_col(&mut f, "n1", &ints(&|r| r.n1)).map_err(fail)?;
+            hdu.write_col(&mut f, "n3", &ints(&|r| r.n3)).map_err(fail)?;
+            hdu.write_col(&mut f, "n5", &ints(&|r| r.n5)).map_err(fail)?;
+            hdu.write_col(&mut f, "swap_posterior", &rows.iter().map(|r| r.swap_posterior).collect::<Vec<f64>>())
+                .map_err(fail)?;
+            hdu.write_col(&mut f, "swap_status", &strings(&|r| r.swap_status.clone())).map_err(fail)?;
+            hdu.write_col(&mut f, "seed_rule", &rows.iter().map(|r| r.seed_rule as i16).collect::<Vec<i16>>())
+                .map_err(fail)?;
+            hdu.write_col(&mut f, "disputed", &rows.iter().map(|r| r.disputed as i16).collect::<Vec<i16>>())
+                .map_err(fail)?;
+        }
+    }
+    std::fs::rename(&tmp, path).map_err(|e| ExportError::Write { path: path.into(), detail: e.to_string() })
+}
+
+/// Writes every grade event as CSV: the raw log, one row per event, undo rows with an empty score.
+pub fn write_grades_csv(project: &Project, path: &Path) -> Result<usize, ExportError> {
+    let fail = |e: std::io::Error| ExportError::Write { path: path.into(), detail: e.to_string() };
+    let names: HashMap<i64, String> = project.candidates()?.into_iter().map(|c| (c.id, c.name)).collect();
+    let inspectors: HashMap<i64, String> = project.inspectors()?.into_iter().map(|i| (i.id, i.name)).collect();
+    let events = project.grade_events()?;
+    let mut w =
+        csv::Writer::from_path(path).map_err(|e| ExportError::Write { path: path.into(), detail: e.to_string() })?;
+    let csv_fail = |e: csv::Error| ExportError::Write { path: path.into(), detail: e.to_string() };
+    w.write_record(["uid", "candidate", "inspector", "score", "time", "session", "comment", "points"])
+        .map_err(csv_fail)?;
+    for e in &events {
+        let points =
+            if e.points.is_empty() { String::new() } else { serde_json::to_string(&e.points).unwrap_or_default() };
+        w.write_record([
+            e.uid.as_str(),
+            names.get(&e.candidate_id).map(String::as_str).unwrap_or(""),
+            inspectors.get(&e.inspector_id).map(String::as_str).unwrap_or(""),
+            &e.score.map(|s| s.value().to_string()).unwrap_or_default(),
+            e.time.as_str(),
+            e.session_id.as_deref().unwrap_or(""),
+            e.comment.as_deref().unwrap_or(""),
+            &points,
+        ])
+        .map_err(csv_fail)?;
+    }
+    w.flush().map_err(fail)?;
+    Ok(events.len())
+}

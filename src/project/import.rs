@@ -1,0 +1,195 @@
+//! Grades from files: spreadsheets (`candidate,inspector,score,time[,comment]`) and labelling
+//! scripts (`ID,LABEL` with the inspector named on the command line). Bad rows are listed and
+//! skipped; the rest are imported; importing the same file twice adds nothing, because each row's
+//! event id is derived from its content.
+
+use super::{Project, ProjectError, Role, Score};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// One grade event from outside, with its own unique id (for idempotent imports and merges).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForeignEvent {
+    pub uid: String,
+    pub candidate: String,
+    pub inspector: String,
+    pub score: Option<Score>,
+    pub time: String,
+    pub session_id: Option<String>,
+    pub comment: Option<String>,
+    pub points: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ImportReport {
+    pub added: usize,
+    pub already_present: usize,
+    /// (line or event, reason)
+    pub skipped: Vec<(String, String)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error(transparent)]
+    Project(#[from] ProjectError),
+    #[error("cannot read {path}: {detail}")]
+    Read { path: PathBuf, detail: String },
+}
+
+/// FNV-1a 64 of a string, hex: content-derived ids.
+pub fn content_id(text: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// Parses an ISO 8601 time (with offset or `Z`, or without: taken as UTC; a bare date is
+/// midnight) into the stored form.
+pub fn parse_time(text: &str) -> Option<String> {
+    use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+    let t = text.trim();
+    let utc: DateTime<Utc> = if let Ok(d) = DateTime::parse_from_rfc3339(t) {
+        d.with_timezone(&Utc)
+    } else if let Some(n) = ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M"]
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(t, f).ok())
+    {
+        n.and_utc()
+    } else {
+        NaiveDate::parse_from_str(t, "%Y-%m-%d").ok()?.and_hms_opt(0, 0, 0)?.and_utc()
+    };
+    Some(utc.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+}
+
+/// Imports a grades CSV. Columns are found by name (case-insensitive): the candidate in
+/// `candidate`, `id` or `name`; `inspector` (or `default_inspector`); the grade in `score`
+/// (0, 1, 3, 5) or `label` (a labelling script's 0 / 1, read as 0 = not a lens, 1 = surely a lens:
+/// 5); optional `time` (ISO 8601; without it the file's modification time) and `comment`.
+pub fn import_grades(
+    project: &mut Project,
+    path: &Path,
+    default_inspector: Option<&str>,
+) -> Result<ImportReport, ImportError> {
+    let fail = |detail: String| ImportError::Read { path: path.into(), detail };
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .flexible(true)
+        .from_path(path)
+        .map_err(|e| fail(e.to_string()))?;
+    let headers: Vec<String> =
+        reader.headers().map_err(|e| fail(e.to_string()))?.iter().map(|h| h.to_ascii_lowercase()).collect();
+    let find = |names: &[&str]| headers.iter().position(|h| names.contains(&h.as_str()));
+    let cand_col =
+        find(&["candidate", "id", "name"]).ok_or_else(|| fail("no candidate column (candidate, id or name)".into()))?;
+    let insp_col = find(&["inspector"]);
+    if insp_col.is_none() && default_inspector.is_none() {
+        return Err(fail("no inspector column: name the inspector with --inspector".into()));
+    }
+    let score_col = find(&["score", "grade"]);
+    let label_col = find(&["label"]);
+    if score_col.is_none() && label_col.is_none() {
+        return Err(fail("no score (or label) column".into()));
+    }
+    let time_col = find(&["time"]);
+    let comment_col = find(&["comment"]);
+    let file_time = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .map(|t| chrono::DateTime::<chrono::Utc>::from(t).format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+        .unwrap_or_else(|_| super::now_iso());
+    let known = project.candidate_names()?;
+    let mut report = ImportReport::default();
+    let mut events = Vec::new();
+    for (k, rec) in reader.records().enumerate() {
+        let line = format!("line {}", k + 2);
+        let rec = match rec {
+            Ok(r) => r,
+            Err(e) => {
+                report.skipped.push((line, e.to_string()));
+                continue;
+            }
+        };
+        let get = |c: Option<usize>| c.and_then(|c| rec.get(c)).map(str::trim).filter(|s| !s.is_empty());
+        let Some(candidate) = get(Some(cand_col)) else {
+            report.skipped.push((line, "empty candidate".into()));
+            continue;
+        };
+        if !known.contains(candidate) {
+            report.skipped.push((line, format!("unknown candidate {candidate:?}")));
+            continue;
+        }
+        let Some(inspector) = get(insp_col).or(default_inspector) else {
+            report.skipped.push((line, "empty inspector".into()));
+            continue;
+        };
+        let score = match (get(score_col), get(label_col)) {
+            (Some(s), _) => s.parse::<i64>().ok().and_then(Score::from_value),
+            (None, Some(l)) => match l {
+                "0" => Some(Score::No),
+                "1" => Some(Score::Sure),
+                _ => None,
+            },
+            _ => None,
+        };
+        let Some(score) = score else {
+            let raw = get(score_col).or(get(label_col)).unwrap_or("");
+            report.skipped.push((line, format!("grade {raw:?} is not one of 0, 1, 3, 5 (or a label 0/1)")));
+            continue;
+        };
+        let time = match get(time_col) {
+            Some(t) => match parse_time(t) {
+                Some(t) => t,
+                None => {
+                    report.skipped.push((line, format!("time {t:?} is not ISO 8601")));
+                    continue;
+                }
+            },
+            None => file_time.clone(),
+        };
+        let comment = get(comment_col).map(str::to_string);
+        let uid = format!(
+            "import-{}",
+            content_id(&format!(
+                "{candidate}\u{1f}{inspector}\u{1f}{}\u{1f}{time}\u{1f}{}",
+                score.value(),
+                comment.as_deref().unwrap_or("")
+            ))
+        );
+        events.push(ForeignEvent {
+            uid,
+            candidate: candidate.into(),
+            inspector: inspector.into(),
+            score: Some(score),
+            time,
+            session_id: None,
+            comment,
+            points: None,
+        });
+    }
+    let (added, present) = project.insert_foreign_events(&events, Role::Volunteer)?;
+    report.added = added;
+    report.already_present = present;
+    Ok(report)
+}
+
+/// Ids by name.
+pub(crate) type IdsByName = HashMap<String, i64>;
+
+/// Candidate and inspector ids by name, creating inspectors as needed.
+pub(crate) fn lookups(
+    project: &mut Project,
+    events: &[ForeignEvent],
+    role: Role,
+) -> Result<(IdsByName, IdsByName), ProjectError> {
+    let candidates: HashMap<String, i64> = project.candidates()?.into_iter().map(|c| (c.name, c.id)).collect();
+    let mut inspectors = HashMap::new();
+    for e in events {
+        if !inspectors.contains_key(&e.inspector) {
+            let i = project.inspector(&e.inspector, role)?;
+            inspectors.insert(e.inspector.clone(), i.id);
+        }
+    }
+    Ok((candidates, inspectors))
+}

@@ -1,0 +1,351 @@
+//! Many inspectors: SWAP learning skills in a simulated crowd, session packs merged in any order,
+//! refused packs, grade imports, and catalogue exports.
+
+mod common;
+
+use lens_inspect::consensus::swap::{Classification, Swap, SwapConfig};
+use lens_inspect::consensus::{Consensus, SeedRule};
+use lens_inspect::model::metrics::challenge_metrics;
+use lens_inspect::project::export::{catalogue, write_catalogue, MinVerdict};
+use lens_inspect::project::pack::{export_pack, merge_pack, PackError, PackOptions};
+use lens_inspect::project::{NewCandidate, NewGrade, Project, Role, Score, Truth};
+use lens_inspect::survey::{ObjectSource, ObjectSpec};
+use rand::{Rng, SeedableRng};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+#[test]
+fn swap_learns_inspector_skill_and_ranks_better_than_the_mean_grade() {
+    let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(2026);
+    let n_inspectors = 10;
+    let truth_skill: Vec<(f64, f64)> =
+        (0..n_inspectors).map(|_| (rng.random_range(0.55..0.95), rng.random_range(0.55..0.95))).collect();
+    let grade = |rng: &mut rand_pcg::Pcg64Mcg, who: usize, is_lens: bool| -> Score {
+        let (pl, pd) = truth_skill[who];
+        let says_lens = if is_lens { rng.random_bool(pl) } else { !rng.random_bool(pd) };
+        match (says_lens, rng.random_bool(0.5)) {
+            (true, true) => Score::Sure,
+            (true, false) => Score::Maybe,
+            (false, true) => Score::Interesting,
+            (false, false) => Score::No,
+        }
+    };
+    let mut swap: Swap<usize, usize> = Swap::new(SwapConfig { prior: 0.1, ..SwapConfig::default() });
+    // 100 training candidates per inspector, half of them lenses.
+    let mut stream: Vec<(usize, usize, Option<bool>)> = Vec::new();
+    for who in 0..n_inspectors {
+        for k in 0..100 {
+            stream.push((who, 1_000_000 + k, Some(k % 2 == 0)));
+        }
+    }
+    // 1500 real candidates, 10 % lenses, each graded by 4 inspectors.
+    let real_truth: Vec<bool> = (0..1500).map(|_| rng.random_bool(0.1)).collect();
+    for c in 0..real_truth.len() {
+        let mut who: Vec<usize> = (0..n_inspectors).collect();
+        for k in 0..4 {
+            let j = rng.random_range(k..n_inspectors);
+            who.swap(k, j);
+            stream.push((who[k], c, None));
+        }
+    }
+    // Training first (inspectors calibrate as they go in practice; here all before, so the
+    // posterior uses settled skills), real grades after.
+    let mut grades_of: BTreeMap<usize, Vec<Score>> = BTreeMap::new();
+    for &(who, subject, training) in &stream {
+        let is_lens = training.unwrap_or_else(|| real_truth[subject]);
+        let s = grade(&mut rng, who, is_lens);
+        if training.is_none() {
+            grades_of.entry(subject).or_default().push(s);
+        }
+        swap.update(&Classification { inspector: who, subject, says_lens: s.says_lens(), training_truth: training });
+    }
+    let mut errors = Vec::new();
+    for (who, &(pl, pd)) in truth_skill.iter().enumerate() {
+        let a = swap.agent(&who);
+        errors.push((a.pl - pl).abs());
+        errors.push((a.pd - pd).abs());
+        eprintln!("inspector {who}: true PL {pl:.3} PD {pd:.3}, learnt PL {:.3} PD {:.3}", a.pl, a.pd);
+    }
+    let within = errors.iter().filter(|&&e| e <= 0.1).count();
+    let max = errors.iter().cloned().fold(0.0, f64::max);
+    eprintln!("learnt skills within 0.1 of the truth: {within} of {}; largest error {max:.3}", errors.len());
+    assert!(within * 10 >= errors.len() * 9, "{within} of {} within 0.1", errors.len());
+    assert!(max < 0.2, "largest error {max}");
+    let subjects: Vec<usize> = (0..real_truth.len()).collect();
+    let truth: Vec<bool> = subjects.iter().map(|&s| real_truth[s]).collect();
+    let swap_scores: Vec<f64> = subjects.iter().map(|s| swap.posterior(s)).collect();
+    let mean_scores: Vec<f64> = subjects
+        .iter()
+        .map(|s| grades_of[s].iter().map(|g| g.value() as f64).sum::<f64>() / grades_of[s].len() as f64)
+        .collect();
+    let a_swap = challenge_metrics(&swap_scores, &truth).auroc;
+    let a_mean = challenge_metrics(&mean_scores, &truth).auroc;
+    eprintln!("AUROC of SWAP posterior {a_swap:.4} vs mean grade {a_mean:.4}");
+    assert!(a_swap > a_mean, "SWAP {a_swap} should beat the mean grade {a_mean}");
+}
+
+fn project_with(path: &Path, n: usize, training: usize) -> Project {
+    let mut p = Project::create_or_open(path).expect("project");
+    let items: Vec<NewCandidate> = (0..n)
+        .map(|k| {
+            let c = common::cutout(&format!("c{k:03}"), k as u64);
+            let spec = ObjectSpec {
+                name: c.name.clone(),
+                source: ObjectSource::File { path: "/nowhere.fits".into() },
+                ra_deg: Some(150.0 + k as f64 * 1e-3),
+                dec_deg: Some(2.0),
+                tile: Some("KIDS_150.0_2.5".into()),
+                metadata: BTreeMap::new(),
+            };
+            let mut nc = NewCandidate::from_cutout(spec, &c, true);
+            if k < training {
+                nc.is_training = true;
+                nc.truth = Some(Truth { is_lens: k % 2 == 0, extra: BTreeMap::new() });
+            }
+            nc
+        })
+        .collect();
+    p.insert_candidates(&items).expect("insert");
+    p
+}
+
+/// Grades in a pack (opened as a project, as the GUI does).
+fn grade_in(path: &Path, who: &str, grades: &[(&str, u8)]) {
+    let mut p = Project::open_existing(path).expect("open pack");
+    let i = p.inspector(who, Role::Volunteer).expect("inspector");
+    let session = p.start_session(i.id, "offline").expect("session");
+    for (name, score) in grades {
+        let c = p.candidate_by_name(name).expect("candidate");
+        p.record_grade(&NewGrade {
+            candidate_id: c.id,
+            inspector_id: i.id,
+            score: Score::from_value(*score as i64),
+            session_id: Some(session.clone()),
+            comment: (*score == 5).then(|| format!("{who} likes {name}")),
+            points: vec![],
+        })
+        .expect("grade");
+    }
+}
+
+/// (uid, candidate/inspector, score, time, comment) of every event, sorted.
+type EventRow = (String, String, Option<u8>, String, Option<String>);
+
+fn event_set(p: &Project) -> Vec<EventRow> {
+    let names: BTreeMap<i64, String> = p.candidates().expect("rows").into_iter().map(|c| (c.id, c.name)).collect();
+    let who: BTreeMap<i64, String> = p.inspectors().expect("inspectors").into_iter().map(|i| (i.id, i.name)).collect();
+    let mut v: Vec<_> = p
+        .grade_events()
+        .expect("events")
+        .into_iter()
+        .map(|e| {
+            (
+                e.uid,
+                format!("{}/{}", names[&e.candidate_id], who[&e.inspector_id]),
+                e.score.map(|s| s.value()),
+                e.time,
+                e.comment,
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn packs_merge_in_any_order_once_and_match_grading_directly() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let src = dir.path().join("survey.lensproj");
+    let project = project_with(&src, 12, 4);
+    let all: Vec<String> = project.candidates().expect("rows").into_iter().map(|c| c.name).collect();
+    let (pa, pb) = (dir.path().join("ann.pack"), dir.path().join("bob.pack"));
+    let opts = |who: &str| PackOptions { inspector: Some(who.into()), names: all.clone(), ..Default::default() };
+    assert_eq!(export_pack(&project, &pa, &opts("ann")).expect("pack a"), 12);
+    export_pack(&project, &pb, &opts("bob")).expect("pack b");
+    drop(project);
+    let ann = [("c000", 5), ("c001", 0), ("c004", 5), ("c005", 3), ("c006", 0)];
+    let bob = [("c000", 3), ("c001", 1), ("c004", 3), ("c005", 0), ("c007", 5)];
+    grade_in(&pa, "ann", &ann);
+    grade_in(&pb, "bob", &bob);
+
+    let copy = |name: &str| {
+        let p = dir.path().join(name);
+        std::fs::copy(&src, &p).expect("copy");
+        p
+    };
+    let (ab, ba) = (copy("ab.lensproj"), copy("ba.lensproj"));
+    let mut p_ab = Project::open_existing(&ab).expect("ab");
+    let r1 = merge_pack(&mut p_ab, &pa).expect("merge a");
+    let r2 = merge_pack(&mut p_ab, &pb).expect("merge b");
+    assert_eq!((r1.added, r2.added), (5, 5));
+    let again = merge_pack(&mut p_ab, &pa).expect("merge a again");
+    assert_eq!((again.added, again.already_present), (0, 5), "merging twice adds nothing");
+    let mut p_ba = Project::open_existing(&ba).expect("ba");
+    merge_pack(&mut p_ba, &pb).expect("merge b");
+    merge_pack(&mut p_ba, &pa).expect("merge a");
+    merge_pack(&mut p_ba, &pb).expect("merge b again");
+    assert_eq!(event_set(&p_ab), event_set(&p_ba), "order does not matter");
+    assert_eq!(event_set(&p_ab).len(), 10);
+
+    // Grading the same in the project directly gives the same grades and verdicts.
+    let direct = copy("direct.lensproj");
+    grade_in(&direct, "ann", &ann);
+    grade_in(&direct, "bob", &bob);
+    let p_direct = Project::open_existing(&direct).expect("direct");
+    let strip = |v: Vec<EventRow>| {
+        let mut w: Vec<_> = v.into_iter().map(|(_, cw, s, _, c)| (cw, s, c)).collect();
+        w.sort();
+        w
+    };
+    assert_eq!(strip(event_set(&p_ab)), strip(event_set(&p_direct)));
+    let rows =
+        |p: &Project| catalogue(p, &SeedRule::default(), SwapConfig::default(), MinVerdict::All).expect("catalogue");
+    assert_eq!(rows(&p_ab), rows(&p_direct));
+    let c004 = rows(&p_ab).into_iter().find(|r| r.name == "c004").expect("c004");
+    assert!(c004.seed_rule && c004.n_grades == 2 && c004.n5 == 1 && c004.n3 == 1);
+    let catalogued: Vec<String> = rows(&p_ab).into_iter().map(|r| r.name).collect();
+    assert_eq!(catalogued.len(), 8, "the 4 training candidates are not catalogued");
+    assert!(!catalogued.contains(&"c000".to_string()));
+}
+
+#[test]
+fn damaged_altered_foreign_and_newer_packs_are_refused_and_nothing_is_written() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let src = dir.path().join("survey.lensproj");
+    let project = project_with(&src, 6, 0);
+    let names: Vec<String> = project.candidates().expect("rows").into_iter().map(|c| c.name).collect();
+    let pack = dir.path().join("p.pack");
+    export_pack(
+        &project,
+        &pack,
+        &PackOptions { inspector: Some("ann".into()), names: names.clone(), ..Default::default() },
+    )
+    .expect("pack");
+    drop(project);
+    grade_in(&pack, "ann", &[("c000", 5), ("c001", 0)]);
+    let bytes = std::fs::read(&pack).expect("read");
+    let mut p = Project::open_existing(&src).expect("open");
+    let before = event_set(&p);
+    let mut refused = |name: &str, data: &[u8], needle: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, data).expect("write");
+        match merge_pack(&mut p, &path) {
+            Err(PackError::Refused { reason, .. }) => assert!(reason.contains(needle), "{name}: {reason}"),
+            other => panic!("{name}: expected a refusal, got {:?}", other.map(|r| r.added)),
+        }
+    };
+    refused("half.pack", &bytes[..bytes.len() / 2], "damaged");
+    refused("empty.pack", &[], "");
+    refused("text.pack", b"not a pack at all, just words, words and more words to fill a page", "");
+    // Altered pixels: the checksum no longer matches.
+    let altered = dir.path().join("altered.pack");
+    std::fs::write(&altered, &bytes).expect("copy");
+    rusqlite::Connection::open(&altered)
+        .expect("raw")
+        .execute("UPDATE pixels SET data = zeroblob(length(data)) WHERE rowid = 1", [])
+        .expect("tamper");
+    refused("altered2.pack", &std::fs::read(&altered).expect("read"), "checksum");
+    let newer = dir.path().join("newer.pack");
+    std::fs::write(&newer, &bytes).expect("copy");
+    rusqlite::Connection::open(&newer).expect("raw").pragma_update(None, "user_version", 99).expect("pragma");
+    refused("newer2.pack", &std::fs::read(&newer).expect("read"), "newer");
+    // A pack from another project.
+    let other = project_with(&dir.path().join("other.lensproj"), 6, 0);
+    let foreign = dir.path().join("foreign.pack");
+    export_pack(&other, &foreign, &PackOptions { names: names.clone(), ..Default::default() }).expect("foreign pack");
+    refused("foreign2.pack", &std::fs::read(&foreign).expect("read"), "another project");
+    assert_eq!(event_set(&p), before, "nothing was written");
+    assert_eq!(p.integrity_check().expect("check"), "ok");
+    let ok = merge_pack(&mut p, &pack).expect("the intact pack merges");
+    assert_eq!(ok.added, 2);
+}
+
+#[test]
+fn grade_files_import_with_bad_rows_listed_and_twice_adds_nothing() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut p = project_with(&dir.path().join("p.lensproj"), 5, 0);
+    let sheet = dir.path().join("grades.csv");
+    std::fs::write(
+        &sheet,
+        "candidate,inspector,score,time,comment\n\
+         c000,ann,5,2026-03-01T10:00:00Z,nice arc\n\
+         c001,ann,0,2026-03-01T10:01:00+01:00,\n\
+         c002,bob,2,2026-03-01T10:02:00Z,\n\
+         nope,bob,3,2026-03-01T10:03:00Z,\n\
+         c003,bob,3,yesterday,\n\
+         c004,bob,1,2026-03-01 10:05:00,\n",
+    )
+    .expect("write");
+    let r = lens_inspect::project::import::import_grades(&mut p, &sheet, None).expect("import");
+    assert_eq!(r.added, 3);
+    let reasons: Vec<&str> = r.skipped.iter().map(|s| s.1.as_str()).collect();
+    assert_eq!(r.skipped.len(), 3, "{reasons:?}");
+    assert!(
+        reasons.iter().any(|s| s.contains("not one of"))
+            && reasons.iter().any(|s| s.contains("unknown candidate"))
+            && reasons.iter().any(|s| s.contains("ISO 8601"))
+    );
+    let again = lens_inspect::project::import::import_grades(&mut p, &sheet, None).expect("import again");
+    assert_eq!((again.added, again.already_present), (0, 3));
+    let events = p.grade_events().expect("events");
+    assert!(events.iter().any(|e| e.time == "2026-03-01T09:01:00.000Z"), "offsets become UTC");
+    // A labelling script's ID,LABEL with the inspector named.
+    let labels = dir.path().join("labels.csv");
+    std::fs::write(&labels, "ID,LABEL\nc000,1\nc001,0\nc002,7\n").expect("write");
+    let r = lens_inspect::project::import::import_grades(&mut p, &labels, Some("script")).expect("labels");
+    assert_eq!((r.added, r.skipped.len()), (2, 1));
+    let script = p.inspectors().expect("inspectors").into_iter().find(|i| i.name == "script").expect("script");
+    let by_script: Vec<Option<Score>> =
+        p.grade_events().expect("events").iter().filter(|e| e.inspector_id == script.id).map(|e| e.score).collect();
+    assert_eq!(by_script, vec![Some(Score::Sure), Some(Score::No)]);
+    assert!(
+        lens_inspect::project::import::import_grades(&mut p, &labels, None).is_err(),
+        "no inspector column and none given"
+    );
+}
+
+#[test]
+fn the_fits_catalogue_reads_back_with_its_columns_and_types() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("p.lensproj");
+    let mut p = project_with(&path, 4, 0);
+    let ids: Vec<i64> = p.candidates().expect("rows").iter().map(|c| c.id).collect();
+    let v = p.add_model_version("m1", "{}", "{}", None).expect("model");
+    p.store_predictions(v, &[(ids[0], 0.9), (ids[1], 0.2)]).expect("scores");
+    let ann = p.inspector("ann", Role::Volunteer).expect("ann");
+    p.record_grade(&NewGrade {
+        candidate_id: ids[0],
+        inspector_id: ann.id,
+        score: Some(Score::Sure),
+        ..Default::default()
+    })
+    .expect("grade");
+    let rows = catalogue(&p, &SeedRule::default(), SwapConfig::default(), MinVerdict::All).expect("rows");
+    let fits = dir.path().join("cat.fits");
+    write_catalogue(&fits, &rows).expect("fits");
+    let csv_path = dir.path().join("cat.csv");
+    write_catalogue(&csv_path, &rows).expect("csv");
+    let mut f = fitsio::FitsFile::open(&fits).expect("open fits");
+    let hdu = f.hdu("CANDIDATES").expect("table");
+    let names: Vec<String> = hdu.read_col(&mut f, "name").expect("names");
+    assert_eq!(names, vec!["c000", "c001", "c002", "c003"]);
+    let scores: Vec<f32> = hdu.read_col(&mut f, "model_score").expect("scores");
+    assert_eq!(scores[0], 0.9);
+    assert!(scores[2].is_nan());
+    let n5: Vec<i32> = hdu.read_col(&mut f, "n5").expect("n5");
+    assert_eq!(n5, vec![1, 0, 0, 0]);
+    let seed: Vec<i16> = hdu.read_col(&mut f, "seed_rule").expect("seed");
+    assert_eq!(seed, vec![1, 0, 0, 0]);
+    let ra: Vec<f64> = hdu.read_col(&mut f, "ra").expect("ra");
+    assert!((ra[1] - 150.001).abs() < 1e-12);
+    let status: Vec<String> = hdu.read_col(&mut f, "swap_status").expect("status");
+    assert_eq!(status[0], "open");
+    let version: Vec<String> = hdu.read_col(&mut f, "model_version").expect("version");
+    assert_eq!(version[0], format!("m1#{v}"));
+    let text = std::fs::read_to_string(&csv_path).expect("csv");
+    assert!(text.starts_with("name,ra,dec,tile,model_score,model_version,n_grades,mean_grade,n0,n1,n3,n5,swap_posterior,swap_status,seed_rule"));
+    assert_eq!(text.lines().count(), 5);
+    let consensus =
+        Consensus::compute(&p.grade_events().expect("events"), &|_| None, &SeedRule::default(), SwapConfig::default());
+    assert!(consensus.candidates[&ids[0]].seed_rule);
+}
