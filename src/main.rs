@@ -26,6 +26,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Open the desktop app on a project (with no subcommand at all: on the demo project).
+    Gui {
+        /// Project file (or a session pack).
+        #[arg(long)]
+        project: Option<PathBuf>,
+    },
     /// Read survey cutouts into a project (created if missing).
     ///
     /// INPUT is one of: a Bologna Lens Challenge folder (Band1..Band4 holding
@@ -449,9 +455,18 @@ pub(crate) fn progress_bar(visible: bool) -> indicatif::ProgressBar {
 fn run() -> Result<ExitCode> {
     let cli = Cli::parse();
     let Some(command) = cli.command else {
-        bail!("the desktop app is not part of this build yet; see `lens-inspect --help` for the commands");
+        lens_inspect::app::run(None)?;
+        return Ok(ExitCode::SUCCESS);
     };
     match command {
+        Command::Gui { project } => {
+            if let Some(p) = &project {
+                // Fail here, with a clear message, rather than inside the window.
+                Project::open_existing(p)?;
+            }
+            lens_inspect::app::run(project)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Ingest { input, project, truth, training, store_pixels, json } => {
             let mut p = Project::create_or_open(&project)?;
             let bar = progress_bar(!json);

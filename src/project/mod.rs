@@ -372,6 +372,19 @@ impl Project {
             .ok_or_else(|| ProjectError::NoSuchCandidate(name.into()))
     }
 
+    /// The candidates with these ids (in id order; unknown ids are left out).
+    pub fn candidates_by_ids(&self, ids: &[i64]) -> Result<Vec<CandidateRow>, ProjectError> {
+        let sql = format!("SELECT {} FROM candidates WHERE id = ?1", Self::CANDIDATE_COLUMNS);
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(row) = stmt.query_row([id], Self::candidate_from_row).optional().map_err(|e| self.err(e))? {
+                out.push(row);
+            }
+        }
+        Ok(out)
+    }
+
     /// All candidates, in insertion order.
     pub fn candidates(&self) -> Result<Vec<CandidateRow>, ProjectError> {
         let sql = format!("SELECT {} FROM candidates ORDER BY id", Self::CANDIDATE_COLUMNS);

@@ -1,0 +1,513 @@
+//! The grade view: one candidate large, its bands small, and the keyboard.
+//!
+//! Keys: 0 / 1 / 3 / 5 grade and advance; Left / Right move; Backspace undoes the last grade (a
+//! new retraction event); N writes a comment (Enter saves it with the next grade); clicks on the
+//! image mark points (stored with the grade); Space toggles the activation map; B brighter,
+//! L bluer, G/R/I/U single bands, C colour; ? shows the keys. A grade is on disk before the next
+//! candidate is shown. Volunteers never see model scores or others' grades.
+
+use super::jobs::{RenderRequest, Rendered, Renderer};
+use crate::project::{CandidateRow, Inspector, MarkedPoint, NewGrade, Project, Role, Score};
+use crate::render::{colormap, DisplaySettings, Rgba8};
+use egui::{Color32, ColorImage, Key, Sense, TextureHandle, TextureOptions, Vec2};
+use std::collections::HashMap;
+use std::time::Instant;
+
+/// Which picture the big panel shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    Colour,
+    Brighter,
+    Bluer,
+    Band(usize),
+}
+
+/// What happened on a key or click, kept for tests and the status line.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Graded { candidate_id: i64, score: Score },
+    Undone { candidate_id: i64 },
+    Moved,
+}
+
+struct Shown {
+    composite: TextureHandle,
+    bands: Vec<TextureHandle>,
+    overlay: Option<TextureHandle>,
+    size: usize,
+}
+
+pub struct GradeView {
+    pub project: Project,
+    pub inspector: Inspector,
+    session: String,
+    pub queue: Vec<i64>,
+    pub pos: usize,
+    rows: HashMap<i64, CandidateRow>,
+    scores: HashMap<i64, f32>,
+    others: HashMap<i64, Vec<(String, Score)>>,
+    pub settings: DisplaySettings,
+    renderer: Renderer,
+    generation: u64,
+    requested: HashMap<i64, u64>,
+    rendered: HashMap<i64, Rendered>,
+    shown: Option<(i64, u64, View, bool, Shown)>,
+    pub points: Vec<MarkedPoint>,
+    pub comment: Option<String>,
+    comment_ready: Option<String>,
+    pub view: View,
+    pub overlay: bool,
+    pub opacity: f32,
+    pub help: bool,
+    /// The last grade this session gave, for Backspace.
+    last_graded: Option<i64>,
+    started: Instant,
+    pub graded_this_session: usize,
+    pub message: Option<String>,
+    pub last_action: Option<Action>,
+    has_model: bool,
+}
+
+/// Candidates drawn ahead of the inspector.
+const PREFETCH: usize = 4;
+
+impl GradeView {
+    pub fn new(
+        project: Project,
+        inspector: Inspector,
+        queue: Vec<i64>,
+        renderer: Renderer,
+        has_model: bool,
+    ) -> Result<GradeView, String> {
+        let mut project = project;
+        let session = project.start_session(inspector.id, "desktop").map_err(|e| e.to_string())?;
+        let rows: HashMap<i64, CandidateRow> =
+            project.candidates().map_err(|e| e.to_string())?.into_iter().map(|c| (c.id, c)).collect();
+        let (_, scores) = project.latest_predictions().map_err(|e| e.to_string())?;
+        let mut view = GradeView {
+            project,
+            inspector,
+            session,
+            queue,
+            pos: 0,
+            rows,
+            scores,
+            others: HashMap::new(),
+            settings: DisplaySettings::default(),
+            renderer,
+            generation: 0,
+            requested: HashMap::new(),
+            rendered: HashMap::new(),
+            shown: None,
+            points: Vec::new(),
+            comment: None,
+            comment_ready: None,
+            view: View::Colour,
+            overlay: false,
+            opacity: 0.6,
+            help: false,
+            last_graded: None,
+            started: Instant::now(),
+            graded_this_session: 0,
+            message: None,
+            last_action: None,
+            has_model,
+        };
+        view.refresh_others();
+        Ok(view)
+    }
+
+    fn refresh_others(&mut self) {
+        if self.inspector.role != Role::Researcher {
+            return;
+        }
+        let names: HashMap<i64, String> =
+            self.project.inspectors().unwrap_or_default().into_iter().map(|i| (i.id, i.name)).collect();
+        let grades = crate::consensus::current_grades(&self.project.grade_events().unwrap_or_default());
+        self.others = grades
+            .into_iter()
+            .map(|(c, by)| {
+                (
+                    c,
+                    by.into_iter()
+                        .filter(|(i, _)| *i != self.inspector.id)
+                        .map(|(i, s)| (names.get(&i).cloned().unwrap_or_default(), s))
+                        .collect(),
+                )
+            })
+            .collect();
+    }
+
+    pub fn current(&self) -> Option<i64> {
+        self.queue.get(self.pos).copied()
+    }
+
+    /// True when the current candidate's picture is on screen (grading is allowed then only).
+    pub fn ready(&self) -> bool {
+        match (self.current(), &self.shown) {
+            (Some(c), Some((id, ..))) => *id == c,
+            _ => false,
+        }
+    }
+
+    fn settings_for(&self, view: View) -> DisplaySettings {
+        let s = self.settings;
+        match view {
+            View::Brighter => DisplaySettings { stretch: s.stretch / 3.0, ..s },
+            View::Bluer => {
+                DisplaySettings { weights: [s.weights[0] * 0.6, s.weights[1] * 0.8, s.weights[2] * 1.6], ..s }
+            }
+            _ => s,
+        }
+    }
+
+    fn request_ahead(&mut self) {
+        let settings = self.settings_for(self.view);
+        for k in self.pos..(self.pos + PREFETCH).min(self.queue.len()) {
+            let id = self.queue[k];
+            if self.requested.get(&id) != Some(&self.generation) {
+                self.requested.insert(id, self.generation);
+                self.renderer.request(RenderRequest {
+                    candidate_id: id,
+                    settings,
+                    with_map: self.has_model,
+                    generation: self.generation,
+                });
+            }
+        }
+    }
+
+    /// Takes finished renders from the workers (never waits).
+    fn drain(&mut self) {
+        while let Ok(r) = self.renderer.results.try_recv() {
+            if r.generation == self.generation {
+                self.rendered.insert(r.candidate_id, r);
+            }
+        }
+        // Keep the cache small: drop what is behind the inspector.
+        if self.rendered.len() > 4 * PREFETCH {
+            let keep: Vec<i64> =
+                self.queue.iter().skip(self.pos.saturating_sub(2)).take(PREFETCH + 2).copied().collect();
+            self.rendered.retain(|id, _| keep.contains(id));
+        }
+    }
+
+    fn invalidate(&mut self) {
+        self.generation += 1;
+        self.rendered.clear();
+        self.shown = None;
+    }
+
+    fn grade(&mut self, score: Score) {
+        let Some(id) = self.current() else { return };
+        if !self.ready() {
+            self.message = Some("wait for the picture before grading".into());
+            return;
+        }
+        let comment = self.comment_ready.take().or_else(|| self.comment.take().filter(|c| !c.trim().is_empty()));
+        let g = NewGrade {
+            candidate_id: id,
+            inspector_id: self.inspector.id,
+            score: Some(score),
+            session_id: Some(self.session.clone()),
+            comment,
+            points: std::mem::take(&mut self.points),
+        };
+        match self.project.record_grade(&g) {
+            Ok(_) => {
+                self.graded_this_session += 1;
+                self.last_graded = Some(id);
+                self.last_action = Some(Action::Graded { candidate_id: id, score });
+                self.message = None;
+                self.pos = (self.pos + 1).min(self.queue.len());
+                self.comment = None;
+            }
+            Err(e) => {
+                // Nothing is lost: the inspector stays on the candidate and can press again.
+                self.points = g.points;
+                self.comment = g.comment;
+                self.message = Some(format!("grade not saved: {e}"));
+            }
+        }
+    }
+
+    fn undo(&mut self) {
+        let Some(id) = self.last_graded.take() else {
+            self.message = Some("nothing to undo".into());
+            return;
+        };
+        let g = NewGrade {
+            candidate_id: id,
+            inspector_id: self.inspector.id,
+            score: None,
+            session_id: Some(self.session.clone()),
+            ..Default::default()
+        };
+        match self.project.record_grade(&g) {
+            Ok(_) => {
+                if let Some(k) = self.queue.iter().position(|&c| c == id) {
+                    self.pos = k;
+                }
+                self.graded_this_session = self.graded_this_session.saturating_sub(1);
+                self.last_action = Some(Action::Undone { candidate_id: id });
+                self.message = Some("last grade undone".into());
+            }
+            Err(e) => self.message = Some(format!("undo not saved: {e}")),
+        }
+    }
+
+    fn keys(&mut self, ui: &egui::Ui) {
+        if let Some(text) = &mut self.comment {
+            let (enter, escape) = ui.input(|i| (i.key_pressed(Key::Enter), i.key_pressed(Key::Escape)));
+            if enter {
+                self.comment_ready = Some(text.clone()).filter(|t| !t.trim().is_empty());
+                self.comment = None;
+            } else if escape {
+                self.comment = None;
+            }
+            return;
+        }
+        let pressed = |k: Key| ui.input(|i| i.key_pressed(k));
+        for (key, score) in [
+            (Key::Num0, Score::No),
+            (Key::Num1, Score::Interesting),
+            (Key::Num3, Score::Maybe),
+            (Key::Num5, Score::Sure),
+        ] {
+            if pressed(key) {
+                self.grade(score);
+            }
+        }
+        if pressed(Key::ArrowRight) && self.pos + 1 < self.queue.len() {
+            self.pos += 1;
+            self.points.clear();
+            self.last_action = Some(Action::Moved);
+        }
+        if pressed(Key::ArrowLeft) && self.pos > 0 {
+            self.pos -= 1;
+            self.points.clear();
+            self.last_action = Some(Action::Moved);
+        }
+        if pressed(Key::Backspace) {
+            self.undo();
+        }
+        if pressed(Key::N) {
+            self.comment = Some(self.comment_ready.take().unwrap_or_default());
+        }
+        if pressed(Key::Space) {
+            self.overlay = !self.overlay;
+        }
+        let typed_question = ui.input(|i| i.events.iter().any(|e| matches!(e, egui::Event::Text(t) if t == "?")));
+        if typed_question || pressed(Key::Questionmark) {
+            self.help = !self.help;
+        }
+        let mut view = self.view;
+        for (key, v) in [
+            (Key::C, View::Colour),
+            (Key::B, View::Brighter),
+            (Key::L, View::Bluer),
+            (Key::U, View::Band(0)),
+            (Key::G, View::Band(1)),
+            (Key::R, View::Band(2)),
+            (Key::I, View::Band(3)),
+        ] {
+            if pressed(key) {
+                view = v;
+            }
+        }
+        if view != self.view {
+            let recolour = matches!(view, View::Colour | View::Brighter | View::Bluer) && view != self.view;
+            self.view = view;
+            if recolour {
+                self.invalidate();
+            }
+        }
+    }
+
+    fn texture(ui: &egui::Ui, name: String, img: &Rgba8) -> TextureHandle {
+        let top_down = crate::render::flip_rows(img);
+        let image = ColorImage::from_rgba_unmultiplied([img.width, img.height], top_down.as_flattened());
+        ui.ctx().load_texture(name, image, TextureOptions::NEAREST)
+    }
+
+    fn upload_current(&mut self, ui: &egui::Ui) {
+        let Some(id) = self.current() else { return };
+        let up_to_date = matches!(&self.shown, Some((sid, generation, view, overlay, _)) if *sid == id && *generation == self.generation && *view == self.view && *overlay == self.overlay);
+        if up_to_date {
+            return;
+        }
+        let Some(r) = self.rendered.get(&id) else { return };
+        if let Some(e) = &r.error {
+            self.message = Some(format!("cannot show candidate: {e}"));
+        }
+        let big = match self.view {
+            View::Band(b) if b < r.bands.len() => &r.bands[b],
+            _ => &r.composite,
+        };
+        let overlay = match (&r.map, self.overlay) {
+            (Some(m), true) => Some(Self::texture(ui, format!("map{id}"), &colormap::overlay(big, m, self.opacity))),
+            _ => None,
+        };
+        let shown = Shown {
+            composite: Self::texture(ui, format!("c{id}"), big),
+            bands: r.bands.iter().enumerate().map(|(k, b)| Self::texture(ui, format!("b{id}-{k}"), b)).collect(),
+            overlay,
+            size: big.width.max(1),
+        };
+        self.shown = Some((id, self.generation, self.view, self.overlay, shown));
+    }
+
+    pub fn ui(&mut self, ui: &mut egui::Ui) {
+        self.drain();
+        self.request_ahead();
+        self.keys(ui);
+        self.request_ahead();
+        self.upload_current(ui);
+        egui::Panel::right("grade-side").min_size(230.0).show(ui, |ui| self.side_ui(ui));
+        egui::Panel::bottom("grade-status").show(ui, |ui| self.status_ui(ui));
+        egui::CentralPanel::default().show(ui, |ui| self.image_ui(ui));
+        if self.help {
+            egui::Window::new("Keys").collapsible(false).show(ui.ctx(), help_ui);
+        }
+        if !self.ready() && self.current().is_some() {
+            ui.ctx().request_repaint();
+        }
+    }
+
+    fn image_ui(&mut self, ui: &mut egui::Ui) {
+        let Some(id) = self.current() else {
+            ui.centered_and_justified(|ui| ui.heading("Queue finished: every candidate here is graded. Thank you!"));
+            return;
+        };
+        let name = self.rows.get(&id).map(|r| r.name.clone()).unwrap_or_default();
+        ui.horizontal(|ui| {
+            ui.heading(name.as_str());
+            if let Some(r) = self.rows.get(&id) {
+                if let (Some(ra), Some(dec)) = (r.ra_deg, r.dec_deg) {
+                    ui.label(format!("RA {ra:.5}  Dec {dec:+.5}"));
+                }
+            }
+        });
+        let Some((_, _, _, _, shown)) = &self.shown else {
+            ui.centered_and_justified(|ui| ui.spinner());
+            return;
+        };
+        let side = ui.available_height().min(ui.available_width()) - 8.0;
+        let size = Vec2::splat(side.max(64.0));
+        let tex = shown.overlay.as_ref().unwrap_or(&shown.composite);
+        let response = ui.add(egui::Image::new(tex).fit_to_exact_size(size).sense(Sense::click()));
+        let painter = ui.painter_at(response.rect);
+        let px = shown.size as f32;
+        if response.clicked() {
+            if let Some(pos) = response.interact_pointer_pos() {
+                let rel = (pos - response.rect.min) / response.rect.size();
+                // Screen y runs down; FITS rows run up from the bottom.
+                self.points.push(MarkedPoint { x: rel.x * px - 0.5, y: (1.0 - rel.y) * px - 0.5 });
+            }
+        }
+        for p in &self.points {
+            let screen = response.rect.min + Vec2::new((p.x + 0.5) / px, 1.0 - (p.y + 0.5) / px) * response.rect.size();
+            painter.circle_stroke(screen, 8.0, egui::Stroke::new(2.0, Color32::from_rgb(80, 220, 120)));
+        }
+    }
+
+    fn side_ui(&mut self, ui: &mut egui::Ui) {
+        ui.heading("Bands");
+        if let Some((_, _, _, _, shown)) = &self.shown {
+            ui.horizontal_wrapped(|ui| {
+                for (k, t) in shown.bands.iter().enumerate() {
+                    ui.vertical(|ui| {
+                        ui.label(["u", "g", "r", "i"][k]);
+                        ui.add(egui::Image::new(t).fit_to_exact_size(Vec2::splat(100.0)));
+                    });
+                }
+            });
+        }
+        ui.separator();
+        ui.heading("Brightness (whole survey)");
+        let before = self.settings;
+        ui.add(egui::Slider::new(&mut self.settings.q, 0.5..=30.0).text("Q"));
+        ui.add(egui::Slider::new(&mut self.settings.stretch, 1.0..=100.0).logarithmic(true).text("stretch"));
+        ui.add(egui::Slider::new(&mut self.settings.weights[0], 0.0..=3.0).text("i (red)"));
+        ui.add(egui::Slider::new(&mut self.settings.weights[1], 0.0..=3.0).text("r (green)"));
+        ui.add(egui::Slider::new(&mut self.settings.weights[2], 0.0..=3.0).text("g (blue)"));
+        if ui.button("Reset").clicked() {
+            self.settings = DisplaySettings::default();
+        }
+        if self.settings != before {
+            self.invalidate();
+        }
+        ui.separator();
+        ui.checkbox(&mut self.overlay, "Activation map (Space)");
+        if !self.has_model {
+            ui.small("no model: scores and maps need one");
+        }
+        ui.add(egui::Slider::new(&mut self.opacity, 0.0..=1.0).text("opacity"));
+        ui.separator();
+        if let Some(c) = &mut self.comment {
+            ui.label("Comment (Enter saves, Esc drops):");
+            let r = ui.text_edit_multiline(c);
+            r.request_focus();
+        } else if let Some(c) = &self.comment_ready {
+            ui.label(format!("comment for the next grade: {c}"));
+        }
+        if !self.points.is_empty() {
+            ui.label(format!("{} marked point(s) go with the next grade", self.points.len()));
+        }
+        if self.inspector.role == Role::Researcher {
+            ui.separator();
+            ui.heading("Researcher");
+            if let Some(id) = self.current() {
+                match self.scores.get(&id) {
+                    Some(s) => ui.label(format!("model score {s:.3}")),
+                    None => ui.label("no model score"),
+                };
+                for (who, s) in self.others.get(&id).cloned().unwrap_or_default() {
+                    ui.label(format!("{who}: {}", s.value()));
+                }
+            }
+        }
+    }
+
+    fn status_ui(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            let hours = self.started.elapsed().as_secs_f64() / 3600.0;
+            let rate = if hours > 0.0 { self.graded_this_session as f64 / hours } else { 0.0 };
+            ui.label(format!(
+                "{} / {}   ·   {} graded this session   ·   {rate:.0} per hour   ·   {} ({})",
+                self.pos.min(self.queue.len()),
+                self.queue.len(),
+                self.graded_this_session,
+                self.inspector.name,
+                self.inspector.role.as_str()
+            ));
+            ui.label("   0 no · 1 interesting · 3 maybe · 5 sure · ? keys");
+            if let Some(m) = &self.message {
+                ui.colored_label(Color32::from_rgb(255, 190, 80), m);
+            }
+        });
+    }
+}
+
+pub fn help_ui(ui: &mut egui::Ui) {
+    egui::Grid::new("keys").striped(true).show(ui, |ui| {
+        for (k, what) in [
+            ("0", "not a lens"),
+            ("1", "interesting (merger, ring galaxy...)"),
+            ("3", "maybe a lens"),
+            ("5", "surely a lens"),
+            ("← →", "previous / next candidate"),
+            ("Backspace", "undo the last grade"),
+            ("N", "comment on this candidate"),
+            ("click", "mark a point on a suspected arc"),
+            ("Space", "activation map on / off"),
+            ("C B L", "colour / brighter / bluer"),
+            ("U G R I", "single band"),
+            ("?", "this help"),
+        ] {
+            ui.strong(k);
+            ui.label(what);
+            ui.end_row();
+        }
+    });
+}

@@ -1,0 +1,138 @@
+//! Workers the GUI talks to through channels: rendering composites and band views ahead of the
+//! inspector, activation maps, and long jobs (making the demo project). The GUI thread only sends
+//! requests and drains results with `try_recv`; a worker asks for a repaint when it has something.
+
+use crate::cutout::{Band, Cutout};
+use crate::model::score::Scorer;
+use crate::project::Project;
+use crate::render::{self, DisplaySettings, FluxScale, Limits, Rgba8, StretchFn};
+use std::path::PathBuf;
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+
+/// What to draw for a candidate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RenderRequest {
+    pub candidate_id: i64,
+    pub settings: DisplaySettings,
+    /// Also compute the activation map (needs a model).
+    pub with_map: bool,
+    /// Request generation: results of older generations are dropped by the GUI.
+    pub generation: u64,
+}
+
+/// A candidate drawn: composite, the four bands (u, g, r, i), and optionally its Grad-CAM map.
+pub struct Rendered {
+    pub candidate_id: i64,
+    pub generation: u64,
+    pub composite: Rgba8,
+    pub bands: Vec<Rgba8>,
+    pub map: Option<Vec<f32>>,
+    pub error: Option<String>,
+}
+
+/// A small pool of render workers, each with its own read connection to the project.
+pub struct Renderer {
+    requests: Sender<RenderRequest>,
+    pub results: Receiver<Rendered>,
+}
+
+impl Renderer {
+    pub fn start(
+        project: PathBuf,
+        scale: FluxScale,
+        scorer: Option<Arc<Scorer>>,
+        repaint: Arc<dyn Fn() + Send + Sync>,
+        workers: usize,
+    ) -> Renderer {
+        let (req_tx, req_rx) = channel::<RenderRequest>();
+        let (res_tx, res_rx) = channel::<Rendered>();
+        let req_rx = Arc::new(Mutex::new(req_rx));
+        for _ in 0..workers.max(1) {
+            let (req_rx, res_tx, project, scorer, repaint) =
+                (req_rx.clone(), res_tx.clone(), project.clone(), scorer.clone(), repaint.clone());
+            std::thread::spawn(move || {
+                let reader = Project::open_existing(&project);
+                loop {
+                    let next = req_rx.lock().map(|rx| rx.recv());
+                    let Ok(Ok(req)) = next else { return };
+                    let out = match &reader {
+                        Ok(p) => render_one(p, &req, scale, scorer.as_deref()),
+                        Err(e) => failed(&req, e.to_string()),
+                    };
+                    if res_tx.send(out).is_err() {
+                        return;
+                    }
+                    repaint();
+                }
+            });
+        }
+        Renderer { requests: req_tx, results: res_rx }
+    }
+
+    pub fn request(&self, r: RenderRequest) {
+        let _ = self.requests.send(r);
+    }
+}
+
+fn failed(req: &RenderRequest, error: String) -> Rendered {
+    let blank = Rgba8 { width: 1, height: 1, pixels: vec![[0, 0, 0, 255]] };
+    Rendered {
+        candidate_id: req.candidate_id,
+        generation: req.generation,
+        composite: blank,
+        bands: vec![],
+        map: None,
+        error: Some(error),
+    }
+}
+
+fn render_one(p: &Project, req: &RenderRequest, scale: FluxScale, scorer: Option<&Scorer>) -> Rendered {
+    let cutout: Cutout = match p.candidates_by_ids(&[req.candidate_id]).map(|mut v| v.pop()) {
+        Ok(Some(row)) => match p.load_cutout(&row) {
+            Ok(c) => c,
+            Err(e) => return failed(req, e.to_string()),
+        },
+        Ok(None) => return failed(req, format!("candidate {} is gone", req.candidate_id)),
+        Err(e) => return failed(req, e.to_string()),
+    };
+    let composite = render::composite(&cutout, &req.settings, scale);
+    let bands = Band::ALL.iter().map(|&b| render::band_image(&cutout, b, StretchFn::Asinh, Limits::ZScale)).collect();
+    let map = match (req.with_map, scorer) {
+        (true, Some(s)) => crate::model::explain::gradcam(&s.net, std::slice::from_ref(&cutout), s.card.clip_sigma)
+            .ok()
+            .and_then(|mut m| m.pop()),
+        _ => None,
+    };
+    Rendered { candidate_id: req.candidate_id, generation: req.generation, composite, bands, map, error: None }
+}
+
+/// A one-off background job with progress: (message, fraction) updates, then its result.
+pub struct Job<T> {
+    pub progress: Receiver<(String, f32)>,
+    pub done: Receiver<T>,
+}
+
+impl<T: Send + 'static> Job<T> {
+    pub fn spawn(
+        repaint: Arc<dyn Fn() + Send + Sync>,
+        work: impl FnOnce(&(dyn Fn(&str, f32) + Sync)) -> T + Send + 'static,
+    ) -> Job<T> {
+        let (ptx, prx) = channel();
+        let (dtx, drx) = channel();
+        std::thread::spawn(move || {
+            let ptx = Mutex::new(ptx);
+            let r2 = repaint.clone();
+            let report = move |m: &str, f: f32| {
+                if let Ok(tx) = ptx.lock() {
+                    let _ = tx.send((m.to_string(), f));
+                }
+                r2();
+            };
+            let out = work(&report);
+            let _ = dtx.send(out);
+            repaint();
+        });
+        Job { progress: prx, done: drx }
+    }
+}

@@ -1,0 +1,105 @@
+//! The demo project `cargo run --release` opens on first start: a few hundred simulated KiDS-like
+//! cutouts (a quarter of them lenses, so a newcomer sees some), a fifth of them training
+//! candidates (known truth, used for inspector skill), scored by the shipped model when there is
+//! one. Built on a worker; takes seconds.
+
+use crate::model::score::{score_project, Scorer};
+use crate::project::{NewCandidate, Project, ProjectError, Truth};
+use crate::sim::{SimConfig, Simulator, FIRST_ID};
+use crate::survey::{ObjectSource, ObjectSpec};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rayon::prelude::*;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Copy)]
+pub struct DemoSpec {
+    pub survey: usize,
+    pub training: usize,
+    pub seed: u64,
+}
+
+impl Default for DemoSpec {
+    fn default() -> DemoSpec {
+        DemoSpec { survey: 300, training: 60, seed: 2024 }
+    }
+}
+
+/// Where the demo project lives: `$LENS_INSPECT_HOME` or `~/.local/share/lens-inspect`.
+pub fn home_dir() -> PathBuf {
+    if let Some(h) = std::env::var_os("LENS_INSPECT_HOME") {
+        return PathBuf::from(h);
+    }
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("lens-inspect")
+}
+
+pub fn demo_path() -> PathBuf {
+    home_dir().join("demo.lensproj")
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error(transparent)]
+    Project(#[from] ProjectError),
+    #[error("cannot create {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+/// Makes the demo project at `path` (built under a temporary name, then renamed, so a half-made
+/// demo is never opened). `progress(message, fraction)` reports as it goes. Returns whether the
+/// shipped model scored it.
+pub fn make_demo(path: &Path, spec: DemoSpec, progress: &(dyn Fn(&str, f32) + Sync)) -> Result<bool, DemoError> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|source| DemoError::Io { path: dir.into(), source })?;
+    }
+    let tmp = path.with_extension("making");
+    let _ = std::fs::remove_file(&tmp);
+    let mut project = Project::create_or_open(&tmp)?;
+    let total = spec.survey + spec.training;
+    // Which positions are training candidates: shuffled in, so names give nothing away.
+    let mut is_training: Vec<bool> = (0..total).map(|k| k < spec.training).collect();
+    is_training.shuffle(&mut rand_pcg::Pcg64Mcg::seed_from_u64(spec.seed));
+    let survey_sim = Simulator::new(SimConfig { lens_fraction: 0.25, ..SimConfig::default() });
+    let training_sim = Simulator::new(SimConfig { lens_fraction: 0.5, ..SimConfig::default() });
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let items: Vec<NewCandidate> = (0..total)
+        .into_par_iter()
+        .map(|k| {
+            let name = (FIRST_ID + k as u64).to_string();
+            let sim = if is_training[k] { &training_sim } else { &survey_sim };
+            let o = sim.simulate(&name, spec.seed, k as u64, None);
+            let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            progress("simulating KiDS-like cutouts", 0.8 * d as f32 / total as f32);
+            let spec = ObjectSpec {
+                name,
+                source: ObjectSource::File { path: "(simulated, stored in the project)".into() },
+                ra_deg: Some(150.0 + (k % 20) as f64 * 0.01),
+                dec_deg: Some(2.0 + (k / 20) as f64 * 0.01),
+                tile: Some("DEMO_150.0_2.0".into()),
+                metadata: BTreeMap::from([("kind".to_string(), serde_json::json!(o.truth.kind.name()))]),
+            };
+            let mut c = NewCandidate::from_cutout(spec, &o.cutout, true);
+            c.truth = Some(Truth { is_lens: o.truth.is_lens, extra: BTreeMap::new() });
+            c.is_training = is_training[k];
+            c
+        })
+        .collect();
+    project.insert_candidates(&items)?;
+    let mut scored = false;
+    if let Ok(scorer) = Scorer::load(&crate::model::shipped_model_path()) {
+        progress("scoring with the shipped model", 0.85);
+        scored = score_project(&mut project, &scorer, "lens-detector (shipped)", 64, &|d, t| {
+            progress("scoring with the shipped model", 0.85 + 0.15 * d as f32 / t.max(1) as f32)
+        })
+        .is_ok();
+    }
+    drop(project);
+    std::fs::rename(&tmp, path).map_err(|source| DemoError::Io { path: path.into(), source })?;
+    progress("ready", 1.0);
+    Ok(scored)
+}

@@ -1,0 +1,200 @@
+//! The grade view driven headlessly with egui_kittest: keys and clicks in, exact events in the
+//! database out; what volunteers and researchers see; the review filters.
+
+mod common;
+
+use egui_kittest::kittest::Queryable;
+use egui_kittest::Harness;
+use lens_inspect::app::grade::GradeView;
+use lens_inspect::app::review::{Filter, ReviewView};
+use lens_inspect::app::{LensApp, Start};
+use lens_inspect::project::{NewCandidate, NewGrade, Project, Role, Score};
+use lens_inspect::survey::{ObjectSource, ObjectSpec};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn make_project(path: &Path, n: usize) -> Vec<i64> {
+    let mut p = Project::create_or_open(path).expect("project");
+    let items: Vec<NewCandidate> = (0..n)
+        .map(|k| {
+            let c = common::cutout(&format!("c{k}"), k as u64);
+            let spec = ObjectSpec {
+                name: c.name.clone(),
+                source: ObjectSource::File { path: "/x.fits".into() },
+                ra_deg: None,
+                dec_deg: None,
+                tile: None,
+                metadata: BTreeMap::new(),
+            };
+            NewCandidate::from_cutout(spec, &c, true)
+        })
+        .collect();
+    p.insert_candidates(&items).expect("insert");
+    let ids: Vec<i64> = p.candidates().expect("rows").iter().map(|c| c.id).collect();
+    // Model scores falling with the id, so the queue order is known: c0, c1, ...
+    let v = p.add_model_version("test-model", "{}", "{}", None).expect("model");
+    p.store_predictions(v, &ids.iter().enumerate().map(|(k, &id)| (id, 1.0 - k as f32 / n as f32)).collect::<Vec<_>>())
+        .expect("scores");
+    ids
+}
+
+fn open_view(path: &Path, name: &str, role: Role) -> GradeView {
+    let start =
+        Start { project: path.into(), name: name.into(), role, random_order: false, recent: vec![], error: None };
+    LensApp::open_grading(&start, Arc::new(|| {})).expect("grade view")
+}
+
+/// Runs frames until the current candidate is on screen (the render workers are asynchronous).
+fn wait_ready(h: &mut Harness<'_, GradeView>) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !h.state().ready() {
+        assert!(Instant::now() < deadline, "the picture never arrived");
+        h.step();
+        std::thread::yield_now();
+    }
+    h.step();
+}
+
+fn harness(view: GradeView) -> Harness<'static, GradeView> {
+    Harness::builder().with_size(egui::vec2(1100.0, 760.0)).build_ui_state(|ui, v: &mut GradeView| v.ui(ui), view)
+}
+
+#[test]
+fn grading_with_keys_undo_going_back_comments_and_points_stores_exact_events() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("p.lensproj");
+    let ids = make_project(&path, 6);
+    let mut h = harness(open_view(&path, "ann", Role::Volunteer));
+    assert_eq!(h.state().queue, ids, "highest model score first");
+    wait_ready(&mut h);
+    h.key_press(egui::Key::Num5); // c0: sure
+    h.run_steps(2);
+    wait_ready(&mut h);
+    // c1: a comment, two marked points, then "maybe".
+    h.key_press(egui::Key::N);
+    h.run_steps(2);
+    h.event(egui::Event::Text("arc to the left".into()));
+    h.run_steps(2);
+    h.key_press(egui::Key::Enter);
+    h.run_steps(2);
+    let image_at = egui::pos2(300.0, 330.0);
+    for dx in [0.0, 25.0] {
+        let p = image_at + egui::vec2(dx, 0.0);
+        h.hover_at(p);
+        h.event(egui::Event::PointerButton {
+            pos: p,
+            button: egui::PointerButton::Primary,
+            pressed: true,
+            modifiers: Default::default(),
+        });
+        h.event(egui::Event::PointerButton {
+            pos: p,
+            button: egui::PointerButton::Primary,
+            pressed: false,
+            modifiers: Default::default(),
+        });
+        h.run_steps(2);
+    }
+    assert_eq!(h.state().points.len(), 2, "two clicks on the image mark two points");
+    h.key_press(egui::Key::Num3);
+    h.run_steps(2);
+    wait_ready(&mut h);
+    h.key_press(egui::Key::Backspace); // undo c1's grade: back on c1
+    h.run_steps(2);
+    assert_eq!(h.state().current(), Some(ids[1]));
+    wait_ready(&mut h);
+    h.key_press(egui::Key::Num0); // c1: no
+    h.run_steps(2);
+    wait_ready(&mut h);
+    h.key_press(egui::Key::ArrowLeft);
+    h.key_press(egui::Key::ArrowLeft); // back to c0
+    h.run_steps(2);
+    wait_ready(&mut h);
+    assert_eq!(h.state().current(), Some(ids[0]));
+    h.key_press(egui::Key::Num1); // c0 again: interesting
+    h.run_steps(2);
+
+    let p = Project::open_existing(&path).expect("open");
+    let events = p.grade_events().expect("events");
+    let got: Vec<(i64, Option<u8>, Option<String>, usize)> = events
+        .iter()
+        .map(|e| (e.candidate_id, e.score.map(|s| s.value()), e.comment.clone(), e.points.len()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (ids[0], Some(5), None, 0),
+            (ids[1], Some(3), Some("arc to the left".into()), 2),
+            (ids[1], None, None, 0),
+            (ids[1], Some(0), None, 0),
+            (ids[0], Some(1), None, 0),
+        ]
+    );
+    // Points are in cutout pixels, inside the 21 x 21 cutout.
+    assert!(events[1].points.iter().all(|pt| (0.0..21.0).contains(&pt.x) && (0.0..21.0).contains(&pt.y)));
+    assert!(events.iter().all(|e| e.session_id.is_some()));
+    // A new session of the same inspector starts after what they graded.
+    let view = open_view(&path, "ann", Role::Volunteer);
+    assert_eq!(view.queue, ids[2..].to_vec(), "never the same candidate twice");
+}
+
+#[test]
+fn volunteers_never_see_scores_or_other_grades_and_researchers_do() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("p.lensproj");
+    let ids = make_project(&path, 3);
+    {
+        let mut p = Project::open_existing(&path).expect("open");
+        let bob = p.inspector("bob", Role::Volunteer).expect("bob");
+        p.record_grade(&NewGrade {
+            candidate_id: ids[0],
+            inspector_id: bob.id,
+            score: Some(Score::Sure),
+            ..Default::default()
+        })
+        .expect("grade");
+    }
+    let mut h = harness(open_view(&path, "vera", Role::Volunteer));
+    wait_ready(&mut h);
+    assert!(h.query_by_label_contains("model score").is_none(), "a volunteer sees no model score");
+    assert!(h.query_by_label_contains("bob").is_none(), "a volunteer sees no other grades");
+    let mut h = harness(open_view(&path, "rita", Role::Researcher));
+    wait_ready(&mut h);
+    assert!(h.query_by_label_contains("model score 1.000").is_some());
+    assert!(h.query_by_label_contains("bob: 5").is_some());
+}
+
+#[test]
+fn review_filters_return_the_right_candidates() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("p.lensproj");
+    let ids = make_project(&path, 5); // scores 1.0, 0.8, 0.6, 0.4, 0.2
+    let mut p = Project::open_existing(&path).expect("open");
+    let (a, b) = (p.inspector("a", Role::Volunteer).expect("a"), p.inspector("b", Role::Volunteer).expect("b"));
+    let mut grade = |c: i64, who: i64, s: Score| {
+        p.record_grade(&NewGrade { candidate_id: c, inspector_id: who, score: Some(s), ..Default::default() })
+            .expect("grade");
+    };
+    grade(ids[0], a.id, Score::No); // model yes, people no
+    grade(ids[0], b.id, Score::No);
+    grade(ids[1], a.id, Score::Sure); // seed rule, disputed
+    grade(ids[1], b.id, Score::No);
+    grade(ids[3], a.id, Score::Maybe); // people yes, model missed
+    grade(ids[3], b.id, Score::Maybe);
+    let mut review = ReviewView::load(&p);
+    let names = |r: &ReviewView| -> Vec<String> { r.visible().iter().map(|x| x.name.clone()).collect() };
+    let expect = [
+        (Filter::All, vec!["c0", "c1", "c2", "c3", "c4"]),
+        (Filter::Graded, vec!["c0", "c1", "c3"]),
+        (Filter::SeedRule, vec!["c1", "c3"]),
+        (Filter::Disputed, vec!["c1"]),
+        (Filter::ModelYesPeopleNo, vec!["c0"]),
+        (Filter::PeopleYesModelNo, vec!["c3"]),
+    ];
+    for (f, want) in expect {
+        review.filter = f;
+        assert_eq!(names(&review), want, "{}", f.label());
+    }
+}
