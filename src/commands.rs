@@ -169,7 +169,12 @@ pub fn evaluate(
     project: Option<PathBuf>,
     roc: Option<PathBuf>,
     json: bool,
+    gradcam_check: Option<usize>,
 ) -> Result<ExitCode> {
+    let mask_ratio = match (&data, gradcam_check) {
+        (Some(dir), Some(n)) => Some(gradcam_mask_ratio(&model_path(model.clone()), dir, n)?),
+        _ => None,
+    };
     let (scores, labels): (Vec<f64>, Vec<bool>) = match (data, project) {
         (Some(dir), None) => {
             let scorer = Scorer::load(&model_path(model))?;
@@ -202,9 +207,17 @@ pub fn evaluate(
         }
     }
     if json {
-        println!("{}", serde_json::to_string(&m)?);
+        let mut v = serde_json::to_value(&m)?;
+        if let Some((ratio, n)) = mask_ratio {
+            v["gradcam_mask_ratio"] = serde_json::json!(ratio);
+            v["gradcam_lenses"] = serde_json::json!(n);
+        }
+        println!("{v}");
     } else {
         println!("n = {} ({} lenses): AUROC {:.4}, TPR0 {:.4}, TPR10 {:.4}", m.n, m.n_lens, m.auroc, m.tpr0, m.tpr10);
+        if let Some((ratio, n)) = mask_ratio {
+            println!("Grad-CAM on {n} lenses: {ratio:.2}x more of the map inside the lensed-light mask than its area");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -327,4 +340,31 @@ pub fn pack_merge(project: &Path, packs: &[PathBuf]) -> Result<ExitCode> {
         }
     }
     Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// Mean over lenses (with a mask) of the Grad-CAM concentration on the lensed light.
+fn gradcam_mask_ratio(model: &Path, dir: &Path, n: usize) -> Result<(f64, usize)> {
+    use lens_inspect::model::explain::{gradcam, mask_concentration};
+    use lens_inspect::survey::{discover, fits::read_single_band, load};
+    let scorer = Scorer::load(model)?;
+    let discovery = discover(dir)?;
+    let mut ratios = Vec::new();
+    for spec in &discovery.objects {
+        if ratios.len() >= n {
+            break;
+        }
+        let mask_path = dir.join(lens_inspect::sim::MASK_FOLDER).join(format!("mask-{}.fits", spec.name));
+        let Ok(mask) = read_single_band(&mask_path) else { continue };
+        let Ok(cutout) = load(spec) else { continue };
+        let map =
+            gradcam(&scorer.net, std::slice::from_ref(&cutout), scorer.card.clip_sigma).map_err(anyhow::Error::msg)?;
+        let mask: Vec<bool> = mask.data.iter().map(|&v| v > 0.5).collect();
+        if let Some(r) = map.first().and_then(|m| mask_concentration(m, &mask)) {
+            ratios.push(r);
+        }
+    }
+    if ratios.is_empty() {
+        bail!("no lens with a mask under {}/{}", dir.display(), lens_inspect::sim::MASK_FOLDER);
+    }
+    Ok((ratios.iter().sum::<f64>() / ratios.len() as f64, ratios.len()))
 }

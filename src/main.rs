@@ -212,6 +212,11 @@ enum Command {
         /// Print one JSON object with keys auroc, tpr0, tpr10, n, n_lens.
         #[arg(long)]
         json: bool,
+        /// Also measure where Grad-CAM looks on up to this many lenses of --data that have a
+        /// lensed-light mask (DATA/masks/mask-<ID>.fits, as `simulate` writes): the share of the
+        /// map inside the mask over the mask's share of the image (1 = no preference).
+        #[arg(long)]
+        gradcam_check: Option<usize>,
     },
     /// Draw where the model looks (Grad-CAM or occlusion) over a candidate's composite, as PNG.
     Explain {
@@ -602,8 +607,8 @@ fn run() -> Result<ExitCode> {
             })
         }
         Command::Score { project, model, batch } => commands::score(&project, model, batch),
-        Command::Evaluate { model, data, truth, project, roc, json } => {
-            commands::evaluate(model, data, truth, project, roc, json)
+        Command::Evaluate { model, data, truth, project, roc, json, gradcam_check } => {
+            commands::evaluate(model, data, truth, project, roc, json, gradcam_check)
         }
         Command::Explain { project, candidate, out, model, method, opacity } => {
             commands::explain(&project, &candidate, &out, model, matches!(method, MethodArg::Occlusion), opacity)
