@@ -31,6 +31,15 @@ enum Command {
         /// Project file (or a session pack).
         #[arg(long)]
         project: Option<PathBuf>,
+        /// Go straight to grading as this inspector (skips the start screen).
+        #[arg(long)]
+        inspector: Option<String>,
+        /// Role of --inspector when new: volunteer or researcher.
+        #[arg(long, default_value = "volunteer")]
+        role: String,
+        /// With a researcher: open the review view first.
+        #[arg(long)]
+        review: bool,
     },
     /// Read survey cutouts into a project (created if missing).
     ///
@@ -464,12 +473,16 @@ fn run() -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     };
     match command {
-        Command::Gui { project } => {
+        Command::Gui { project, inspector, role, review } => {
             if let Some(p) = &project {
                 // Fail here, with a clear message, rather than inside the window.
                 Project::open_existing(p)?;
             }
-            lens_inspect::app::run(project)?;
+            let Some(role) = lens_inspect::project::Role::parse(&role) else {
+                bail!("--role {role:?}: expected volunteer or researcher");
+            };
+            let direct = inspector.map(|name| lens_inspect::app::Direct { name, role, review });
+            lens_inspect::app::run_with(project, direct)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Ingest { input, project, truth, training, store_pixels, json } => {

@@ -103,6 +103,28 @@ impl LensApp {
         GradeView::new(project, inspector, queue, renderer, has_model)
     }
 
+    /// Leaves the start screen for grading or review as `d` (shows the error on the start screen
+    /// if that fails).
+    pub fn go_direct(&mut self, d: Direct) {
+        let Screen::Start(start) = &mut self.screen else { return };
+        start.name = d.name;
+        start.role = d.role;
+        if d.review && d.role == Role::Researcher {
+            match Project::open_existing(&start.project) {
+                Ok(p) => {
+                    let grade = Self::open_grading(start, self.repaint.clone()).ok();
+                    self.screen = Screen::Review(ReviewView::load(&p), Box::new(grade));
+                }
+                Err(e) => start.error = Some(e.to_string()),
+            }
+            return;
+        }
+        match Self::open_grading(start, self.repaint.clone()) {
+            Ok(v) => self.screen = Screen::Grade(Box::new(v)),
+            Err(e) => start.error = Some(e),
+        }
+    }
+
     pub fn ui(&mut self, ui: &mut egui::Ui) {
         let repaint = self.repaint.clone();
         let mut next: Option<Screen> = None;
@@ -265,8 +287,20 @@ impl eframe::App for EframeApp {
     }
 }
 
+/// Skip the start screen: grade (or review) as this inspector.
+pub struct Direct {
+    pub name: String,
+    pub role: Role,
+    pub review: bool,
+}
+
 /// Opens the window. Blocks until it is closed.
 pub fn run(project: Option<PathBuf>) -> anyhow::Result<()> {
+    run_with(project, None)
+}
+
+/// Opens the window, optionally straight into grading or review.
+pub fn run_with(project: Option<PathBuf>, direct: Option<Direct>) -> anyhow::Result<()> {
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default().with_inner_size([1280.0, 820.0]).with_title("lens-inspect"),
         ..Default::default()
@@ -274,7 +308,13 @@ pub fn run(project: Option<PathBuf>) -> anyhow::Result<()> {
     eframe::run_native(
         "lens-inspect",
         options,
-        Box::new(move |cc| Ok(Box::new(EframeApp(LensApp::new(&cc.egui_ctx, project))))),
+        Box::new(move |cc| {
+            let mut app = LensApp::new(&cc.egui_ctx, project);
+            if let Some(d) = direct {
+                app.go_direct(d);
+            }
+            Ok(Box::new(EframeApp(app)))
+        }),
     )
     .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
 }
