@@ -4,6 +4,7 @@
 //! The core (everything here but [`app`], the GUI) never touches a window: [`survey`] reads FITS into
 //! [`cutout::Cutout`]s, [`render`] draws them, [`project`] keeps candidates and grades in SQLite.
 
+pub mod active;
 pub mod app;
 pub mod bench;
 pub mod consensus;

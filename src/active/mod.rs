@@ -1,0 +1,5 @@
+//! Active learning: which candidates to ask about next ([`strategies`]) and which labels the
+//! grades give ([`labels`]).
+
+pub mod labels;
+pub mod strategies;
