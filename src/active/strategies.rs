@@ -111,7 +111,7 @@ pub fn select(strategy: &Strategy, pool: &Pool, min_distance: f32, k: usize, see
             _ => true,
         }
     };
-    let mut fill = |s: &Strategy, want: usize, chosen: &mut Vec<usize>| {
+    let fill = |s: &Strategy, want: usize, chosen: &mut Vec<usize>| {
         let values = acquisition(s, p, passes, seed ^ chosen.len() as u64);
         let mut order: Vec<usize> = (0..p.len()).collect();
         order.sort_by(|&a, &b| values[b].total_cmp(&values[a]).then(a.cmp(&b)));
