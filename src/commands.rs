@@ -368,3 +368,44 @@ fn gradcam_mask_ratio(model: &Path, dir: &Path, n: usize) -> Result<(f64, usize)
     }
     Ok((ratios.iter().sum::<f64>() / ratios.len() as f64, ratios.len()))
 }
+
+pub fn retrain(
+    project: &Path,
+    model: Option<PathBuf>,
+    epochs: usize,
+    lr: f64,
+    freeze_backbone: bool,
+    seed: u64,
+) -> Result<ExitCode> {
+    use lens_inspect::active::retrain::{retrain as run_retrain, RetrainConfig};
+    let mut p = Project::open_existing(project)?;
+    let base = match (model, p.current_model_bytes()?) {
+        (Some(m), _) => Scorer::load(&m)?,
+        (None, Some(bytes)) => {
+            let (net, card) = checkpoint::from_bytes(project, &bytes, &burn::tensor::Device::flex())?;
+            Scorer::new(net, card)
+        }
+        (None, None) => Scorer::load(&shipped_model_path())?,
+    };
+    let mut cfg = RetrainConfig::default();
+    cfg.train.epochs = epochs.max(1);
+    cfg.train.lr = lr;
+    cfg.train.seed = seed;
+    cfg.train.freeze_backbone = freeze_backbone;
+    cfg.train.arch = base.card.arch;
+    let bar = crate::progress_bar(true);
+    let mut printer = Printer { bar, epoch: 0 };
+    let out = run_retrain(&mut p, &base, &cfg, &mut printer)?;
+    printer.bar.finish_and_clear();
+    println!(
+        "{} labels; validation loss {:.4} -> {:.4}, AUROC {:.4} -> {:.4}: {} (model version {})",
+        out.labels,
+        out.old.loss,
+        out.new.loss,
+        out.old.auroc,
+        out.new.auroc,
+        if out.kept { "kept, candidates re-scored" } else { "not better, the current model stays" },
+        out.model_version
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -277,6 +277,32 @@ enum Command {
         #[command(subcommand)]
         what: PackWhat,
     },
+    /// Fine-tune the project's model on the labels its grades give, keep it only if it is not
+    /// worse on held-out labels and simulations, and re-score the candidates with it.
+    ///
+    /// Labels: the seed rule's lenses -> lens; candidates every one of at least two inspectors
+    /// called 0 or 1 -> not; training candidates their truth. Hard negatives (high score, people
+    /// said no) count twice; a share of fresh simulations keeps the model from forgetting.
+    Retrain {
+        /// Project file.
+        #[arg(long)]
+        project: PathBuf,
+        /// Starting model (default: the project's current model, else the shipped one).
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Epochs of fine-tuning.
+        #[arg(long, default_value_t = 3)]
+        epochs: usize,
+        /// Learning rate.
+        #[arg(long, default_value_t = 3e-4)]
+        lr: f64,
+        /// Train the convolutions too (default: only attention and head).
+        #[arg(long)]
+        unfreeze: bool,
+        /// Seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Counts of candidates, inspectors, grades and models in a project.
     Info {
         /// Project file.
@@ -634,6 +660,9 @@ fn run() -> Result<ExitCode> {
             commands::pack_export(&project, &out, inspector, n, query, with_scores)
         }
         Command::Pack { what: PackWhat::Merge { packs, project } } => commands::pack_merge(&project, &packs),
+        Command::Retrain { project, model, epochs, lr, unfreeze, seed } => {
+            commands::retrain(&project, model, epochs, lr, !unfreeze, seed)
+        }
         Command::Info { project, json } => {
             let p = Project::open_existing(&project)?;
             let c = p.counts()?;

@@ -2,4 +2,5 @@
 //! grades give ([`labels`]).
 
 pub mod labels;
+pub mod retrain;
 pub mod strategies;

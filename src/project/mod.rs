@@ -610,6 +610,39 @@ impl Project {
         Ok(self.conn.last_insert_rowid())
     }
 
+    /// Registers a model version with its weights (a model file's bytes); `current` marks it as
+    /// the one the project uses.
+    pub fn add_model_version_with_weights(
+        &mut self,
+        name: &str,
+        card_json: &str,
+        metrics_json: &str,
+        weights: &[u8],
+        current: bool,
+    ) -> Result<i64, ProjectError> {
+        let path = self.path.clone();
+        let tx = self.conn.transaction().map_err(|e| classify(&path, e))?;
+        if current {
+            tx.execute("UPDATE model_versions SET is_current = 0", []).map_err(|e| classify(&path, e))?;
+        }
+        tx.execute(
+            "INSERT INTO model_versions (name, created_at, card, metrics, weights, is_current) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![name, now_iso(), card_json, metrics_json, weights, current as i64],
+        )
+        .map_err(|e| classify(&path, e))?;
+        let id = tx.last_insert_rowid();
+        tx.commit().map_err(|e| classify(&path, e))?;
+        Ok(id)
+    }
+
+    /// The weights (model file bytes) of the project's current model, if one was stored.
+    pub fn current_model_bytes(&self) -> Result<Option<Vec<u8>>, ProjectError> {
+        self.conn
+            .query_row("SELECT weights FROM model_versions WHERE is_current = 1 AND weights IS NOT NULL ORDER BY id DESC LIMIT 1", [], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
     /// Stores one model version's scores (replacing earlier scores of the same version).
     pub fn store_predictions(&mut self, model_version_id: i64, scores: &[(i64, f32)]) -> Result<(), ProjectError> {
         let path = self.path.clone();

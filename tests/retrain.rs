@@ -1,0 +1,102 @@
+//! The retraining job on a small project: labels from grades, the guard, stored versions,
+//! re-scoring, and cancellation that changes nothing.
+
+use lens_inspect::active::retrain::{retrain, RetrainConfig};
+use lens_inspect::model::checkpoint::ModelCard;
+use lens_inspect::model::net::{Arch, LensNet};
+use lens_inspect::model::score::{score_project, Scorer};
+use lens_inspect::model::train::{Quiet, TrainObserver};
+use lens_inspect::project::{NewCandidate, NewGrade, Project, Role, Score};
+use lens_inspect::sim::{SimConfig, Simulator};
+use lens_inspect::survey::{ObjectSource, ObjectSpec};
+use std::collections::BTreeMap;
+
+fn graded_project(path: &std::path::Path) -> (Project, Scorer) {
+    let mut p = Project::create_or_open(path).expect("project");
+    let sim = Simulator::new(SimConfig::default());
+    let objects: Vec<_> = (0..32u64).map(|k| sim.simulate(&format!("s{k}"), 77, k, Some(k % 2 == 0))).collect();
+    let items: Vec<NewCandidate> = objects
+        .iter()
+        .map(|o| {
+            let spec = ObjectSpec {
+                name: o.cutout.name.clone(),
+                source: ObjectSource::File { path: "/x".into() },
+                ra_deg: None,
+                dec_deg: None,
+                tile: None,
+                metadata: BTreeMap::new(),
+            };
+            NewCandidate::from_cutout(spec, &o.cutout, true)
+        })
+        .collect();
+    p.insert_candidates(&items).expect("insert");
+    let device = burn::tensor::Device::flex();
+    device.seed(5);
+    let scorer = Scorer::new(LensNet::new(Arch::Cnn, &device), ModelCard::new(Arch::Cnn, 101, 50.0));
+    score_project(&mut p, &scorer, "base", 16, &|_, _| {}).expect("score");
+    let (a, b) = (p.inspector("a", Role::Volunteer).expect("a"), p.inspector("b", Role::Volunteer).expect("b"));
+    let rows = p.candidates().expect("rows");
+    for (row, o) in rows.iter().zip(&objects) {
+        // Two honest inspectors: lenses get 5 and 3, non-lenses 0 and 1.
+        let (x, y) = if o.truth.is_lens { (Score::Sure, Score::Maybe) } else { (Score::No, Score::Interesting) };
+        for (who, s) in [(a.id, x), (b.id, y)] {
+            p.record_grade(&NewGrade { candidate_id: row.id, inspector_id: who, score: Some(s), ..Default::default() })
+                .expect("grade");
+        }
+    }
+    (p, scorer)
+}
+
+#[test]
+fn retraining_stores_a_version_and_rescores_only_when_kept() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (mut p, base) = graded_project(&dir.path().join("p.lensproj"));
+    let before = p.counts().expect("counts");
+    let mut cfg = RetrainConfig::default();
+    cfg.train.arch = Arch::Cnn;
+    cfg.train.epochs = 2;
+    cfg.train.batch = 8;
+    cfg.train.lr = 1e-3;
+    let out = retrain(&mut p, &base, &cfg, &mut Quiet).expect("retrain");
+    assert_eq!(out.labels, 32, "every candidate has a label from two agreeing inspectors");
+    assert!(out.model_version > 0);
+    let after = p.counts().expect("counts");
+    assert_eq!(after.models, before.models + 1 + out.kept as i64, "the new version, and its scores if kept");
+    let stored = p.current_model_bytes().expect("bytes");
+    assert_eq!(stored.is_some(), out.kept, "only a kept model becomes current");
+    if out.kept {
+        assert_eq!(after.predictions, before.predictions + 32);
+    } else {
+        assert_eq!(after.predictions, before.predictions);
+    }
+}
+
+struct CancelAtOnce;
+impl TrainObserver for CancelAtOnce {
+    fn step(&mut self, _: usize, _: usize, _: f64) -> bool {
+        false
+    }
+}
+
+#[test]
+fn cancelling_leaves_the_model_and_the_database_as_they_were() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (mut p, base) = graded_project(&dir.path().join("p.lensproj"));
+    let before = (p.counts().expect("counts"), p.latest_predictions().expect("scores"));
+    let mut cfg = RetrainConfig::default();
+    cfg.train.arch = Arch::Cnn;
+    let out = retrain(&mut p, &base, &cfg, &mut CancelAtOnce).expect("retrain");
+    assert!(out.cancelled && !out.kept);
+    assert_eq!((p.counts().expect("counts"), p.latest_predictions().expect("scores")), before);
+    assert_eq!(p.integrity_check().expect("check"), "ok");
+}
+
+#[test]
+fn too_few_labels_is_a_clear_refusal() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut p = Project::create_or_open(&dir.path().join("p.lensproj")).expect("project");
+    let device = burn::tensor::Device::flex();
+    let base = Scorer::new(LensNet::new(Arch::Cnn, &device), ModelCard::new(Arch::Cnn, 101, 50.0));
+    let err = retrain(&mut p, &base, &RetrainConfig::default(), &mut Quiet).expect_err("no labels");
+    assert!(err.to_string().contains("grade more"), "{err}");
+}
