@@ -97,7 +97,7 @@ fn render_one(p: &Project, req: &RenderRequest, scale: FluxScale, scorer: Option
         Err(e) => return failed(req, e.to_string()),
     };
     let composite = render::composite(&cutout, &req.settings, scale);
-    let bands = Band::ALL.iter().map(|&b| render::band_image(&cutout, b, StretchFn::Asinh, Limits::ZScale)).collect();
+    let bands = Band::ALL.iter().map(|&b| render::band_image(&cutout, b, StretchFn::Linear, Limits::ZScale)).collect();
     let map = match (req.with_map, scorer) {
         (true, Some(s)) => crate::model::explain::gradcam(&s.net, std::slice::from_ref(&cutout), s.card.clip_sigma)
             .ok()

@@ -131,9 +131,9 @@ impl ReviewView {
         let mut header = |ui: &mut egui::Ui, label: &str, by: SortBy| {
             let arrow = if self.sort == by {
                 if self.descending {
-                    " ▼"
+                    " (high first)"
                 } else {
-                    " ▲"
+                    " (low first)"
                 }
             } else {
                 ""
