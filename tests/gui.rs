@@ -197,4 +197,10 @@ fn review_filters_return_the_right_candidates() {
         review.filter = f;
         assert_eq!(names(&review), want, "{}", f.label());
     }
+    // The inspectors panel: a and b graded the same three candidates, agreeing on c0 and c3
+    // (lens / not), disagreeing on c1.
+    let line = |n: &str| review.inspectors.iter().find(|i| i.name == n).cloned().expect("inspector line");
+    assert_eq!(line("a").grades, 3);
+    assert_eq!(line("a").agreement, Some((3, 2.0 / 3.0)));
+    assert!(review.kappa.is_some());
 }

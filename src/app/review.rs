@@ -63,8 +63,22 @@ pub enum SortBy {
     Swap,
 }
 
+/// One line of the inspectors panel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InspectorLine {
+    pub name: String,
+    pub grades: usize,
+    pub pl: f64,
+    pub pd: f64,
+    pub skill: f64,
+    /// Share agreeing with the others' majority, and on how many candidates.
+    pub agreement: Option<(usize, f64)>,
+}
+
 pub struct ReviewView {
     pub rows: Vec<CatalogueRow>,
+    pub inspectors: Vec<InspectorLine>,
+    pub kappa: Option<f64>,
     pub filter: Filter,
     pub sort: SortBy,
     pub descending: bool,
@@ -73,18 +87,54 @@ pub struct ReviewView {
 
 impl ReviewView {
     pub fn load(project: &Project) -> ReviewView {
+        let mut view = ReviewView {
+            rows: vec![],
+            inspectors: vec![],
+            kappa: None,
+            filter: Filter::All,
+            sort: SortBy::ModelScore,
+            descending: true,
+            error: None,
+        };
         match catalogue(project, &SeedRule::default(), SwapConfig::default(), MinVerdict::All) {
-            Ok(rows) => {
-                ReviewView { rows, filter: Filter::All, sort: SortBy::ModelScore, descending: true, error: None }
-            }
-            Err(e) => ReviewView {
-                rows: vec![],
-                filter: Filter::All,
-                sort: SortBy::ModelScore,
-                descending: true,
-                error: Some(e.to_string()),
-            },
+            Ok(rows) => view.rows = rows,
+            Err(e) => view.error = Some(e.to_string()),
         }
+        if let (Ok(events), Ok(candidates), Ok(people)) =
+            (project.grade_events(), project.candidates(), project.inspectors())
+        {
+            let training: std::collections::HashMap<i64, bool> = candidates
+                .iter()
+                .filter(|c| c.is_training)
+                .filter_map(|c| c.truth_is_lens.map(|t| (c.id, t)))
+                .collect();
+            let consensus = crate::consensus::Consensus::compute(
+                &events,
+                &|id| training.get(&id).copied(),
+                &SeedRule::default(),
+                SwapConfig::default(),
+            );
+            let grades = crate::consensus::current_grades(&events);
+            let real: std::collections::BTreeMap<_, _> =
+                grades.iter().filter(|(c, _)| !training.contains_key(c)).map(|(c, g)| (*c, g.clone())).collect();
+            view.kappa = crate::consensus::agreement::fleiss_kappa(&real);
+            let agreement = crate::consensus::agreement::agreement_with_others(&real);
+            view.inspectors = people
+                .into_iter()
+                .map(|i| {
+                    let a = consensus.swap.agent(&i.id);
+                    InspectorLine {
+                        name: i.name,
+                        grades: grades.values().filter(|g| g.contains_key(&i.id)).count(),
+                        pl: a.pl,
+                        pd: a.pd,
+                        skill: a.skill(SwapConfig::default().prior),
+                        agreement: agreement.get(&i.id).copied(),
+                    }
+                })
+                .collect();
+        }
+        view
     }
 
     /// The rows the table shows, filtered and sorted.
@@ -127,6 +177,30 @@ impl ReviewView {
             });
             ui.label(format!("{} candidates", self.visible().len()));
         });
+        egui::CollapsingHeader::new("Inspectors").default_open(true).show(ui, |ui| {
+            ui.label(match self.kappa {
+                Some(k) => format!("Fleiss' kappa over the four grades: {k:.3}"),
+                None => "Fleiss' kappa: needs candidates graded by two or more inspectors".into(),
+            });
+            egui::Grid::new("inspectors").striped(true).show(ui, |ui| {
+                for h in ["inspector", "graded", "PL", "PD", "SWAP skill", "agrees with others"] {
+                    ui.strong(h);
+                }
+                ui.end_row();
+                for i in &self.inspectors {
+                    ui.label(&i.name);
+                    ui.label(i.grades.to_string());
+                    ui.label(format!("{:.2}", i.pl));
+                    ui.label(format!("{:.2}", i.pd));
+                    ui.label(format!("{:.2e}", i.skill));
+                    ui.label(
+                        i.agreement.map(|(n, a)| format!("{:.0} % of {n}", 100.0 * a)).unwrap_or_else(|| "—".into()),
+                    );
+                    ui.end_row();
+                }
+            });
+        });
+        ui.separator();
         let rows: Vec<CatalogueRow> = self.visible().into_iter().cloned().collect();
         let mut header = |ui: &mut egui::Ui, label: &str, by: SortBy| {
             let arrow = if self.sort == by {
