@@ -95,3 +95,60 @@ pub fn simulate_speed(dir: &Path, n: usize) -> anyhow::Result<SimulateBench> {
         write_cutouts_per_s: summary.cutouts_per_s,
     })
 }
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ModelBench {
+    pub arch: String,
+    pub threads: usize,
+    pub inference_batch: usize,
+    pub inference_cutouts_per_s: f64,
+    pub train_batch: usize,
+    pub train_cutouts_per_s: f64,
+}
+
+/// Cutouts per second of the network on random 4 x 101 x 101 inputs: inference at batch 64 and
+/// training steps (forward, backward, Adam) at batch 32, after one warm-up each. The same
+/// measurement as benches/torch_reference.py makes for PyTorch.
+pub fn model_speed(arch: crate::model::net::Arch, repeats: usize) -> ModelBench {
+    use crate::model::net::LensNet;
+    use crate::model::train::bce_with_logits;
+    use burn::module::Module;
+    use burn::optim::{AdamConfig, GradientsParams};
+    use burn::tensor::{Device, Distribution, Tensor};
+    let repeats = repeats.max(1);
+    let device = Device::flex();
+    device.seed(1);
+    let net = LensNet::new(arch, &device).valid();
+    let x = Tensor::<4>::random([64, 4, 101, 101], Distribution::Normal(0.0, 1.0), &device);
+    std::hint::black_box(net.forward(x.clone()).try_into_vec_as::<f32>().ok());
+    let t = Instant::now();
+    for _ in 0..repeats {
+        std::hint::black_box(net.forward(x.clone()).try_into_vec_as::<f32>().ok());
+    }
+    let inference = (64 * repeats) as f64 / t.elapsed().as_secs_f64();
+    let ad = Device::flex().autodiff();
+    let mut net = LensNet::new(arch, &ad);
+    let mut optim = AdamConfig::new().init();
+    let x = Tensor::<4>::random([32, 4, 101, 101], Distribution::Normal(0.0, 1.0), &ad);
+    let y = Tensor::<1>::random([32], Distribution::Bernoulli(0.5), &ad);
+    let mut step = |net: LensNet| -> LensNet {
+        let loss = bce_with_logits(net.forward(x.clone()), y.clone());
+        let grads = GradientsParams::from_grads(loss.backward(), &net);
+        optim.step(1e-3, net, grads)
+    };
+    net = step(net);
+    let t = Instant::now();
+    for _ in 0..repeats {
+        net = step(net);
+    }
+    std::hint::black_box(&net);
+    let train = (32 * repeats) as f64 / t.elapsed().as_secs_f64();
+    ModelBench {
+        arch: arch.name().into(),
+        threads: rayon::current_num_threads(),
+        inference_batch: 64,
+        inference_cutouts_per_s: inference,
+        train_batch: 32,
+        train_cutouts_per_s: train,
+    }
+}

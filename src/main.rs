@@ -387,6 +387,14 @@ enum BenchWhat {
         #[arg(long, default_value_t = 2000)]
         n: usize,
     },
+    /// Cutouts per second of the network: inference (batch 64) and training steps (batch 32).
+    /// Compare with `python benches/torch_reference.py` (PyTorch, CPU, 2 threads).
+    Model {
+        #[arg(long, default_value = "lens-detector")]
+        arch: ArchArg,
+        #[arg(long, default_value_t = 5)]
+        repeats: usize,
+    },
     /// Microseconds per Lupton composite of a 101 x 101 cutout.
     Composite {
         #[arg(long, default_value_t = 20000)]
@@ -701,6 +709,10 @@ fn run() -> Result<ExitCode> {
                 BenchWhat::Simulate { n } => {
                     let tmp = tempfile::tempdir()?;
                     let r = lens_inspect::bench::simulate_speed(tmp.path(), n)?;
+                    println!("{}", serde_json::to_string(&r)?);
+                }
+                BenchWhat::Model { arch, repeats } => {
+                    let r = lens_inspect::bench::model_speed(arch.into(), repeats);
                     println!("{}", serde_json::to_string(&r)?);
                 }
                 BenchWhat::Composite { iterations } => {
