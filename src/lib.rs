@@ -10,6 +10,7 @@ pub mod bench;
 pub mod consensus;
 pub mod cutout;
 pub mod demo;
+pub mod hash;
 pub mod model;
 pub mod project;
 pub mod queue;

@@ -8,7 +8,7 @@ mod common;
 
 use lens_inspect::project::{NewCandidate, NewGrade, Project, Role, Score};
 use lens_inspect::survey::{ObjectSource, ObjectSpec};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 
@@ -47,14 +47,7 @@ fn kill_during_grading_loses_no_saved_grade() {
     let items: Vec<NewCandidate> = (0..20)
         .map(|k| {
             let c = common::cutout(&format!("c{k}"), k);
-            let spec = ObjectSpec {
-                name: c.name.clone(),
-                source: ObjectSource::File { path: "/nowhere.fits".into() },
-                ra_deg: None,
-                dec_deg: None,
-                tile: None,
-                metadata: BTreeMap::new(),
-            };
+            let spec = ObjectSpec::new(c.name.clone(), ObjectSource::File { path: "/nowhere.fits".into() });
             NewCandidate::from_cutout(spec, &c, false)
         })
         .collect();

@@ -10,7 +10,6 @@ use lens_inspect::app::review::{Filter, ReviewView};
 use lens_inspect::app::{LensApp, Start};
 use lens_inspect::project::{NewCandidate, NewGrade, Project, Role, Score};
 use lens_inspect::survey::{ObjectSource, ObjectSpec};
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,14 +19,7 @@ fn make_project(path: &Path, n: usize) -> Vec<i64> {
     let items: Vec<NewCandidate> = (0..n)
         .map(|k| {
             let c = common::cutout(&format!("c{k}"), k as u64);
-            let spec = ObjectSpec {
-                name: c.name.clone(),
-                source: ObjectSource::File { path: "/x.fits".into() },
-                ra_deg: None,
-                dec_deg: None,
-                tile: None,
-                metadata: BTreeMap::new(),
-            };
+            let spec = ObjectSpec::new(c.name.clone(), ObjectSource::File { path: "/x.fits".into() });
             NewCandidate::from_cutout(spec, &c, true)
         })
         .collect();

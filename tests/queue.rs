@@ -14,14 +14,7 @@ fn training_candidates_come_one_in_five_then_one_in_ten() {
     let items: Vec<NewCandidate> = (0..200)
         .map(|k| {
             let c = common::cutout(&format!("c{k}"), k);
-            let spec = ObjectSpec {
-                name: c.name.clone(),
-                source: ObjectSource::File { path: "/x".into() },
-                ra_deg: None,
-                dec_deg: None,
-                tile: None,
-                metadata: BTreeMap::new(),
-            };
+            let spec = ObjectSpec::new(c.name.clone(), ObjectSource::File { path: "/x".into() });
             let mut n = NewCandidate::from_cutout(spec, &c, false);
             if k % 4 == 0 {
                 n.is_training = true;

@@ -9,7 +9,6 @@ use lens_inspect::model::train::{Quiet, TrainObserver};
 use lens_inspect::project::{NewCandidate, NewGrade, Project, Role, Score};
 use lens_inspect::sim::{SimConfig, Simulator};
 use lens_inspect::survey::{ObjectSource, ObjectSpec};
-use std::collections::BTreeMap;
 
 fn graded_project(path: &std::path::Path) -> (Project, Scorer) {
     let mut p = Project::create_or_open(path).expect("project");
@@ -18,14 +17,7 @@ fn graded_project(path: &std::path::Path) -> (Project, Scorer) {
     let items: Vec<NewCandidate> = objects
         .iter()
         .map(|o| {
-            let spec = ObjectSpec {
-                name: o.cutout.name.clone(),
-                source: ObjectSource::File { path: "/x".into() },
-                ra_deg: None,
-                dec_deg: None,
-                tile: None,
-                metadata: BTreeMap::new(),
-            };
+            let spec = ObjectSpec::new(o.cutout.name.clone(), ObjectSource::File { path: "/x".into() });
             NewCandidate::from_cutout(spec, &o.cutout, true)
         })
         .collect();

@@ -73,15 +73,7 @@ pub enum ModelFileError {
     Weights { path: PathBuf, arch: &'static str, detail: String },
 }
 
-/// FNV-1a, 64 bits: enough to catch a truncated or altered file (not an adversary).
-fn fnv1a64(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
-}
+use crate::hash::fnv1a64;
 
 /// Serialises a model and its card.
 pub fn to_bytes(net: &LensNet, card: &ModelCard) -> Result<Vec<u8>, String> {

@@ -38,12 +38,7 @@ pub enum ImportError {
 
 /// FNV-1a 64 of a string, hex: content-derived ids.
 pub fn content_id(text: &str) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in text.bytes() {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    format!("{h:016x}")
+    format!("{:016x}", crate::hash::fnv1a64(text.as_bytes()))
 }
 
 /// Parses an ISO 8601 time (with offset or `Z`, or without: taken as UTC; a bare date is

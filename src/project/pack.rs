@@ -49,13 +49,8 @@ fn content_checksum(conn: &Connection) -> rusqlite::Result<String> {
     let mut stmt = conn.prepare(
         "SELECT c.name, c.width, c.height, p.data FROM candidates c LEFT JOIN pixels p ON p.candidate_id = c.id ORDER BY c.name",
     )?;
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut feed = |bytes: &[u8]| {
-        for &b in bytes {
-            h ^= b as u64;
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    };
+    let mut h = crate::hash::Fnv1a::default();
+    let mut feed = |bytes: &[u8]| h.feed(bytes);
     let mut rows = stmt.query([])?;
     while let Some(r) = rows.next()? {
         let name: String = r.get(0)?;
@@ -65,7 +60,7 @@ fn content_checksum(conn: &Connection) -> rusqlite::Result<String> {
         feed(&r.get::<_, Option<Vec<u8>>>(3)?.unwrap_or_default());
         feed(&[0xff]);
     }
-    Ok(format!("{h:016x}"))
+    Ok(format!("{:016x}", h.finish()))
 }
 
 /// Writes a pack of the named candidates. The file is built under a temporary name and renamed,

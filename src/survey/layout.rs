@@ -35,7 +35,8 @@ pub struct ObjectSpec {
 }
 
 impl ObjectSpec {
-    fn new(name: String, source: ObjectSource) -> ObjectSpec {
+    /// An object with a name and a place for its pixels, and nothing else known about it.
+    pub fn new(name: String, source: ObjectSource) -> ObjectSpec {
         ObjectSpec { name, source, ra_deg: None, dec_deg: None, tile: None, metadata: BTreeMap::new() }
     }
 }
