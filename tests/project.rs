@@ -145,3 +145,16 @@ fn a_locked_database_gives_a_clear_error_and_loses_nothing() {
     p.record_grade(&g).expect("works again");
     assert_eq!(p.grade_events().expect("events").len(), 2);
 }
+
+#[test]
+fn a_model_version_without_scores_does_not_hide_the_latest_scores() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (mut p, ids) = project_with_candidates(&dir.path().join("p.lensproj"), 2);
+    let v = p.add_model_version("scored", "{}", "{}", None).expect("model");
+    p.store_predictions(v, &[(ids[0], 0.75), (ids[1], 0.25)]).expect("scores");
+    // A rejected retraining is stored with its weights but scores nothing.
+    p.add_model_version_with_weights("rejected", "{}", "{}", b"weights", false).expect("rejected");
+    let (name, scores) = p.latest_predictions().expect("latest");
+    assert_eq!(name, Some(format!("scored#{v}")));
+    assert_eq!(scores.get(&ids[0]), Some(&0.75));
+}

@@ -660,13 +660,17 @@ impl Project {
         tx.commit().map_err(|e| classify(&path, e))
     }
 
-    /// The most recent model version's name (as `name#id`) and its scores by candidate id.
+    /// The most recent model version that scored anything: its name (as `name#id`) and its
+    /// scores by candidate id. A version stored without scores (a rejected retraining) does not
+    /// hide the scores people work with.
     pub fn latest_predictions(&self) -> Result<(Option<String>, std::collections::HashMap<i64, f32>), ProjectError> {
         let version: Option<(i64, String)> = self
             .conn
-            .query_row("SELECT id, name FROM model_versions ORDER BY id DESC LIMIT 1", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+            .query_row(
+                "SELECT id, name FROM model_versions WHERE id = (SELECT max(model_version_id) FROM predictions)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .optional()
             .map_err(|e| self.err(e))?;
         let Some((id, name)) = version else { return Ok((None, Default::default())) };
@@ -680,13 +684,13 @@ impl Project {
         Ok((Some(format!("{name}#{id}")), scores))
     }
 
-    /// (score, is_lens) of every candidate with truth, scored by the most recent model version.
+    /// (score, is_lens) of every candidate with truth, scored by the most recent scoring version.
     pub fn latest_scores_with_truth(&self) -> Result<Vec<(f64, bool)>, ProjectError> {
         let mut stmt = self
             .conn
             .prepare(
                 "SELECT p.score, c.truth_is_lens FROM predictions p JOIN candidates c ON c.id = p.candidate_id
-                 WHERE c.truth_is_lens IS NOT NULL AND p.model_version_id = (SELECT max(id) FROM model_versions)",
+                 WHERE c.truth_is_lens IS NOT NULL AND p.model_version_id = (SELECT max(model_version_id) FROM predictions)",
             )
             .map_err(|e| self.err(e))?;
         let rows =
