@@ -409,3 +409,89 @@ pub fn retrain(
     );
     Ok(ExitCode::SUCCESS)
 }
+
+pub struct ActiveLearningArgs {
+    pub pool: PathBuf,
+    pub truth: Option<PathBuf>,
+    pub model: Option<PathBuf>,
+    pub strategies: Vec<String>,
+    pub rounds: usize,
+    pub batch: usize,
+    pub seed: u64,
+    pub target: Vec<f64>,
+    pub out: PathBuf,
+}
+
+/// `bench active-learning`: runs the experiment, writes curves, plot and JSON, prints the
+/// labels-needed table.
+pub fn bench_active_learning(a: ActiveLearningArgs) -> Result<ExitCode> {
+    use lens_inspect::active::experiment::{chart, labels_to_target, run, ExperimentConfig};
+    if a.rounds == 0 || a.batch == 0 {
+        bail!("--rounds and --batch must be at least 1");
+    }
+    let scorer = Scorer::load(&model_path(a.model))?;
+    let (pool, problems) = load_labelled(&a.pool, a.truth.as_deref(), scorer.card.clip_sigma)
+        .with_context(|| format!("reading the pool {}", a.pool.display()))?;
+    for (name, why) in problems.iter().take(10) {
+        eprintln!("skipped {name}: {why}");
+    }
+    if pool.size != scorer.card.input_size {
+        bail!("the pool's cutouts are {} pixels, the model takes {}", pool.size, scorer.card.input_size);
+    }
+    let cfg = ExperimentConfig { strategies: a.strategies, rounds: a.rounds, batch: a.batch, seed: a.seed, ..Default::default() };
+    eprintln!(
+        "pool: {} cutouts ({} lenses); {} strategies x {} rounds x {} labels",
+        pool.len(),
+        pool.labels.iter().filter(|&&l| l >= 0.5).count(),
+        cfg.strategies.len(),
+        cfg.rounds,
+        cfg.batch
+    );
+    let result = run(&scorer.net, &pool, &cfg, &mut |line| eprintln!("{line}"))?;
+    let with_ext = |ext: &str| {
+        let mut p = a.out.clone().into_os_string();
+        p.push(ext);
+        PathBuf::from(p)
+    };
+    let mut csv = csv::Writer::from_path(with_ext(".csv")).with_context(|| format!("writing {}", with_ext(".csv").display()))?;
+    for r in &result.rounds {
+        csv.serialize(r)?;
+    }
+    csv.flush()?;
+    let img = lens_inspect::render::chart::draw(&chart(&result.rounds), 700, 480);
+    lens_inspect::sim::sheet::save_sheet(&with_ext(".png"), &img)?;
+    let targets = if a.target.is_empty() {
+        let last_random = result.rounds.iter().filter(|r| r.strategy == "random").last().map(|r| r.auroc);
+        match last_random {
+            Some(t) => vec![t],
+            None => vec![result.rounds.iter().map(|r| r.auroc).fold(f64::NAN, f64::max)],
+        }
+    } else {
+        a.target.clone()
+    };
+    let start = result.rounds.first().map(|r| r.auroc).unwrap_or(f64::NAN);
+    println!(
+        "held-out part: {} cutouts ({} lenses); starting model AUROC {start:.4}",
+        result.holdout, result.holdout_lenses
+    );
+    let mut tables = Vec::new();
+    for t in &targets {
+        let table = labels_to_target(&result.rounds, *t);
+        let random = table.iter().find(|(n, _)| n == "random").and_then(|(_, l)| *l);
+        println!("labels needed to reach AUROC {t:.4}:");
+        for (name, labels) in &table {
+            let final_auroc = result.rounds.iter().filter(|r| &r.strategy == name).last().map(|r| r.auroc).unwrap_or(f64::NAN);
+            let ratio = match (labels, random) {
+                (Some(l), Some(r)) if r > 0 => format!("{:.2} x random", *l as f64 / r as f64),
+                _ => "-".into(),
+            };
+            let needed = labels.map(|l| l.to_string()).unwrap_or_else(|| "not reached".into());
+            println!("  {name:>16}: {needed:>12}   ({ratio}; final AUROC {final_auroc:.4})");
+        }
+        tables.push(serde_json::json!({ "target": t, "labels": table }));
+    }
+    let json = serde_json::json!({ "config": { "rounds": cfg.rounds, "batch": cfg.batch, "seed": cfg.seed, "holdout": cfg.holdout, "variants": cfg.variants, "sims": cfg.sims, "mc_passes": cfg.mc_passes, "diversity": cfg.diversity }, "result": result, "tables": tables });
+    std::fs::write(with_ext(".json"), serde_json::to_string_pretty(&json)?)?;
+    println!("curves: {}  plot: {}", with_ext(".csv").display(), with_ext(".png").display());
+    Ok(ExitCode::SUCCESS)
+}

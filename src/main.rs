@@ -133,6 +133,19 @@ enum Command {
         /// Weights of the i, r, g bands in the contact sheet.
         #[arg(long, value_delimiter = ',')]
         weights: Option<Vec<f32>>,
+        /// Another survey's look, for domain-shift experiments: seeing FWHM in arcsec per band
+        /// u,g,r,i (default 1.0,0.85,0.7,0.85, KiDS-like).
+        #[arg(long, value_delimiter = ',')]
+        fwhm: Option<Vec<f64>>,
+        /// Shifts every band's 5-sigma depth by this many magnitudes (negative = shallower).
+        #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
+        depth_offset: f64,
+        /// Lenses are kept only if their lensed images reach this S/N in g (default 40).
+        #[arg(long)]
+        min_arc_snr: Option<f64>,
+        /// Unlensed source r-magnitude range, e.g. 21,25.5 (default 20.5,24.5).
+        #[arg(long, value_delimiter = ',')]
+        source_mag: Option<Vec<f64>>,
     },
     /// Train (or fine-tune) a lens finder on labelled cutouts.
     ///
@@ -395,6 +408,37 @@ enum BenchWhat {
         #[arg(long, default_value_t = 5)]
         repeats: usize,
     },
+    /// The active-learning experiment: labels each query strategy needs on a (domain-shifted)
+    /// pool. Starts from the model, lets a simulated oracle label BATCH candidates per round chosen
+    /// by each strategy, fine-tunes (backbone frozen), and records AUROC / TPR10 on a held-out
+    /// part of the pool after each round. Writes OUT.csv (curves), OUT.png (plot), OUT.json.
+    ActiveLearning {
+        /// Labelled pool: any layout `ingest` reads (e.g. `simulate --fwhm ... --depth-offset ...`).
+        #[arg(long)]
+        pool: PathBuf,
+        /// Truth CSV of the pool (default: POOL/classifications.csv).
+        #[arg(long)]
+        truth: Option<PathBuf>,
+        /// Starting model (default: the shipped one).
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Comma-separated: least-confidence, margin, entropy, bald, top-score, random, mixture.
+        #[arg(long, value_delimiter = ',', default_value = "random,top-score,entropy,bald,mixture")]
+        strategies: Vec<String>,
+        #[arg(long, default_value_t = 10)]
+        rounds: usize,
+        /// Labels per round.
+        #[arg(long, default_value_t = 30)]
+        batch: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// AUROC targets for the labels-needed table (default: what random sampling reaches last).
+        #[arg(long, value_delimiter = ',')]
+        target: Vec<f64>,
+        /// Output prefix: writes PREFIX.csv, PREFIX.png and PREFIX.json.
+        #[arg(long, default_value = "active-learning")]
+        out: PathBuf,
+    },
     /// Microseconds per Lupton composite of a 101 x 101 cutout.
     Composite {
         #[arg(long, default_value_t = 20000)]
@@ -582,11 +626,48 @@ fn run() -> Result<ExitCode> {
             println!("wrote {} ({}x{})", out.display(), image.width, image.height);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Simulate { n, out, seed, lens_fraction, zero_point, contact_sheet, stretch, weights } => {
+        Command::Simulate {
+            n,
+            out,
+            seed,
+            lens_fraction,
+            zero_point,
+            contact_sheet,
+            stretch,
+            weights,
+            fwhm,
+            depth_offset,
+            min_arc_snr,
+            source_mag,
+        } => {
             if !(0.0..=1.0).contains(&lens_fraction) {
                 bail!("--lens-fraction must be between 0 and 1, not {lens_fraction}");
             }
-            let config = SimConfig { lens_fraction, zero_point, ..SimConfig::default() };
+            let mut config = SimConfig { lens_fraction, zero_point, ..SimConfig::default() };
+            if let Some(f) = fwhm {
+                match f.as_slice() {
+                    &[u, g, r, i] if f.iter().all(|&v| v > 0.0 && v < 10.0) => config.fwhm_arcsec = [u, g, r, i],
+                    _ => bail!("--fwhm needs four seeing values in arcsec (u,g,r,i) between 0 and 10, got {f:?}"),
+                }
+            }
+            if !depth_offset.is_finite() || depth_offset.abs() > 5.0 {
+                bail!("--depth-offset must be within +-5 magnitudes, not {depth_offset}");
+            }
+            for d in &mut config.depth_mag {
+                *d += depth_offset;
+            }
+            if let Some(snr) = min_arc_snr {
+                if !(snr >= 0.0 && snr.is_finite()) {
+                    bail!("--min-arc-snr must be a non-negative number, not {snr}");
+                }
+                config.min_arc_snr_g = snr;
+            }
+            if let Some(m) = source_mag {
+                match m.as_slice() {
+                    &[lo, hi] if lo < hi && lo > 10.0 && hi < 35.0 => config.source_mag_r = (lo, hi),
+                    _ => bail!("--source-mag needs two r magnitudes lo,hi with lo < hi, got {m:?}"),
+                }
+            }
             let sim = Simulator::new(config);
             let bar = progress_bar(true);
             bar.set_length(n as u64);
@@ -714,6 +795,10 @@ fn run() -> Result<ExitCode> {
                 BenchWhat::Model { arch, repeats } => {
                     let r = lens_inspect::bench::model_speed(arch.into(), repeats);
                     println!("{}", serde_json::to_string(&r)?);
+                }
+                BenchWhat::ActiveLearning { pool, truth, model, strategies, rounds, batch, seed, target, out } => {
+                    let args = commands::ActiveLearningArgs { pool, truth, model, strategies, rounds, batch, seed, target, out };
+                    return commands::bench_active_learning(args);
                 }
                 BenchWhat::Composite { iterations } => {
                     let r = lens_inspect::bench::composite_speed(101, iterations);

@@ -28,7 +28,7 @@ impl Dataset {
         self.labels.is_empty()
     }
 
-    fn per_item(&self) -> usize {
+    pub fn per_item(&self) -> usize {
         4 * self.size * self.size
     }
 

@@ -178,6 +178,12 @@ impl LensNet {
 
     /// From the feature map to one logit per cutout: [B, 128, h, w] -> [B].
     pub fn head(&self, f: Tensor<4>) -> Tensor<1> {
+        self.classify(self.embed(f))
+    }
+
+    /// The pooled representation the classifier sees, [B, 128, h, w] -> [B, 128]: what active
+    /// learning measures distances in (diversity) and where last-layer Monte-Carlo dropout starts.
+    pub fn embed(&self, f: Tensor<4>) -> Tensor<2> {
         let [b, c, h, w] = f.dims();
         match self {
             LensNet::LensDetector(n) => {
@@ -185,13 +191,18 @@ impl LensNet {
                 let tokens = f.reshape([b, c, h * w]).swap_dims(1, 2);
                 let tokens = n.position.forward(tokens);
                 let encoded = n.encoder.forward(TransformerEncoderInput::new(tokens));
-                let pooled = encoded.mean_dim(1).reshape([b, c]);
-                n.mlp.forward(pooled)
+                encoded.mean_dim(1).reshape([b, c])
             }
-            LensNet::Cnn(n) => {
-                let pooled = f.reshape([b, c, h * w]).mean_dim(2).reshape([b, c]);
-                n.mlp.forward(pooled)
-            }
+            LensNet::Cnn(_) => f.reshape([b, c, h * w]).mean_dim(2).reshape([b, c]),
+        }
+    }
+
+    /// The MLP from an embedding to one logit: [B, 128] -> [B]. Its dropout is active only on an
+    /// autodiff device in training mode, which is how Monte-Carlo dropout passes are drawn.
+    pub fn classify(&self, e: Tensor<2>) -> Tensor<1> {
+        match self {
+            LensNet::LensDetector(n) => n.mlp.forward(e),
+            LensNet::Cnn(n) => n.mlp.forward(e),
         }
     }
 

@@ -114,6 +114,14 @@ pub fn evaluate(net: &LensNet, data: &Dataset, batch_size: usize, device: &Devic
     (scores, loss_sum / data.len().max(1) as f64)
 }
 
+/// burn's device RNG (weights, dropout) is process-wide: whoever seeds it and draws from it
+/// (training, Monte-Carlo dropout) holds this lock, so a seed means the same run even when other
+/// work trains in parallel.
+pub fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// Trains (or fine-tunes `init`) on `train`, validating on `val` after each epoch.
 pub fn train(
     train: &Dataset,
@@ -135,10 +143,7 @@ pub fn train(
     if lenses == train.len() {
         return Err(TrainError::OneClass("only lenses"));
     }
-    // burn's device RNG (weights, dropout) is process-wide: one training at a time, so that a
-    // seed means the same run even when other work trains in parallel.
-    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _guard = rng_lock();
     let device = Device::flex().autodiff();
     device.seed(cfg.seed);
     let eval_device = Device::flex();

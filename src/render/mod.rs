@@ -5,6 +5,7 @@
 //! *bottom* like the FITS data they come from; only [`save_png`] and the GUI's texture upload flip
 //! them, so nothing else has to think about orientation.
 
+pub mod chart;
 pub mod colormap;
 pub mod label;
 pub mod lupton;
