@@ -2,17 +2,21 @@
 //! candidate they already graded, with training candidates mixed in at the Space Warps rate
 //! (1 in 5 for an inspector's first 50 grades, then 1 in 10) and otherwise indistinguishable.
 
+use crate::active::strategies::{queue_order, Strategy};
 use crate::project::{Project, ProjectError};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use std::collections::HashSet;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum QueueOrder {
     /// Highest latest model score first (ingest order when there is no model yet).
     ModelScore,
     /// Shuffled, reproducibly for a seed.
     Random(u64),
+    /// An active-learning query strategy on the latest scores (see [`queue_order`]); candidates
+    /// without a score go last.
+    Strategy(Strategy),
 }
 
 /// How often training candidates appear.
@@ -51,6 +55,12 @@ pub fn build_queue(
             real.sort_by(|a, b| scores.get(b).unwrap_or(&-1.0).total_cmp(scores.get(a).unwrap_or(&-1.0)).then(a.cmp(b)))
         }
         QueueOrder::Random(seed) => real.shuffle(&mut rand_pcg::Pcg64Mcg::seed_from_u64(seed)),
+        QueueOrder::Strategy(strategy) => {
+            let (scored, unscored): (Vec<i64>, Vec<i64>) = real.into_iter().partition(|id| scores.contains_key(id));
+            let p: Vec<f32> = scored.iter().map(|id| scores[id]).collect();
+            real = queue_order(&strategy, &p, inspector_id as u64).into_iter().map(|k| scored[k]).collect();
+            real.extend(unscored);
+        }
     }
     training.shuffle(&mut rng);
     let mut out = Vec::with_capacity(real.len() + training.len());

@@ -8,6 +8,7 @@ use egui_kittest::Harness;
 use lens_inspect::app::grade::GradeView;
 use lens_inspect::app::review::{Filter, ReviewView};
 use lens_inspect::app::{LensApp, Start};
+use lens_inspect::queue::QueueOrder;
 use lens_inspect::project::{NewCandidate, NewGrade, Project, Role, Score};
 use lens_inspect::survey::{ObjectSource, ObjectSpec};
 use std::path::Path;
@@ -33,8 +34,15 @@ fn make_project(path: &Path, n: usize) -> Vec<i64> {
 }
 
 fn open_view(path: &Path, name: &str, role: Role) -> GradeView {
-    let start =
-        Start { project: path.into(), name: name.into(), role, random_order: false, recent: vec![], error: None };
+    let start = Start {
+        project: path.into(),
+        name: name.into(),
+        role,
+        order: QueueOrder::ModelScore,
+        auto_retrain: false,
+        recent: vec![],
+        error: None,
+    };
     LensApp::open_grading(&start, Arc::new(|| {})).expect("grade view")
 }
 
@@ -195,4 +203,86 @@ fn review_filters_return_the_right_candidates() {
     assert_eq!(line("a").grades, 3);
     assert_eq!(line("a").agreement, Some((3, 2.0 / 3.0)));
     assert!(review.kappa.is_some());
+}
+
+/// A project of simulated candidates that two inspectors graded honestly: every candidate has a
+/// label, so retraining can run.
+fn graded_sim_project(path: &Path) {
+    use lens_inspect::sim::{SimConfig, Simulator};
+    let mut p = Project::create_or_open(path).expect("project");
+    let sim = Simulator::new(SimConfig::default());
+    let objects: Vec<_> = (0..32u64).map(|k| sim.simulate(&format!("s{k}"), 91, k, Some(k % 2 == 0))).collect();
+    let items: Vec<NewCandidate> = objects
+        .iter()
+        .map(|o| {
+            let spec = ObjectSpec::new(o.cutout.name.clone(), ObjectSource::File { path: "/x".into() });
+            NewCandidate::from_cutout(spec, &o.cutout, true)
+        })
+        .collect();
+    p.insert_candidates(&items).expect("insert");
+    let (a, b) = (p.inspector("a", Role::Volunteer).expect("a"), p.inspector("b", Role::Volunteer).expect("b"));
+    for (row, o) in p.candidates().expect("rows").iter().zip(&objects) {
+        let (x, y) = if o.truth.is_lens { (Score::Sure, Score::Maybe) } else { (Score::No, Score::Interesting) };
+        for (who, s) in [(a.id, x), (b.id, y)] {
+            p.record_grade(&NewGrade { candidate_id: row.id, inspector_id: who, score: Some(s), ..Default::default() })
+                .expect("grade");
+        }
+    }
+}
+
+/// Runs frames until the retraining job has finished (the worker is asynchronous).
+fn wait_trained(h: &mut Harness<'_, GradeView>) {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        h.step();
+        let t = h.state().trainer.as_ref().expect("trainer");
+        if !t.running && t.last.is_some() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "retraining never finished: {}", t.status);
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn retrain_button_stores_a_version_and_cancel_changes_nothing() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("p.lensproj");
+    graded_sim_project(&path);
+    let view = open_view(&path, "r", Role::Researcher);
+    let mut h =
+        Harness::builder().with_size(egui::vec2(1100.0, 1400.0)).build_ui_state(|ui, v: &mut GradeView| v.ui(ui), view);
+    wait_ready(&mut h);
+    // Grading goes on while the worker trains: a grade given now is on disk when it finishes.
+    h.get_by_label("Retrain now").click();
+    h.step();
+    h.key_press(egui::Key::Num3);
+    wait_trained(&mut h);
+    let mut p = Project::open_existing(&path).expect("open");
+    let history = p.model_history().expect("history");
+    let retrained: Vec<_> = history.iter().filter(|v| v.name == "retrained").collect();
+    assert_eq!(retrained.len(), 1, "one stored version: {history:?}");
+    let used = retrained[0].metrics["label_ids"].as_array().map(|a| a.len());
+    assert_eq!(used, Some(32), "every graded candidate was a label");
+    let outcome = h.state().trainer.as_ref().and_then(|t| t.last.clone()).expect("outcome").expect("ran");
+    assert_eq!(outcome.kept, retrained[0].is_current);
+    assert!(h.state().trainer.as_ref().is_some_and(|t| t.status.contains(&format!("version {}", outcome.model_version))));
+    let r = p.inspector("r", Role::Researcher).expect("r");
+    assert_eq!(p.grade_events().expect("events").iter().filter(|e| e.inspector_id == r.id).count(), 1);
+
+    // Cancel as soon as it runs: nothing is stored, the current model stays.
+    let before = (p.model_history().expect("history"), p.current_model_bytes().expect("bytes"), p.counts().expect("n"));
+    h.get_by_label("Retrain now").click();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !h.state().trainer.as_ref().is_some_and(|t| t.running) {
+        assert!(Instant::now() < deadline, "the second job never started");
+        h.step();
+        std::thread::yield_now();
+    }
+    h.get_by_label("Cancel").click();
+    wait_trained(&mut h);
+    let last = h.state().trainer.as_ref().and_then(|t| t.last.clone()).expect("outcome").expect("ran");
+    assert!(last.cancelled, "the job saw the cancel");
+    let after = (p.model_history().expect("history"), p.current_model_bytes().expect("bytes"), p.counts().expect("n"));
+    assert_eq!(after, before, "cancelling stored nothing");
 }

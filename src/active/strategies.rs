@@ -142,6 +142,46 @@ pub fn select(strategy: &Strategy, pool: &Pool, min_distance: f32, k: usize, see
     chosen
 }
 
+/// A whole queue ordered by `strategy` from the scores alone (no passes, no embeddings), for
+/// inspectors' queues over a whole survey. A mixture interleaves its parts by their shares (with
+/// 70/20/10, every 10 candidates hold 7 top-score, 2 uncertain, 1 random). O(n log n).
+pub fn queue_order(strategy: &Strategy, p: &[f32], seed: u64) -> Vec<usize> {
+    let ranked = |s: &Strategy| -> Vec<usize> {
+        let values = acquisition(s, p, None, seed);
+        let mut order: Vec<usize> = (0..p.len()).collect();
+        order.sort_by(|&a, &b| values[b].total_cmp(&values[a]).then(a.cmp(&b)));
+        order
+    };
+    let Strategy::Mixture(parts) = strategy else { return ranked(strategy) };
+    let orders: Vec<Vec<usize>> = parts.iter().map(|(s, _)| ranked(s)).collect();
+    let total: f64 = parts.iter().map(|(_, w)| w.max(0.0)).sum::<f64>().max(1e-12);
+    let shares: Vec<f64> = parts.iter().map(|(_, w)| w.max(0.0) / total).collect();
+    let mut cursor = vec![0usize; parts.len()];
+    let mut taken_by = vec![0usize; parts.len()];
+    let mut used = vec![false; p.len()];
+    let mut out = Vec::with_capacity(p.len());
+    while out.len() < p.len() {
+        // The part furthest behind its share goes next.
+        let n = (out.len() + 1) as f64;
+        let Some(k) = (0..parts.len())
+            .filter(|&k| shares[k] > 0.0)
+            .max_by(|&a, &b| {
+                (shares[a] * n - taken_by[a] as f64).total_cmp(&(shares[b] * n - taken_by[b] as f64)).then(b.cmp(&a))
+            })
+        else {
+            break;
+        };
+        while cursor[k] < p.len() && used[orders[k][cursor[k]]] {
+            cursor[k] += 1;
+        }
+        let Some(&c) = orders[k].get(cursor[k]) else { break };
+        used[c] = true;
+        taken_by[k] += 1;
+        out.push(c);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,6 +217,24 @@ mod tests {
         let v = acquisition(&Strategy::Bald, &[0.5, 0.5, 0.9], Some(&passes), 0);
         assert!(v[1] > v[0] && v[1] > v[2]);
         assert!(v[0].abs() < 1e-12, "agreeing passes carry no mutual information");
+    }
+
+    #[test]
+    fn a_mixture_queue_interleaves_its_parts_by_share() {
+        let p: Vec<f32> = (0..100).map(|k| k as f32 / 100.0).collect();
+        let m = Strategy::Mixture(vec![(Strategy::TopScore, 0.7), (Strategy::Entropy, 0.3)]);
+        let order = queue_order(&m, &p, 3);
+        let mut sorted = order.clone();
+        sorted.sort();
+        assert_eq!(sorted, (0..100).collect::<Vec<_>>(), "every candidate once");
+        // The first ten: seven from the top (99, 98, ...) and three closest to 0.5.
+        let first: Vec<usize> = order[..10].to_vec();
+        let top: Vec<usize> = first.iter().copied().filter(|&c| c >= 90).collect();
+        let middle: Vec<usize> = first.iter().copied().filter(|&c| (45..=55).contains(&c)).collect();
+        assert_eq!(top.len(), 7, "{first:?}");
+        assert_eq!(middle.len(), 3, "{first:?}");
+        assert_eq!(order[0], 99);
+        assert_eq!(queue_order(&Strategy::TopScore, &p, 3)[..3], [99, 98, 97]);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! candidate is shown. Volunteers never see model scores or others' grades.
 
 use super::jobs::{RenderRequest, Rendered, Renderer};
+use super::training::TrainingPanel;
 use crate::project::{CandidateRow, Inspector, MarkedPoint, NewGrade, Project, Role, Score};
 use crate::render::{colormap, DisplaySettings, Rgba8};
 use egui::{Color32, ColorImage, Key, Sense, TextureHandle, TextureOptions, Vec2};
@@ -66,6 +67,8 @@ pub struct GradeView {
     pub message: Option<String>,
     pub last_action: Option<Action>,
     has_model: bool,
+    /// The retraining worker's panel (absent in views made without one).
+    pub trainer: Option<TrainingPanel>,
 }
 
 /// Candidates drawn ahead of the inspector.
@@ -112,9 +115,26 @@ impl GradeView {
             message: None,
             last_action: None,
             has_model,
+            trainer: None,
         };
         view.refresh_others();
         Ok(view)
+    }
+
+    pub fn with_trainer(mut self, trainer: TrainingPanel) -> GradeView {
+        self.trainer = Some(trainer);
+        self
+    }
+
+    /// A kept model re-ordered the queue: what is behind the inspector (and the candidate on
+    /// screen) stays, the rest follows the new order.
+    fn reorder(&mut self, queue: Vec<i64>, scores: HashMap<i64, f32>) {
+        let keep = (self.pos + 1).min(self.queue.len());
+        let kept: std::collections::HashSet<i64> = self.queue[..keep].iter().copied().collect();
+        self.queue.truncate(keep);
+        self.queue.extend(queue.into_iter().filter(|id| !kept.contains(id)));
+        self.scores = scores;
+        self.requested.clear();
     }
 
     fn refresh_others(&mut self) {
@@ -215,6 +235,9 @@ impl GradeView {
         };
         match self.project.record_grade(&g) {
             Ok(_) => {
+                if let Some(t) = &self.trainer {
+                    t.poke();
+                }
                 self.graded_this_session += 1;
                 self.last_graded = Some(id);
                 self.last_action = Some(Action::Graded { candidate_id: id, score });
@@ -358,12 +381,17 @@ impl GradeView {
     }
 
     pub fn ui(&mut self, ui: &mut egui::Ui) {
+        if let Some((queue, scores)) = self.trainer.as_mut().and_then(|t| t.drain()) {
+            self.reorder(queue, scores);
+        }
         self.drain();
         self.request_ahead();
         self.keys(ui);
         self.request_ahead();
         self.upload_current(ui);
-        egui::Panel::right("grade-side").min_size(230.0).show(ui, |ui| self.side_ui(ui));
+        egui::Panel::right("grade-side")
+            .min_size(260.0)
+            .show(ui, |ui| egui::ScrollArea::vertical().show(ui, |ui| self.side_ui(ui)));
         egui::Panel::bottom("grade-status").show(ui, |ui| self.status_ui(ui));
         egui::CentralPanel::default().show(ui, |ui| self.image_ui(ui));
         if self.help {
@@ -453,6 +481,10 @@ impl GradeView {
         }
         if !self.points.is_empty() {
             ui.label(format!("{} marked point(s) go with the next grade", self.points.len()));
+        }
+        if let Some(t) = &mut self.trainer {
+            ui.separator();
+            egui::CollapsingHeader::new("Model and retraining").default_open(true).show(ui, |ui| t.ui(ui));
         }
         if self.inspector.role == Role::Researcher {
             ui.separator();

@@ -5,7 +5,10 @@
 pub mod grade;
 pub mod jobs;
 pub mod review;
+pub mod training;
 
+use crate::active::retrain::RetrainConfig;
+use crate::active::strategies::Strategy;
 use crate::model::score::Scorer;
 use crate::project::{Project, Role};
 use crate::queue::{build_queue, QueueOrder, TrainingRate};
@@ -13,6 +16,7 @@ use egui::Color32;
 use grade::GradeView;
 use jobs::{Job, Renderer};
 use review::ReviewView;
+use training::{TrainerSettings, TrainingPanel};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -39,7 +43,9 @@ pub struct Start {
     pub project: PathBuf,
     pub name: String,
     pub role: Role,
-    pub random_order: bool,
+    pub order: QueueOrder,
+    /// Retrain the model in the background after every 25 new labels.
+    pub auto_retrain: bool,
     pub recent: Vec<PathBuf>,
     pub error: Option<String>,
 }
@@ -66,7 +72,8 @@ impl LensApp {
             project: path.clone(),
             name: std::env::var("USER").unwrap_or_else(|_| "inspector".into()),
             role: Role::Volunteer,
-            random_order: false,
+            order: QueueOrder::ModelScore,
+            auto_retrain: true,
             recent: load_recent(),
             error: None,
         };
@@ -92,15 +99,30 @@ impl LensApp {
             return Err("enter your name first".into());
         }
         let inspector = project.inspector(name, start.role).map_err(|e| e.to_string())?;
-        let order = if start.random_order { QueueOrder::Random(inspector.id as u64) } else { QueueOrder::ModelScore };
-        let queue = build_queue(&project, inspector.id, order, TrainingRate::default()).map_err(|e| e.to_string())?;
+        let order = match &start.order {
+            QueueOrder::Random(_) => QueueOrder::Random(inspector.id as u64),
+            o => o.clone(),
+        };
+        let queue =
+            build_queue(&project, inspector.id, order.clone(), TrainingRate::default()).map_err(|e| e.to_string())?;
         let scale = project.flux_scale().map_err(|e| e.to_string())?;
-        let scorer = Scorer::load(&crate::model::shipped_model_path()).ok().map(Arc::new);
+        let scorer = Scorer::current_for(&project).ok().map(Arc::new);
         let has_model = scorer.is_some();
         let workers = std::thread::available_parallelism().map(|n| n.get().clamp(1, 3)).unwrap_or(2);
-        let renderer = Renderer::start(start.project.clone(), scale, scorer, repaint, workers);
+        let renderer = Renderer::start(start.project.clone(), scale, scorer, repaint.clone(), workers);
+        let trainer = TrainingPanel::start(
+            TrainerSettings {
+                project: start.project.clone(),
+                inspector_id: inspector.id,
+                order,
+                auto: start.auto_retrain,
+                every: 25,
+                config: RetrainConfig::default(),
+            },
+            repaint,
+        );
         remember(&start.project);
-        GradeView::new(project, inspector, queue, renderer, has_model)
+        Ok(GradeView::new(project, inspector, queue, renderer, has_model)?.with_trainer(trainer))
     }
 
     /// Leaves the start screen for grading or review as `d` (shows the error on the start screen
@@ -139,7 +161,8 @@ impl LensApp {
                         project: then.project.clone(),
                         name: then.name.clone(),
                         role: then.role,
-                        random_order: then.random_order,
+                        order: then.order.clone(),
+                        auto_retrain: then.auto_retrain,
                         recent: then.recent.clone(),
                         error: None,
                     };
@@ -182,7 +205,10 @@ impl LensApp {
                         });
                         ui.end_row();
                         ui.label("Order");
-                        ui.checkbox(&mut start.random_order, "random (default: highest model score first)");
+                        order_choice(ui, &mut start.order);
+                        ui.end_row();
+                        ui.label("Model");
+                        ui.checkbox(&mut start.auto_retrain, "retrain on your labels in the background (every 25)");
                         ui.end_row();
                     });
                     ui.add_space(10.0);
@@ -268,12 +294,38 @@ impl LensApp {
     }
 }
 
+/// The queue orders an inspector can pick.
+fn order_choice(ui: &mut egui::Ui, order: &mut QueueOrder) {
+    let choices = [
+        (QueueOrder::ModelScore, "highest model score first"),
+        (QueueOrder::Random(0), "random"),
+        (QueueOrder::Strategy(Strategy::default_mixture()), "mixture: 70% top score, 20% uncertain, 10% random"),
+        (QueueOrder::Strategy(Strategy::Entropy), "most uncertain first (active learning)"),
+    ];
+    let label = |o: &QueueOrder| match o {
+        QueueOrder::Random(_) => "random",
+        o => choices.iter().find(|(c, _)| c == o).map(|c| c.1).unwrap_or("custom"),
+    };
+    egui::ComboBox::from_id_salt("queue-order").selected_text(label(order)).width(340.0).show_ui(ui, |ui| {
+        for (c, name) in &choices {
+            let selected = match (&*order, c) {
+                (QueueOrder::Random(_), QueueOrder::Random(_)) => true,
+                (a, b) => a == b,
+            };
+            if ui.selectable_label(selected, *name).clicked() {
+                *order = c.clone();
+            }
+        }
+    });
+}
+
 fn placeholder_start() -> Start {
     Start {
         project: PathBuf::new(),
         name: String::new(),
         role: Role::Volunteer,
-        random_order: false,
+        order: QueueOrder::ModelScore,
+        auto_retrain: true,
         recent: vec![],
         error: None,
     }

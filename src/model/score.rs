@@ -40,6 +40,19 @@ impl Scorer {
         Scorer { net: net.valid().to_device(&device), card, device }
     }
 
+    /// The model a project works with: its current stored version (a kept retraining), else
+    /// the shipped model. The first error names what could not be read.
+    pub fn current_for(project: &Project) -> Result<Scorer, ScoreError> {
+        match project.current_model_bytes()? {
+            Some(bytes) => {
+                let device = Device::flex();
+                let (net, card) = checkpoint::from_bytes(project.path(), &bytes, &device)?;
+                Ok(Scorer::new(net, card))
+            }
+            None => Ok(Scorer::load(&super::shipped_model_path())?),
+        }
+    }
+
     /// P(lens) for each cutout (preprocessed as the card says), in batches of `batch`.
     pub fn score(&self, cutouts: &[Cutout], batch: usize) -> Result<Vec<f32>, String> {
         let mut data = Dataset::default();

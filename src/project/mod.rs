@@ -123,6 +123,21 @@ pub struct Project {
 }
 
 /// Current time as stored: ISO 8601 UTC with milliseconds.
+/// One stored model version, as the model history lists it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ModelVersionRow {
+    pub id: i64,
+    pub name: String,
+    pub created_at: String,
+    /// What the version was judged on: for retrained versions `old`/`new` validation, `kept` and
+    /// the ids of the labels it used.
+    pub metrics: serde_json::Value,
+    pub is_current: bool,
+    pub has_weights: bool,
+    /// Candidates it scored.
+    pub predictions: usize,
+}
+
 pub fn now_iso() -> String {
     chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
@@ -633,6 +648,33 @@ impl Project {
         let id = tx.last_insert_rowid();
         tx.commit().map_err(|e| classify(&path, e))?;
         Ok(id)
+    }
+
+    /// Every model version, oldest first, with its metrics: the model history the app shows.
+    pub fn model_history(&self) -> Result<Vec<ModelVersionRow>, ProjectError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, name, created_at, metrics, is_current, weights IS NOT NULL,
+                        (SELECT COUNT(*) FROM predictions WHERE model_version_id = model_versions.id)
+                 FROM model_versions ORDER BY id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                let metrics: String = r.get(3)?;
+                Ok(ModelVersionRow {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    created_at: r.get(2)?,
+                    metrics: serde_json::from_str(&metrics).unwrap_or(serde_json::Value::Null),
+                    is_current: r.get::<_, i64>(4)? != 0,
+                    has_weights: r.get(5)?,
+                    predictions: r.get::<_, i64>(6)? as usize,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
     /// The weights (model file bytes) of the project's current model, if one was stored.
