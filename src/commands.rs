@@ -438,7 +438,13 @@ pub fn bench_active_learning(a: ActiveLearningArgs) -> Result<ExitCode> {
     if pool.size != scorer.card.input_size {
         bail!("the pool's cutouts are {} pixels, the model takes {}", pool.size, scorer.card.input_size);
     }
-    let cfg = ExperimentConfig { strategies: a.strategies, rounds: a.rounds, batch: a.batch, seed: a.seed, ..Default::default() };
+    let cfg = ExperimentConfig {
+        strategies: a.strategies,
+        rounds: a.rounds,
+        batch: a.batch,
+        seed: a.seed,
+        ..Default::default()
+    };
     eprintln!(
         "pool: {} cutouts ({} lenses); {} strategies x {} rounds x {} labels",
         pool.len(),
@@ -453,7 +459,8 @@ pub fn bench_active_learning(a: ActiveLearningArgs) -> Result<ExitCode> {
         p.push(ext);
         PathBuf::from(p)
     };
-    let mut csv = csv::Writer::from_path(with_ext(".csv")).with_context(|| format!("writing {}", with_ext(".csv").display()))?;
+    let mut csv =
+        csv::Writer::from_path(with_ext(".csv")).with_context(|| format!("writing {}", with_ext(".csv").display()))?;
     for r in &result.rounds {
         csv.serialize(r)?;
     }
@@ -480,7 +487,8 @@ pub fn bench_active_learning(a: ActiveLearningArgs) -> Result<ExitCode> {
         let random = table.iter().find(|(n, _)| n == "random").and_then(|(_, l)| *l);
         println!("labels needed to reach AUROC {t:.4}:");
         for (name, labels) in &table {
-            let final_auroc = result.rounds.iter().filter(|r| &r.strategy == name).last().map(|r| r.auroc).unwrap_or(f64::NAN);
+            let final_auroc =
+                result.rounds.iter().filter(|r| &r.strategy == name).last().map(|r| r.auroc).unwrap_or(f64::NAN);
             let ratio = match (labels, random) {
                 (Some(l), Some(r)) if r > 0 => format!("{:.2} x random", *l as f64 / r as f64),
                 _ => "-".into(),

@@ -797,7 +797,17 @@ fn run() -> Result<ExitCode> {
                     println!("{}", serde_json::to_string(&r)?);
                 }
                 BenchWhat::ActiveLearning { pool, truth, model, strategies, rounds, batch, seed, target, out } => {
-                    let args = commands::ActiveLearningArgs { pool, truth, model, strategies, rounds, batch, seed, target, out };
+                    let args = commands::ActiveLearningArgs {
+                        pool,
+                        truth,
+                        model,
+                        strategies,
+                        rounds,
+                        batch,
+                        seed,
+                        target,
+                        out,
+                    };
                     return commands::bench_active_learning(args);
                 }
                 BenchWhat::Composite { iterations } => {

@@ -8,8 +8,8 @@ use egui_kittest::Harness;
 use lens_inspect::app::grade::GradeView;
 use lens_inspect::app::review::{Filter, ReviewView};
 use lens_inspect::app::{LensApp, Start};
-use lens_inspect::queue::QueueOrder;
 use lens_inspect::project::{NewCandidate, NewGrade, Project, Role, Score};
+use lens_inspect::queue::QueueOrder;
 use lens_inspect::survey::{ObjectSource, ObjectSpec};
 use std::path::Path;
 use std::sync::Arc;
@@ -266,7 +266,11 @@ fn retrain_button_stores_a_version_and_cancel_changes_nothing() {
     assert_eq!(used, Some(32), "every graded candidate was a label");
     let outcome = h.state().trainer.as_ref().and_then(|t| t.last.clone()).expect("outcome").expect("ran");
     assert_eq!(outcome.kept, retrained[0].is_current);
-    assert!(h.state().trainer.as_ref().is_some_and(|t| t.status.contains(&format!("version {}", outcome.model_version))));
+    assert!(h
+        .state()
+        .trainer
+        .as_ref()
+        .is_some_and(|t| t.status.contains(&format!("version {}", outcome.model_version))));
     let r = p.inspector("r", Role::Researcher).expect("r");
     assert_eq!(p.grade_events().expect("events").iter().filter(|e| e.inspector_id == r.id).count(), 1);
 

@@ -156,7 +156,8 @@ pub fn run(
     };
     let holdout_rows: Vec<usize> =
         bank.push(base, pool, &holdout, None, 64, &mut |n| tell(n, &mut *progress)).collect();
-    let query_identity: Vec<usize> = bank.push(base, pool, &query, None, 64, &mut |n| tell(n, &mut *progress)).collect();
+    let query_identity: Vec<usize> =
+        bank.push(base, pool, &query, None, 64, &mut |n| tell(n, &mut *progress)).collect();
     let mut query_views: Vec<Vec<usize>> = query_identity.iter().map(|&r| vec![r]).collect();
     let augment = Augment::default();
     for v in 1..cfg.variants.max(1) {
@@ -179,10 +180,9 @@ pub fn run(
     for (k, r) in bank.push(base, &sims, &all_sims, None, 64, &mut |n| tell(n, &mut *progress)).enumerate() {
         sim_rows.push((r, sims.labels[k]));
     }
-    for (k, r) in bank.push(base, &sims, &all_sims, Some((&augment, cfg.seed ^ 0x5A)), 64, &mut |n| {
-        tell(n, &mut *progress)
-    })
-    .enumerate()
+    for (k, r) in bank
+        .push(base, &sims, &all_sims, Some((&augment, cfg.seed ^ 0x5A)), 64, &mut |n| tell(n, &mut *progress))
+        .enumerate()
     {
         sim_rows.push((r, sims.labels[k]));
     }

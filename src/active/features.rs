@@ -26,12 +26,7 @@ pub struct FeatureBank {
 
 impl FeatureBank {
     pub fn len(&self) -> usize {
-        let per = self.per_row();
-        if per == 0 {
-            0
-        } else {
-            self.data.len() / per
-        }
+        self.data.len().checked_div(self.per_row()).unwrap_or(0)
     }
 
     pub fn is_empty(&self) -> bool {

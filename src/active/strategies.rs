@@ -163,12 +163,9 @@ pub fn queue_order(strategy: &Strategy, p: &[f32], seed: u64) -> Vec<usize> {
     while out.len() < p.len() {
         // The part furthest behind its share goes next.
         let n = (out.len() + 1) as f64;
-        let Some(k) = (0..parts.len())
-            .filter(|&k| shares[k] > 0.0)
-            .max_by(|&a, &b| {
-                (shares[a] * n - taken_by[a] as f64).total_cmp(&(shares[b] * n - taken_by[b] as f64)).then(b.cmp(&a))
-            })
-        else {
+        let Some(k) = (0..parts.len()).filter(|&k| shares[k] > 0.0).max_by(|&a, &b| {
+            (shares[a] * n - taken_by[a] as f64).total_cmp(&(shares[b] * n - taken_by[b] as f64)).then(b.cmp(&a))
+        }) else {
             break;
         };
         while cursor[k] < p.len() && used[orders[k][cursor[k]]] {

@@ -16,9 +16,9 @@ use egui::Color32;
 use grade::GradeView;
 use jobs::{Job, Renderer};
 use review::ReviewView;
-use training::{TrainerSettings, TrainingPanel};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use training::{TrainerSettings, TrainingPanel};
 
 /// Where the recent projects list is kept.
 fn recent_file() -> PathBuf {

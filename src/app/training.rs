@@ -26,20 +26,36 @@ enum Command {
     /// Grades changed: count labels again.
     Poke,
     RetrainNow,
-    SetAuto { on: bool, every: usize },
+    SetAuto {
+        on: bool,
+        every: usize,
+    },
 }
 
 /// What the worker tells the panel.
 pub enum Event {
-    Labels { count: usize, at_last_training: usize },
-    Started { labels: usize },
-    Step { epoch: usize, done: usize, total: usize, loss: f64 },
+    Labels {
+        count: usize,
+        at_last_training: usize,
+    },
+    Started {
+        labels: usize,
+    },
+    Step {
+        epoch: usize,
+        done: usize,
+        total: usize,
+        loss: f64,
+    },
     Epoch(EpochReport),
     Rescoring,
     Finished(Result<RetrainOutcome, String>),
     History(Vec<ModelVersionRow>),
     /// After a kept model: the inspector's queue in the new order and the new scores.
-    Reordered { queue: Vec<i64>, scores: HashMap<i64, f32> },
+    Reordered {
+        queue: Vec<i64>,
+        scores: HashMap<i64, f32>,
+    },
 }
 
 /// Sends progress to the panel and stops when the cancel flag is up.
@@ -85,13 +101,16 @@ fn label_count(p: &Project, cfg: &RetrainConfig) -> Result<usize, String> {
 
 /// Labels the last stored retraining used (its metrics keep their ids).
 fn labels_at_last_training(history: &[ModelVersionRow]) -> Option<usize> {
-    history
-        .iter()
-        .rev()
-        .find_map(|v| v.metrics.get("label_ids").and_then(|l| l.as_array()).map(|a| a.len()))
+    history.iter().rev().find_map(|v| v.metrics.get("label_ids").and_then(|l| l.as_array()).map(|a| a.len()))
 }
 
-fn worker(settings: TrainerSettings, commands: Receiver<Command>, events: Sender<Event>, cancel: Arc<AtomicBool>, repaint: Arc<dyn Fn() + Send + Sync>) {
+fn worker(
+    settings: TrainerSettings,
+    commands: Receiver<Command>,
+    events: Sender<Event>,
+    cancel: Arc<AtomicBool>,
+    repaint: Arc<dyn Fn() + Send + Sync>,
+) {
     let send = |e: Event| {
         let _ = events.send(e);
         repaint();
@@ -146,7 +165,8 @@ fn worker(settings: TrainerSettings, commands: Receiver<Command>, events: Sender
         let result = Scorer::current_for(&project).map_err(|e| e.to_string()).and_then(|base| {
             let mut cfg = settings.config.clone();
             cfg.train.arch = base.card.arch;
-            let mut reporter = Reporter { events: events.clone(), cancel: cancel.clone(), epoch: 0, repaint: repaint.clone() };
+            let mut reporter =
+                Reporter { events: events.clone(), cancel: cancel.clone(), epoch: 0, repaint: repaint.clone() };
             retrain(&mut project, &base, &cfg, &mut reporter).map_err(|e| e.to_string())
         });
         // Whatever happened, do not start again before K more labels.
@@ -154,7 +174,9 @@ fn worker(settings: TrainerSettings, commands: Receiver<Command>, events: Sender
         if let Ok(o) = &result {
             if o.kept {
                 send(Event::Rescoring);
-                if let Ok(queue) = build_queue(&project, settings.inspector_id, settings.order.clone(), TrainingRate::default()) {
+                if let Ok(queue) =
+                    build_queue(&project, settings.inspector_id, settings.order.clone(), TrainingRate::default())
+                {
                     let scores = project.latest_predictions().map(|p| p.1).unwrap_or_default();
                     send(Event::Reordered { queue, scores });
                 }
@@ -260,7 +282,8 @@ impl TrainingPanel {
                 }
                 Event::Epoch(r) => {
                     self.val_losses.push([self.steps_before_epoch as f64, r.val_loss]);
-                    self.status = format!("epoch {}: validation loss {:.3}, AUROC {:.3}", r.epoch, r.val_loss, r.val_auroc);
+                    self.status =
+                        format!("epoch {}: validation loss {:.3}, AUROC {:.3}", r.epoch, r.val_loss, r.val_auroc);
                 }
                 Event::Rescoring => self.status = "re-scoring the candidates".into(),
                 Event::Finished(r) => {
