@@ -468,7 +468,7 @@ pub fn bench_active_learning(a: ActiveLearningArgs) -> Result<ExitCode> {
     let img = lens_inspect::render::chart::draw(&chart(&result.rounds), 700, 480);
     lens_inspect::sim::sheet::save_sheet(&with_ext(".png"), &img)?;
     let targets = if a.target.is_empty() {
-        let last_random = result.rounds.iter().filter(|r| r.strategy == "random").last().map(|r| r.auroc);
+        let last_random = result.rounds.iter().rfind(|r| r.strategy == "random").map(|r| r.auroc);
         match last_random {
             Some(t) => vec![t],
             None => vec![result.rounds.iter().map(|r| r.auroc).fold(f64::NAN, f64::max)],
@@ -487,8 +487,7 @@ pub fn bench_active_learning(a: ActiveLearningArgs) -> Result<ExitCode> {
         let random = table.iter().find(|(n, _)| n == "random").and_then(|(_, l)| *l);
         println!("labels needed to reach AUROC {t:.4}:");
         for (name, labels) in &table {
-            let final_auroc =
-                result.rounds.iter().filter(|r| &r.strategy == name).last().map(|r| r.auroc).unwrap_or(f64::NAN);
+            let final_auroc = result.rounds.iter().rfind(|r| &r.strategy == name).map(|r| r.auroc).unwrap_or(f64::NAN);
             let ratio = match (labels, random) {
                 (Some(l), Some(r)) if r > 0 => format!("{:.2} x random", *l as f64 / r as f64),
                 _ => "-".into(),
