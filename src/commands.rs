@@ -420,6 +420,10 @@ pub struct ActiveLearningArgs {
     pub seed: u64,
     pub target: Vec<f64>,
     pub out: PathBuf,
+    pub lr: f64,
+    pub sim_share: f64,
+    pub max_steps: usize,
+    pub variants: usize,
 }
 
 /// `bench active-learning`: runs the experiment, writes curves, plot and JSON, prints the
@@ -438,12 +442,23 @@ pub fn bench_active_learning(a: ActiveLearningArgs) -> Result<ExitCode> {
     if pool.size != scorer.card.input_size {
         bail!("the pool's cutouts are {} pixels, the model takes {}", pool.size, scorer.card.input_size);
     }
+    if !(0.0..1.0).contains(&a.sim_share) || !(a.lr > 0.0 && a.lr < 1.0) {
+        bail!("--sim-share must be in [0, 1) and --lr in (0, 1)");
+    }
+    let defaults = ExperimentConfig::default();
     let cfg = ExperimentConfig {
         strategies: a.strategies,
         rounds: a.rounds,
         batch: a.batch,
         seed: a.seed,
-        ..Default::default()
+        variants: a.variants.max(1),
+        max_steps: a.max_steps.max(defaults.min_steps),
+        tuning: lens_inspect::active::features::HeadTuning {
+            lr: a.lr,
+            sim_share: a.sim_share,
+            ..defaults.tuning.clone()
+        },
+        ..defaults
     };
     eprintln!(
         "pool: {} cutouts ({} lenses); {} strategies x {} rounds x {} labels",
@@ -497,7 +512,7 @@ pub fn bench_active_learning(a: ActiveLearningArgs) -> Result<ExitCode> {
         }
         tables.push(serde_json::json!({ "target": t, "labels": table }));
     }
-    let json = serde_json::json!({ "config": { "rounds": cfg.rounds, "batch": cfg.batch, "seed": cfg.seed, "holdout": cfg.holdout, "variants": cfg.variants, "sims": cfg.sims, "mc_passes": cfg.mc_passes, "diversity": cfg.diversity }, "result": result, "tables": tables });
+    let json = serde_json::json!({ "config": { "rounds": cfg.rounds, "batch": cfg.batch, "seed": cfg.seed, "holdout": cfg.holdout, "variants": cfg.variants, "sims": cfg.sims, "mc_passes": cfg.mc_passes, "diversity": cfg.diversity, "lr": cfg.tuning.lr, "sim_share": cfg.tuning.sim_share, "steps": [cfg.min_steps, cfg.max_steps, cfg.steps_per_label] }, "result": result, "tables": tables });
     std::fs::write(with_ext(".json"), serde_json::to_string_pretty(&json)?)?;
     println!("curves: {}  plot: {}", with_ext(".csv").display(), with_ext(".png").display());
     Ok(ExitCode::SUCCESS)

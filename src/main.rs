@@ -438,6 +438,18 @@ enum BenchWhat {
         /// Output prefix: writes PREFIX.csv, PREFIX.png and PREFIX.json.
         #[arg(long, default_value = "active-learning")]
         out: PathBuf,
+        /// Fine-tuning learning rate (Adam).
+        #[arg(long, default_value_t = 1e-3)]
+        lr: f64,
+        /// Share of in-domain simulations in each fine-tuning batch (against forgetting).
+        #[arg(long, default_value_t = 0.15)]
+        sim_share: f64,
+        /// Most fine-tuning steps per round (0.5 steps per labelled view, at least 60).
+        #[arg(long, default_value_t = 150)]
+        max_steps: usize,
+        /// Views per query candidate whose features are cached (1 = no augmentation).
+        #[arg(long, default_value_t = 2)]
+        variants: usize,
     },
     /// Microseconds per Lupton composite of a 101 x 101 cutout.
     Composite {
@@ -796,7 +808,21 @@ fn run() -> Result<ExitCode> {
                     let r = lens_inspect::bench::model_speed(arch.into(), repeats);
                     println!("{}", serde_json::to_string(&r)?);
                 }
-                BenchWhat::ActiveLearning { pool, truth, model, strategies, rounds, batch, seed, target, out } => {
+                BenchWhat::ActiveLearning {
+                    pool,
+                    truth,
+                    model,
+                    strategies,
+                    rounds,
+                    batch,
+                    seed,
+                    target,
+                    out,
+                    lr,
+                    sim_share,
+                    max_steps,
+                    variants,
+                } => {
                     let args = commands::ActiveLearningArgs {
                         pool,
                         truth,
@@ -807,6 +833,10 @@ fn run() -> Result<ExitCode> {
                         seed,
                         target,
                         out,
+                        lr,
+                        sim_share,
+                        max_steps,
+                        variants,
                     };
                     return commands::bench_active_learning(args);
                 }

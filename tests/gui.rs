@@ -290,3 +290,89 @@ fn retrain_button_stores_a_version_and_cancel_changes_nothing() {
     let after = (p.model_history().expect("history"), p.current_model_bytes().expect("bytes"), p.counts().expect("n"));
     assert_eq!(after, before, "cancelling stored nothing");
 }
+
+#[test]
+fn gallery_thumbnail_opens_the_candidate_page_with_every_grade() {
+    use lens_inspect::app::review::Mode;
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("p.lensproj");
+    let ids = make_project(&path, 5);
+    let mut p = Project::open_existing(&path).expect("open");
+    let (a, b) = (p.inspector("ann", Role::Volunteer).expect("a"), p.inspector("bob", Role::Volunteer).expect("b"));
+    for (who, s, comment) in [(a.id, Score::Maybe, Some("faint arc to the east")), (b.id, Score::Sure, None)] {
+        p.record_grade(&NewGrade {
+            candidate_id: ids[2],
+            inspector_id: who,
+            score: Some(s),
+            comment: comment.map(String::from),
+            ..Default::default()
+        })
+        .expect("grade");
+    }
+    let mut review = LensApp::open_review(&p, Arc::new(|| {}));
+    review.mode = Mode::Gallery;
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1200.0, 900.0))
+        .build_ui_state(|ui, r: &mut lens_inspect::app::review::ReviewView| r.ui(ui), review);
+    // Thumbnails arrive from the workers; c2 is the third by model score.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while h.query_by_label_contains("c2").is_none() || h.query_all_by_role(egui::accesskit::Role::Image).count() < 5 {
+        assert!(Instant::now() < deadline, "thumbnails never arrived");
+        h.step();
+        std::thread::yield_now();
+    }
+    let thumbs: Vec<_> = h.query_all_by_role(egui::accesskit::Role::Image).collect();
+    thumbs[2].click();
+    h.run_steps(2);
+    assert_eq!(h.state().page, Some(ids[2]), "the third thumbnail is c2");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while h.query_by_label_contains("faint arc to the east").is_none() {
+        assert!(Instant::now() < deadline, "the page never showed the grades");
+        h.step();
+        std::thread::yield_now();
+    }
+    assert!(h.query_by_label("ann").is_some() && h.query_by_label("bob").is_some(), "both inspectors listed");
+    let lines = &h.state().grades[&ids[2]];
+    assert_eq!(lines.iter().map(|g| g.score).collect::<Vec<_>>(), vec![Some(Score::Maybe), Some(Score::Sure)]);
+}
+
+#[test]
+fn dashboard_counts_grades_scores_and_the_roc() {
+    use lens_inspect::app::dashboard::{DashboardData, SCORE_BINS};
+    use lens_inspect::project::Truth;
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("p.lensproj");
+    let ids = make_project(&path, 5); // scores 1.0, 0.8, 0.6, 0.4, 0.2
+    let mut p = Project::open_existing(&path).expect("open");
+    let (a, b) = (p.inspector("a", Role::Volunteer).expect("a"), p.inspector("b", Role::Volunteer).expect("b"));
+    let mut grade = |c: i64, who: i64, s: Option<Score>| {
+        p.record_grade(&NewGrade { candidate_id: c, inspector_id: who, score: s, ..Default::default() })
+            .expect("grade");
+    };
+    grade(ids[0], a.id, Some(Score::Sure));
+    grade(ids[1], a.id, Some(Score::No));
+    grade(ids[1], a.id, None); // undone: not a current grade any more
+    grade(ids[1], b.id, Some(Score::Maybe));
+    grade(ids[0], b.id, Some(Score::Sure));
+    // Truth: the two highest-scored are lenses, the rest not -> a perfect ROC.
+    let truths: std::collections::BTreeMap<String, Truth> =
+        (0..5).map(|k| (format!("c{k}"), Truth { is_lens: k < 2, extra: Default::default() })).collect();
+    p.set_truths(&truths).expect("truth");
+    let d = DashboardData::load(&p).expect("dashboard");
+    assert_eq!(d.grade_counts, [0, 0, 1, 2], "two 5s and one 3; the undone 0 does not count");
+    let per: Vec<(String, Vec<f64>)> =
+        d.grades_over_time.iter().map(|(n, l)| (n.clone(), l.iter().map(|p| p[1]).collect())).collect();
+    assert_eq!(per, vec![("a".to_string(), vec![1.0, 2.0]), ("b".to_string(), vec![1.0, 2.0])]);
+    assert!(d.grades_over_time.iter().all(|(_, l)| l.windows(2).all(|w| w[0][0] <= w[1][0]) && l[0][0] >= 0.0));
+    // Scores 1.0 and 0.8 graded, 0.6, 0.4, 0.2 not.
+    let bin = |s: f64| ((s * SCORE_BINS as f64) as usize).min(SCORE_BINS - 1);
+    assert_eq!(d.scores_graded.iter().sum::<usize>(), 2);
+    assert_eq!(d.scores_graded[bin(1.0)], 1);
+    assert_eq!(d.scores_graded[bin(0.8)], 1);
+    assert_eq!(d.scores_ungraded.iter().sum::<usize>(), 3);
+    assert_eq!(d.scores_ungraded[..bin(0.7)].iter().sum::<usize>(), 3, "all three below 0.7");
+    let (curve, auroc, n) = d.roc.expect("truth for all five");
+    assert_eq!(n, 5);
+    assert!((auroc - 1.0).abs() < 1e-12);
+    assert!(curve.contains(&[0.0, 1.0]), "a perfect ranking passes through (0, 1): {curve:?}");
+}

@@ -55,14 +55,14 @@ impl Default for ExperimentConfig {
             batch: 30,
             seed: 1,
             holdout: 0.3,
-            variants: 4,
+            variants: 2,
             sims: 400,
             mc_passes: 20,
             diversity: 0.15,
-            tuning: HeadTuning::default(),
-            steps_per_label: 0.25,
-            min_steps: 40,
-            max_steps: 120,
+            tuning: HeadTuning { lr: 1e-3, sim_share: 0.15, ..HeadTuning::default() },
+            steps_per_label: 0.5,
+            min_steps: 60,
+            max_steps: 150,
         }
     }
 }

@@ -200,9 +200,20 @@ impl GradeView {
     /// Takes finished renders from the workers (never waits).
     fn drain(&mut self) {
         while let Ok(r) = self.renderer.results.try_recv() {
-            if r.generation == self.generation {
-                self.rendered.insert(r.candidate_id, r);
+            if r.generation != self.generation {
+                continue;
             }
+            if r.map_only {
+                if let Some(existing) = self.rendered.get_mut(&r.candidate_id) {
+                    existing.map = r.map;
+                    // Redraw the overlay if it is on screen.
+                    if self.overlay && self.current() == Some(r.candidate_id) {
+                        self.shown = None;
+                    }
+                }
+                continue;
+            }
+            self.rendered.insert(r.candidate_id, r);
         }
         // Keep the cache small: drop what is behind the inspector.
         if self.rendered.len() > 4 * PREFETCH {

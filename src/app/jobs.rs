@@ -29,6 +29,8 @@ pub struct Rendered {
     pub bands: Vec<Rgba8>,
     pub map: Option<Vec<f32>>,
     pub error: Option<String>,
+    /// A late activation map for a candidate drawn before: merge it, keep the pictures.
+    pub map_only: bool,
 }
 
 /// A small pool of render workers, each with its own read connection to the project.
@@ -56,14 +58,37 @@ impl Renderer {
                 loop {
                     let next = req_rx.lock().map(|rx| rx.recv());
                     let Ok(Ok(req)) = next else { return };
-                    let out = match &reader {
-                        Ok(p) => render_one(p, &req, scale, scorer.as_deref()),
-                        Err(e) => failed(&req, e.to_string()),
+                    // The picture first, the activation map (slower: a backward pass) after it,
+                    // so the next candidate is on screen as soon as its composite exists.
+                    let (out, cutout) = match &reader {
+                        Ok(p) => render_one(p, &req, scale),
+                        Err(e) => (failed(&req, e.to_string()), None),
                     };
                     if res_tx.send(out).is_err() {
                         return;
                     }
                     repaint();
+                    if let (true, Some(s), Some(c)) = (req.with_map, scorer.as_deref(), cutout) {
+                        let map = crate::model::explain::gradcam(&s.net, std::slice::from_ref(&c), s.card.clip_sigma)
+                            .ok()
+                            .and_then(|mut m| m.pop());
+                        if map.is_some() {
+                            let blank = Rgba8 { width: 0, height: 0, pixels: vec![] };
+                            let r = Rendered {
+                                candidate_id: req.candidate_id,
+                                generation: req.generation,
+                                composite: blank,
+                                bands: vec![],
+                                map,
+                                error: None,
+                                map_only: true,
+                            };
+                            if res_tx.send(r).is_err() {
+                                return;
+                            }
+                            repaint();
+                        }
+                    }
                 }
             });
         }
@@ -84,27 +109,31 @@ fn failed(req: &RenderRequest, error: String) -> Rendered {
         bands: vec![],
         map: None,
         error: Some(error),
+        map_only: false,
     }
 }
 
-fn render_one(p: &Project, req: &RenderRequest, scale: FluxScale, scorer: Option<&Scorer>) -> Rendered {
+fn render_one(p: &Project, req: &RenderRequest, scale: FluxScale) -> (Rendered, Option<Cutout>) {
     let cutout: Cutout = match p.candidates_by_ids(&[req.candidate_id]).map(|mut v| v.pop()) {
         Ok(Some(row)) => match p.load_cutout(&row) {
             Ok(c) => c,
-            Err(e) => return failed(req, e.to_string()),
+            Err(e) => return (failed(req, e.to_string()), None),
         },
-        Ok(None) => return failed(req, format!("candidate {} is gone", req.candidate_id)),
-        Err(e) => return failed(req, e.to_string()),
+        Ok(None) => return (failed(req, format!("candidate {} is gone", req.candidate_id)), None),
+        Err(e) => return (failed(req, e.to_string()), None),
     };
     let composite = render::composite(&cutout, &req.settings, scale);
     let bands = Band::ALL.iter().map(|&b| render::band_image(&cutout, b, StretchFn::Linear, Limits::ZScale)).collect();
-    let map = match (req.with_map, scorer) {
-        (true, Some(s)) => crate::model::explain::gradcam(&s.net, std::slice::from_ref(&cutout), s.card.clip_sigma)
-            .ok()
-            .and_then(|mut m| m.pop()),
-        _ => None,
+    let r = Rendered {
+        candidate_id: req.candidate_id,
+        generation: req.generation,
+        composite,
+        bands,
+        map: None,
+        error: None,
+        map_only: false,
     };
-    Rendered { candidate_id: req.candidate_id, generation: req.generation, composite, bands, map, error: None }
+    (r, Some(cutout))
 }
 
 /// A one-off background job with progress: (message, fraction) updates, then its result.

@@ -2,6 +2,7 @@
 //! knows about egui; everything it shows comes from the core library, and everything slow
 //! (rendering, activation maps, making the demo) runs on workers (see [`jobs`]).
 
+pub mod dashboard;
 pub mod grade;
 pub mod jobs;
 pub mod review;
@@ -125,6 +126,19 @@ impl LensApp {
         Ok(GradeView::new(project, inspector, queue, renderer, has_model)?.with_trainer(trainer))
     }
 
+    /// The review view of a project, with its own render workers for thumbnails and pages.
+    pub fn open_review(project: &Project, repaint: Arc<dyn Fn() + Send + Sync>) -> ReviewView {
+        let view = ReviewView::load(project);
+        match project.flux_scale() {
+            Ok(scale) => {
+                let scorer = Scorer::current_for(project).ok().map(Arc::new);
+                let renderer = Renderer::start(project.path().to_path_buf(), scale, scorer, repaint, 2);
+                view.with_renderer(renderer)
+            }
+            Err(_) => view,
+        }
+    }
+
     /// Leaves the start screen for grading or review as `d` (shows the error on the start screen
     /// if that fails).
     pub fn go_direct(&mut self, d: Direct) {
@@ -135,7 +149,7 @@ impl LensApp {
             match Project::open_existing(&start.project) {
                 Ok(p) => {
                     let grade = Self::open_grading(start, self.repaint.clone()).ok();
-                    self.screen = Screen::Review(ReviewView::load(&p), Box::new(grade));
+                    self.screen = Screen::Review(Self::open_review(&p, self.repaint.clone()), Box::new(grade));
                 }
                 Err(e) => start.error = Some(e.to_string()),
             }
@@ -243,7 +257,7 @@ impl LensApp {
                         Err(e) => start.error = Some(e),
                     },
                     Some(true) => match Project::open_existing(&start.project) {
-                        Ok(p) => next = Some(Screen::Review(ReviewView::load(&p), Box::new(None))),
+                        Ok(p) => next = Some(Screen::Review(Self::open_review(&p, repaint), Box::new(None))),
                         Err(e) => start.error = Some(e.to_string()),
                     },
                     None => {}
@@ -263,7 +277,7 @@ impl LensApp {
                 }
                 view.ui(ui);
                 if to_review {
-                    let review = ReviewView::load(&view.project);
+                    let review = Self::open_review(&view.project, repaint.clone());
                     if let Screen::Grade(v) = std::mem::replace(&mut self.screen, Screen::Start(placeholder_start())) {
                         self.screen = Screen::Review(review, Box::new(Some(*v)));
                     }

@@ -1,11 +1,15 @@
 //! The review view (researchers): every candidate with its consensus and model score, sortable
 //! and filterable, including the disagreements between the model and the people.
 
+use super::dashboard::DashboardData;
+use super::jobs::{RenderRequest, Rendered, Renderer};
 use crate::consensus::swap::SwapConfig;
 use crate::consensus::SeedRule;
 use crate::project::export::{catalogue, CatalogueRow, MinVerdict};
-use crate::project::Project;
-use egui::Color32;
+use crate::project::{Project, Score};
+use crate::render::{colormap, DisplaySettings, Rgba8};
+use egui::{Color32, TextureHandle, TextureOptions, Vec2};
+use std::collections::HashMap;
 
 /// Which candidates the table lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,8 +79,43 @@ pub struct InspectorLine {
     pub agreement: Option<(usize, f64)>,
 }
 
+/// What the review screen shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Table,
+    Gallery,
+    Dashboard,
+}
+
+/// One grade as a candidate's page lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GradeLine {
+    pub inspector: String,
+    pub time: String,
+    /// None: a retraction (undo).
+    pub score: Option<Score>,
+    pub comment: Option<String>,
+    pub points: usize,
+}
+
+/// Thumbnails per gallery page.
+pub const GALLERY_PAGE: usize = 48;
+
 pub struct ReviewView {
     pub rows: Vec<CatalogueRow>,
+    /// Candidate id by name.
+    pub ids: HashMap<String, i64>,
+    /// Every grade event per candidate id, oldest first.
+    pub grades: HashMap<i64, Vec<GradeLine>>,
+    pub mode: Mode,
+    pub dashboard: Option<DashboardData>,
+    /// The candidate whose page is open.
+    pub page: Option<i64>,
+    pub gallery_page: usize,
+    renderer: Option<Renderer>,
+    rendered: HashMap<(i64, bool), Rendered>,
+    requested: std::collections::HashSet<(i64, bool)>,
+    textures: HashMap<(i64, &'static str), TextureHandle>,
     pub inspectors: Vec<InspectorLine>,
     pub kappa: Option<f64>,
     pub filter: Filter,
@@ -89,6 +128,16 @@ impl ReviewView {
     pub fn load(project: &Project) -> ReviewView {
         let mut view = ReviewView {
             rows: vec![],
+            ids: HashMap::new(),
+            grades: HashMap::new(),
+            mode: Mode::Table,
+            dashboard: None,
+            page: None,
+            gallery_page: 0,
+            renderer: None,
+            rendered: HashMap::new(),
+            requested: Default::default(),
+            textures: HashMap::new(),
             inspectors: vec![],
             kappa: None,
             filter: Filter::All,
@@ -100,9 +149,24 @@ impl ReviewView {
             Ok(rows) => view.rows = rows,
             Err(e) => view.error = Some(e.to_string()),
         }
+        match DashboardData::load(project) {
+            Ok(d) => view.dashboard = Some(d),
+            Err(e) => view.error = Some(format!("dashboard: {e}")),
+        }
         if let (Ok(events), Ok(candidates), Ok(people)) =
             (project.grade_events(), project.candidates(), project.inspectors())
         {
+            view.ids = candidates.iter().map(|c| (c.name.clone(), c.id)).collect();
+            let names: HashMap<i64, String> = people.iter().map(|i| (i.id, i.name.clone())).collect();
+            for e in &events {
+                view.grades.entry(e.candidate_id).or_default().push(GradeLine {
+                    inspector: names.get(&e.inspector_id).cloned().unwrap_or_default(),
+                    time: e.time.clone(),
+                    score: e.score,
+                    comment: e.comment.clone(),
+                    points: e.points.len(),
+                });
+            }
             let training: std::collections::HashMap<i64, bool> = candidates
                 .iter()
                 .filter(|c| c.is_training)
@@ -164,10 +228,89 @@ impl ReviewView {
         v
     }
 
+    /// Draws composites on the render workers (thumbnails and candidate pages need it).
+    pub fn with_renderer(mut self, renderer: Renderer) -> ReviewView {
+        self.renderer = Some(renderer);
+        self
+    }
+
+    /// Asks for a candidate's pictures once; `with_map` also wants its activation map.
+    fn want(&mut self, id: i64, with_map: bool) {
+        let Some(r) = &self.renderer else { return };
+        if self.requested.insert((id, with_map)) {
+            // The generation carries which request this was: 1 = with the map (a page).
+            let generation = with_map as u64;
+            r.request(RenderRequest { candidate_id: id, settings: DisplaySettings::default(), with_map, generation });
+        }
+    }
+
+    fn drain(&mut self) {
+        let Some(r) = &self.renderer else { return };
+        while let Ok(done) = r.results.try_recv() {
+            let key = (done.candidate_id, done.generation == 1);
+            if done.map_only {
+                if let Some(existing) = self.rendered.get_mut(&key) {
+                    existing.map = done.map;
+                    self.textures.remove(&(done.candidate_id, "overlay"));
+                }
+                continue;
+            }
+            self.rendered.insert(key, done);
+        }
+    }
+
+    fn texture(
+        &mut self,
+        ui: &egui::Ui,
+        id: i64,
+        what: &'static str,
+        img: impl FnOnce(&Self) -> Option<Rgba8>,
+    ) -> Option<TextureHandle> {
+        if let Some(t) = self.textures.get(&(id, what)) {
+            return Some(t.clone());
+        }
+        let img = img(self)?;
+        let top_down = crate::render::flip_rows(&img);
+        let image = egui::ColorImage::from_rgba_unmultiplied([img.width, img.height], top_down.as_flattened());
+        let t = ui.ctx().load_texture(format!("review-{what}-{id}"), image, TextureOptions::NEAREST);
+        self.textures.insert((id, what), t.clone());
+        Some(t)
+    }
+
     pub fn ui(&mut self, ui: &mut egui::Ui) {
+        self.drain();
         if let Some(e) = &self.error {
             ui.colored_label(Color32::from_rgb(255, 120, 100), e);
         }
+        ui.horizontal(|ui| {
+            for (m, label) in [(Mode::Table, "Table"), (Mode::Gallery, "Gallery"), (Mode::Dashboard, "Dashboard")] {
+                ui.selectable_value(&mut self.mode, m, label);
+            }
+        });
+        ui.separator();
+        self.page_ui(ui);
+        match self.mode {
+            Mode::Dashboard => {
+                match &self.dashboard {
+                    Some(d) => d.ui(ui),
+                    None => {
+                        ui.label("no dashboard: the project could not be read");
+                    }
+                }
+                return;
+            }
+            Mode::Gallery => {
+                self.filter_ui(ui);
+                self.gallery_ui(ui);
+                return;
+            }
+            Mode::Table => {}
+        }
+        self.filter_ui(ui);
+        self.table_ui(ui);
+    }
+
+    fn filter_ui(&mut self, ui: &mut egui::Ui) {
         ui.horizontal(|ui| {
             ui.label("Show:");
             egui::ComboBox::from_id_salt("review-filter").selected_text(self.filter.label()).show_ui(ui, |ui| {
@@ -176,7 +319,173 @@ impl ReviewView {
                 }
             });
             ui.label(format!("{} candidates", self.visible().len()));
+            ui.label("  sort:");
+            for (by, label) in [
+                (SortBy::ModelScore, "model score"),
+                (SortBy::MeanGrade, "mean grade"),
+                (SortBy::Grades, "grades"),
+                (SortBy::Swap, "SWAP"),
+                (SortBy::Name, "name"),
+            ] {
+                if ui.selectable_label(self.sort == by, label).clicked() {
+                    if self.sort == by {
+                        self.descending = !self.descending;
+                    } else {
+                        self.sort = by;
+                        self.descending = by != SortBy::Name;
+                    }
+                }
+            }
+            ui.label(if self.descending { "(high first)" } else { "(low first)" });
         });
+    }
+
+    fn gallery_ui(&mut self, ui: &mut egui::Ui) {
+        let visible: Vec<(String, Option<f32>, Option<f64>, usize)> =
+            self.visible().iter().map(|r| (r.name.clone(), r.model_score, r.mean_grade, r.n_grades)).collect();
+        let pages = visible.len().div_ceil(GALLERY_PAGE).max(1);
+        self.gallery_page = self.gallery_page.min(pages - 1);
+        ui.horizontal(|ui| {
+            if ui.add_enabled(self.gallery_page > 0, egui::Button::new("< previous")).clicked() {
+                self.gallery_page -= 1;
+            }
+            ui.label(format!("page {} of {pages}", self.gallery_page + 1));
+            if ui.add_enabled(self.gallery_page + 1 < pages, egui::Button::new("next >")).clicked() {
+                self.gallery_page += 1;
+            }
+            ui.label("click a thumbnail for the candidate's page");
+        });
+        let start = self.gallery_page * GALLERY_PAGE;
+        let shown: Vec<_> = visible.into_iter().skip(start).take(GALLERY_PAGE).collect();
+        let thumb = 132.0;
+        let columns = ((ui.available_width() / (thumb + 12.0)) as usize).max(1);
+        egui::ScrollArea::vertical().show(ui, |ui| {
+            egui::Grid::new("gallery").spacing([8.0, 8.0]).show(ui, |ui| {
+                for (k, (name, score, mean, n)) in shown.iter().enumerate() {
+                    let Some(&id) = self.ids.get(name) else { continue };
+                    self.want(id, false);
+                    ui.vertical(|ui| {
+                        let tex = self
+                            .texture(ui, id, "thumb", |v| v.rendered.get(&(id, false)).map(|r| r.composite.clone()));
+                        let response = match tex {
+                            Some(t) => ui.add(
+                                egui::Image::new(&t).fit_to_exact_size(Vec2::splat(thumb)).sense(egui::Sense::click()),
+                            ),
+                            None => ui.add_sized(Vec2::splat(thumb), egui::Spinner::new()),
+                        };
+                        if response.clicked() {
+                            self.page = Some(id);
+                        }
+                        ui.small(name.as_str());
+                        ui.small(format!(
+                            "score {}  ·  {n} grades{}",
+                            score.map(|s| format!("{s:.2}")).unwrap_or_else(|| "—".into()),
+                            mean.map(|m| format!(", mean {m:.1}")).unwrap_or_default()
+                        ));
+                    });
+                    if (k + 1) % columns == 0 {
+                        ui.end_row();
+                    }
+                }
+            });
+        });
+    }
+
+    /// The open candidate's page: composite with and without the activation map, the bands,
+    /// and every grade with inspector, time and comment.
+    fn page_ui(&mut self, ui: &mut egui::Ui) {
+        let Some(id) = self.page else { return };
+        self.want(id, true);
+        let name = self.ids.iter().find(|(_, &v)| v == id).map(|(n, _)| n.clone()).unwrap_or_default();
+        let row = self.rows.iter().find(|r| r.name == name).cloned();
+        let r = self
+            .rendered
+            .get(&(id, true))
+            .map(|r| (r.composite.clone(), r.bands.clone(), r.map.clone(), r.error.clone()));
+        let mut open = true;
+        let ctx = ui.ctx().clone();
+        egui::Window::new(format!("Candidate {name}")).open(&mut open).default_width(720.0).show(&ctx, |ui| {
+            if let Some(row) = &row {
+                ui.label(format!(
+                    "model score {}  ·  mean grade {}  ·  SWAP {:.2e} ({})  ·  seed rule {}{}",
+                    row.model_score.map(|s| format!("{s:.3}")).unwrap_or_else(|| "—".into()),
+                    row.mean_grade.map(|m| format!("{m:.2}")).unwrap_or_else(|| "—".into()),
+                    row.swap_posterior,
+                    row.swap_status,
+                    if row.seed_rule { "lens" } else { "no" },
+                    if row.disputed { "  ·  disputed" } else { "" }
+                ));
+            }
+            match r {
+                None => {
+                    ui.spinner();
+                }
+                Some((composite, bands, map, error)) => {
+                    if let Some(e) = error {
+                        ui.colored_label(Color32::from_rgb(255, 120, 100), e);
+                    }
+                    ui.horizontal(|ui| {
+                        let c = self.texture(ui, id, "page", |_| Some(composite.clone()));
+                        ui.vertical(|ui| {
+                            ui.label("composite");
+                            if let Some(t) = c {
+                                ui.add(egui::Image::new(&t).fit_to_exact_size(Vec2::splat(300.0)));
+                            }
+                        });
+                        ui.vertical(|ui| match &map {
+                            Some(m) => {
+                                ui.label("with the activation map (Grad-CAM)");
+                                let o =
+                                    self.texture(ui, id, "overlay", |_| Some(colormap::overlay(&composite, m, 0.6)));
+                                if let Some(t) = o {
+                                    ui.add(egui::Image::new(&t).fit_to_exact_size(Vec2::splat(300.0)));
+                                }
+                            }
+                            None => {
+                                ui.label("no activation map (no model)");
+                            }
+                        });
+                    });
+                    ui.horizontal(|ui| {
+                        for (k, b) in bands.iter().enumerate() {
+                            let what = ["band-u", "band-g", "band-r", "band-i"][k.min(3)];
+                            ui.vertical(|ui| {
+                                ui.label(["u", "g", "r", "i"][k.min(3)]);
+                                if let Some(t) = self.texture(ui, id, what, |_| Some(b.clone())) {
+                                    ui.add(egui::Image::new(&t).fit_to_exact_size(Vec2::splat(120.0)));
+                                }
+                            });
+                        }
+                    });
+                }
+            }
+            ui.separator();
+            ui.strong("Grades");
+            let lines = self.grades.get(&id).cloned().unwrap_or_default();
+            if lines.is_empty() {
+                ui.label("not graded yet");
+            }
+            egui::Grid::new("page-grades").striped(true).show(ui, |ui| {
+                for h in ["inspector", "time (UTC)", "grade", "points", "comment"] {
+                    ui.strong(h);
+                }
+                ui.end_row();
+                for g in &lines {
+                    ui.label(&g.inspector);
+                    ui.label(g.time.replace('T', " ").trim_end_matches('Z'));
+                    ui.label(g.score.map(|s| s.value().to_string()).unwrap_or_else(|| "undone".into()));
+                    ui.label(if g.points > 0 { g.points.to_string() } else { String::new() });
+                    ui.label(g.comment.clone().unwrap_or_default());
+                    ui.end_row();
+                }
+            });
+        });
+        if !open {
+            self.page = None;
+        }
+    }
+
+    fn table_ui(&mut self, ui: &mut egui::Ui) {
         egui::CollapsingHeader::new("Inspectors").default_open(true).show(ui, |ui| {
             ui.label(match self.kappa {
                 Some(k) => format!("Fleiss' kappa over the four grades: {k:.3}"),
@@ -233,7 +542,9 @@ impl ReviewView {
                 ui.strong("disputed");
                 ui.end_row();
                 for r in rows.iter().take(2000) {
-                    ui.label(&r.name);
+                    if ui.link(&r.name).clicked() {
+                        self.page = self.ids.get(&r.name).copied();
+                    }
                     ui.label(r.model_score.map(|s| format!("{s:.3}")).unwrap_or_else(|| "—".into()));
                     ui.label(r.n_grades.to_string());
                     ui.label(r.mean_grade.map(|m| format!("{m:.2}")).unwrap_or_else(|| "—".into()));
