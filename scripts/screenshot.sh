@@ -37,4 +37,6 @@ shot() { # name, args...
 }
 shot grade --inspector screenshot-volunteer
 shot review --inspector screenshot-researcher --role researcher --review
-echo "wrote $out/grade.png and $out/review.png"
+shot gallery --inspector screenshot-researcher --role researcher --review --review-tab gallery
+shot dashboard --inspector screenshot-researcher --role researcher --review --review-tab dashboard
+echo "wrote $out/grade.png, review.png, gallery.png and dashboard.png"

@@ -40,6 +40,9 @@ enum Command {
         /// With a researcher: open the review view first.
         #[arg(long)]
         review: bool,
+        /// With --review: which tab to show first (table, gallery or dashboard).
+        #[arg(long, default_value = "table")]
+        review_tab: String,
     },
     /// Read survey cutouts into a project (created if missing).
     ///
@@ -563,7 +566,14 @@ fn run() -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     };
     match command {
-        Command::Gui { project, inspector, role, review } => {
+        Command::Gui { project, inspector, role, review, review_tab } => {
+            use lens_inspect::app::review::Mode;
+            let tab = match review_tab.as_str() {
+                "table" => Mode::Table,
+                "gallery" => Mode::Gallery,
+                "dashboard" => Mode::Dashboard,
+                other => bail!("--review-tab {other:?}: expected table, gallery or dashboard"),
+            };
             if let Some(p) = &project {
                 // Fail here, with a clear message, rather than inside the window.
                 Project::open_existing(p)?;
@@ -571,7 +581,7 @@ fn run() -> Result<ExitCode> {
             let Some(role) = lens_inspect::project::Role::parse(&role) else {
                 bail!("--role {role:?}: expected volunteer or researcher");
             };
-            let direct = inspector.map(|name| lens_inspect::app::Direct { name, role, review });
+            let direct = inspector.map(|name| lens_inspect::app::Direct { name, role, review, tab });
             lens_inspect::app::run_with(project, direct)?;
             Ok(ExitCode::SUCCESS)
         }

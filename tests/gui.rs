@@ -376,3 +376,50 @@ fn dashboard_counts_grades_scores_and_the_roc() {
     assert!((auroc - 1.0).abs() < 1e-12);
     assert!(curve.contains(&[0.0, 1.0]), "a perfect ranking passes through (0, 1): {curve:?}");
 }
+
+fn click(h: &mut Harness<'_, GradeView>, p: egui::Pos2) {
+    h.hover_at(p);
+    for pressed in [true, false] {
+        h.event(egui::Event::PointerButton {
+            pos: p,
+            button: egui::PointerButton::Primary,
+            pressed,
+            modifiers: Default::default(),
+        });
+    }
+    h.run_steps(2);
+}
+
+#[test]
+fn zoomed_clicks_mark_the_pixel_under_the_cursor() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("p.lensproj");
+    make_project(&path, 3);
+    let mut h = harness(open_view(&path, "zoe", Role::Volunteer));
+    wait_ready(&mut h);
+    for _ in 0..2 {
+        h.key_press(egui::Key::Plus);
+        h.run_steps(2);
+    }
+    assert!((h.state().zoom - 2.25).abs() < 1e-4, "two steps of 1.5x");
+    let big = h
+        .query_all_by_role(egui::accesskit::Role::Image)
+        .map(|n| n.rect())
+        .max_by(|a, b| a.area().total_cmp(&b.area()))
+        .expect("the big picture");
+    click(&mut h, big.center());
+    click(&mut h, big.min + egui::vec2(0.5, 0.5));
+    let pts = h.state().points.clone();
+    assert_eq!(pts.len(), 2);
+    let n = common::SIZE as f32;
+    let centre = (n - 1.0) / 2.0;
+    // The centre of the view stays the cutout's centre pixel.
+    assert!((pts[0].x - centre).abs() < 0.3 && (pts[0].y - centre).abs() < 0.3, "{:?}", pts[0]);
+    // The top-left corner of the view is 1/2.25 of the cutout from the centre, not the corner.
+    let edge = (0.5 - 0.5 / 2.25) * n - 0.5;
+    assert!((pts[1].x - edge).abs() < 0.3, "{:?} vs {edge}", pts[1]);
+    assert!((pts[1].y - (n - 1.0 - edge)).abs() < 0.3, "{:?}", pts[1]);
+    h.key_press(egui::Key::Z);
+    h.run_steps(2);
+    assert_eq!(h.state().zoom, 1.0, "Z resets");
+}

@@ -2,7 +2,8 @@
 //!
 //! Keys: 0 / 1 / 3 / 5 grade and advance; Left / Right move; Backspace undoes the last grade (a
 //! new retraction event); N writes a comment (Enter saves it with the next grade); clicks on the
-//! image mark points (stored with the grade); Space toggles the activation map; B brighter,
+//! image mark points (stored with the grade); wheel or + / - zoom, drag pans, Z resets; Space
+//! toggles the activation map; B brighter,
 //! L bluer, G/R/I/U single bands, C colour; ? shows the keys. A grade is on disk before the next
 //! candidate is shown. Volunteers never see model scores or others' grades.
 
@@ -69,6 +70,11 @@ pub struct GradeView {
     has_model: bool,
     /// The retraining worker's panel (absent in views made without one).
     pub trainer: Option<TrainingPanel>,
+    /// Nearest-neighbour zoom of the big picture (1 = whole cutout) and the texture point at
+    /// its centre; the zoom stays from candidate to candidate, the centre does not.
+    pub zoom: f32,
+    pub pan: egui::Pos2,
+    view_of: Option<i64>,
 }
 
 /// Candidates drawn ahead of the inspector.
@@ -116,6 +122,9 @@ impl GradeView {
             last_action: None,
             has_model,
             trainer: None,
+            zoom: 1.0,
+            pan: egui::pos2(0.5, 0.5),
+            view_of: None,
         };
         view.refresh_others();
         Ok(view)
@@ -331,6 +340,16 @@ impl GradeView {
         if pressed(Key::Space) {
             self.overlay = !self.overlay;
         }
+        if pressed(Key::Z) {
+            self.zoom = 1.0;
+            self.pan = egui::pos2(0.5, 0.5);
+        }
+        if pressed(Key::Plus) || pressed(Key::Equals) {
+            self.zoom = (self.zoom * 1.5).min(16.0);
+        }
+        if pressed(Key::Minus) {
+            self.zoom = (self.zoom / 1.5).max(1.0);
+        }
         let typed_question = ui.input(|i| i.events.iter().any(|e| matches!(e, egui::Event::Text(t) if t == "?")));
         if typed_question || pressed(Key::Questionmark) {
             self.help = !self.help;
@@ -434,19 +453,59 @@ impl GradeView {
         let side = ui.available_height().min(ui.available_width()) - 8.0;
         let size = Vec2::splat(side.max(64.0));
         let tex = shown.overlay.as_ref().unwrap_or(&shown.composite);
-        let response = ui.add(egui::Image::new(tex).fit_to_exact_size(size).sense(Sense::click()));
-        let painter = ui.painter_at(response.rect);
         let px = shown.size as f32;
+        // The part of the image on screen: centre `pan`, width 1 / zoom (in texture units).
+        if self.view_of != Some(id) {
+            self.view_of = Some(id);
+            self.pan = egui::pos2(0.5, 0.5);
+        }
+        let half = 0.5 / self.zoom;
+        self.pan = egui::pos2(self.pan.x.clamp(half, 1.0 - half), self.pan.y.clamp(half, 1.0 - half));
+        let uv = egui::Rect::from_center_size(self.pan, Vec2::splat(2.0 * half));
+        let response = ui.add(egui::Image::new(tex).uv(uv).fit_to_exact_size(size).sense(Sense::click_and_drag()));
+        let painter = ui.painter_at(response.rect);
+        let to_uv = |pos: egui::Pos2| -> egui::Pos2 {
+            let rel = (pos - response.rect.min) / response.rect.size();
+            uv.min + rel * uv.size()
+        };
+        if response.hovered() {
+            let scroll = ui.input(|i| i.smooth_scroll_delta.y);
+            if scroll != 0.0 {
+                let factor = (scroll / 200.0).exp();
+                let new_zoom = (self.zoom * factor).clamp(1.0, 16.0);
+                // Keep the texel under the cursor where it is.
+                if let Some(pos) = response.hover_pos() {
+                    let at = to_uv(pos);
+                    let rel = (pos - response.rect.min) / response.rect.size();
+                    let new_half = 0.5 / new_zoom;
+                    self.pan = at + (Vec2::splat(0.5) - rel) * 2.0 * new_half;
+                }
+                self.zoom = new_zoom;
+            }
+        }
+        if response.dragged() {
+            self.pan -= response.drag_delta() / response.rect.size() * uv.size();
+        }
         if response.clicked() {
             if let Some(pos) = response.interact_pointer_pos() {
-                let rel = (pos - response.rect.min) / response.rect.size();
+                let t = to_uv(pos);
                 // Screen y runs down; FITS rows run up from the bottom.
-                self.points.push(MarkedPoint { x: rel.x * px - 0.5, y: (1.0 - rel.y) * px - 0.5 });
+                self.points.push(MarkedPoint { x: t.x * px - 0.5, y: (1.0 - t.y) * px - 0.5 });
             }
         }
         for p in &self.points {
-            let screen = response.rect.min + Vec2::new((p.x + 0.5) / px, 1.0 - (p.y + 0.5) / px) * response.rect.size();
+            let t = egui::pos2((p.x + 0.5) / px, 1.0 - (p.y + 0.5) / px);
+            let screen = response.rect.min + ((t - uv.min) / uv.size()) * response.rect.size();
             painter.circle_stroke(screen, 8.0, egui::Stroke::new(2.0, Color32::from_rgb(80, 220, 120)));
+        }
+        if self.zoom > 1.0 {
+            painter.text(
+                response.rect.left_bottom() + Vec2::new(6.0, -6.0),
+                egui::Align2::LEFT_BOTTOM,
+                format!("zoom {:.1}x (wheel, drag to pan, Z resets)", self.zoom),
+                egui::FontId::proportional(13.0),
+                Color32::from_gray(200),
+            );
         }
     }
 
@@ -544,6 +603,7 @@ pub fn help_ui(ui: &mut egui::Ui) {
             ("N", "comment on this candidate"),
             ("click", "mark a point on a suspected arc"),
             ("Space", "activation map on / off"),
+            ("wheel, + -", "zoom (nearest neighbour); drag to pan; Z resets"),
             ("C B L", "colour / brighter / bluer"),
             ("U G R I", "single band"),
             ("?", "this help"),

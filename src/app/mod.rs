@@ -149,7 +149,9 @@ impl LensApp {
             match Project::open_existing(&start.project) {
                 Ok(p) => {
                     let grade = Self::open_grading(start, self.repaint.clone()).ok();
-                    self.screen = Screen::Review(Self::open_review(&p, self.repaint.clone()), Box::new(grade));
+                    let mut review = Self::open_review(&p, self.repaint.clone());
+                    review.mode = d.tab;
+                    self.screen = Screen::Review(review, Box::new(grade));
                 }
                 Err(e) => start.error = Some(e.to_string()),
             }
@@ -358,6 +360,8 @@ pub struct Direct {
     pub name: String,
     pub role: Role,
     pub review: bool,
+    /// The review tab to open on.
+    pub tab: review::Mode,
 }
 
 /// Opens the window. Blocks until it is closed.

@@ -318,9 +318,10 @@ impl TrainingPanel {
         ));
         let before = (self.auto, self.every);
         ui.horizontal(|ui| {
-            ui.checkbox(&mut self.auto, "retrain every");
-            ui.add(egui::DragValue::new(&mut self.every).range(5..=1000));
-            ui.label("labels");
+            ui.checkbox(&mut self.auto, "retrain");
+            let every = ui.label("every");
+            ui.add(egui::DragValue::new(&mut self.every).range(5..=1000)).labelled_by(every.id);
+            ui.label("new labels");
         });
         if before != (self.auto, self.every) {
             let _ = self.commands.send(Command::SetAuto { on: self.auto, every: self.every });
