@@ -442,7 +442,7 @@ pub fn bench_active_learning(a: ActiveLearningArgs) -> Result<ExitCode> {
     if pool.size != scorer.card.input_size {
         bail!("the pool's cutouts are {} pixels, the model takes {}", pool.size, scorer.card.input_size);
     }
-    if !(0.0..1.0).contains(&a.sim_share) || !(a.lr > 0.0 && a.lr < 1.0) {
+    if !((0.0..1.0).contains(&a.sim_share) && a.lr > 0.0 && a.lr < 1.0) {
         bail!("--sim-share must be in [0, 1) and --lr in (0, 1)");
     }
     let defaults = ExperimentConfig::default();

@@ -55,7 +55,7 @@ enum Screen {
     Start(Start),
     Preparing { job: Job<Result<(), String>>, message: String, fraction: f32, then: Start },
     Grade(Box<GradeView>),
-    Review(ReviewView, Box<Option<GradeView>>),
+    Review(Box<ReviewView>, Box<Option<GradeView>>),
 }
 
 pub struct LensApp {
@@ -151,7 +151,7 @@ impl LensApp {
                     let grade = Self::open_grading(start, self.repaint.clone()).ok();
                     let mut review = Self::open_review(&p, self.repaint.clone());
                     review.mode = d.tab;
-                    self.screen = Screen::Review(review, Box::new(grade));
+                    self.screen = Screen::Review(Box::new(review), Box::new(grade));
                 }
                 Err(e) => start.error = Some(e.to_string()),
             }
@@ -259,7 +259,7 @@ impl LensApp {
                         Err(e) => start.error = Some(e),
                     },
                     Some(true) => match Project::open_existing(&start.project) {
-                        Ok(p) => next = Some(Screen::Review(Self::open_review(&p, repaint), Box::new(None))),
+                        Ok(p) => next = Some(Screen::Review(Box::new(Self::open_review(&p, repaint)), Box::new(None))),
                         Err(e) => start.error = Some(e.to_string()),
                     },
                     None => {}
@@ -281,7 +281,7 @@ impl LensApp {
                 if to_review {
                     let review = Self::open_review(&view.project, repaint.clone());
                     if let Screen::Grade(v) = std::mem::replace(&mut self.screen, Screen::Start(placeholder_start())) {
-                        self.screen = Screen::Review(review, Box::new(Some(*v)));
+                        self.screen = Screen::Review(Box::new(review), Box::new(Some(*v)));
                     }
                     return;
                 }
