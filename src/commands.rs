@@ -424,6 +424,8 @@ pub struct ActiveLearningArgs {
     pub sim_share: f64,
     pub max_steps: usize,
     pub variants: usize,
+    pub tune: String,
+    pub feature_cache: Option<PathBuf>,
 }
 
 /// `bench active-learning`: runs the experiment, writes curves, plot and JSON, prints the
@@ -445,6 +447,13 @@ pub fn bench_active_learning(a: ActiveLearningArgs) -> Result<ExitCode> {
     if !((0.0..1.0).contains(&a.sim_share) && a.lr > 0.0 && a.lr < 1.0) {
         bail!("--sim-share must be in [0, 1) and --lr in (0, 1)");
     }
+    use lens_inspect::active::experiment::Tune;
+    let tune = match a.tune.as_str() {
+        "head" => Tune::Head,
+        "classifier" => Tune::Classifier,
+        "top-stage" => Tune::TopStage,
+        other => bail!("--tune {other:?}: expected head, top-stage or classifier"),
+    };
     let defaults = ExperimentConfig::default();
     let cfg = ExperimentConfig {
         strategies: a.strategies,
@@ -452,6 +461,8 @@ pub fn bench_active_learning(a: ActiveLearningArgs) -> Result<ExitCode> {
         batch: a.batch,
         seed: a.seed,
         variants: a.variants.max(1),
+        tune,
+        feature_cache: a.feature_cache,
         max_steps: a.max_steps.max(defaults.min_steps),
         tuning: lens_inspect::active::features::HeadTuning {
             lr: a.lr,
@@ -512,7 +523,7 @@ pub fn bench_active_learning(a: ActiveLearningArgs) -> Result<ExitCode> {
         }
         tables.push(serde_json::json!({ "target": t, "labels": table }));
     }
-    let json = serde_json::json!({ "config": { "rounds": cfg.rounds, "batch": cfg.batch, "seed": cfg.seed, "holdout": cfg.holdout, "variants": cfg.variants, "sims": cfg.sims, "mc_passes": cfg.mc_passes, "diversity": cfg.diversity, "lr": cfg.tuning.lr, "sim_share": cfg.tuning.sim_share, "steps": [cfg.min_steps, cfg.max_steps, cfg.steps_per_label] }, "result": result, "tables": tables });
+    let json = serde_json::json!({ "config": { "rounds": cfg.rounds, "batch": cfg.batch, "seed": cfg.seed, "holdout": cfg.holdout, "variants": cfg.variants, "sims": cfg.sims, "mc_passes": cfg.mc_passes, "diversity": cfg.diversity, "tune": cfg.tune, "lr": cfg.tuning.lr, "sim_share": cfg.tuning.sim_share, "steps": [cfg.min_steps, cfg.max_steps, cfg.steps_per_label] }, "result": result, "tables": tables });
     std::fs::write(with_ext(".json"), serde_json::to_string_pretty(&json)?)?;
     println!("curves: {}  plot: {}", with_ext(".csv").display(), with_ext(".png").display());
     Ok(ExitCode::SUCCESS)

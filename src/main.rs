@@ -453,6 +453,13 @@ enum BenchWhat {
         /// Views per query candidate whose features are cached (1 = no augmentation).
         #[arg(long, default_value_t = 2)]
         variants: usize,
+        /// What fine-tuning changes: head (attention + classifier), top-stage (also the last
+        /// conv stage) or classifier (MLP only).
+        #[arg(long, default_value = "head")]
+        tune: String,
+        /// Keep the backbone features in this file and reuse them when it matches.
+        #[arg(long)]
+        feature_cache: Option<PathBuf>,
     },
     /// Microseconds per Lupton composite of a 101 x 101 cutout.
     Composite {
@@ -832,6 +839,8 @@ fn run() -> Result<ExitCode> {
                     sim_share,
                     max_steps,
                     variants,
+                    tune,
+                    feature_cache,
                 } => {
                     let args = commands::ActiveLearningArgs {
                         pool,
@@ -847,6 +856,8 @@ fn run() -> Result<ExitCode> {
                         sim_share,
                         max_steps,
                         variants,
+                        tune,
+                        feature_cache,
                     };
                     return commands::bench_active_learning(args);
                 }

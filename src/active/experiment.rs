@@ -11,7 +11,10 @@
 //! Every strategy sees the same split, the same cached features and the same fine-tuning recipe,
 //! so the curves differ only by which candidates were asked about.
 
-use super::features::{fine_tune_head, head_outputs, mc_dropout, FeatureBank, HeadTuning};
+use super::features::{
+    classifier_probs, fine_tune_classifier, fine_tune_head, head_outputs, mc_dropout, FeatureBank, HeadOutputs,
+    HeadTuning, Level,
+};
 use super::strategies::{select, Pool, Strategy};
 use crate::model::data::{Augment, Dataset};
 use crate::model::metrics::challenge_metrics;
@@ -21,8 +24,23 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::Serialize;
 
+/// What fine-tuning may change (the convolutional backbone is frozen in both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Tune {
+    /// Attention layers and classifier.
+    Head,
+    /// The last convolutional stage, attention layers and classifier.
+    TopStage,
+    /// The classifier MLP only.
+    Classifier,
+}
+
 #[derive(Debug, Clone)]
 pub struct ExperimentConfig {
+    pub tune: Tune,
+    /// Where to keep the backbone features between runs (same pool, seed, variants, sims).
+    pub feature_cache: Option<std::path::PathBuf>,
     /// Strategy names as [`Strategy::parse`] reads them.
     pub strategies: Vec<String>,
     pub rounds: usize,
@@ -50,6 +68,8 @@ pub struct ExperimentConfig {
 impl Default for ExperimentConfig {
     fn default() -> ExperimentConfig {
         ExperimentConfig {
+            tune: Tune::Head,
+            feature_cache: None,
             strategies: ["random", "top-score", "entropy", "bald", "mixture"].map(String::from).to_vec(),
             rounds: 10,
             batch: 30,
@@ -144,30 +164,7 @@ pub fn run(
     let mut query: Vec<usize> = lenses[nl..].iter().chain(&others[no..]).copied().collect();
     query.sort_unstable();
 
-    // Features, once.
-    let mut bank = FeatureBank::default();
-    let total_views = holdout.len() + query.len() * cfg.variants.max(1) + cfg.sims * 2;
-    let mut done = 0usize;
-    let mut tell = |n: usize, progress: &mut dyn FnMut(&str)| {
-        done += n;
-        if done % 512 < n {
-            progress(&format!("features {done}/{total_views}"));
-        }
-    };
-    let holdout_rows: Vec<usize> =
-        bank.push(base, pool, &holdout, None, 64, &mut |n| tell(n, &mut *progress)).collect();
-    let query_identity: Vec<usize> =
-        bank.push(base, pool, &query, None, 64, &mut |n| tell(n, &mut *progress)).collect();
-    let mut query_views: Vec<Vec<usize>> = query_identity.iter().map(|&r| vec![r]).collect();
-    let augment = Augment::default();
-    for v in 1..cfg.variants.max(1) {
-        let rows = bank.push(base, pool, &query, Some((&augment, cfg.seed ^ (v as u64) << 20)), 64, &mut |n| {
-            tell(n, &mut *progress)
-        });
-        for (q, r) in rows.enumerate() {
-            query_views[q].push(r);
-        }
-    }
+    // Features, once (or from the cache of an earlier run with the same pool and settings).
     let mut sims = Dataset::default();
     let simulator = Simulator::new(SimConfig { size: pool.size, ..SimConfig::default() });
     let clip = crate::cutout::DEFAULT_CLIP_SIGMA;
@@ -175,21 +172,70 @@ pub fn run(
         let o = simulator.simulate(&format!("sim{k}"), cfg.seed ^ 0x51A5, k, None);
         sims.push(&o.cutout, if o.truth.is_lens { 1.0 } else { 0.0 }, clip).map_err(ExperimentError::Other)?;
     }
-    let all_sims: Vec<usize> = (0..sims.len()).collect();
-    let mut sim_rows: Vec<(usize, f32)> = Vec::new();
-    for (k, r) in bank.push(base, &sims, &all_sims, None, 64, &mut |n| tell(n, &mut *progress)).enumerate() {
-        sim_rows.push((r, sims.labels[k]));
-    }
-    for (k, r) in bank
-        .push(base, &sims, &all_sims, Some((&augment, cfg.seed ^ 0x5A)), 64, &mut |n| tell(n, &mut *progress))
-        .enumerate()
-    {
-        sim_rows.push((r, sims.labels[k]));
-    }
+    let variants = cfg.variants.max(1);
+    let total_views = holdout.len() + query.len() * variants + sims.len() * 2;
+    let level = if cfg.tune == Tune::TopStage { Level::Stem } else { Level::Backbone };
+    let cached =
+        cfg.feature_cache.as_deref().and_then(FeatureBank::load).filter(|b| b.len() == total_views && b.level == level);
+    let bank = match cached {
+        Some(b) => {
+            progress(&format!("features: {} views from the cache", b.len()));
+            b
+        }
+        None => {
+            let mut bank = FeatureBank { level, ..FeatureBank::default() };
+            let mut done = 0usize;
+            let mut tell = |n: usize, progress: &mut dyn FnMut(&str)| {
+                done += n;
+                if done % 512 < n {
+                    progress(&format!("features {done}/{total_views}"));
+                }
+            };
+            let augment = Augment::default();
+            bank.push(base, pool, &holdout, None, 64, &mut |n| tell(n, &mut *progress));
+            bank.push(base, pool, &query, None, 64, &mut |n| tell(n, &mut *progress));
+            for v in 1..variants {
+                let aug = Some((&augment, cfg.seed ^ (v as u64) << 20));
+                bank.push(base, pool, &query, aug, 64, &mut |n| tell(n, &mut *progress));
+            }
+            let all_sims: Vec<usize> = (0..sims.len()).collect();
+            bank.push(base, &sims, &all_sims, None, 64, &mut |n| tell(n, &mut *progress));
+            let aug = Some((&augment, cfg.seed ^ 0x5A));
+            bank.push(base, &sims, &all_sims, aug, 64, &mut |n| tell(n, &mut *progress));
+            if let Some(path) = &cfg.feature_cache {
+                if let Err(e) = bank.save(path) {
+                    progress(&format!("could not write the feature cache {}: {e}", path.display()));
+                }
+            }
+            bank
+        }
+    };
+    // Rows in the bank, in the order they were pushed.
+    let holdout_rows: Vec<usize> = (0..holdout.len()).collect();
+    let q0 = holdout.len();
+    let query_identity: Vec<usize> = (0..query.len()).map(|q| q0 + q).collect();
+    let query_views: Vec<Vec<usize>> =
+        (0..query.len()).map(|q| (0..variants).map(|v| q0 + v * query.len() + q).collect()).collect();
+    let s0 = q0 + variants * query.len();
+    let sim_rows: Vec<(usize, f32)> =
+        (0..2 * sims.len()).map(|k| (s0 + k, sims.labels[k % sims.len().max(1)])).collect();
+    // Tuning the classifier only: the frozen encoder's embeddings never change either.
+    let all_rows: Vec<usize> = (0..bank.len()).collect();
+    let embeddings: Option<Vec<Vec<f32>>> =
+        (cfg.tune == Tune::Classifier).then(|| head_outputs(base, &bank, &all_rows, 128).embeddings);
+    let probs = |net: &LensNet, rows: &[usize]| -> HeadOutputs {
+        match &embeddings {
+            Some(e) => HeadOutputs {
+                p: classifier_probs(net, e, rows),
+                embeddings: rows.iter().map(|&r| e[r].clone()).collect(),
+            },
+            None => head_outputs(net, &bank, rows, 128),
+        }
+    };
 
     let truth_holdout: Vec<bool> = holdout.iter().map(|&k| pool.labels[k] >= 0.5).collect();
     let judge = |net: &LensNet| {
-        let out = head_outputs(net, &bank, &holdout_rows, 128);
+        let out = probs(net, &holdout_rows);
         let s: Vec<f64> = out.p.iter().map(|&v| v as f64).collect();
         challenge_metrics(&s, &truth_holdout)
     };
@@ -218,7 +264,7 @@ pub fn run(
                 break;
             }
             let rows: Vec<usize> = open.iter().map(|&q| query_identity[q]).collect();
-            let out = head_outputs(&net, &bank, &rows, 128);
+            let out = probs(&net, &rows);
             let passes = matches!(strategy, Strategy::Bald)
                 .then(|| mc_dropout(&net, &out.embeddings, cfg.mc_passes, cfg.seed ^ round as u64));
             let min_distance = cfg.diversity * median_distance(&out.embeddings);
@@ -245,7 +291,10 @@ pub fn run(
             let tuning = HeadTuning { steps, seed: cfg.tuning.seed ^ round as u64, ..cfg.tuning.clone() };
             // Always from the starting model: a round's model depends on its labels, not on the
             // path that led to them.
-            net = fine_tune_head(base, &bank, &lab, &sim_rows, &tuning, |_, _| true).0;
+            net = match &embeddings {
+                Some(e) => fine_tune_classifier(base, e, &lab, &sim_rows, &tuning, |_, _| true).0,
+                None => fine_tune_head(base, &bank, &lab, &sim_rows, &tuning, |_, _| true).0,
+            };
             let m = judge(&net);
             progress(&format!(
                 "{name:>16} round {round:>2}: {n_labels:>4} labels ({lenses_labelled:>3} lenses), AUROC {:.4}, TPR10 {:.3} ({:.0} s)",

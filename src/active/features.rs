@@ -16,9 +16,20 @@ use burn::tensor::{Device, Tensor, TensorData};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
-/// Backbone feature maps of many inputs, row-major `[n, c, h, w]`.
+/// Where in the network the cached maps come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Level {
+    /// The whole backbone's output: fine-tuning reaches attention and classifier.
+    #[default]
+    Backbone,
+    /// The first three stages' output: fine-tuning also reaches the last conv stage.
+    Stem,
+}
+
+/// Feature maps of many inputs, row-major `[n, c, h, w]`.
 #[derive(Debug, Clone, Default)]
 pub struct FeatureBank {
+    pub level: Level,
     /// `[c, h, w]` of one row.
     pub dims: [usize; 3],
     pub data: Vec<f32>,
@@ -64,13 +75,52 @@ impl FeatureBank {
                 }
             }
             let x = Tensor::<4>::from_data(TensorData::new(inputs, [chunk.len(), 4, data.size, data.size]), &device);
-            let f = valid.features(x);
+            let f = match self.level {
+                Level::Backbone => valid.features(x),
+                Level::Stem => valid.stem(x),
+            };
             let [_, c, h, w] = f.dims();
             self.dims = [c, h, w];
             self.data.extend(f.try_into_vec_as::<f32>().unwrap_or_default());
             progress(chunk.len());
         }
         start..self.len()
+    }
+
+    /// Writes the bank to a file (magic, dims, then little-endian f32), so an experiment can be
+    /// repeated with other settings without running the backbone again.
+    pub fn save(&self, path: &std::path::Path) -> std::io::Result<()> {
+        let mut out = Vec::with_capacity(32 + 4 * self.data.len());
+        out.extend_from_slice(match self.level {
+            Level::Backbone => b"LIFB0001",
+            Level::Stem => b"LIFS0001",
+        });
+        for d in self.dims {
+            out.extend_from_slice(&(d as u64).to_le_bytes());
+        }
+        for v in &self.data {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        std::fs::write(path, out)
+    }
+
+    /// Reads a bank written by [`FeatureBank::save`]; None if it is not one or is cut short.
+    pub fn load(path: &std::path::Path) -> Option<FeatureBank> {
+        let bytes = std::fs::read(path).ok()?;
+        let level = match bytes.get(..8) {
+            Some(b"LIFB0001") => Level::Backbone,
+            Some(b"LIFS0001") => Level::Stem,
+            _ => return None,
+        };
+        if bytes.len() < 32 || (bytes.len() - 32) % 4 != 0 {
+            return None;
+        }
+        let dim = |k: usize| u64::from_le_bytes(bytes[8 + 8 * k..16 + 8 * k].try_into().unwrap_or_default()) as usize;
+        let dims = [dim(0), dim(1), dim(2)];
+        let data: Vec<f32> =
+            bytes[32..].chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap_or_default())).collect();
+        let per: usize = dims.iter().product();
+        (per > 0 && data.len() % per == 0).then_some(FeatureBank { level, dims, data })
     }
 
     fn tensor(&self, rows: &[usize], device: &Device) -> Tensor<4> {
@@ -97,7 +147,11 @@ pub fn head_outputs(net: &LensNet, bank: &FeatureBank, rows: &[usize], batch: us
     let valid = net.valid().to_device(&device);
     let mut out = HeadOutputs::default();
     for chunk in rows.chunks(batch.max(1)) {
-        let e = valid.embed(bank.tensor(chunk, &device));
+        let x = bank.tensor(chunk, &device);
+        let e = match bank.level {
+            Level::Backbone => valid.embed(x),
+            Level::Stem => valid.embed_from_stem(x),
+        };
         let [_, d] = e.dims();
         let p = sigmoid(valid.classify(e.clone()));
         let flat = e.try_into_vec_as::<f32>().unwrap_or_default();
@@ -141,70 +195,142 @@ pub struct HeadTuning {
     /// Share of each batch drawn from the simulations (against forgetting).
     pub sim_share: f64,
     pub seed: u64,
+    /// Draw the labelled part of each batch half lenses, half non-lenses.
+    pub balanced: bool,
 }
 
 impl Default for HeadTuning {
     fn default() -> HeadTuning {
-        HeadTuning { steps: 60, batch: 32, lr: 3e-4, sim_share: 0.3, seed: 1 }
+        HeadTuning { steps: 60, batch: 32, lr: 3e-4, sim_share: 0.3, seed: 1, balanced: true }
     }
 }
 
-/// Fine-tunes a copy of `base` (backbone frozen: only attention and MLP learn) on labelled rows
-/// of `bank`, each batch mixing `sim_share` rows from `sims`. Returns the tuned network in
-/// validation mode and the mean loss of each step.
+/// Fine-tunes a copy of `base` on labelled rows of `bank` (what learns: attention and MLP for a
+/// backbone-level bank; also the last conv stage for a stem-level one), each batch mixing `sim_share` rows from `sims`. Returns the tuned network in
+/// validation mode and the loss of each step.
 pub fn fine_tune_head(
     base: &LensNet,
     bank: &FeatureBank,
     labelled: &[(usize, f32)],
     sims: &[(usize, f32)],
     cfg: &HeadTuning,
+    keep_going: impl FnMut(usize, f64) -> bool,
+) -> (LensNet, Vec<f64>) {
+    let freeze = bank.level == Level::Backbone;
+    tune(
+        base,
+        labelled,
+        sims,
+        cfg,
+        freeze,
+        |net, rows, device| match bank.level {
+            Level::Backbone => net.head(bank.tensor(rows, device)),
+            Level::Stem => net.from_stem(bank.tensor(rows, device)),
+        },
+        keep_going,
+    )
+}
+
+/// Fine-tunes only the classifier MLP of a copy of `base` on fixed embeddings (rows of
+/// `embeddings`): a few thousand weights, hard to overfit with a few hundred labels, and a
+/// step costs next to nothing.
+pub fn fine_tune_classifier(
+    base: &LensNet,
+    embeddings: &[Vec<f32>],
+    labelled: &[(usize, f32)],
+    sims: &[(usize, f32)],
+    cfg: &HeadTuning,
+    keep_going: impl FnMut(usize, f64) -> bool,
+) -> (LensNet, Vec<f64>) {
+    let d = embeddings.first().map(|e| e.len()).unwrap_or(0);
+    tune(
+        base,
+        labelled,
+        sims,
+        cfg,
+        true,
+        |net, rows, device| {
+            let flat: Vec<f32> = rows.iter().flat_map(|&r| embeddings[r].iter().copied()).collect();
+            net.classify(Tensor::<2>::from_data(TensorData::new(flat, [rows.len(), d]), device))
+        },
+        keep_going,
+    )
+}
+
+/// P(lens) of fixed embeddings through the classifier (no dropout).
+pub fn classifier_probs(net: &LensNet, embeddings: &[Vec<f32>], rows: &[usize]) -> Vec<f32> {
+    let device = Device::flex();
+    let valid = net.valid().to_device(&device);
+    let d = embeddings.first().map(|e| e.len()).unwrap_or(0);
+    let mut out = Vec::with_capacity(rows.len());
+    for chunk in rows.chunks(4096) {
+        let flat: Vec<f32> = chunk.iter().flat_map(|&r| embeddings[r].iter().copied()).collect();
+        let x = Tensor::<2>::from_data(TensorData::new(flat, [chunk.len(), d]), &device);
+        out.extend(sigmoid(valid.classify(x)).try_into_vec_as::<f32>().unwrap_or_default());
+    }
+    out
+}
+
+/// The shared loop: Adam on BCE; each batch draws its labelled part half from lenses and half
+/// from non-lenses when both exist (labels from a survey are mostly non-lenses), and
+/// `sim_share` from the simulations.
+fn tune(
+    base: &LensNet,
+    labelled: &[(usize, f32)],
+    sims: &[(usize, f32)],
+    cfg: &HeadTuning,
+    freeze_backbone: bool,
+    forward: impl Fn(&LensNet, &[usize], &Device) -> Tensor<1>,
     mut keep_going: impl FnMut(usize, f64) -> bool,
 ) -> (LensNet, Vec<f64>) {
     let _guard = rng_lock();
     let device = Device::flex().autodiff();
     device.seed(cfg.seed);
-    let mut net = base.clone().to_device(&device).train().freeze_backbone();
+    let mut net = base.clone().to_device(&device).train();
+    if freeze_backbone {
+        net = net.freeze_backbone();
+    }
     let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
     let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(cfg.seed ^ 0x4EAD);
-    let n_sim = if sims.is_empty() || labelled.is_empty() {
-        if labelled.is_empty() {
-            cfg.batch
-        } else {
-            0
-        }
+    let n_sim = if labelled.is_empty() {
+        cfg.batch
+    } else if sims.is_empty() {
+        0
     } else {
         ((cfg.batch as f64 * cfg.sim_share).round() as usize).min(cfg.batch - 1)
     };
     let n_lab = cfg.batch - n_sim;
-    let (mut lab_order, mut sim_order): (Vec<usize>, Vec<usize>) = (Vec::new(), Vec::new());
-    let draw = |order: &mut Vec<usize>, len: usize, want: usize, rng: &mut rand_pcg::Pcg64Mcg| -> Vec<usize> {
-        let mut out = Vec::with_capacity(want);
-        while out.len() < want && len > 0 {
-            if order.is_empty() {
-                order.extend(0..len);
-                order.shuffle(rng);
-            }
-            out.push(order.pop().unwrap_or(0));
-        }
-        out
+    let (pos, neg): (Vec<(usize, f32)>, Vec<(usize, f32)>) = labelled.iter().partition(|l| l.1 >= 0.5);
+    let groups: Vec<(&[(usize, f32)], usize)> = if cfg.balanced && !pos.is_empty() && !neg.is_empty() {
+        vec![(&pos, n_lab / 2), (&neg, n_lab - n_lab / 2), (sims, n_sim)]
+    } else {
+        vec![(labelled, n_lab), (sims, n_sim)]
     };
+    let mut orders: Vec<Vec<usize>> = vec![Vec::new(); groups.len()];
     let mut losses = Vec::with_capacity(cfg.steps);
     for step in 0..cfg.steps {
         let mut rows = Vec::with_capacity(cfg.batch);
         let mut targets = Vec::with_capacity(cfg.batch);
-        for k in draw(&mut lab_order, labelled.len(), n_lab, &mut rng) {
-            rows.push(labelled[k].0);
-            targets.push(labelled[k].1);
-        }
-        for k in draw(&mut sim_order, sims.len(), n_sim, &mut rng) {
-            rows.push(sims[k].0);
-            targets.push(sims[k].1);
+        for (g, &(items, want)) in groups.iter().enumerate() {
+            let order = &mut orders[g];
+            for _ in 0..want {
+                if items.is_empty() {
+                    break;
+                }
+                if order.is_empty() {
+                    order.extend(0..items.len());
+                    order.shuffle(&mut rng);
+                }
+                let k = order.pop().unwrap_or(0);
+                rows.push(items[k].0);
+                targets.push(items[k].1);
+            }
         }
         if rows.is_empty() {
             break;
         }
         let y = Tensor::<1>::from_data(TensorData::new(targets, [rows.len()]), &device);
-        let loss = bce_with_logits(net.head(bank.tensor(&rows, &device)), y);
+        let loss = bce_with_logits(forward(&net, &rows, &device), y);
         let value: f32 = loss.clone().into_scalar();
         let grads = GradientsParams::from_grads(loss.backward(), &net);
         net = optim.step(cfg.lr, net, grads);

@@ -8,7 +8,8 @@ use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::transformer::{TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput};
 use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::nn::{PositionalEncoding, PositionalEncodingConfig};
-use burn::tensor::activation::elu;
+use burn::tensor::module::conv2d;
+use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -34,9 +35,18 @@ impl Arch {
 
 /// Channels of the eight convolutions (SPEC 5).
 pub const CONV_CHANNELS: [usize; 8] = [16, 16, 32, 32, 64, 64, 128, 128];
+/// Convolutions before the last stage (see [`Backbone::forward_stem`]).
+pub const STEM_BLOCKS: usize = 6;
 /// Input bands.
 pub const IN_CHANNELS: usize = 4;
 const D_MODEL: usize = 128;
+
+/// ELU with alpha 1, as max(x, 0) + exp(min(x, 0)) - 1: the same function and gradient as
+/// burn's `elu`, which builds a boolean mask and selects through it (forward and backward); on
+/// the CPU backend that select was the second-hottest kernel of a training step.
+pub fn elu1<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    x.clone().clamp_min(0.0) + x.clamp_max(0.0).exp().sub_scalar(1.0)
+}
 
 /// Conv 3x3 (same padding) + batch norm + ELU.
 #[derive(Module, Debug)]
@@ -56,7 +66,21 @@ impl ConvBlock {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        elu(self.norm.forward(self.conv.forward(x)), 1.0)
+        if x.device().is_autodiff() && self.norm.training.is_enabled() {
+            return elu1(self.norm.forward(self.conv.forward(x)));
+        }
+        // Inference: batch norm is a per-channel affine map, folded into the convolution's
+        // weights and bias (tiny tensors) instead of four passes over the activations.
+        let scale = self.norm.gamma.val() / self.norm.running_var.value().add_scalar(self.norm.epsilon).sqrt();
+        let shift = self.norm.beta.val() - self.norm.running_mean.value() * scale.clone();
+        let [c_out, ..] = self.conv.weight.dims();
+        let weight = self.conv.weight.val() * scale.clone().reshape([c_out, 1, 1, 1]);
+        let bias = match &self.conv.bias {
+            Some(b) => b.val() * scale + shift,
+            None => shift,
+        };
+        let options = ConvOptions::new(self.conv.stride, [1, 1], self.conv.dilation, self.conv.groups);
+        elu1(conv2d(x, weight, Some(bias), options))
     }
 }
 
@@ -83,12 +107,27 @@ impl Backbone {
     }
 
     /// [B, 4, H, W] -> [B, 128, H/8, W/8] (floor at each pool).
-    pub fn forward(&self, mut x: Tensor<4>) -> Tensor<4> {
-        for (k, block) in self.blocks.iter().enumerate() {
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.forward_top(self.forward_stem(x))
+    }
+
+    /// The first three stages (six convolutions and three pools): [B, 4, H, W] -> [B, 64, H/8, W/8].
+    pub fn forward_stem(&self, mut x: Tensor<4>) -> Tensor<4> {
+        for (k, block) in self.blocks.iter().enumerate().take(STEM_BLOCKS) {
             x = block.forward(x);
-            if k % 2 == 1 && k < 7 {
+            if k % 2 == 1 {
                 x = self.pool.forward(x);
             }
+        }
+        x
+    }
+
+    /// The last stage (two convolutions at the coarsest scale): [B, 64, h, w] -> [B, 128, h, w].
+    /// Fine-tuning this stage adapts the features to another survey's look at a fifth of the
+    /// cost of the whole backbone.
+    pub fn forward_top(&self, mut x: Tensor<4>) -> Tensor<4> {
+        for block in self.blocks.iter().skip(STEM_BLOCKS) {
+            x = block.forward(x);
         }
         x
     }
@@ -113,7 +152,7 @@ impl Mlp {
 
     /// [B, 128] -> [B] logits.
     fn forward(&self, x: Tensor<2>) -> Tensor<1> {
-        let x = self.dropout.forward(elu(self.hidden.forward(x), 1.0));
+        let x = self.dropout.forward(elu1(self.hidden.forward(x)));
         let [b, _] = x.dims();
         self.out.forward(x).reshape([b])
     }
@@ -176,6 +215,32 @@ impl LensNet {
         }
     }
 
+    /// The first three backbone stages (see [`Backbone::forward_stem`]).
+    pub fn stem(&self, x: Tensor<4>) -> Tensor<4> {
+        match self {
+            LensNet::LensDetector(n) => n.backbone.forward_stem(x),
+            LensNet::Cnn(n) => n.backbone.forward_stem(x),
+        }
+    }
+
+    /// From the stem's output to one logit: the last conv stage, then the head.
+    pub fn from_stem(&self, s: Tensor<4>) -> Tensor<1> {
+        let f = match self {
+            LensNet::LensDetector(n) => n.backbone.forward_top(s),
+            LensNet::Cnn(n) => n.backbone.forward_top(s),
+        };
+        self.head(f)
+    }
+
+    /// From the stem's output to the embedding the classifier sees.
+    pub fn embed_from_stem(&self, s: Tensor<4>) -> Tensor<2> {
+        let f = match self {
+            LensNet::LensDetector(n) => n.backbone.forward_top(s),
+            LensNet::Cnn(n) => n.backbone.forward_top(s),
+        };
+        self.embed(f)
+    }
+
     /// From the feature map to one logit per cutout: [B, 128, h, w] -> [B].
     pub fn head(&self, f: Tensor<4>) -> Tensor<1> {
         self.classify(self.embed(f))
@@ -224,5 +289,55 @@ impl LensNet {
     /// Logits for a batch of preprocessed cutouts [B, 4, H, W].
     pub fn forward(&self, x: Tensor<4>) -> Tensor<1> {
         self.head(self.features(x))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::TensorData;
+
+    #[test]
+    fn folded_batch_norm_gives_the_unfolded_block() {
+        let device = Device::flex();
+        device.seed(3);
+        let mut block = ConvBlock::new(4, 8, &device);
+        // Non-trivial statistics, as after training.
+        block.norm.running_mean = burn::module::RunningState::new(Tensor::<1>::from_data(
+            TensorData::new(vec![0.3f32, -0.2, 0.1, 0.0, 0.5, -0.4, 0.2, 0.05], [8]),
+            &device,
+        ));
+        block.norm.running_var = burn::module::RunningState::new(Tensor::<1>::from_data(
+            TensorData::new(vec![0.5f32, 2.0, 1.5, 0.8, 3.0, 0.2, 1.0, 0.9], [8]),
+            &device,
+        ));
+        let block = block.valid();
+        let x = Tensor::<4>::random([2, 4, 9, 9], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+        let folded: Vec<f32> = block.forward(x.clone()).try_into_vec_as().expect("values");
+        let reference: Vec<f32> = elu1(block.norm.forward(block.conv.forward(x))).try_into_vec_as().expect("values");
+        let worst = folded.iter().zip(&reference).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(worst < 1e-4, "largest difference {worst}");
+    }
+
+    #[test]
+    fn elu1_is_burns_elu_in_value_and_gradient() {
+        let v = vec![-6.0f32, -1.0, -0.25, -1e-4, 0.0, 1e-4, 0.3, 5.0];
+        let n = v.len();
+        let run = |f: &dyn Fn(Tensor<1>) -> Tensor<1>| -> (Vec<f32>, Vec<f32>) {
+            let x = Tensor::<1>::from_data(TensorData::new(v.clone(), [n]), &Device::flex()).autodiff().require_grad();
+            let y = f(x.clone());
+            let grads = y.clone().sum().backward();
+            let g = x.grad(&grads).expect("gradient").try_into_vec_as::<f32>().expect("values");
+            (y.inner().try_into_vec_as::<f32>().expect("values"), g)
+        };
+        let (y1, g1) = run(&|x| elu1(x));
+        let (y0, g0) = run(&|x| burn::tensor::activation::elu(x, 1.0));
+        for k in 0..n {
+            assert!((y1[k] - y0[k]).abs() < 1e-6, "value at {}: {} vs {}", v[k], y1[k], y0[k]);
+            if v[k] != 0.0 {
+                // At exactly 0 the kink makes any value in [0, 2] a valid subgradient sum.
+                assert!((g1[k] - g0[k]).abs() < 1e-6, "gradient at {}: {} vs {}", v[k], g1[k], g0[k]);
+            }
+        }
     }
 }
