@@ -120,7 +120,7 @@ impl FeatureBank {
         let data: Vec<f32> =
             bytes[32..].chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap_or_default())).collect();
         let per: usize = dims.iter().product();
-        (per > 0 && data.len() % per == 0).then_some(FeatureBank { level, dims, data })
+        (per > 0 && data.len().is_multiple_of(per)).then_some(FeatureBank { level, dims, data })
     }
 
     fn tensor(&self, rows: &[usize], device: &Device) -> Tensor<4> {
@@ -271,6 +271,9 @@ pub fn classifier_probs(net: &LensNet, embeddings: &[Vec<f32>], rows: &[usize]) 
     out
 }
 
+/// A bank row and its label.
+type Labelled = (usize, f32);
+
 /// The shared loop: Adam on BCE; each batch draws its labelled part half from lenses and half
 /// from non-lenses when both exist (labels from a survey are mostly non-lenses), and
 /// `sim_share` from the simulations.
@@ -300,7 +303,7 @@ fn tune(
         ((cfg.batch as f64 * cfg.sim_share).round() as usize).min(cfg.batch - 1)
     };
     let n_lab = cfg.batch - n_sim;
-    let (pos, neg): (Vec<(usize, f32)>, Vec<(usize, f32)>) = labelled.iter().partition(|l| l.1 >= 0.5);
+    let (pos, neg): (Vec<Labelled>, Vec<Labelled>) = labelled.iter().partition(|l| l.1 >= 0.5);
     let groups: Vec<(&[(usize, f32)], usize)> = if cfg.balanced && !pos.is_empty() && !neg.is_empty() {
         vec![(&pos, n_lab / 2), (&neg, n_lab - n_lab / 2), (sims, n_sim)]
     } else {
