@@ -388,6 +388,8 @@ enum PackWhat {
 }
 
 #[derive(Subcommand)]
+// Parsed once per run: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 enum BenchWhat {
     /// Cutouts per second through `ingest` (4 band files each, warm cache).
     Ingest {
