@@ -149,6 +149,9 @@ enum Command {
         /// Unlensed source r-magnitude range, e.g. 21,25.5 (default 20.5,24.5).
         #[arg(long, value_delimiter = ',')]
         source_mag: Option<Vec<f64>>,
+        /// Added to the lensed sources' colours u-r,g-r,r-i (e.g. 1.5,0.9,0.4: redder sources).
+        #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
+        source_colour_shift: Option<Vec<f64>>,
     },
     /// Train (or fine-tune) a lens finder on labelled cutouts.
     ///
@@ -670,6 +673,7 @@ fn run() -> Result<ExitCode> {
             depth_offset,
             min_arc_snr,
             source_mag,
+            source_colour_shift,
         } => {
             if !(0.0..=1.0).contains(&lens_fraction) {
                 bail!("--lens-fraction must be between 0 and 1, not {lens_fraction}");
@@ -697,6 +701,12 @@ fn run() -> Result<ExitCode> {
                 match m.as_slice() {
                     &[lo, hi] if lo < hi && lo > 10.0 && hi < 35.0 => config.source_mag_r = (lo, hi),
                     _ => bail!("--source-mag needs two r magnitudes lo,hi with lo < hi, got {m:?}"),
+                }
+            }
+            if let Some(c) = source_colour_shift {
+                match c.as_slice() {
+                    &[u, g, i] if c.iter().all(|v| v.abs() <= 5.0) => config.source_colour_shift = [u, g, i],
+                    _ => bail!("--source-colour-shift needs three colour offsets (u-r,g-r,r-i) within +-5, got {c:?}"),
                 }
             }
             let sim = Simulator::new(config);

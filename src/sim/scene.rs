@@ -36,6 +36,9 @@ pub struct SimConfig {
     pub min_magnification: f64,
     /// Unlensed source r magnitude range.
     pub source_mag_r: (f64, f64),
+    /// Added to the lensed sources' colours (u-r, g-r, r-i): another source population (e.g.
+    /// redder, dustier sources) for domain-shift experiments. Zero by default.
+    pub source_colour_shift: [f64; 3],
 }
 
 impl Default for SimConfig {
@@ -52,6 +55,7 @@ impl Default for SimConfig {
             min_arc_snr_g: 40.0,
             min_magnification: 3.0,
             source_mag_r: (20.5, 24.5),
+            source_colour_shift: [0.0; 3],
         }
     }
 }
@@ -615,6 +619,8 @@ impl Simulator {
                     let (lo, hi) = cfg.source_mag_r;
                     let mag_r = rng.random_range(lo..hi);
                     let (u_r, g_r, r_i) = blue_colours(&mut rng);
+                    let [du, dg, di] = cfg.source_colour_shift;
+                    let (u_r, g_r, r_i) = (u_r + du, g_r + dg, r_i + di);
                     let snr = arc_snr(&unit_g_conv, cfg.flux(mag_r + g_r) / unit_flux, sigma_g);
                     if best.as_ref().is_none_or(|b| snr > b.snr) {
                         best = Some(LensChoice {
