@@ -374,7 +374,7 @@ pub fn retrain(
     model: Option<PathBuf>,
     epochs: usize,
     lr: f64,
-    freeze_backbone: bool,
+    (freeze_backbone, freeze_stem): (bool, bool),
     seed: u64,
 ) -> Result<ExitCode> {
     use lens_inspect::active::retrain::{retrain as run_retrain, RetrainConfig};
@@ -392,6 +392,7 @@ pub fn retrain(
     cfg.train.lr = lr;
     cfg.train.seed = seed;
     cfg.train.freeze_backbone = freeze_backbone;
+    cfg.train.freeze_stem = freeze_stem;
     cfg.train.arch = base.card.arch;
     let bar = crate::progress_bar(true);
     let mut printer = Printer { bar, epoch: 0 };

@@ -315,9 +315,10 @@ enum Command {
         /// Learning rate.
         #[arg(long, default_value_t = 3e-4)]
         lr: f64,
-        /// Train the convolutions too (default: only attention and head).
-        #[arg(long)]
-        unfreeze: bool,
+        /// What learns: head (attention and classifier), top-stage (also the last conv stage,
+        /// the default), or all.
+        #[arg(long, default_value = "top-stage")]
+        trainable: String,
         /// Seed.
         #[arg(long, default_value_t = 1)]
         seed: u64,
@@ -790,8 +791,14 @@ fn run() -> Result<ExitCode> {
             commands::pack_export(&project, &out, inspector, n, query, with_scores)
         }
         Command::Pack { what: PackWhat::Merge { packs, project } } => commands::pack_merge(&project, &packs),
-        Command::Retrain { project, model, epochs, lr, unfreeze, seed } => {
-            commands::retrain(&project, model, epochs, lr, !unfreeze, seed)
+        Command::Retrain { project, model, epochs, lr, trainable, seed } => {
+            let (freeze_backbone, freeze_stem) = match trainable.as_str() {
+                "head" => (true, false),
+                "top-stage" => (false, true),
+                "all" => (false, false),
+                other => bail!("--trainable {other:?}: expected head, top-stage or all"),
+            };
+            commands::retrain(&project, model, epochs, lr, (freeze_backbone, freeze_stem), seed)
         }
         Command::Info { project, json } => {
             let p = Project::open_existing(&project)?;

@@ -34,7 +34,7 @@ pub struct RetrainConfig {
 impl Default for RetrainConfig {
     fn default() -> RetrainConfig {
         RetrainConfig {
-            train: TrainConfig { epochs: 3, lr: 3e-4, patience: 2, freeze_backbone: true, ..TrainConfig::default() },
+            train: TrainConfig { epochs: 3, lr: 3e-4, patience: 2, freeze_stem: true, ..TrainConfig::default() },
             sim_share: 0.3,
             val_fraction: 0.25,
             min_labels: 20,

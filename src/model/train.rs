@@ -26,6 +26,9 @@ pub struct TrainConfig {
     pub augment: Augment,
     /// Train only the head (transfer learning from `init`).
     pub freeze_backbone: bool,
+    /// Keep the first three conv stages (the last stage, attention and head learn).
+    #[serde(default)]
+    pub freeze_stem: bool,
     /// Batches per epoch; `None` = one pass over the training data.
     pub steps_per_epoch: Option<usize>,
 }
@@ -41,6 +44,7 @@ impl Default for TrainConfig {
             patience: 3,
             augment: Augment::default(),
             freeze_backbone: false,
+            freeze_stem: false,
             steps_per_epoch: None,
         }
     }
@@ -153,6 +157,8 @@ pub fn train(
     };
     if cfg.freeze_backbone {
         net = net.freeze_backbone();
+    } else if cfg.freeze_stem {
+        net = net.freeze_stem();
     }
     let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
     let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(cfg.seed ^ 0x5EED_DA7A);
