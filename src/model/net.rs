@@ -328,8 +328,7 @@ mod tests {
 
     #[test]
     fn freezing_the_stem_trains_only_the_last_stage_and_the_head() {
-        use burn::module::Module;
-        use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+        use burn::optim::{AdamConfig, GradientsParams};
         let device = Device::flex().autodiff();
         device.seed(11);
         let net = LensNet::new(Arch::Cnn, &device).freeze_stem();
