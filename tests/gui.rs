@@ -57,6 +57,17 @@ fn wait_ready(h: &mut Harness<'_, GradeView>) {
     h.step();
 }
 
+/// Runs frames until the grade writer has confirmed the last grade (it writes on its own thread).
+fn settle(h: &mut Harness<'_, GradeView>) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    h.run_steps(2);
+    while h.state().saving() {
+        assert!(Instant::now() < deadline, "the grade was never confirmed");
+        h.step();
+        std::thread::yield_now();
+    }
+}
+
 fn harness(view: GradeView) -> Harness<'static, GradeView> {
     Harness::builder().with_size(egui::vec2(1100.0, 760.0)).build_ui_state(|ui, v: &mut GradeView| v.ui(ui), view)
 }
@@ -102,7 +113,7 @@ fn grading_with_keys_undo_going_back_comments_and_points_stores_exact_events() {
     h.run_steps(2);
     wait_ready(&mut h);
     h.key_press(egui::Key::Backspace); // undo c1's grade: back on c1
-    h.run_steps(2);
+    settle(&mut h);
     assert_eq!(h.state().current(), Some(ids[1]));
     wait_ready(&mut h);
     h.key_press(egui::Key::Num0); // c1: no
@@ -114,7 +125,7 @@ fn grading_with_keys_undo_going_back_comments_and_points_stores_exact_events() {
     wait_ready(&mut h);
     assert_eq!(h.state().current(), Some(ids[0]));
     h.key_press(egui::Key::Num1); // c0 again: interesting
-    h.run_steps(2);
+    settle(&mut h);
 
     let p = Project::open_existing(&path).expect("open");
     let events = p.grade_events().expect("events");
@@ -422,4 +433,30 @@ fn zoomed_clicks_mark_the_pixel_under_the_cursor() {
     h.key_press(egui::Key::Z);
     h.run_steps(2);
     assert_eq!(h.state().zoom, 1.0, "Z resets");
+}
+
+#[test]
+fn the_next_candidate_appears_only_once_the_grade_is_on_disk() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("p.lensproj");
+    let ids = make_project(&path, 4);
+    let mut h = harness(open_view(&path, "dora", Role::Volunteer));
+    let reader = Project::open_existing(&path).expect("reader");
+    for (k, key) in [egui::Key::Num5, egui::Key::Num0, egui::Key::Num3].into_iter().enumerate() {
+        wait_ready(&mut h);
+        assert_eq!(h.state().current(), Some(ids[k]));
+        h.key_press(key);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            h.step();
+            let moved = h.state().current() != Some(ids[k]);
+            let on_disk = reader.grade_events().expect("events").len();
+            if moved {
+                assert_eq!(on_disk, k + 1, "grade {k} must be on disk before the next candidate shows");
+                break;
+            }
+            assert!(Instant::now() < deadline, "never moved on");
+            std::thread::yield_now();
+        }
+    }
 }

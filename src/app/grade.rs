@@ -9,6 +9,7 @@
 
 use super::jobs::{RenderRequest, Rendered, Renderer};
 use super::training::TrainingPanel;
+use super::writer::GradeWriter;
 use crate::project::{CandidateRow, Inspector, MarkedPoint, NewGrade, Project, Role, Score};
 use crate::render::{colormap, DisplaySettings, Rgba8};
 use egui::{Color32, ColorImage, Key, Sense, TextureHandle, TextureOptions, Vec2};
@@ -70,6 +71,9 @@ pub struct GradeView {
     has_model: bool,
     /// The retraining worker's panel (absent in views made without one).
     pub trainer: Option<TrainingPanel>,
+    writer: Option<GradeWriter>,
+    /// The grade sent to the writer and not yet confirmed.
+    pending: Option<NewGrade>,
     /// Nearest-neighbour zoom of the big picture (1 = whole cutout) and the texture point at
     /// its centre; the zoom stays from candidate to candidate, the centre does not.
     pub zoom: f32,
@@ -122,12 +126,20 @@ impl GradeView {
             last_action: None,
             has_model,
             trainer: None,
+            writer: None,
+            pending: None,
             zoom: 1.0,
             pan: egui::pos2(0.5, 0.5),
             view_of: None,
         };
         view.refresh_others();
         Ok(view)
+    }
+
+    /// Grades go through a writer thread instead of the GUI thread.
+    pub fn with_writer(mut self, writer: GradeWriter) -> GradeView {
+        self.writer = Some(writer);
+        self
     }
 
     pub fn with_trainer(mut self, trainer: TrainingPanel) -> GradeView {
@@ -171,8 +183,12 @@ impl GradeView {
         self.queue.get(self.pos).copied()
     }
 
-    /// True when the current candidate's picture is on screen (grading is allowed then only).
+    /// True when the current candidate's picture is on screen and no grade is on its way to the
+    /// disk (grading is allowed then only).
     pub fn ready(&self) -> bool {
+        if self.saving() {
+            return false;
+        }
         match (self.current(), &self.shown) {
             (Some(c), Some((id, ..))) => *id == c,
             _ => false,
@@ -241,7 +257,11 @@ impl GradeView {
     fn grade(&mut self, score: Score) {
         let Some(id) = self.current() else { return };
         if !self.ready() {
-            self.message = Some("wait for the picture before grading".into());
+            self.message = Some(if self.saving() {
+                "saving the last grade...".into()
+            } else {
+                "wait for the picture before grading".into()
+            });
             return;
         }
         let comment = self.comment_ready.take().or_else(|| self.comment.take().filter(|c| !c.trim().is_empty()));
@@ -253,28 +273,13 @@ impl GradeView {
             comment,
             points: std::mem::take(&mut self.points),
         };
-        match self.project.record_grade(&g) {
-            Ok(_) => {
-                if let Some(t) = &self.trainer {
-                    t.poke();
-                }
-                self.graded_this_session += 1;
-                self.last_graded = Some(id);
-                self.last_action = Some(Action::Graded { candidate_id: id, score });
-                self.message = None;
-                self.pos = (self.pos + 1).min(self.queue.len());
-                self.comment = None;
-            }
-            Err(e) => {
-                // Nothing is lost: the inspector stays on the candidate and can press again.
-                self.points = g.points;
-                self.comment = g.comment;
-                self.message = Some(format!("grade not saved: {e}"));
-            }
-        }
+        self.send(g);
     }
 
     fn undo(&mut self) {
+        if self.saving() {
+            return;
+        }
         let Some(id) = self.last_graded.take() else {
             self.message = Some("nothing to undo".into());
             return;
@@ -286,8 +291,51 @@ impl GradeView {
             session_id: Some(self.session.clone()),
             ..Default::default()
         };
-        match self.project.record_grade(&g) {
-            Ok(_) => {
+        self.send(g);
+    }
+
+    /// Hands a grade to the writer thread; the view moves on when it is on disk.
+    fn send(&mut self, g: NewGrade) {
+        match &self.writer {
+            Some(w) => match w.write(g.clone()) {
+                Ok(()) => self.pending = Some(g),
+                Err(e) => self.saved(g, Err(e)),
+            },
+            // Without a writer (views made directly over a project): write here.
+            None => {
+                let result = self.project.record_grade(&g).map(|_| ()).map_err(|e| e.to_string());
+                self.saved(g, result);
+            }
+        }
+    }
+
+    /// True while a grade is on its way to the disk.
+    pub fn saving(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// A grade reached the disk (or failed to): only now does the view move on.
+    fn saved(&mut self, g: NewGrade, result: Result<(), String>) {
+        self.pending = None;
+        let id = g.candidate_id;
+        match (result, g.score) {
+            (Ok(()), Some(score)) => {
+                if let Some(t) = &self.trainer {
+                    t.poke();
+                }
+                self.graded_this_session += 1;
+                self.last_graded = Some(id);
+                self.last_action = Some(Action::Graded { candidate_id: id, score });
+                self.message = None;
+                if self.current() == Some(id) {
+                    self.pos = (self.pos + 1).min(self.queue.len());
+                }
+                self.comment = None;
+            }
+            (Ok(()), None) => {
+                if let Some(t) = &self.trainer {
+                    t.poke();
+                }
                 if let Some(k) = self.queue.iter().position(|&c| c == id) {
                     self.pos = k;
                 }
@@ -295,7 +343,26 @@ impl GradeView {
                 self.last_action = Some(Action::Undone { candidate_id: id });
                 self.message = Some("last grade undone".into());
             }
-            Err(e) => self.message = Some(format!("undo not saved: {e}")),
+            (Err(e), Some(_)) => {
+                // Nothing is lost: the inspector stays on the candidate and can press again.
+                self.points = g.points;
+                self.comment = g.comment;
+                self.message = Some(format!("grade not saved: {e}"));
+            }
+            (Err(e), None) => {
+                self.last_graded = Some(id);
+                self.message = Some(format!("undo not saved: {e}"));
+            }
+        }
+    }
+
+    fn drain_writes(&mut self) {
+        let done: Vec<_> = match &self.writer {
+            Some(w) => w.done.try_iter().collect(),
+            None => Vec::new(),
+        };
+        for d in done {
+            self.saved(d.grade, d.result);
         }
     }
 
@@ -414,6 +481,7 @@ impl GradeView {
         if let Some((queue, scores)) = self.trainer.as_mut().and_then(|t| t.drain()) {
             self.reorder(queue, scores);
         }
+        self.drain_writes();
         self.drain();
         self.request_ahead();
         self.keys(ui);

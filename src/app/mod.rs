@@ -7,6 +7,7 @@ pub mod grade;
 pub mod jobs;
 pub mod review;
 pub mod training;
+pub mod writer;
 
 use crate::active::retrain::RetrainConfig;
 use crate::active::strategies::Strategy;
@@ -111,6 +112,7 @@ impl LensApp {
         let has_model = scorer.is_some();
         let workers = std::thread::available_parallelism().map(|n| n.get().clamp(1, 3)).unwrap_or(2);
         let renderer = Renderer::start(start.project.clone(), scale, scorer, repaint.clone(), workers);
+        let repaint_for_writer = repaint.clone();
         let trainer = TrainingPanel::start(
             TrainerSettings {
                 project: start.project.clone(),
@@ -122,8 +124,9 @@ impl LensApp {
             },
             repaint,
         );
+        let writer = writer::GradeWriter::start(start.project.clone(), repaint_for_writer);
         remember(&start.project);
-        Ok(GradeView::new(project, inspector, queue, renderer, has_model)?.with_trainer(trainer))
+        Ok(GradeView::new(project, inspector, queue, renderer, has_model)?.with_trainer(trainer).with_writer(writer))
     }
 
     /// The review view of a project, with its own render workers for thumbnails and pages.

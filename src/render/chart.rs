@@ -151,7 +151,9 @@ mod tests {
         assert_eq!(ticks(0.0, 10.0, 5), vec![0.0, 2.0, 4.0, 6.0, 8.0, 10.0]);
         let t = ticks(0.913, 0.987, 6);
         assert!(t.iter().all(|v| (0.913..=0.987).contains(v)));
-        assert!((t[1] - t[0] - 0.01).abs() < 1e-12, "{t:?}");
+        // A range of 0.074 in about six steps: steps of 0.02 (0.01 would give seven or more).
+        assert!((t[1] - t[0] - 0.02).abs() < 1e-12, "{t:?}");
+        assert_eq!(t.len(), 4);
     }
 
     #[test]
