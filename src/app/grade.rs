@@ -478,8 +478,12 @@ impl GradeView {
     }
 
     pub fn ui(&mut self, ui: &mut egui::Ui) {
-        if let Some((queue, scores)) = self.trainer.as_mut().and_then(|t| t.drain()) {
+        if let Some((queue, scores, scorer)) = self.trainer.as_mut().and_then(|t| t.drain()) {
             self.reorder(queue, scores);
+            if let Some(s) = scorer {
+                // Maps of candidates drawn from now on come from the new model.
+                self.renderer.set_scorer(s);
+            }
         }
         self.drain_writes();
         self.drain();

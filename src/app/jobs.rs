@@ -37,6 +37,8 @@ pub struct Rendered {
 pub struct Renderer {
     requests: Sender<RenderRequest>,
     pub results: Receiver<Rendered>,
+    /// The model the activation maps come from; replaced when retraining keeps a new one.
+    scorer: Arc<std::sync::RwLock<Option<Arc<Scorer>>>>,
 }
 
 impl Renderer {
@@ -50,9 +52,10 @@ impl Renderer {
         let (req_tx, req_rx) = channel::<RenderRequest>();
         let (res_tx, res_rx) = channel::<Rendered>();
         let req_rx = Arc::new(Mutex::new(req_rx));
+        let shared = Arc::new(std::sync::RwLock::new(scorer));
         for _ in 0..workers.max(1) {
-            let (req_rx, res_tx, project, scorer, repaint) =
-                (req_rx.clone(), res_tx.clone(), project.clone(), scorer.clone(), repaint.clone());
+            let (req_rx, res_tx, project, shared, repaint) =
+                (req_rx.clone(), res_tx.clone(), project.clone(), shared.clone(), repaint.clone());
             std::thread::spawn(move || {
                 let reader = Project::open_existing(&project);
                 loop {
@@ -68,6 +71,7 @@ impl Renderer {
                         return;
                     }
                     repaint();
+                    let scorer = shared.read().ok().and_then(|s| s.clone());
                     if let (true, Some(s), Some(c)) = (req.with_map, scorer.as_deref(), cutout) {
                         let map = crate::model::explain::gradcam(&s.net, std::slice::from_ref(&c), s.card.clip_sigma)
                             .ok()
@@ -92,7 +96,14 @@ impl Renderer {
                 }
             });
         }
-        Renderer { requests: req_tx, results: res_rx }
+        Renderer { requests: req_tx, results: res_rx, scorer: shared }
+    }
+
+    /// Later activation maps come from this model.
+    pub fn set_scorer(&self, scorer: Arc<Scorer>) {
+        if let Ok(mut s) = self.scorer.write() {
+            *s = Some(scorer);
+        }
     }
 
     pub fn request(&self, r: RenderRequest) {

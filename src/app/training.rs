@@ -51,10 +51,12 @@ pub enum Event {
     Rescoring,
     Finished(Result<RetrainOutcome, String>),
     History(Vec<ModelVersionRow>),
-    /// After a kept model: the inspector's queue in the new order and the new scores.
+    /// After a kept model: the inspector's queue in the new order, the new scores, and the
+    /// model itself (for activation maps).
     Reordered {
         queue: Vec<i64>,
         scores: HashMap<i64, f32>,
+        scorer: Option<Arc<Scorer>>,
     },
 }
 
@@ -178,7 +180,8 @@ fn worker(
                     build_queue(&project, settings.inspector_id, settings.order.clone(), TrainingRate::default())
                 {
                     let scores = project.latest_predictions().map(|p| p.1).unwrap_or_default();
-                    send(Event::Reordered { queue, scores });
+                    let scorer = Scorer::current_for(&project).ok().map(Arc::new);
+                    send(Event::Reordered { queue, scores, scorer });
                 }
             }
         }
@@ -187,6 +190,9 @@ fn worker(
         send(Event::Labels { count, at_last_training: baseline });
     }
 }
+
+/// What a kept model changes for the grade view: queue, scores, the model.
+pub type Reordered = (Vec<i64>, HashMap<i64, f32>, Option<Arc<Scorer>>);
 
 /// The panel's view of the worker.
 pub struct TrainingPanel {
@@ -253,8 +259,9 @@ impl TrainingPanel {
         self.cancel.store(true, Ordering::Relaxed);
     }
 
-    /// Takes the worker's events (never waits). Returns a new queue and scores after a kept model.
-    pub fn drain(&mut self) -> Option<(Vec<i64>, HashMap<i64, f32>)> {
+    /// Takes the worker's events (never waits). Returns the new queue, scores and model after a
+    /// kept model.
+    pub fn drain(&mut self) -> Option<Reordered> {
         let mut reordered = None;
         while let Ok(e) = self.events.try_recv() {
             match e {
@@ -304,7 +311,7 @@ impl TrainingPanel {
                     self.last = Some(r);
                 }
                 Event::History(h) => self.history = h,
-                Event::Reordered { queue, scores } => reordered = Some((queue, scores)),
+                Event::Reordered { queue, scores, scorer } => reordered = Some((queue, scores, scorer)),
             }
         }
         reordered
