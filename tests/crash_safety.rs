@@ -92,3 +92,136 @@ fn kill_during_grading_loses_no_saved_grade() {
         assert!(stored.len() >= total_saved);
     }
 }
+
+const RETRAIN_ENV: &str = "LENS_INSPECT_CRASH_TEST_RETRAIN_DB";
+
+/// Prints each training step, so the parent can kill in the middle of training.
+struct Steps;
+impl lens_inspect::model::train::TrainObserver for Steps {
+    fn step(&mut self, done: usize, _: usize, _: f64) -> bool {
+        println!("step {done}");
+        true
+    }
+}
+
+#[test]
+#[ignore = "run by kill_during_retraining_loses_no_grade_and_no_stored_model as a child process"]
+fn child_retraining_and_grading() {
+    use lens_inspect::active::retrain::{retrain, RetrainConfig};
+    use lens_inspect::model::net::Arch;
+    let Ok(path) = std::env::var(RETRAIN_ENV) else { return };
+    let path = std::path::PathBuf::from(path);
+    // Grading goes on beside the retraining, on its own connection, as in the app.
+    let grading_path = path.clone();
+    std::thread::spawn(move || {
+        let mut p = Project::open_existing(&grading_path).expect("open");
+        let who = p.inspector("grader", Role::Volunteer).expect("inspector");
+        let ids: Vec<i64> = p.candidates().expect("list").iter().map(|c| c.id).collect();
+        for k in 0.. {
+            let e = p
+                .record_grade(&NewGrade {
+                    candidate_id: ids[k % ids.len()],
+                    inspector_id: who.id,
+                    score: Some(Score::ALL[k % 4]),
+                    ..Default::default()
+                })
+                .expect("grade");
+            println!("saved {}", e.uid);
+            std::thread::yield_now();
+        }
+    });
+    let mut p = Project::open_existing(&path).expect("open");
+    let mut cfg = RetrainConfig::default();
+    cfg.train.arch = Arch::Cnn;
+    cfg.train.batch = 8;
+    cfg.train.epochs = 2;
+    loop {
+        let base = lens_inspect::model::score::Scorer::current_for(&p).expect("model");
+        let out = retrain(&mut p, &base, &cfg, &mut Steps).expect("retrain");
+        println!("stored {}", out.model_version);
+        cfg.train.seed += 1;
+    }
+}
+
+#[test]
+fn kill_during_retraining_loses_no_grade_and_no_stored_model() {
+    use lens_inspect::model::checkpoint::{self, ModelCard};
+    use lens_inspect::model::net::{Arch, LensNet};
+    use lens_inspect::sim::{SimConfig, Simulator};
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("retrain.lensproj");
+    let mut p = Project::create_or_open(&path).expect("project");
+    let sim = Simulator::new(SimConfig::default());
+    let objects: Vec<_> = (0..24u64).map(|k| sim.simulate(&format!("s{k}"), 5, k, Some(k % 2 == 0))).collect();
+    let items: Vec<NewCandidate> = objects
+        .iter()
+        .map(|o| {
+            let spec = ObjectSpec::new(o.cutout.name.clone(), ObjectSource::File { path: "/x".into() });
+            NewCandidate::from_cutout(spec, &o.cutout, true)
+        })
+        .collect();
+    p.insert_candidates(&items).expect("insert");
+    // A small stored model to start from, and two honest inspectors so every candidate is labelled.
+    let device = burn::tensor::Device::flex();
+    device.seed(3);
+    let bytes = checkpoint::to_bytes(&LensNet::new(Arch::Cnn, &device), &ModelCard::new(Arch::Cnn, 101, 50.0))
+        .expect("model bytes");
+    p.add_model_version_with_weights("start", "{}", "{}", &bytes, true).expect("model");
+    let (a, b) = (p.inspector("a", Role::Volunteer).expect("a"), p.inspector("b", Role::Volunteer).expect("b"));
+    for (row, o) in p.candidates().expect("rows").iter().zip(&objects) {
+        let (x, y) = if o.truth.is_lens { (Score::Sure, Score::Maybe) } else { (Score::No, Score::Interesting) };
+        for (who, s) in [(a.id, x), (b.id, y)] {
+            p.record_grade(&NewGrade { candidate_id: row.id, inspector_id: who, score: Some(s), ..Default::default() })
+                .expect("grade");
+        }
+    }
+    drop(p);
+
+    // Kill once in the middle of the first training, once in the middle of a later one.
+    for (stored_before_kill, steps_into_training) in [(0usize, 2usize), (1, 3)] {
+        let mut child = Command::new(std::env::current_exe().expect("exe"))
+            .args(["child_retraining_and_grading", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+            .env(RETRAIN_ENV, &path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn child");
+        let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
+        let (mut saved, mut stored, mut steps) = (HashSet::new(), Vec::new(), 0usize);
+        let mut line = String::new();
+        let record = |l: &str, saved: &mut HashSet<String>, stored: &mut Vec<i64>| {
+            if let Some(uid) = l.strip_prefix("saved ") {
+                saved.insert(uid.to_string());
+            } else if let Some(v) = l.strip_prefix("stored ") {
+                stored.push(v.parse().expect("version id"));
+            }
+        };
+        while !(stored.len() >= stored_before_kill && steps >= steps_into_training) {
+            line.clear();
+            let n = reader.read_line(&mut line).expect("read");
+            assert!(n > 0, "child stopped early");
+            let l = line.trim();
+            if l.starts_with("step ") {
+                steps = if stored.len() >= stored_before_kill { steps + 1 } else { 0 };
+            }
+            record(l, &mut saved, &mut stored);
+        }
+        child.kill().expect("SIGKILL");
+        for l in reader.lines() {
+            record(l.expect("line").trim(), &mut saved, &mut stored);
+        }
+        child.wait().expect("reap");
+
+        let p = Project::open_existing(&path).expect("reopen after kill");
+        assert_eq!(p.integrity_check().expect("check"), "ok");
+        let events: HashSet<String> = p.grade_events().expect("events").into_iter().map(|e| e.uid).collect();
+        assert!(saved.is_subset(&events), "a grade reported saved was lost");
+        let history = p.model_history().expect("history");
+        for v in &stored {
+            assert!(history.iter().any(|h| h.id == *v), "stored model version {v} was lost");
+        }
+        // The current model is whole and loads.
+        let current = p.current_model_bytes().expect("bytes").expect("a current model");
+        checkpoint::from_bytes(&path, &current, &device).expect("the current model loads");
+    }
+}
