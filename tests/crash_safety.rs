@@ -147,34 +147,15 @@ fn child_retraining_and_grading() {
 fn kill_during_retraining_loses_no_grade_and_no_stored_model() {
     use lens_inspect::model::checkpoint::{self, ModelCard};
     use lens_inspect::model::net::{Arch, LensNet};
-    use lens_inspect::sim::{SimConfig, Simulator};
     let dir = tempfile::tempdir().expect("tmp");
     let path = dir.path().join("retrain.lensproj");
-    let mut p = Project::create_or_open(&path).expect("project");
-    let sim = Simulator::new(SimConfig::default());
-    let objects: Vec<_> = (0..24u64).map(|k| sim.simulate(&format!("s{k}"), 5, k, Some(k % 2 == 0))).collect();
-    let items: Vec<NewCandidate> = objects
-        .iter()
-        .map(|o| {
-            let spec = ObjectSpec::new(o.cutout.name.clone(), ObjectSource::File { path: "/x".into() });
-            NewCandidate::from_cutout(spec, &o.cutout, true)
-        })
-        .collect();
-    p.insert_candidates(&items).expect("insert");
-    // A small stored model to start from, and two honest inspectors so every candidate is labelled.
+    let mut p = common::graded_sim_project(&path, 24, 5);
+    // A small stored model to start from.
     let device = burn::tensor::Device::flex();
     device.seed(3);
     let bytes = checkpoint::to_bytes(&LensNet::new(Arch::Cnn, &device), &ModelCard::new(Arch::Cnn, 101, 50.0))
         .expect("model bytes");
     p.add_model_version_with_weights("start", "{}", "{}", &bytes, true).expect("model");
-    let (a, b) = (p.inspector("a", Role::Volunteer).expect("a"), p.inspector("b", Role::Volunteer).expect("b"));
-    for (row, o) in p.candidates().expect("rows").iter().zip(&objects) {
-        let (x, y) = if o.truth.is_lens { (Score::Sure, Score::Maybe) } else { (Score::No, Score::Interesting) };
-        for (who, s) in [(a.id, x), (b.id, y)] {
-            p.record_grade(&NewGrade { candidate_id: row.id, inspector_id: who, score: Some(s), ..Default::default() })
-                .expect("grade");
-        }
-    }
     drop(p);
 
     // Kill once in the middle of the first training, once in the middle of a later one.

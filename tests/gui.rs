@@ -216,31 +216,6 @@ fn review_filters_return_the_right_candidates() {
     assert!(review.kappa.is_some());
 }
 
-/// A project of simulated candidates that two inspectors graded honestly: every candidate has a
-/// label, so retraining can run.
-fn graded_sim_project(path: &Path) {
-    use lens_inspect::sim::{SimConfig, Simulator};
-    let mut p = Project::create_or_open(path).expect("project");
-    let sim = Simulator::new(SimConfig::default());
-    let objects: Vec<_> = (0..32u64).map(|k| sim.simulate(&format!("s{k}"), 91, k, Some(k % 2 == 0))).collect();
-    let items: Vec<NewCandidate> = objects
-        .iter()
-        .map(|o| {
-            let spec = ObjectSpec::new(o.cutout.name.clone(), ObjectSource::File { path: "/x".into() });
-            NewCandidate::from_cutout(spec, &o.cutout, true)
-        })
-        .collect();
-    p.insert_candidates(&items).expect("insert");
-    let (a, b) = (p.inspector("a", Role::Volunteer).expect("a"), p.inspector("b", Role::Volunteer).expect("b"));
-    for (row, o) in p.candidates().expect("rows").iter().zip(&objects) {
-        let (x, y) = if o.truth.is_lens { (Score::Sure, Score::Maybe) } else { (Score::No, Score::Interesting) };
-        for (who, s) in [(a.id, x), (b.id, y)] {
-            p.record_grade(&NewGrade { candidate_id: row.id, inspector_id: who, score: Some(s), ..Default::default() })
-                .expect("grade");
-        }
-    }
-}
-
 /// Runs frames until the retraining job has finished (the worker is asynchronous).
 fn wait_trained(h: &mut Harness<'_, GradeView>) {
     let deadline = Instant::now() + Duration::from_secs(600);
@@ -259,7 +234,7 @@ fn wait_trained(h: &mut Harness<'_, GradeView>) {
 fn retrain_button_stores_a_version_and_cancel_changes_nothing() {
     let dir = tempfile::tempdir().expect("tmp");
     let path = dir.path().join("p.lensproj");
-    graded_sim_project(&path);
+    drop(common::graded_sim_project(&path, 32, 91));
     let view = open_view(&path, "r", Role::Researcher);
     let mut h =
         Harness::builder().with_size(egui::vec2(1100.0, 1400.0)).build_ui_state(|ui, v: &mut GradeView| v.ui(ui), view);

@@ -1,41 +1,21 @@
 //! The retraining job on a small project: labels from grades, the guard, stored versions,
 //! re-scoring, and cancellation that changes nothing.
 
+mod common;
+
 use lens_inspect::active::retrain::{retrain, RetrainConfig};
 use lens_inspect::model::checkpoint::ModelCard;
 use lens_inspect::model::net::{Arch, LensNet};
 use lens_inspect::model::score::{score_project, Scorer};
 use lens_inspect::model::train::{Quiet, TrainObserver};
-use lens_inspect::project::{NewCandidate, NewGrade, Project, Role, Score};
-use lens_inspect::sim::{SimConfig, Simulator};
-use lens_inspect::survey::{ObjectSource, ObjectSpec};
+use lens_inspect::project::Project;
 
 fn graded_project(path: &std::path::Path) -> (Project, Scorer) {
-    let mut p = Project::create_or_open(path).expect("project");
-    let sim = Simulator::new(SimConfig::default());
-    let objects: Vec<_> = (0..32u64).map(|k| sim.simulate(&format!("s{k}"), 77, k, Some(k % 2 == 0))).collect();
-    let items: Vec<NewCandidate> = objects
-        .iter()
-        .map(|o| {
-            let spec = ObjectSpec::new(o.cutout.name.clone(), ObjectSource::File { path: "/x".into() });
-            NewCandidate::from_cutout(spec, &o.cutout, true)
-        })
-        .collect();
-    p.insert_candidates(&items).expect("insert");
+    let mut p = common::graded_sim_project(path, 32, 77);
     let device = burn::tensor::Device::flex();
     device.seed(5);
     let scorer = Scorer::new(LensNet::new(Arch::Cnn, &device), ModelCard::new(Arch::Cnn, 101, 50.0));
     score_project(&mut p, &scorer, "base", 16, &|_, _| {}).expect("score");
-    let (a, b) = (p.inspector("a", Role::Volunteer).expect("a"), p.inspector("b", Role::Volunteer).expect("b"));
-    let rows = p.candidates().expect("rows");
-    for (row, o) in rows.iter().zip(&objects) {
-        // Two honest inspectors: lenses get 5 and 3, non-lenses 0 and 1.
-        let (x, y) = if o.truth.is_lens { (Score::Sure, Score::Maybe) } else { (Score::No, Score::Interesting) };
-        for (who, s) in [(a.id, x), (b.id, y)] {
-            p.record_grade(&NewGrade { candidate_id: row.id, inspector_id: who, score: Some(s), ..Default::default() })
-                .expect("grade");
-        }
-    }
     (p, scorer)
 }
 

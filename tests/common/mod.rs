@@ -68,3 +68,31 @@ pub fn assert_close(a: &[f32], b: &[f32], rel: f32) {
         assert!((x - y).abs() <= tol, "pixel {k}: {x} vs {y}");
     }
 }
+
+/// A project of `n` simulated candidates (every other one a lens) that two inspectors graded
+/// honestly (lenses 5 and 3, the rest 0 and 1): every candidate has a label, so retraining runs.
+pub fn graded_sim_project(path: &Path, n: u64, seed: u64) -> lens_inspect::project::Project {
+    use lens_inspect::project::{NewCandidate, NewGrade, Project, Role, Score};
+    use lens_inspect::sim::{SimConfig, Simulator};
+    use lens_inspect::survey::{ObjectSource, ObjectSpec};
+    let mut p = Project::create_or_open(path).expect("project");
+    let sim = Simulator::new(SimConfig::default());
+    let objects: Vec<_> = (0..n).map(|k| sim.simulate(&format!("s{k}"), seed, k, Some(k % 2 == 0))).collect();
+    let items: Vec<NewCandidate> = objects
+        .iter()
+        .map(|o| {
+            let spec = ObjectSpec::new(o.cutout.name.clone(), ObjectSource::File { path: "/x".into() });
+            NewCandidate::from_cutout(spec, &o.cutout, true)
+        })
+        .collect();
+    p.insert_candidates(&items).expect("insert");
+    let (a, b) = (p.inspector("a", Role::Volunteer).expect("a"), p.inspector("b", Role::Volunteer).expect("b"));
+    for (row, o) in p.candidates().expect("rows").iter().zip(&objects) {
+        let (x, y) = if o.truth.is_lens { (Score::Sure, Score::Maybe) } else { (Score::No, Score::Interesting) };
+        for (who, s) in [(a.id, x), (b.id, y)] {
+            p.record_grade(&NewGrade { candidate_id: row.id, inspector_id: who, score: Some(s), ..Default::default() })
+                .expect("grade");
+        }
+    }
+    p
+}
