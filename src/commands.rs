@@ -411,21 +411,52 @@ pub fn retrain(
     Ok(ExitCode::SUCCESS)
 }
 
+/// Options of `bench active-learning`.
+#[derive(clap::Args)]
 pub struct ActiveLearningArgs {
+    /// Labelled pool: any layout `ingest` reads (e.g. `simulate --fwhm ... --depth-offset ...`).
+    #[arg(long)]
     pub pool: PathBuf,
+    /// Truth CSV of the pool (default: POOL/classifications.csv).
+    #[arg(long)]
     pub truth: Option<PathBuf>,
+    /// Starting model (default: the shipped one).
+    #[arg(long)]
     pub model: Option<PathBuf>,
+    /// Comma-separated: least-confidence, margin, entropy, bald, top-score, random, mixture.
+    #[arg(long, value_delimiter = ',', default_value = "random,top-score,entropy,bald,mixture")]
     pub strategies: Vec<String>,
+    #[arg(long, default_value_t = 10)]
     pub rounds: usize,
+    /// Labels per round.
+    #[arg(long, default_value_t = 30)]
     pub batch: usize,
+    #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// AUROC targets for the labels-needed table (default: what random sampling reaches last).
+    #[arg(long, value_delimiter = ',')]
     pub target: Vec<f64>,
+    /// Output prefix: writes PREFIX.csv, PREFIX.png and PREFIX.json.
+    #[arg(long, default_value = "active-learning")]
     pub out: PathBuf,
+    /// Fine-tuning learning rate (Adam).
+    #[arg(long, default_value_t = 3e-4)]
     pub lr: f64,
+    /// Share of in-domain simulations in each fine-tuning batch (against forgetting).
+    #[arg(long, default_value_t = 0.15)]
     pub sim_share: f64,
+    /// Most fine-tuning steps per round (0.5 steps per labelled view, at least 60).
+    #[arg(long, default_value_t = 150)]
     pub max_steps: usize,
+    /// Views per query candidate whose features are cached (1 = no augmentation).
+    #[arg(long, default_value_t = 2)]
     pub variants: usize,
+    /// What fine-tuning changes: head (attention + classifier), top-stage (also the last
+    /// conv stage) or classifier (MLP only).
+    #[arg(long, default_value = "top-stage")]
     pub tune: String,
+    /// Keep the backbone features in this file and reuse them when it matches.
+    #[arg(long)]
     pub feature_cache: Option<PathBuf>,
 }
 

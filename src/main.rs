@@ -419,54 +419,9 @@ enum BenchWhat {
     },
     /// The active-learning experiment: labels each query strategy needs on a (domain-shifted)
     /// pool. Starts from the model, lets a simulated oracle label BATCH candidates per round chosen
-    /// by each strategy, fine-tunes (backbone frozen), and records AUROC / TPR10 on a held-out
+    /// by each strategy, fine-tunes (see --tune), and records AUROC / TPR10 on a held-out
     /// part of the pool after each round. Writes OUT.csv (curves), OUT.png (plot), OUT.json.
-    ActiveLearning {
-        /// Labelled pool: any layout `ingest` reads (e.g. `simulate --fwhm ... --depth-offset ...`).
-        #[arg(long)]
-        pool: PathBuf,
-        /// Truth CSV of the pool (default: POOL/classifications.csv).
-        #[arg(long)]
-        truth: Option<PathBuf>,
-        /// Starting model (default: the shipped one).
-        #[arg(long)]
-        model: Option<PathBuf>,
-        /// Comma-separated: least-confidence, margin, entropy, bald, top-score, random, mixture.
-        #[arg(long, value_delimiter = ',', default_value = "random,top-score,entropy,bald,mixture")]
-        strategies: Vec<String>,
-        #[arg(long, default_value_t = 10)]
-        rounds: usize,
-        /// Labels per round.
-        #[arg(long, default_value_t = 30)]
-        batch: usize,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// AUROC targets for the labels-needed table (default: what random sampling reaches last).
-        #[arg(long, value_delimiter = ',')]
-        target: Vec<f64>,
-        /// Output prefix: writes PREFIX.csv, PREFIX.png and PREFIX.json.
-        #[arg(long, default_value = "active-learning")]
-        out: PathBuf,
-        /// Fine-tuning learning rate (Adam).
-        #[arg(long, default_value_t = 1e-3)]
-        lr: f64,
-        /// Share of in-domain simulations in each fine-tuning batch (against forgetting).
-        #[arg(long, default_value_t = 0.15)]
-        sim_share: f64,
-        /// Most fine-tuning steps per round (0.5 steps per labelled view, at least 60).
-        #[arg(long, default_value_t = 150)]
-        max_steps: usize,
-        /// Views per query candidate whose features are cached (1 = no augmentation).
-        #[arg(long, default_value_t = 2)]
-        variants: usize,
-        /// What fine-tuning changes: head (attention + classifier), top-stage (also the last
-        /// conv stage) or classifier (MLP only).
-        #[arg(long, default_value = "head")]
-        tune: String,
-        /// Keep the backbone features in this file and reuse them when it matches.
-        #[arg(long)]
-        feature_cache: Option<PathBuf>,
-    },
+    ActiveLearning(commands::ActiveLearningArgs),
     /// Microseconds per Lupton composite of a 101 x 101 cutout.
     Composite {
         #[arg(long, default_value_t = 20000)]
@@ -844,40 +799,7 @@ fn run() -> Result<ExitCode> {
                     let r = lens_inspect::bench::model_speed(arch.into(), repeats);
                     println!("{}", serde_json::to_string(&r)?);
                 }
-                BenchWhat::ActiveLearning {
-                    pool,
-                    truth,
-                    model,
-                    strategies,
-                    rounds,
-                    batch,
-                    seed,
-                    target,
-                    out,
-                    lr,
-                    sim_share,
-                    max_steps,
-                    variants,
-                    tune,
-                    feature_cache,
-                } => {
-                    let args = commands::ActiveLearningArgs {
-                        pool,
-                        truth,
-                        model,
-                        strategies,
-                        rounds,
-                        batch,
-                        seed,
-                        target,
-                        out,
-                        lr,
-                        sim_share,
-                        max_steps,
-                        variants,
-                        tune,
-                        feature_cache,
-                    };
+                BenchWhat::ActiveLearning(args) => {
                     return commands::bench_active_learning(args);
                 }
                 BenchWhat::Composite { iterations } => {

@@ -68,7 +68,7 @@ pub struct ExperimentConfig {
 impl Default for ExperimentConfig {
     fn default() -> ExperimentConfig {
         ExperimentConfig {
-            tune: Tune::Head,
+            tune: Tune::TopStage,
             feature_cache: None,
             strategies: ["random", "top-score", "entropy", "bald", "mixture"].map(String::from).to_vec(),
             rounds: 10,
@@ -79,7 +79,7 @@ impl Default for ExperimentConfig {
             sims: 400,
             mc_passes: 20,
             diversity: 0.15,
-            tuning: HeadTuning { lr: 1e-3, sim_share: 0.15, ..HeadTuning::default() },
+            tuning: HeadTuning { lr: 3e-4, sim_share: 0.15, ..HeadTuning::default() },
             steps_per_label: 0.5,
             min_steps: 60,
             max_steps: 150,
