@@ -98,6 +98,9 @@ pub struct GradeLine {
     pub points: usize,
 }
 
+/// What the visible order depends on: filter, sort key, direction.
+type OrderKey = (Filter, SortBy, bool);
+
 /// Thumbnails per gallery page.
 pub const GALLERY_PAGE: usize = 48;
 
@@ -116,6 +119,9 @@ pub struct ReviewView {
     rendered: HashMap<(i64, bool), Rendered>,
     requested: std::collections::HashSet<(i64, bool)>,
     textures: HashMap<(i64, &'static str), TextureHandle>,
+    order_cache: Option<(OrderKey, std::rc::Rc<Vec<usize>>)>,
+    /// Row of `rows` by candidate id (the candidate page looks it up every frame).
+    row_of: HashMap<i64, usize>,
     pub inspectors: Vec<InspectorLine>,
     pub kappa: Option<f64>,
     pub filter: Filter,
@@ -138,6 +144,8 @@ impl ReviewView {
             rendered: HashMap::new(),
             requested: Default::default(),
             textures: HashMap::new(),
+            order_cache: None,
+            row_of: HashMap::new(),
             inspectors: vec![],
             kappa: None,
             filter: Filter::All,
@@ -157,6 +165,8 @@ impl ReviewView {
             (project.grade_events(), project.candidates(), project.inspectors())
         {
             view.ids = candidates.iter().map(|c| (c.name.clone(), c.id)).collect();
+            view.row_of =
+                view.rows.iter().enumerate().filter_map(|(k, r)| view.ids.get(&r.name).map(|&id| (id, k))).collect();
             let names: HashMap<i64, String> = people.iter().map(|i| (i.id, i.name.clone())).collect();
             for e in &events {
                 view.grades.entry(e.candidate_id).or_default().push(GradeLine {
@@ -203,7 +213,12 @@ impl ReviewView {
 
     /// The rows the table shows, filtered and sorted.
     pub fn visible(&self) -> Vec<&CatalogueRow> {
-        let mut v: Vec<&CatalogueRow> = self.rows.iter().filter(|r| self.filter.keeps(r)).collect();
+        self.order().into_iter().map(|k| &self.rows[k]).collect()
+    }
+
+    /// Indices of the visible rows, filtered and sorted.
+    fn order(&self) -> Vec<usize> {
+        let mut v: Vec<usize> = (0..self.rows.len()).filter(|&k| self.filter.keeps(&self.rows[k])).collect();
         let key = |r: &CatalogueRow| -> f64 {
             match self.sort {
                 SortBy::Name => 0.0,
@@ -213,7 +228,8 @@ impl ReviewView {
                 SortBy::Swap => r.swap_posterior,
             }
         };
-        v.sort_by(|a, b| {
+        v.sort_by(|&a, &b| {
+            let (a, b) = (&self.rows[a], &self.rows[b]);
             let o = if self.sort == SortBy::Name {
                 a.name.cmp(&b.name)
             } else {
@@ -226,6 +242,20 @@ impl ReviewView {
             }
         });
         v
+    }
+
+    /// The visible order, sorted again only when the filter or the sort changed: with 100,000
+    /// candidates a sort per frame would cost more than the frame.
+    fn cached_order(&mut self) -> std::rc::Rc<Vec<usize>> {
+        let key = (self.filter, self.sort, self.descending);
+        match &self.order_cache {
+            Some((k, order)) if *k == key => order.clone(),
+            _ => {
+                let order = std::rc::Rc::new(self.order());
+                self.order_cache = Some((key, order.clone()));
+                order
+            }
+        }
     }
 
     /// Draws composites on the render workers (thumbnails and candidate pages need it).
@@ -318,7 +348,8 @@ impl ReviewView {
                     ui.selectable_value(&mut self.filter, f, f.label());
                 }
             });
-            ui.label(format!("{} candidates", self.visible().len()));
+            let n = self.cached_order().len();
+            ui.label(format!("{n} candidates"));
             ui.label("  sort:");
             for (by, label) in [
                 (SortBy::ModelScore, "model score"),
@@ -341,9 +372,8 @@ impl ReviewView {
     }
 
     fn gallery_ui(&mut self, ui: &mut egui::Ui) {
-        let visible: Vec<(String, Option<f32>, Option<f64>, usize)> =
-            self.visible().iter().map(|r| (r.name.clone(), r.model_score, r.mean_grade, r.n_grades)).collect();
-        let pages = visible.len().div_ceil(GALLERY_PAGE).max(1);
+        let order = self.cached_order();
+        let pages = order.len().div_ceil(GALLERY_PAGE).max(1);
         self.gallery_page = self.gallery_page.min(pages - 1);
         ui.horizontal(|ui| {
             if ui.add_enabled(self.gallery_page > 0, egui::Button::new("< previous")).clicked() {
@@ -356,7 +386,15 @@ impl ReviewView {
             ui.label("click a thumbnail for the candidate's page");
         });
         let start = self.gallery_page * GALLERY_PAGE;
-        let shown: Vec<_> = visible.into_iter().skip(start).take(GALLERY_PAGE).collect();
+        let shown: Vec<_> = order
+            .iter()
+            .skip(start)
+            .take(GALLERY_PAGE)
+            .map(|&k| {
+                let r = &self.rows[k];
+                (r.name.clone(), r.model_score, r.mean_grade, r.n_grades)
+            })
+            .collect();
         let thumb = 132.0;
         let columns = ((ui.available_width() / (thumb + 12.0)) as usize).max(1);
         egui::ScrollArea::vertical().show(ui, |ui| {
@@ -396,8 +434,8 @@ impl ReviewView {
     fn page_ui(&mut self, ui: &mut egui::Ui) {
         let Some(id) = self.page else { return };
         self.want(id, true);
-        let name = self.ids.iter().find(|(_, &v)| v == id).map(|(n, _)| n.clone()).unwrap_or_default();
-        let row = self.rows.iter().find(|r| r.name == name).cloned();
+        let row = self.row_of.get(&id).map(|&k| self.rows[k].clone());
+        let name = row.as_ref().map(|r| r.name.clone()).unwrap_or_default();
         let r = self
             .rendered
             .get(&(id, true))
@@ -510,7 +548,7 @@ impl ReviewView {
             });
         });
         ui.separator();
-        let rows: Vec<CatalogueRow> = self.visible().into_iter().cloned().collect();
+        let rows: Vec<CatalogueRow> = self.cached_order().iter().take(2000).map(|&k| self.rows[k].clone()).collect();
         let mut header = |ui: &mut egui::Ui, label: &str, by: SortBy| {
             let arrow = if self.sort == by {
                 if self.descending {
