@@ -9,6 +9,7 @@
 pub mod checkpoint;
 pub mod data;
 pub mod explain;
+pub mod fused;
 pub mod metrics;
 pub mod net;
 pub mod score;

@@ -14,6 +14,8 @@ use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::fused;
+
 /// Which network, as stored in the model card.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -69,7 +71,14 @@ impl ConvBlock {
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         if x.device().is_autodiff() && self.norm.training.is_enabled() {
-            return elu(self.norm.forward(self.conv.forward(x)), 1.0);
+            let z = self.conv.forward(x);
+            return match fused::batch_norm_elu_train(z, self.norm.gamma.val(), self.norm.beta.val(), self.norm.epsilon) {
+                Ok(out) => {
+                    self.update_running_statistics(out.mean, out.variance);
+                    out.output
+                }
+                Err((z, ..)) => elu(self.norm.forward(z), 1.0),
+            };
         }
         // Inference: batch norm is a per-channel affine map, folded into the convolution's
         // weights and bias (tiny tensors) instead of four passes over the activations.
@@ -82,8 +91,25 @@ impl ConvBlock {
             None => shift,
         };
         let options = ConvOptions::new(self.conv.stride, [1, 1], self.conv.dilation, self.conv.groups);
-        elu1(conv2d(x, weight, Some(bias), options))
+        elu_no_grad(conv2d(x, weight, Some(bias), options))
     }
+
+    /// The running averages burn's `BatchNorm` keeps, updated the way it does (momentum, biased
+    /// batch variance), for the fused training path that bypasses its `forward`.
+    fn update_running_statistics(&self, mean: Vec<f32>, variance: Vec<f32>) {
+        let m = self.norm.momentum;
+        for (state, batch) in [(&self.norm.running_mean, mean), (&self.norm.running_var, variance)] {
+            let old = state.value_sync();
+            let n = batch.len();
+            let batch = Tensor::<1>::from_data(burn::tensor::TensorData::new(batch, [n]), &old.device());
+            state.update(old.mul_scalar(1.0 - m).add(batch.mul_scalar(m)).detach());
+        }
+    }
+}
+
+/// ELU without gradients: the fused one-pass kernel on the CPU backend, else [`elu1`].
+fn elu_no_grad<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    fused::elu_inference(x).unwrap_or_else(elu1)
 }
 
 /// The shared convolutional backbone: 4 stages of two conv blocks, a 2x2 max-pool after each of
@@ -155,7 +181,7 @@ impl Mlp {
     /// [B, 128] -> [B] logits.
     fn forward(&self, x: Tensor<2>) -> Tensor<1> {
         let h = self.hidden.forward(x);
-        let h = if h.device().is_autodiff() { elu(h, 1.0) } else { elu1(h) };
+        let h = if h.device().is_autodiff() { elu(h, 1.0) } else { elu_no_grad(h) };
         let x = self.dropout.forward(h);
         let [b, _] = x.dims();
         self.out.forward(x).reshape([b])
@@ -390,6 +416,59 @@ mod tests {
                 // At exactly 0 the kink makes any value in [0, 2] a valid subgradient sum.
                 assert!((g1[k] - g0[k]).abs() < 1e-6, "gradient at {}: {} vs {}", v[k], g1[k], g0[k]);
             }
+        }
+    }
+
+    #[test]
+    fn fused_training_block_matches_burns_batch_norm_and_elu() {
+        use burn::module::Param;
+        use burn::tensor::Distribution::Normal;
+        let ad = Device::flex().autodiff();
+        ad.seed(5);
+        let mut block = ConvBlock::new(3, 6, &ad);
+        block.norm.gamma = Param::from_tensor(Tensor::<1>::random([6], Normal(1.0, 0.5), &ad));
+        block.norm.beta = Param::from_tensor(Tensor::<1>::random([6], Normal(0.0, 0.5), &ad));
+        let x = Tensor::<4>::random([3, 3, 11, 13], Normal(0.5, 2.0), &ad).require_grad();
+        let w = Tensor::<4>::random([3, 6, 11, 13], Normal(0.0, 1.0), &ad);
+        let values = |t: Tensor<4>| t.inner().try_into_vec_as::<f32>().expect("values");
+        let grads_of = |out: Tensor<4>| {
+            let grads = (out * w.clone()).sum().backward();
+            let g = |t: Tensor<1>| t.grad(&grads).expect("gradient").try_into_vec_as::<f32>().expect("values");
+            let gx = x.grad(&grads).expect("gradient").try_into_vec_as::<f32>().expect("values");
+            let gw = block.conv.weight.val().grad(&grads).expect("gradient").try_into_vec_as::<f32>().expect("values");
+            [gx, gw, g(block.norm.gamma.val()), g(block.norm.beta.val())]
+        };
+        // The fused path (block.forward) against burn's batch norm and ELU on the same block.
+        let probe = block.conv.forward(x.clone());
+        let taken = fused::batch_norm_elu_train(probe, block.norm.gamma.val(), block.norm.beta.val(), 1e-5);
+        assert!(taken.is_ok(), "the fused kernel must apply to Flex autodiff tensors");
+        let fused = block.forward(x.clone());
+        let running = |s: &burn::module::RunningState<Tensor<1>>| s.value_sync().inner().try_into_vec_as::<f32>().expect("values");
+        let (mean_after, var_after) = (running(&block.norm.running_mean), running(&block.norm.running_var));
+        let z = block.conv.forward(x.clone()).inner();
+        let flat = z.swap_dims(0, 1).reshape([6, 3 * 11 * 13]);
+        let batch_mean = flat.clone().mean_dim(1);
+        let batch_var = (flat - batch_mean.clone()).square().mean_dim(1);
+        let (batch_mean, batch_var) = (
+            batch_mean.try_into_vec_as::<f32>().expect("values"),
+            batch_var.try_into_vec_as::<f32>().expect("values"),
+        );
+        for c in 0..6 {
+            // From the initial running mean 0 and variance 1, momentum 0.1.
+            assert!((mean_after[c] - 0.1 * batch_mean[c]).abs() < 1e-5, "running mean {c}");
+            assert!((var_after[c] - (0.9 + 0.1 * batch_var[c])).abs() < 1e-5, "running variance {c}");
+        }
+        let reference = elu(block.norm.forward(block.conv.forward(x.clone())), 1.0);
+        let close = |a: &[f32], b: &[f32], what: &str| {
+            assert_eq!(a.len(), b.len());
+            let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1.0);
+            let worst = a.iter().zip(b).map(|(p, q)| (p - q).abs()).fold(0.0f32, f32::max);
+            assert!(worst < 2e-5 * scale, "{what}: largest difference {worst} (scale {scale})");
+        };
+        close(&values(fused.clone()), &values(reference.clone()), "activations");
+        let (gf, gr) = (grads_of(fused), grads_of(reference));
+        for (k, what) in ["input gradient", "conv weight gradient", "gamma gradient", "beta gradient"].iter().enumerate() {
+            close(&gf[k], &gr[k], what);
         }
     }
 }
