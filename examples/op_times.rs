@@ -84,6 +84,16 @@ fn main() {
         let fwd_elu = time(|| {
             let _ = elu(y.clone().inner(), 1.0).into_data();
         });
+        let fusedt = time(|| {
+            let y = y.clone().require_grad();
+            let out = lens_inspect::model::fused::batch_norm_elu_train(y.clone(), bn.gamma.val(), bn.beta.val(), 1e-5).ok().unwrap();
+            let grads = (out.output * g.clone()).sum().backward();
+            let _ = y.grad(&grads).unwrap().into_data();
+        });
+        let fused_inf = time(|| {
+            let _ = lens_inspect::model::fused::elu_inference(y.clone().inner()).ok().unwrap().into_data();
+        });
+        println!("   fused bn+elu fb {fusedt:.1} fused elu inference {fused_inf:.1}");
         println!("   base {base:.1} elu1 {elu_clamp:.1} relu {relu:.1} elu-fwd-only {fwd_elu:.1}");
         let pool = MaxPool2dConfig::new([2, 2]).init();
         let poolt = if k % 2 == 1 && k < 6 {

@@ -71,7 +71,7 @@ impl ConvBlock {
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         if x.device().is_autodiff() && self.norm.training.is_enabled() {
-            let z = self.conv.forward(x);
+            let z = self.conv_train(x);
             return match fused::batch_norm_elu_train(z, self.norm.gamma.val(), self.norm.beta.val(), self.norm.epsilon) {
                 Ok(out) => {
                     self.update_running_statistics(out.mean, out.variance);
@@ -92,6 +92,22 @@ impl ConvBlock {
         };
         let options = ConvOptions::new(self.conv.stride, [1, 1], self.conv.dilation, self.conv.groups);
         elu_no_grad(conv2d(x, weight, Some(bias), options))
+    }
+
+    /// The convolution while training: the fused op with the fast weight gradient when the
+    /// layer is the 3 x 3, stride 1, padding 1 one it handles, else burn's.
+    fn conv_train(&self, x: Tensor<4>) -> Tensor<4> {
+        let plain = self.conv.stride == [1, 1]
+            && self.conv.dilation == [1, 1]
+            && self.conv.groups == 1
+            && matches!(self.conv.padding, PaddingConfig2d::Explicit(1, 1, 1, 1));
+        match (&self.conv.bias, plain) {
+            (Some(bias), true) => match fused::conv3x3_train(x, self.conv.weight.val(), bias.val()) {
+                Ok(z) => z,
+                Err((x, ..)) => self.conv.forward(x),
+            },
+            _ => self.conv.forward(x),
+        }
     }
 
     /// The running averages burn's `BatchNorm` keeps, updated the way it does (momentum, biased
@@ -469,6 +485,36 @@ mod tests {
         let (gf, gr) = (grads_of(fused), grads_of(reference));
         for (k, what) in ["input gradient", "conv weight gradient", "gamma gradient", "beta gradient"].iter().enumerate() {
             close(&gf[k], &gr[k], what);
+        }
+    }
+
+    #[test]
+    fn fused_convolution_gradients_match_burns() {
+        use burn::tensor::Distribution::Normal;
+        use burn::tensor::module::conv2d;
+        let ad = Device::flex().autodiff();
+        ad.seed(9);
+        // 70 x 40 pixels: more than one im2col tile of whole rows per image.
+        let x = Tensor::<4>::random([2, 3, 70, 40], Normal(0.0, 1.0), &ad).require_grad();
+        let weight = Tensor::<4>::random([5, 3, 3, 3], Normal(0.0, 0.3), &ad).require_grad();
+        let bias = Tensor::<1>::random([5], Normal(0.0, 0.3), &ad).require_grad();
+        let g = Tensor::<4>::random([2, 5, 70, 40], Normal(0.0, 1.0), &ad);
+        let run = |out: Tensor<4>| {
+            let grads = (out.clone() * g.clone()).sum().backward();
+            let v = |t: Tensor<4>| t.inner().try_into_vec_as::<f32>().expect("values");
+            let gx = x.grad(&grads).expect("gradient").try_into_vec_as::<f32>().expect("values");
+            let gw = weight.grad(&grads).expect("gradient").try_into_vec_as::<f32>().expect("values");
+            let gb = bias.grad(&grads).expect("gradient").try_into_vec_as::<f32>().expect("values");
+            [v(out), gx, gw, gb]
+        };
+        let fused = fused::conv3x3_train(x.clone(), weight.clone(), bias.clone()).ok().expect("the fused op applies");
+        let options = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
+        let reference = conv2d(x.clone(), weight.clone(), Some(bias.clone()), options);
+        let (a, b) = (run(fused), run(reference));
+        for (k, what) in ["output", "input gradient", "weight gradient", "bias gradient"].iter().enumerate() {
+            let scale = b[k].iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1.0);
+            let worst = a[k].iter().zip(&b[k]).map(|(p, q)| (p - q).abs()).fold(0.0f32, f32::max);
+            assert!(worst < 1e-5 * scale, "{what}: largest difference {worst} (scale {scale})");
         }
     }
 }
