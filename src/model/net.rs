@@ -160,7 +160,7 @@ impl Backbone {
         for (k, block) in self.blocks.iter().enumerate().take(STEM_BLOCKS) {
             x = block.forward(x);
             if k % 2 == 1 {
-                x = self.pool.forward(x);
+                x = fused::max_pool2x2(x).unwrap_or_else(|x| self.pool.forward(x));
             }
         }
         x
@@ -516,5 +516,28 @@ mod tests {
             let worst = a[k].iter().zip(&b[k]).map(|(p, q)| (p - q).abs()).fold(0.0f32, f32::max);
             assert!(worst < 1e-5 * scale, "{what}: largest difference {worst} (scale {scale})");
         }
+    }
+
+    #[test]
+    fn fused_max_pool_matches_burns_in_value_and_gradient() {
+        use burn::tensor::Distribution::Normal;
+        let pool = MaxPool2dConfig::new([2, 2]).init();
+        let ad = Device::flex().autodiff();
+        ad.seed(4);
+        // Odd sizes: the last row and column are dropped, as burn's pool does.
+        let x = Tensor::<4>::random([2, 3, 9, 7], Normal(0.0, 1.0), &ad).require_grad();
+        let g = Tensor::<4>::random([2, 3, 4, 3], Normal(0.0, 1.0), &ad);
+        let run = |out: Tensor<4>| {
+            let grads = (out.clone() * g.clone()).sum().backward();
+            let gx = x.grad(&grads).expect("gradient").try_into_vec_as::<f32>().expect("values");
+            (out.inner().try_into_vec_as::<f32>().expect("values"), gx)
+        };
+        let (a, ga) = run(fused::max_pool2x2(x.clone()).ok().expect("the fused pool applies"));
+        let (b, gb) = run(pool.forward(x.clone()));
+        assert_eq!(a, b, "pooled values");
+        assert_eq!(ga, gb, "input gradient");
+        let plain = x.clone().inner();
+        let c = fused::max_pool2x2(plain.clone()).ok().expect("applies without autodiff");
+        assert_eq!(c.try_into_vec_as::<f32>().expect("values"), b, "inference pool");
     }
 }
