@@ -1,7 +1,7 @@
 //! Where a training step's time goes: each layer's forward and forward+backward at the bench's
 //! shapes (batch 32, 4 x 101 x 101). `cargo run --release --example op_times`.
-use burn::nn::{BatchNormConfig};
 use burn::nn::pool::MaxPool2dConfig;
+use burn::nn::BatchNormConfig;
 use burn::tensor::activation::elu;
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
@@ -21,7 +21,16 @@ fn time<F: FnMut()>(mut f: F) -> f64 {
 fn main() {
     let ad = Device::flex().autodiff();
     let dev = Device::flex();
-    let shapes = [(4, 16, 101), (16, 16, 101), (16, 32, 50), (32, 32, 50), (32, 64, 25), (64, 64, 25), (64, 128, 12), (128, 128, 12)];
+    let shapes = [
+        (4, 16, 101),
+        (16, 16, 101),
+        (16, 32, 50),
+        (32, 32, 50),
+        (32, 64, 25),
+        (64, 64, 25),
+        (64, 128, 12),
+        (128, 128, 12),
+    ];
     let mut total = [0.0f64; 6];
     println!("layer      conv_f  conv_fb  conv_dw  conv_dx  bn_fb  elu_fb  pool_fb");
     for (k, &(ci, co, h)) in shapes.iter().enumerate() {
@@ -86,12 +95,15 @@ fn main() {
         });
         let fusedt = time(|| {
             let y = y.clone().require_grad();
-            let out = lens_inspect::model::fused::batch_norm_elu_train(y.clone(), bn.gamma.val(), bn.beta.val(), 1e-5).ok().unwrap();
+            let out = lens_inspect::model::fused::batch_norm_elu_train(y.clone(), bn.gamma.val(), bn.beta.val(), 1e-5)
+                .unwrap_or_else(|_| panic!("fused op"));
             let grads = (out.output * g.clone()).sum().backward();
             let _ = y.grad(&grads).unwrap().into_data();
         });
         let fused_inf = time(|| {
-            let _ = lens_inspect::model::fused::elu_inference(y.clone().inner()).ok().unwrap().into_data();
+            let _ = lens_inspect::model::fused::elu_inference(y.clone().inner())
+                .unwrap_or_else(|_| panic!("fused op"))
+                .into_data();
         });
         println!("   fused bn+elu fb {fusedt:.1} fused elu inference {fused_inf:.1}");
         println!("   base {base:.1} elu1 {elu_clamp:.1} relu {relu:.1} elu-fwd-only {fwd_elu:.1}");
@@ -112,5 +124,8 @@ fn main() {
             *t += v;
         }
     }
-    println!("total (ms): conv_f {:.0} conv_fb {:.0} conv_dw {:.0} conv_dx {:.0} bn {:.0} elu+pool {:.0}", total[0], total[1], total[2], total[3], total[4], total[5]);
+    println!(
+        "total (ms): conv_f {:.0} conv_fb {:.0} conv_dw {:.0} conv_dx {:.0} bn {:.0} elu+pool {:.0}",
+        total[0], total[1], total[2], total[3], total[4], total[5]
+    );
 }

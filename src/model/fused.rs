@@ -39,7 +39,7 @@ pub fn exp_nonpositive(x: f32) -> f32 {
     p = p * r + 8.333_452e-3;
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
+    p = p * r + 0.5;
     let e = p * r * r + r + 1.0;
     e * f32::from_bits(((exponent + 127) as u32) << 23)
 }
@@ -78,15 +78,15 @@ fn elu_in_place(values: &mut [f32]) {
 
 /// ELU (alpha 1) without gradients, in one vectorised pass, in place when the tensor is not
 /// shared. `None` when the tensor is not a plain f32 Flex tensor (the caller then uses burn's).
-pub fn elu_inference<const D: usize>(x: Tensor<D>) -> Result<Tensor<D>, Tensor<D>> {
+pub fn elu_inference<const D: usize>(x: Tensor<D>) -> Result<Tensor<D>, Box<Tensor<D>>> {
     if x.device().is_autodiff() {
-        return Err(x);
+        return Err(Box::new(x));
     }
     let Ok(mut t) = x.clone().try_into_primitive::<Flex>() else {
-        return Err(x);
+        return Err(Box::new(x));
     };
     if t.dtype() != burn::tensor::DType::F32 {
-        return Err(x);
+        return Err(Box::new(x));
     }
     drop(x);
     if !t.is_contiguous() || t.layout().start_offset() != 0 {
@@ -129,12 +129,7 @@ fn flex_from_vec(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
 }
 
 /// Per-(image, channel) plane sums of `f(plane index, value)`, in f64, reduced per channel.
-fn channel_sums(
-    data: &[f32],
-    channels: usize,
-    plane: usize,
-    f: impl Fn(usize, &[f32]) -> f64 + Sync,
-) -> Vec<f64> {
+fn channel_sums(data: &[f32], channels: usize, plane: usize, f: impl Fn(usize, &[f32]) -> f64 + Sync) -> Vec<f64> {
     let per_plane: Vec<f64> = data.par_chunks(plane).enumerate().map(|(p, v)| f(p, v)).collect();
     let mut sums = vec![0.0f64; channels];
     for (p, s) in per_plane.into_iter().enumerate() {
@@ -203,7 +198,7 @@ pub fn batch_norm_elu_train(
     gamma: Tensor<1>,
     beta: Tensor<1>,
     epsilon: f64,
-) -> Result<BatchNormEluOutput, (Tensor<4>, Tensor<1>, Tensor<1>)> {
+) -> Result<BatchNormEluOutput, Box<(Tensor<4>, Tensor<1>, Tensor<1>)>> {
     type Ad = Autodiff<Flex>;
     let parts = (
         x.clone().try_into_primitive::<Ad>(),
@@ -211,20 +206,22 @@ pub fn batch_norm_elu_train(
         beta.clone().try_into_primitive::<Ad>(),
     );
     let (Ok(xa), Ok(ga), Ok(ba)) = parts else {
-        return Err((x, gamma, beta));
+        return Err(Box::new((x, gamma, beta)));
     };
     let (Some(xf), Some(gf), Some(bf)) =
         (contiguous_f32(xa.primitive()), contiguous_f32(ga.primitive()), contiguous_f32(ba.primitive()))
     else {
-        return Err((x, gamma, beta));
+        return Err(Box::new((x, gamma, beta)));
     };
     drop((x, gamma, beta));
     let shape = xf.layout().shape().to_vec();
     let (channels, plane) = (shape[1], shape[2] * shape[3]);
     let count = (shape[0] * plane) as f64;
     let data = xf.storage::<f32>();
-    let mean: Vec<f32> =
-        channel_sums(data, channels, plane, |_, v| lane_sum(v, v, v, |a, _, _| a)).iter().map(|s| (s / count) as f32).collect();
+    let mean: Vec<f32> = channel_sums(data, channels, plane, |_, v| lane_sum(v, v, v, |a, _, _| a))
+        .iter()
+        .map(|s| (s / count) as f32)
+        .collect();
     let variance: Vec<f32> = channel_sums(data, channels, plane, |p, v| {
         let m = mean[p % channels];
         lane_sum(v, v, v, |a, _, _| (a - m) * (a - m))
@@ -244,13 +241,10 @@ pub fn batch_norm_elu_train(
         }
     });
     let y = flex_from_vec(out, shape);
-    let output = match BnEluBackward.prepare::<burn::backend::autodiff::checkpoint::strategy::NoCheckpointing>([
-        xa.node(),
-        ga.node(),
-        ba.node(),
-    ])
-    .compute_bound()
-    .stateful()
+    let output = match BnEluBackward
+        .prepare::<burn::backend::autodiff::checkpoint::strategy::NoCheckpointing>([xa.node(), ga.node(), ba.node()])
+        .compute_bound()
+        .stateful()
     {
         OpsKind::Tracked(prep) => {
             let gamma = g.to_vec();
@@ -278,11 +272,16 @@ pub fn conv3x3_weight_gradient(x: &[f32], dy: &[f32], dims: [usize; 5]) -> Vec<f
     assert_eq!(x.len(), n * ci * hw, "input size");
     assert_eq!(dy.len(), n * co * hw, "gradient size");
     let rows_per_tile = (TILE_PIXELS / w).clamp(1, h);
-    let sums = (0..n)
-        .into_par_iter()
-        .fold(
-            || (vec![0.0f32; co * taps], vec![0.0f32; taps * rows_per_tile * w]),
-            |(mut acc, mut col), image| {
+    // Images in fixed groups, each summed in order, and the groups' sums added in order: the
+    // result does not depend on how rayon schedules the groups (training is reproducible).
+    const IMAGES_PER_GROUP: usize = 4;
+    let groups: Vec<usize> = (0..n).step_by(IMAGES_PER_GROUP).collect();
+    let partial: Vec<Vec<f32>> = groups
+        .par_iter()
+        .map(|&first| {
+            let mut acc = vec![0.0f32; co * taps];
+            let mut col = vec![0.0f32; taps * rows_per_tile * w];
+            for image in first..(first + IMAGES_PER_GROUP).min(n) {
                 let xi = &x[image * ci * hw..(image + 1) * ci * hw];
                 let dyi = &dy[image * co * hw..(image + 1) * co * hw];
                 for row0 in (0..h).step_by(rows_per_tile) {
@@ -317,17 +316,14 @@ pub fn conv3x3_weight_gradient(x: &[f32], dy: &[f32], dims: [usize; 5]) -> Vec<f
                         );
                     }
                 }
-                (acc, col)
-            },
-        )
-        .map(|(acc, _)| acc)
-        .reduce(
-            || vec![0.0f32; co * taps],
-            |mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(p, q)| *p += q);
-                a
-            },
-        );
+            }
+            acc
+        })
+        .collect();
+    let mut sums = vec![0.0f32; co * taps];
+    for p in &partial {
+        sums.iter_mut().zip(p).for_each(|(s, v)| *s += v);
+    }
     sums
 }
 
@@ -432,14 +428,14 @@ pub fn conv3x3_train(
     x: Tensor<4>,
     weight: Tensor<4>,
     bias: Tensor<1>,
-) -> Result<Tensor<4>, (Tensor<4>, Tensor<4>, Tensor<1>)> {
+) -> Result<Tensor<4>, Box<(Tensor<4>, Tensor<4>, Tensor<1>)>> {
     use burn::backend::ops::ModuleOps;
     use burn::tensor::ops::ConvOptions;
     type Ad = Autodiff<Flex>;
     let [n, ci, h, w] = x.dims();
     let [co, wci, kh, kw] = weight.dims();
     if wci != ci || kh != 3 || kw != 3 || h < 2 || w < 2 {
-        return Err((x, weight, bias));
+        return Err(Box::new((x, weight, bias)));
     }
     let parts = (
         x.clone().try_into_primitive::<Ad>(),
@@ -447,12 +443,12 @@ pub fn conv3x3_train(
         bias.clone().try_into_primitive::<Ad>(),
     );
     let (Ok(xa), Ok(wa), Ok(ba)) = parts else {
-        return Err((x, weight, bias));
+        return Err(Box::new((x, weight, bias)));
     };
     let (Some(xf), Some(wf), Some(bf)) =
         (contiguous_f32(xa.primitive()), contiguous_f32(wa.primitive()), contiguous_f32(ba.primitive()))
     else {
-        return Err((x, weight, bias));
+        return Err(Box::new((x, weight, bias)));
     };
     drop((x, weight, bias));
     let options = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
@@ -470,7 +466,7 @@ pub fn conv3x3_train(
 
 /// 2 x 2 max-pool with stride 2 (odd edges dropped) of contiguous [planes, h, w] data; with
 /// `argmax`, also which of the four pixels won (0..4, row-major), for the backward pass.
-fn max_pool2x2_planes(x: &[f32], [planes, h, w]: [usize; 3], mut argmax: Option<&mut [u8]>) -> Vec<f32> {
+fn max_pool2x2_planes(x: &[f32], [planes, h, w]: [usize; 3], argmax: Option<&mut [u8]>) -> Vec<f32> {
     let (oh, ow) = (h / 2, w / 2);
     let mut out = vec![0.0f32; planes * oh * ow];
     let body = |p: usize, o: &mut [f32], mut a: Option<&mut [u8]>| {
@@ -492,7 +488,7 @@ fn max_pool2x2_planes(x: &[f32], [planes, h, w]: [usize; 3], mut argmax: Option<
             }
         }
     };
-    match argmax.as_deref_mut() {
+    match argmax {
         Some(a) => out
             .par_chunks_mut(oh * ow)
             .zip(a.par_chunks_mut(oh * ow))
@@ -541,21 +537,21 @@ impl Backward<Flex, 1> for MaxPoolBackward {
 /// 2 x 2 max-pool, stride 2, on the Flex backend (with or without autodiff): one pass that
 /// keeps a byte per output for the backward pass, where burn keeps 64-bit indices and scatters
 /// through them. Gives the input back (`Err`) when it is not a Flex f32 tensor.
-pub fn max_pool2x2(x: Tensor<4>) -> Result<Tensor<4>, Tensor<4>> {
+pub fn max_pool2x2(x: Tensor<4>) -> Result<Tensor<4>, Box<Tensor<4>>> {
     type Ad = Autodiff<Flex>;
     let [n, c, h, w] = x.dims();
     if h < 2 || w < 2 {
-        return Err(x);
+        return Err(Box::new(x));
     }
     let out_shape = vec![n, c, h / 2, w / 2];
     if !x.device().is_autodiff() {
-        let Ok(t) = x.clone().try_into_primitive::<Flex>() else { return Err(x) };
-        let Some(t) = contiguous_f32(&t) else { return Err(x) };
+        let Ok(t) = x.clone().try_into_primitive::<Flex>() else { return Err(Box::new(x)) };
+        let Some(t) = contiguous_f32(&t) else { return Err(Box::new(x)) };
         let out = max_pool2x2_planes(t.storage::<f32>(), [n * c, h, w], None);
         return Ok(Tensor::from_primitive::<Flex>(flex_from_vec(out, out_shape)));
     }
-    let Ok(xa) = x.clone().try_into_primitive::<Ad>() else { return Err(x) };
-    let Some(xf) = contiguous_f32(xa.primitive()) else { return Err(x) };
+    let Ok(xa) = x.clone().try_into_primitive::<Ad>() else { return Err(Box::new(x)) };
+    let Some(xf) = contiguous_f32(xa.primitive()) else { return Err(Box::new(x)) };
     drop(x);
     let mut argmax = vec![0u8; n * c * (h / 2) * (w / 2)];
     let out = max_pool2x2_planes(xf.storage::<f32>(), [n * c, h, w], Some(&mut argmax));

@@ -46,8 +46,8 @@ const D_MODEL: usize = 128;
 
 /// ELU with alpha 1, as max(x, 0) + exp(min(x, 0)) - 1: the same function and gradient as
 /// burn's `elu`, which builds a boolean mask and selects through it. Without gradients this
-/// form is faster on the CPU backend (inference +20 % in `bench model`); with gradients burn's
-/// own is (its backward is one select), so training keeps `elu`.
+/// form is faster on any backend; on the CPU backend [`fused::elu_inference`] is faster still
+/// and this is its fallback (and Grad-CAM's, which needs gradients through an evaluating net).
 pub fn elu1<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     x.clone().clamp_min(0.0) + x.clamp_max(0.0).exp().sub_scalar(1.0)
 }
@@ -72,12 +72,13 @@ impl ConvBlock {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         if x.device().is_autodiff() && self.norm.training.is_enabled() {
             let z = self.conv_train(x);
-            return match fused::batch_norm_elu_train(z, self.norm.gamma.val(), self.norm.beta.val(), self.norm.epsilon) {
+            return match fused::batch_norm_elu_train(z, self.norm.gamma.val(), self.norm.beta.val(), self.norm.epsilon)
+            {
                 Ok(out) => {
                     self.update_running_statistics(out.mean, out.variance);
                     out.output
                 }
-                Err((z, ..)) => elu(self.norm.forward(z), 1.0),
+                Err(parts) => elu(self.norm.forward(parts.0), 1.0),
             };
         }
         // Inference: batch norm is a per-channel affine map, folded into the convolution's
@@ -104,7 +105,7 @@ impl ConvBlock {
         match (&self.conv.bias, plain) {
             (Some(bias), true) => match fused::conv3x3_train(x, self.conv.weight.val(), bias.val()) {
                 Ok(z) => z,
-                Err((x, ..)) => self.conv.forward(x),
+                Err(parts) => self.conv.forward(parts.0),
             },
             _ => self.conv.forward(x),
         }
@@ -125,7 +126,7 @@ impl ConvBlock {
 
 /// ELU without gradients: the fused one-pass kernel on the CPU backend, else [`elu1`].
 fn elu_no_grad<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    fused::elu_inference(x).unwrap_or_else(elu1)
+    fused::elu_inference(x).unwrap_or_else(|x| elu1(*x))
 }
 
 /// The shared convolutional backbone: 4 stages of two conv blocks, a 2x2 max-pool after each of
@@ -160,7 +161,7 @@ impl Backbone {
         for (k, block) in self.blocks.iter().enumerate().take(STEM_BLOCKS) {
             x = block.forward(x);
             if k % 2 == 1 {
-                x = fused::max_pool2x2(x).unwrap_or_else(|x| self.pool.forward(x));
+                x = fused::max_pool2x2(x).unwrap_or_else(|x| self.pool.forward(*x));
             }
         }
         x
@@ -459,16 +460,16 @@ mod tests {
         let taken = fused::batch_norm_elu_train(probe, block.norm.gamma.val(), block.norm.beta.val(), 1e-5);
         assert!(taken.is_ok(), "the fused kernel must apply to Flex autodiff tensors");
         let fused = block.forward(x.clone());
-        let running = |s: &burn::module::RunningState<Tensor<1>>| s.value_sync().inner().try_into_vec_as::<f32>().expect("values");
+        let running = |s: &burn::module::RunningState<Tensor<1>>| {
+            s.value_sync().inner().try_into_vec_as::<f32>().expect("values")
+        };
         let (mean_after, var_after) = (running(&block.norm.running_mean), running(&block.norm.running_var));
         let z = block.conv.forward(x.clone()).inner();
         let flat = z.swap_dims(0, 1).reshape([6, 3 * 11 * 13]);
         let batch_mean = flat.clone().mean_dim(1);
         let batch_var = (flat - batch_mean.clone()).square().mean_dim(1);
-        let (batch_mean, batch_var) = (
-            batch_mean.try_into_vec_as::<f32>().expect("values"),
-            batch_var.try_into_vec_as::<f32>().expect("values"),
-        );
+        let (batch_mean, batch_var) =
+            (batch_mean.try_into_vec_as::<f32>().expect("values"), batch_var.try_into_vec_as::<f32>().expect("values"));
         for c in 0..6 {
             // From the initial running mean 0 and variance 1, momentum 0.1.
             assert!((mean_after[c] - 0.1 * batch_mean[c]).abs() < 1e-5, "running mean {c}");
@@ -483,15 +484,17 @@ mod tests {
         };
         close(&values(fused.clone()), &values(reference.clone()), "activations");
         let (gf, gr) = (grads_of(fused), grads_of(reference));
-        for (k, what) in ["input gradient", "conv weight gradient", "gamma gradient", "beta gradient"].iter().enumerate() {
+        for (k, what) in
+            ["input gradient", "conv weight gradient", "gamma gradient", "beta gradient"].iter().enumerate()
+        {
             close(&gf[k], &gr[k], what);
         }
     }
 
     #[test]
     fn fused_convolution_gradients_match_burns() {
-        use burn::tensor::Distribution::Normal;
         use burn::tensor::module::conv2d;
+        use burn::tensor::Distribution::Normal;
         let ad = Device::flex().autodiff();
         ad.seed(9);
         // 70 x 40 pixels: more than one im2col tile of whole rows per image.
@@ -507,7 +510,8 @@ mod tests {
             let gb = bias.grad(&grads).expect("gradient").try_into_vec_as::<f32>().expect("values");
             [v(out), gx, gw, gb]
         };
-        let fused = fused::conv3x3_train(x.clone(), weight.clone(), bias.clone()).ok().expect("the fused op applies");
+        let fused = fused::conv3x3_train(x.clone(), weight.clone(), bias.clone())
+            .unwrap_or_else(|_| panic!("the fused op applies"));
         let options = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
         let reference = conv2d(x.clone(), weight.clone(), Some(bias.clone()), options);
         let (a, b) = (run(fused), run(reference));
@@ -532,12 +536,12 @@ mod tests {
             let gx = x.grad(&grads).expect("gradient").try_into_vec_as::<f32>().expect("values");
             (out.inner().try_into_vec_as::<f32>().expect("values"), gx)
         };
-        let (a, ga) = run(fused::max_pool2x2(x.clone()).ok().expect("the fused pool applies"));
+        let (a, ga) = run(fused::max_pool2x2(x.clone()).unwrap_or_else(|_| panic!("the fused pool applies")));
         let (b, gb) = run(pool.forward(x.clone()));
         assert_eq!(a, b, "pooled values");
         assert_eq!(ga, gb, "input gradient");
         let plain = x.clone().inner();
-        let c = fused::max_pool2x2(plain.clone()).ok().expect("applies without autodiff");
+        let c = fused::max_pool2x2(plain.clone()).unwrap_or_else(|_| panic!("applies without autodiff"));
         assert_eq!(c.try_into_vec_as::<f32>().expect("values"), b, "inference pool");
     }
 }
