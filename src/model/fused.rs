@@ -124,6 +124,16 @@ fn contiguous_f32(t: &FlexTensor) -> Option<FlexTensor> {
     Some(if t.is_contiguous() && t.layout().start_offset() == 0 { t.clone() } else { t.to_contiguous() })
 }
 
+/// A tensor on the Flex autodiff backend as its autodiff handle (for the graph) and its f32
+/// values laid out contiguously; `None` on any other backend or element type.
+fn tracked<const D: usize>(
+    t: &Tensor<D>,
+) -> Option<(<Autodiff<Flex> as burn::backend::BackendTypes>::FloatTensorPrimitive, FlexTensor)> {
+    let handle = t.clone().try_into_primitive::<Autodiff<Flex>>().ok()?;
+    let values = contiguous_f32(handle.primitive())?;
+    Some((handle, values))
+}
+
 fn flex_from_vec(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
 }
@@ -200,17 +210,7 @@ pub fn batch_norm_elu_train(
     epsilon: f64,
 ) -> Result<BatchNormEluOutput, Box<(Tensor<4>, Tensor<1>, Tensor<1>)>> {
     type Ad = Autodiff<Flex>;
-    let parts = (
-        x.clone().try_into_primitive::<Ad>(),
-        gamma.clone().try_into_primitive::<Ad>(),
-        beta.clone().try_into_primitive::<Ad>(),
-    );
-    let (Ok(xa), Ok(ga), Ok(ba)) = parts else {
-        return Err(Box::new((x, gamma, beta)));
-    };
-    let (Some(xf), Some(gf), Some(bf)) =
-        (contiguous_f32(xa.primitive()), contiguous_f32(ga.primitive()), contiguous_f32(ba.primitive()))
-    else {
+    let (Some((xa, xf)), Some((ga, gf)), Some((ba, bf))) = (tracked(&x), tracked(&gamma), tracked(&beta)) else {
         return Err(Box::new((x, gamma, beta)));
     };
     drop((x, gamma, beta));
@@ -437,17 +437,7 @@ pub fn conv3x3_train(
     if wci != ci || kh != 3 || kw != 3 || h < 2 || w < 2 {
         return Err(Box::new((x, weight, bias)));
     }
-    let parts = (
-        x.clone().try_into_primitive::<Ad>(),
-        weight.clone().try_into_primitive::<Ad>(),
-        bias.clone().try_into_primitive::<Ad>(),
-    );
-    let (Ok(xa), Ok(wa), Ok(ba)) = parts else {
-        return Err(Box::new((x, weight, bias)));
-    };
-    let (Some(xf), Some(wf), Some(bf)) =
-        (contiguous_f32(xa.primitive()), contiguous_f32(wa.primitive()), contiguous_f32(ba.primitive()))
-    else {
+    let (Some((xa, xf)), Some((wa, wf)), Some((ba, bf))) = (tracked(&x), tracked(&weight), tracked(&bias)) else {
         return Err(Box::new((x, weight, bias)));
     };
     drop((x, weight, bias));
