@@ -8,6 +8,7 @@
 
 pub mod checkpoint;
 pub mod data;
+pub mod encoder;
 pub mod explain;
 pub mod fused;
 pub mod metrics;

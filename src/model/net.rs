@@ -5,7 +5,7 @@
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
-use burn::nn::transformer::{TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput};
+use burn::nn::transformer::{TransformerEncoder, TransformerEncoderConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::nn::{PositionalEncoding, PositionalEncodingConfig};
 use burn::tensor::activation::elu;
@@ -302,7 +302,7 @@ impl LensNet {
                 // Positions become tokens: [B, C, h, w] -> [B, h*w, C].
                 let tokens = f.reshape([b, c, h * w]).swap_dims(1, 2);
                 let tokens = n.position.forward(tokens);
-                let encoded = n.encoder.forward(TransformerEncoderInput::new(tokens));
+                let encoded = super::encoder::forward(&n.encoder, tokens);
                 encoded.mean_dim(1).reshape([b, c])
             }
             LensNet::Cnn(_) => f.reshape([b, c, h * w]).mean_dim(2).reshape([b, c]),

@@ -1,0 +1,53 @@
+//! Where the transformer encoder's training time goes, at the bench's shapes (batch 32, 144
+//! tokens of 128). `cargo run --release --example encoder_times`.
+use burn::nn::transformer::{TransformerEncoderConfig, TransformerEncoderInput};
+use burn::nn::{Dropout, DropoutConfig, LayerNormConfig};
+use burn::tensor::activation::{gelu, softmax};
+use burn::tensor::{Device, Distribution, Tensor};
+use std::time::Instant;
+
+fn time<F: FnMut()>(mut f: F) -> f64 {
+    f();
+    let n = 5;
+    let t = Instant::now();
+    for _ in 0..n {
+        f();
+    }
+    t.elapsed().as_secs_f64() * 1000.0 / n as f64
+}
+
+fn fb<const D: usize>(x: &Tensor<D>, f: impl Fn(Tensor<D>) -> Tensor<D>) -> f64 {
+    let g = x.random_like(Distribution::Normal(0.0, 1.0));
+    time(|| {
+        let x = x.clone().require_grad();
+        let grads = (f(x.clone()) * g.clone()).sum().backward();
+        let _ = x.grad(&grads).unwrap().into_data();
+    })
+}
+
+fn main() {
+    let ad = Device::flex().autodiff();
+    let x = Tensor::<3>::random([32, 144, 128], Distribution::Normal(0.0, 1.0), &ad);
+    for dropout in [0.1, 0.0] {
+        let enc = TransformerEncoderConfig::new(128, 256, 4, 2).with_dropout(dropout).init(&ad);
+        let t = fb(&x, |x| enc.forward(TransformerEncoderInput::new(x)));
+        println!("encoder (2 layers) fwd+bwd, dropout {dropout}: {t:.1} ms");
+    }
+    let base = fb(&x, |x| x);
+    println!("base (x*g sum backward) [32,144,128]: {base:.1}");
+    let s = Tensor::<4>::random([32, 4, 144, 144], Distribution::Normal(0.0, 1.0), &ad);
+    println!("base [32,4,144,144]: {:.1}", fb(&s, |x| x));
+    println!("softmax [32,4,144,144]: {:.1}", fb(&s, |x| softmax(x, 3)));
+    let drop: Dropout = DropoutConfig::new(0.1).init();
+    println!("dropout [32,4,144,144]: {:.1}", fb(&s, |x| drop.forward(x)));
+    println!("dropout [32,144,128]: {:.1}", fb(&x, |x| drop.forward(x)));
+    let h = Tensor::<3>::random([32, 144, 256], Distribution::Normal(0.0, 1.0), &ad);
+    println!("base [32,144,256]: {:.1}", fb(&h, |x| x));
+    println!("gelu [32,144,256]: {:.1}", fb(&h, gelu));
+    let ln = LayerNormConfig::new(128).init(&ad);
+    println!("layer norm [32,144,128]: {:.1}", fb(&x, |x| ln.forward(x)));
+    let w = Tensor::<2>::random([128, 128], Distribution::Normal(0.0, 0.1), &ad);
+    println!("matmul [32*144,128]x[128,128]: {:.1}", fb(&x, |x| x.matmul(w.clone().unsqueeze())));
+    let q = Tensor::<4>::random([32, 4, 144, 32], Distribution::Normal(0.0, 1.0), &ad);
+    println!("q v [32,4,144,32]: {:.1}", fb(&q, |q| q.clone().matmul(q.clone().transpose()).matmul(q)));
+}
