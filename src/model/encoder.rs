@@ -1,9 +1,10 @@
 //! The transformer encoder's forward pass while training, on burn's own modules (so model files
-//! and their weights are unchanged) but with [`fused::dropout`] for its dropouts: burn's
-//! dropout drew a ChaCha f32 per element, and the encoder's five dropouts per layer were more
-//! than half of its training time (`cargo run --release --example encoder_times`: 458 ms per
-//! step with dropout 0.1, 198 ms without), and exact GELU with [`fused::gelu`]. Without gradients dropout does nothing and burn's
-//! `TransformerEncoder::forward` runs as it is.
+//! and their weights are unchanged) with three fused operations: [`fused::dropout`] for its
+//! dropouts (burn's drew a ChaCha f32 per element; the encoder's five dropouts per layer were
+//! more than half of its training time: `cargo run --release --example encoder_times`, 458 ms
+//! per step with dropout 0.1, 198 ms without), [`fused::gelu`] for exact GELU, and
+//! [`fused::softmax_scaled`] for the attention's scaling and softmax. Without gradients dropout
+//! does nothing and burn's `TransformerEncoder::forward` runs as it is.
 
 use burn::nn::activation::Activation;
 use burn::nn::attention::MultiHeadAttention;
@@ -11,7 +12,6 @@ use burn::nn::transformer::{
     PositionWiseFeedForward, TransformerEncoder, TransformerEncoderInput, TransformerEncoderLayer,
 };
 use burn::nn::Dropout;
-use burn::tensor::activation::softmax;
 use burn::tensor::Tensor;
 
 use super::fused;
@@ -52,8 +52,8 @@ fn self_attention(mha: &MultiHeadAttention, x: Tensor<3>) -> Tensor<3> {
         linear.forward(x.clone()).reshape([batch, tokens, mha.n_heads, mha.d_k]).swap_dims(1, 2)
     };
     let (query, key, value) = (heads(&mha.query), heads(&mha.key), heads(&mha.value));
-    let scores = query.matmul(key.transpose()).div_scalar((mha.d_k as f32).sqrt());
-    let weights = dropout(&mha.dropout, softmax(scores, 3));
+    let scores = query.matmul(key.transpose());
+    let weights = dropout(&mha.dropout, fused::softmax_scaled(scores, 1.0 / (mha.d_k as f32).sqrt()));
     let context = weights.matmul(value).swap_dims(1, 2).reshape([batch, tokens, d_model]);
     mha.output.forward(context)
 }

@@ -725,6 +725,84 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     Tensor::from_primitive::<Autodiff<Flex>>(output)
 }
 
+/// Softmax over the last axis of `rows` rows of `width` values, each first multiplied by `scale`.
+fn softmax_rows(x: &[f32], out: &mut [f32], width: usize, scale: f32) {
+    out.par_chunks_mut(width * 64).enumerate().for_each(|(k, block)| {
+        let start = k * width * 64;
+        for (r, o) in block.chunks_mut(width).enumerate() {
+            let row = &x[start + r * width..start + (r + 1) * width];
+            let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) * scale;
+            for (o, &v) in o.iter_mut().zip(row) {
+                *o = exp_nonpositive(v * scale - max);
+            }
+            let total = lane_sum(o, o, o, |a, _, _| a) as f32;
+            let inv = 1.0 / total;
+            o.iter_mut().for_each(|v| *v *= inv);
+        }
+    });
+}
+
+#[derive(Debug, Clone)]
+struct SoftmaxState {
+    y: FlexTensor,
+    scale: f32,
+}
+
+#[derive(Debug)]
+struct SoftmaxBackward;
+
+impl Backward<Flex, 1> for SoftmaxBackward {
+    type State = SoftmaxState;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        let [node_x] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node);
+        let Some(node) = node_x else { return };
+        let dy = contiguous_f32(&grad).expect("softmax: f32 gradient");
+        let shape = ops.state.y.layout().shape().to_vec();
+        let width = *shape.last().expect("rank >= 1");
+        let (dy, y, scale) = (dy.storage::<f32>(), ops.state.y.storage::<f32>(), ops.state.scale);
+        let mut dx = vec![0.0f32; y.len()];
+        // dx = scale * y * (dy - sum(dy * y)) per row.
+        dx.par_chunks_mut(width * 64).enumerate().for_each(|(k, block)| {
+            let start = k * width * 64;
+            for (r, o) in block.chunks_mut(width).enumerate() {
+                let range = start + r * width..start + (r + 1) * width;
+                let (g, p) = (&dy[range.clone()], &y[range]);
+                let dot = lane_sum(g, p, p, |a, b, _| a * b) as f32;
+                for ((o, &a), &b) in o.iter_mut().zip(g).zip(p) {
+                    *o = scale * b * (a - dot);
+                }
+            }
+        });
+        grads.register::<Flex>(node.id, flex_from_vec(dx, shape));
+    }
+}
+
+/// softmax(x * scale) over the last axis as one autodiff operation on the Flex backend (the
+/// attention weights: scores / sqrt(d_k), then softmax); burn's is a chain of max, subtract,
+/// exp, sum and divide passes, each recorded for the backward. Other backends get burn's.
+pub fn softmax_scaled<const D: usize>(x: Tensor<D>, scale: f32) -> Tensor<D> {
+    let Some((xa, xf)) = tracked(&x) else {
+        return burn::tensor::activation::softmax(x.mul_scalar(scale), D - 1);
+    };
+    drop(x);
+    let shape = xf.layout().shape().to_vec();
+    let width = *shape.last().expect("rank >= 1");
+    let mut out = vec![0.0f32; xf.storage::<f32>().len()];
+    softmax_rows(xf.storage::<f32>(), &mut out, width, scale);
+    let y = flex_from_vec(out, shape);
+    let output = match SoftmaxBackward
+        .prepare::<burn::backend::autodiff::checkpoint::strategy::NoCheckpointing>([xa.node()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => prep.finish(SoftmaxState { y: y.clone(), scale }, y),
+        OpsKind::UnTracked(prep) => prep.finish(y),
+    };
+    Tensor::from_primitive::<Autodiff<Flex>>(output)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
