@@ -134,6 +134,14 @@ fn tracked<const D: usize>(
     Some((handle, values))
 }
 
+/// A tensor on the Flex backend without autodiff as contiguous f32 values.
+fn plain<const D: usize>(t: &Tensor<D>) -> Option<FlexTensor> {
+    if t.device().is_autodiff() {
+        return None;
+    }
+    contiguous_f32(&t.clone().try_into_primitive::<Flex>().ok()?)
+}
+
 fn flex_from_vec(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
 }
@@ -697,12 +705,14 @@ impl Backward<Flex, 1> for GeluBackward {
     }
 }
 
-/// Exact (erf) GELU on the Flex autodiff backend, one pass each way; burn's goes through the
+/// Exact (erf) GELU on the Flex backend (with or without autodiff), one pass each way; burn's goes through the
 /// library's scalar `erf` and a chain of tensor operations (30 ms forward + backward per
 /// feed-forward layer of a training step). Other backends get burn's `gelu`.
 pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    let Some((xa, xf)) = tracked(&x) else {
-        return burn::tensor::activation::gelu(x);
+    let (handle, xf) = match (tracked(&x), plain(&x)) {
+        (Some((xa, xf)), _) => (Some(xa), xf),
+        (None, Some(xf)) => (None, xf),
+        (None, None) => return burn::tensor::activation::gelu(x),
     };
     drop(x);
     let values = xf.storage::<f32>();
@@ -714,6 +724,7 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
         }
     });
     let y = flex_from_vec(out, xf.layout().shape().to_vec());
+    let Some(xa) = handle else { return Tensor::from_primitive::<Flex>(y) };
     let output = match GeluBackward
         .prepare::<burn::backend::autodiff::checkpoint::strategy::NoCheckpointing>([xa.node()])
         .compute_bound()
@@ -779,12 +790,15 @@ impl Backward<Flex, 1> for SoftmaxBackward {
     }
 }
 
-/// softmax(x * scale) over the last axis as one autodiff operation on the Flex backend (the
+/// softmax(x * scale) over the last axis as one operation on the Flex backend, with or without
+/// autodiff (the
 /// attention weights: scores / sqrt(d_k), then softmax); burn's is a chain of max, subtract,
 /// exp, sum and divide passes, each recorded for the backward. Other backends get burn's.
 pub fn softmax_scaled<const D: usize>(x: Tensor<D>, scale: f32) -> Tensor<D> {
-    let Some((xa, xf)) = tracked(&x) else {
-        return burn::tensor::activation::softmax(x.mul_scalar(scale), D - 1);
+    let (handle, xf) = match (tracked(&x), plain(&x)) {
+        (Some((xa, xf)), _) => (Some(xa), xf),
+        (None, Some(xf)) => (None, xf),
+        (None, None) => return burn::tensor::activation::softmax(x.mul_scalar(scale), D - 1),
     };
     drop(x);
     let shape = xf.layout().shape().to_vec();
@@ -792,6 +806,7 @@ pub fn softmax_scaled<const D: usize>(x: Tensor<D>, scale: f32) -> Tensor<D> {
     let mut out = vec![0.0f32; xf.storage::<f32>().len()];
     softmax_rows(xf.storage::<f32>(), &mut out, width, scale);
     let y = flex_from_vec(out, shape);
+    let Some(xa) = handle else { return Tensor::from_primitive::<Flex>(y) };
     let output = match SoftmaxBackward
         .prepare::<burn::backend::autodiff::checkpoint::strategy::NoCheckpointing>([xa.node()])
         .compute_bound()
