@@ -1,0 +1,92 @@
+//! Hand-written operations for where burn's CPU backend (Flex) spent most of a training step
+//! of the Lens Detector, each a single autodiff operation with a hand-written backward (or a
+//! single pass without gradients): batch norm + ELU, the 3 x 3 convolution's weight gradient,
+//! the 2 x 2 max-pool, and the transformer's dropout, GELU and softmax. docs/speed.md has the
+//! measurements behind each, against PyTorch.
+//!
+//! Each applies only to f32 tensors on the Flex backend (the one this program runs on); on any
+//! other backend or layout the callers fall back to burn's own operations, which compute the same
+//! function: tests in `net.rs` and `encoder.rs` compare the two in value and gradient.
+
+mod conv;
+mod math;
+mod norm;
+mod pool;
+mod transformer;
+
+pub use conv::{conv3x3_train, conv3x3_weight_gradient};
+pub use math::exp_nonpositive;
+pub use norm::{batch_norm_elu_train, elu_inference, BatchNormEluOutput};
+pub use pool::max_pool2x2;
+pub use transformer::{dropout, gelu, softmax_scaled};
+
+use burn::backend::flex::FlexTensor;
+use burn::backend::{Autodiff, Flex};
+use burn::tensor::{Tensor, TensorData};
+use rayon::prelude::*;
+
+/// Rows of work per rayon task: large enough that the split costs nothing next to the loop.
+pub(super) const CHUNK: usize = 16 * 1024;
+
+pub(super) fn contiguous_f32(t: &FlexTensor) -> Option<FlexTensor> {
+    if t.dtype() != burn::tensor::DType::F32 {
+        return None;
+    }
+    Some(if t.is_contiguous() && t.layout().start_offset() == 0 { t.clone() } else { t.to_contiguous() })
+}
+
+/// A tensor on the Flex autodiff backend as its autodiff handle (for the graph) and its f32
+/// values laid out contiguously; `None` on any other backend or element type.
+pub(super) fn tracked<const D: usize>(
+    t: &Tensor<D>,
+) -> Option<(<Autodiff<Flex> as burn::backend::BackendTypes>::FloatTensorPrimitive, FlexTensor)> {
+    let handle = t.clone().try_into_primitive::<Autodiff<Flex>>().ok()?;
+    let values = contiguous_f32(handle.primitive())?;
+    Some((handle, values))
+}
+
+/// A tensor on the Flex backend without autodiff as contiguous f32 values.
+pub(super) fn plain<const D: usize>(t: &Tensor<D>) -> Option<FlexTensor> {
+    if t.device().is_autodiff() {
+        return None;
+    }
+    contiguous_f32(&t.clone().try_into_primitive::<Flex>().ok()?)
+}
+
+pub(super) fn flex_from_vec(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, shape))
+}
+
+/// Per-(image, channel) plane sums of `f(plane index, value)`, in f64, reduced per channel.
+pub(super) fn channel_sums(
+    data: &[f32],
+    channels: usize,
+    plane: usize,
+    f: impl Fn(usize, &[f32]) -> f64 + Sync,
+) -> Vec<f64> {
+    let per_plane: Vec<f64> = data.par_chunks(plane).enumerate().map(|(p, v)| f(p, v)).collect();
+    let mut sums = vec![0.0f64; channels];
+    for (p, s) in per_plane.into_iter().enumerate() {
+        sums[p % channels] += s;
+    }
+    sums
+}
+
+/// The sum of `f(a[i], b[i], c[i])` in 16 independent f32 lanes, finished in f64: float sums
+/// in one accumulator never vectorise (their order is fixed), and a plane of at most ~10^4 values
+/// spread over 16 lanes keeps f32 rounding below 1e-6 relative.
+#[inline(always)]
+pub(super) fn lane_sum(a: &[f32], b: &[f32], c: &[f32], f: impl Fn(f32, f32, f32) -> f32) -> f64 {
+    const LANES: usize = 16;
+    let n = a.len().min(b.len()).min(c.len());
+    let full = n / LANES * LANES;
+    let mut lanes = [0.0f32; LANES];
+    let chunks = a[..full].chunks_exact(LANES).zip(b[..full].chunks_exact(LANES)).zip(c[..full].chunks_exact(LANES));
+    for ((ca, cb), cc) in chunks {
+        for i in 0..LANES {
+            lanes[i] += f(ca[i], cb[i], cc[i]);
+        }
+    }
+    let tail: f64 = (full..n).map(|i| f(a[i], b[i], c[i]) as f64).sum();
+    lanes.iter().map(|&l| l as f64).sum::<f64>() + tail
+}

@@ -1,0 +1,110 @@
+//! The 2 x 2 max-pool, with and without gradients.
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::{Autodiff, Flex};
+use burn::tensor::Tensor;
+use rayon::prelude::*;
+
+use super::{contiguous_f32, flex_from_vec};
+
+/// 2 x 2 max-pool with stride 2 (odd edges dropped) of contiguous [planes, h, w] data; with
+/// `argmax`, also which of the four pixels won (0..4, row-major), for the backward pass.
+fn max_pool2x2_planes(x: &[f32], [planes, h, w]: [usize; 3], argmax: Option<&mut [u8]>) -> Vec<f32> {
+    let (oh, ow) = (h / 2, w / 2);
+    let mut out = vec![0.0f32; planes * oh * ow];
+    let body = |p: usize, o: &mut [f32], mut a: Option<&mut [u8]>| {
+        let src = &x[p * h * w..(p + 1) * h * w];
+        for i in 0..oh {
+            let (r0, r1) = (&src[2 * i * w..(2 * i + 1) * w], &src[(2 * i + 1) * w..(2 * i + 2) * w]);
+            for j in 0..ow {
+                let v = [r0[2 * j], r0[2 * j + 1], r1[2 * j], r1[2 * j + 1]];
+                let mut best = 0;
+                for k in 1..4 {
+                    if v[k] > v[best] {
+                        best = k;
+                    }
+                }
+                o[i * ow + j] = v[best];
+                if let Some(a) = a.as_deref_mut() {
+                    a[i * ow + j] = best as u8;
+                }
+            }
+        }
+    };
+    match argmax {
+        Some(a) => out
+            .par_chunks_mut(oh * ow)
+            .zip(a.par_chunks_mut(oh * ow))
+            .enumerate()
+            .for_each(|(p, (o, a))| body(p, o, Some(a))),
+        None => out.par_chunks_mut(oh * ow).enumerate().for_each(|(p, o)| body(p, o, None)),
+    }
+    out
+}
+
+#[derive(Debug, Clone)]
+struct PoolState {
+    argmax: std::sync::Arc<Vec<u8>>,
+    dims: [usize; 4],
+}
+
+#[derive(Debug)]
+struct MaxPoolBackward;
+
+impl Backward<Flex, 1> for MaxPoolBackward {
+    type State = PoolState;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        let [node_x] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node);
+        let Some(node) = node_x else { return };
+        let dy = contiguous_f32(&grad).expect("max-pool: f32 gradient");
+        let dy = dy.storage::<f32>();
+        let [n, c, h, w] = ops.state.dims;
+        let (oh, ow) = (h / 2, w / 2);
+        let argmax = &ops.state.argmax;
+        let mut dx = vec![0.0f32; n * c * h * w];
+        dx.par_chunks_mut(h * w).enumerate().for_each(|(p, d)| {
+            let (g, a) = (&dy[p * oh * ow..(p + 1) * oh * ow], &argmax[p * oh * ow..(p + 1) * oh * ow]);
+            for i in 0..oh {
+                for j in 0..ow {
+                    let k = a[i * ow + j] as usize;
+                    d[(2 * i + k / 2) * w + 2 * j + k % 2] = g[i * ow + j];
+                }
+            }
+        });
+        grads.register::<Flex>(node.id, flex_from_vec(dx, vec![n, c, h, w]));
+    }
+}
+
+/// 2 x 2 max-pool, stride 2, on the Flex backend (with or without autodiff): one pass that
+/// keeps a byte per output for the backward pass, where burn keeps 64-bit indices and scatters
+/// through them. Gives the input back (`Err`) when it is not a Flex f32 tensor.
+pub fn max_pool2x2(x: Tensor<4>) -> Result<Tensor<4>, Box<Tensor<4>>> {
+    type Ad = Autodiff<Flex>;
+    let [n, c, h, w] = x.dims();
+    if h < 2 || w < 2 {
+        return Err(Box::new(x));
+    }
+    let out_shape = vec![n, c, h / 2, w / 2];
+    if !x.device().is_autodiff() {
+        let Ok(t) = x.clone().try_into_primitive::<Flex>() else { return Err(Box::new(x)) };
+        let Some(t) = contiguous_f32(&t) else { return Err(Box::new(x)) };
+        let out = max_pool2x2_planes(t.storage::<f32>(), [n * c, h, w], None);
+        return Ok(Tensor::from_primitive::<Flex>(flex_from_vec(out, out_shape)));
+    }
+    let Ok(xa) = x.clone().try_into_primitive::<Ad>() else { return Err(Box::new(x)) };
+    let Some(xf) = contiguous_f32(xa.primitive()) else { return Err(Box::new(x)) };
+    drop(x);
+    let mut argmax = vec![0u8; n * c * (h / 2) * (w / 2)];
+    let out = max_pool2x2_planes(xf.storage::<f32>(), [n * c, h, w], Some(&mut argmax));
+    let y = flex_from_vec(out, out_shape);
+    let output = match MaxPoolBackward.prepare::<NoCheckpointing>([xa.node()]).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => prep.finish(PoolState { argmax: std::sync::Arc::new(argmax), dims: [n, c, h, w] }, y),
+        OpsKind::UnTracked(prep) => prep.finish(y),
+    };
+    Ok(Tensor::from_primitive::<Ad>(output))
+}

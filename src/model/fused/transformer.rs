@@ -1,0 +1,213 @@
+//! The transformer encoder's element-wise operations: dropout, exact GELU, scaled softmax.
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::{Autodiff, Flex};
+use burn::tensor::Tensor;
+use rayon::prelude::*;
+
+use super::math::{exp_nonpositive, gelu_and_slope, keeps};
+use super::{contiguous_f32, flex_from_vec, lane_sum, plain, tracked, CHUNK};
+
+/// `out[i] = values[i] * scale` where element `i` survives the mask, else 0.
+fn apply_dropout(values: &[f32], out: &mut [f32], seed: [u32; 2], threshold: u32, scale: f32) {
+    out.par_chunks_mut(CHUNK).enumerate().for_each(|(k, o)| {
+        let start = k * CHUNK;
+        for (j, (o, &v)) in o.iter_mut().zip(&values[start..]).enumerate() {
+            let keep = keeps(seed, threshold, (start + j) as u32);
+            *o = if keep { v * scale } else { 0.0 };
+        }
+    });
+}
+
+#[derive(Debug, Clone)]
+struct DropoutState {
+    seed: [u32; 2],
+    threshold: u32,
+    scale: f32,
+}
+
+#[derive(Debug)]
+struct DropoutBackward;
+
+impl Backward<Flex, 1> for DropoutBackward {
+    type State = DropoutState;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        let [node_x] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node);
+        let Some(node) = node_x else { return };
+        let dy = contiguous_f32(&grad).expect("dropout: f32 gradient");
+        let shape = dy.layout().shape().to_vec();
+        let mut dx = vec![0.0f32; dy.storage::<f32>().len()];
+        let st = ops.state;
+        apply_dropout(dy.storage::<f32>(), &mut dx, st.seed, st.threshold, st.scale);
+        grads.register::<Flex>(node.id, flex_from_vec(dx, shape));
+    }
+}
+
+/// Dropout with probability `prob` (training only; the caller decides that), as burn's
+/// `Dropout` computes it: survivors scaled by 1 / (1 - prob). burn draws an f32 per element from
+/// ChaCha and multiplies by it: for the attention weights (32 x 4 x 144 x 144) that was 55 ms of
+/// a training step. Here the mask is a hash of the element's index and a seed drawn from burn's
+/// random source (so `Device::seed` still makes training reproducible), and the backward pass
+/// recomputes it instead of storing it. Other backends get burn's formula.
+pub fn dropout<const D: usize>(x: Tensor<D>, prob: f64) -> Tensor<D> {
+    use burn::tensor::Distribution;
+    let keep = 1.0 - prob;
+    let Some((xa, xf)) = tracked(&x).filter(|(_, v)| v.storage::<f32>().len() < u32::MAX as usize) else {
+        return x.clone() * x.random_like(Distribution::Bernoulli(keep)) * (1.0 / keep);
+    };
+    let draw = Tensor::<1>::random([2], Distribution::Uniform(0.0, 1.0), &x.device());
+    let draw: Vec<f32> = draw.inner().try_into_vec_as().unwrap_or_else(|_| vec![0.5, 0.5]);
+    let to_u32 = |u: f32| (u as f64 * u32::MAX as f64) as u32;
+    let seed = [to_u32(draw[0]), to_u32(draw[1])];
+    drop(x);
+    let threshold = (prob.clamp(0.0, 1.0) * u32::MAX as f64) as u32;
+    let scale = (1.0 / keep) as f32;
+    let shape = xf.layout().shape().to_vec();
+    let mut out = vec![0.0f32; xf.storage::<f32>().len()];
+    apply_dropout(xf.storage::<f32>(), &mut out, seed, threshold, scale);
+    let y = flex_from_vec(out, shape);
+    let output = match DropoutBackward.prepare::<NoCheckpointing>([xa.node()]).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => prep.finish(DropoutState { seed, threshold, scale }, y),
+        OpsKind::UnTracked(prep) => prep.finish(y),
+    };
+    Tensor::from_primitive::<Autodiff<Flex>>(output)
+}
+
+#[derive(Debug, Clone)]
+struct GeluState {
+    x: FlexTensor,
+}
+
+#[derive(Debug)]
+struct GeluBackward;
+
+impl Backward<Flex, 1> for GeluBackward {
+    type State = GeluState;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        let [node_x] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node);
+        let Some(node) = node_x else { return };
+        let dy = contiguous_f32(&grad).expect("GELU: f32 gradient");
+        let (dy, x) = (dy.storage::<f32>(), ops.state.x.storage::<f32>());
+        let mut dx = vec![0.0f32; x.len()];
+        dx.par_chunks_mut(CHUNK).enumerate().for_each(|(k, out)| {
+            let start = k * CHUNK;
+            for ((o, &g), &v) in out.iter_mut().zip(&dy[start..]).zip(&x[start..]) {
+                *o = g * gelu_and_slope(v).1;
+            }
+        });
+        grads.register::<Flex>(node.id, flex_from_vec(dx, ops.state.x.layout().shape().to_vec()));
+    }
+}
+
+/// Exact (erf) GELU on the Flex backend (with or without autodiff), one pass each way; burn's
+/// goes through the library's scalar `erf` and a chain of tensor operations (30 ms forward +
+/// backward per feed-forward layer of a training step). Other backends get burn's `gelu`.
+pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    let (handle, xf) = match (tracked(&x), plain(&x)) {
+        (Some((xa, xf)), _) => (Some(xa), xf),
+        (None, Some(xf)) => (None, xf),
+        (None, None) => return burn::tensor::activation::gelu(x),
+    };
+    drop(x);
+    let values = xf.storage::<f32>();
+    let mut out = vec![0.0f32; values.len()];
+    out.par_chunks_mut(CHUNK).enumerate().for_each(|(k, o)| {
+        let start = k * CHUNK;
+        for (o, &v) in o.iter_mut().zip(&values[start..]) {
+            *o = gelu_and_slope(v).0;
+        }
+    });
+    let y = flex_from_vec(out, xf.layout().shape().to_vec());
+    let Some(xa) = handle else { return Tensor::from_primitive::<Flex>(y) };
+    let output = match GeluBackward.prepare::<NoCheckpointing>([xa.node()]).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => prep.finish(GeluState { x: xf }, y),
+        OpsKind::UnTracked(prep) => prep.finish(y),
+    };
+    Tensor::from_primitive::<Autodiff<Flex>>(output)
+}
+
+/// Softmax over rows of `width` values, each value first multiplied by `scale`.
+fn softmax_rows(x: &[f32], out: &mut [f32], width: usize, scale: f32) {
+    out.par_chunks_mut(width * 64).enumerate().for_each(|(k, block)| {
+        let start = k * width * 64;
+        for (r, o) in block.chunks_mut(width).enumerate() {
+            let row = &x[start + r * width..start + (r + 1) * width];
+            let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) * scale;
+            for (o, &v) in o.iter_mut().zip(row) {
+                *o = exp_nonpositive(v * scale - max);
+            }
+            let total = lane_sum(o, o, o, |a, _, _| a) as f32;
+            let inv = 1.0 / total;
+            o.iter_mut().for_each(|v| *v *= inv);
+        }
+    });
+}
+
+#[derive(Debug, Clone)]
+struct SoftmaxState {
+    y: FlexTensor,
+    scale: f32,
+}
+
+#[derive(Debug)]
+struct SoftmaxBackward;
+
+impl Backward<Flex, 1> for SoftmaxBackward {
+    type State = SoftmaxState;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        let [node_x] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node);
+        let Some(node) = node_x else { return };
+        let dy = contiguous_f32(&grad).expect("softmax: f32 gradient");
+        let shape = ops.state.y.layout().shape().to_vec();
+        let width = *shape.last().expect("rank >= 1");
+        let (dy, y, scale) = (dy.storage::<f32>(), ops.state.y.storage::<f32>(), ops.state.scale);
+        let mut dx = vec![0.0f32; y.len()];
+        // dx = scale * y * (dy - sum(dy * y)) per row.
+        dx.par_chunks_mut(width * 64).enumerate().for_each(|(k, block)| {
+            let start = k * width * 64;
+            for (r, o) in block.chunks_mut(width).enumerate() {
+                let range = start + r * width..start + (r + 1) * width;
+                let (g, p) = (&dy[range.clone()], &y[range]);
+                let dot = lane_sum(g, p, p, |a, b, _| a * b) as f32;
+                for ((o, &a), &b) in o.iter_mut().zip(g).zip(p) {
+                    *o = scale * b * (a - dot);
+                }
+            }
+        });
+        grads.register::<Flex>(node.id, flex_from_vec(dx, shape));
+    }
+}
+
+/// softmax(x * scale) over the last axis as one operation on the Flex backend, with or without
+/// autodiff (the attention weights: scores / sqrt(d_k), then softmax); burn's is a chain of max,
+/// subtract, exp, sum and divide passes, each recorded for the backward. Other backends get
+/// burn's.
+pub fn softmax_scaled<const D: usize>(x: Tensor<D>, scale: f32) -> Tensor<D> {
+    let (handle, xf) = match (tracked(&x), plain(&x)) {
+        (Some((xa, xf)), _) => (Some(xa), xf),
+        (None, Some(xf)) => (None, xf),
+        (None, None) => return burn::tensor::activation::softmax(x.mul_scalar(scale), D - 1),
+    };
+    drop(x);
+    let shape = xf.layout().shape().to_vec();
+    let width = *shape.last().expect("rank >= 1");
+    let mut out = vec![0.0f32; xf.storage::<f32>().len()];
+    softmax_rows(xf.storage::<f32>(), &mut out, width, scale);
+    let y = flex_from_vec(out, shape);
+    let Some(xa) = handle else { return Tensor::from_primitive::<Flex>(y) };
+    let output = match SoftmaxBackward.prepare::<NoCheckpointing>([xa.node()]).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => prep.finish(SoftmaxState { y: y.clone(), scale }, y),
+        OpsKind::UnTracked(prep) => prep.finish(y),
+    };
+    Tensor::from_primitive::<Autodiff<Flex>>(output)
+}
