@@ -140,7 +140,7 @@ fn softmax_rows(x: &[f32], out: &mut [f32], width: usize, scale: f32) {
         let start = k * width * 64;
         for (r, o) in block.chunks_mut(width).enumerate() {
             let row = &x[start + r * width..start + (r + 1) * width];
-            let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) * scale;
+            let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v * scale));
             for (o, &v) in o.iter_mut().zip(row) {
                 *o = exp_nonpositive(v * scale - max);
             }
@@ -210,4 +210,39 @@ pub fn softmax_scaled<const D: usize>(x: Tensor<D>, scale: f32) -> Tensor<D> {
         OpsKind::UnTracked(prep) => prep.finish(y),
     };
     Tensor::from_primitive::<Autodiff<Flex>>(output)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Device, Distribution};
+
+    #[test]
+    fn scaled_softmax_is_burns_for_either_sign_of_scale_and_large_scores() {
+        let device = Device::flex();
+        device.seed(2);
+        let x = Tensor::<3>::random([2, 5, 9], Distribution::Normal(0.0, 30.0), &device);
+        for scale in [0.5f32, -2.0] {
+            let ours: Vec<f32> = softmax_scaled(x.clone(), scale).try_into_vec_as().expect("values");
+            let burns: Vec<f32> =
+                burn::tensor::activation::softmax(x.clone().mul_scalar(scale), 2).try_into_vec_as().expect("values");
+            let worst = ours.iter().zip(&burns).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+            assert!(worst < 1e-6, "scale {scale}: largest difference {worst}");
+            for row in ours.chunks(9) {
+                assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5, "a row sums to 1");
+            }
+        }
+    }
+
+    #[test]
+    fn gelu_is_burns_exact_gelu() {
+        let device = Device::flex();
+        let values: Vec<f32> = (-80..=80).map(|k| k as f32 * 0.1).collect();
+        let n = values.len();
+        let x = Tensor::<1>::from_data(burn::tensor::TensorData::new(values, [n]), &device);
+        let ours: Vec<f32> = gelu(x.clone()).try_into_vec_as().expect("values");
+        let burns: Vec<f32> = burn::tensor::activation::gelu(x).try_into_vec_as().expect("values");
+        let worst = ours.iter().zip(&burns).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(worst < 2e-6, "largest difference {worst}");
+    }
 }
