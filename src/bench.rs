@@ -152,3 +152,78 @@ pub fn model_speed(arch: crate::model::net::Arch, repeats: usize) -> ModelBench 
         train_cutouts_per_s: train,
     }
 }
+
+/// What `benches/torch_reference.py` printed: PyTorch's figures for the same measurement.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct TorchBench {
+    pub arch: String,
+    pub inference_cutouts_per_s: f64,
+    pub train_cutouts_per_s: f64,
+    pub torch: String,
+}
+
+/// One interleaved pair of runs, PyTorch's then burn's, and their ratios (burn / PyTorch).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ModelComparison {
+    pub burn: ModelBench,
+    pub pytorch: TorchBench,
+    pub inference_ratio: f64,
+    pub train_ratio: f64,
+}
+
+/// Runs `python script --arch ARCH --repeats N` and reads the JSON line it prints last. The
+/// error names the interpreter and says why (not found, torch missing, bad output).
+pub fn torch_speed(
+    python: &Path,
+    script: &Path,
+    arch: crate::model::net::Arch,
+    repeats: usize,
+) -> anyhow::Result<TorchBench> {
+    use anyhow::Context;
+    let out = std::process::Command::new(python)
+        .arg(script)
+        .args(["--arch", arch.name(), "--repeats", &repeats.max(1).to_string()])
+        .output()
+        .with_context(|| format!("could not run {} (the Python for the PyTorch reference)", python.display()))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let tail: Vec<&str> = stderr.lines().rev().take(3).collect();
+        anyhow::bail!(
+            "{} {} failed ({}): {}",
+            python.display(),
+            script.display(),
+            out.status,
+            tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+        );
+    }
+    let line = stdout.lines().rev().find(|l| l.trim_start().starts_with('{')).with_context(|| {
+        format!("{} printed no JSON line: {:?}", script.display(), stdout.chars().take(200).collect::<String>())
+    })?;
+    serde_json::from_str(line)
+        .with_context(|| format!("{} printed JSON without the expected fields: {line}", script.display()))
+}
+
+/// `pairs` interleaved runs of [`model_speed`] and [`torch_speed`], so both see the same machine
+/// state (turbo, other load) as nearly as possible.
+pub fn compare_with_torch(
+    python: &Path,
+    script: &Path,
+    arch: crate::model::net::Arch,
+    repeats: usize,
+    pairs: usize,
+) -> anyhow::Result<Vec<ModelComparison>> {
+    (0..pairs.max(1))
+        .map(|_| {
+            // PyTorch first: a missing interpreter or torch fails before burn's run.
+            let pytorch = torch_speed(python, script, arch, repeats)?;
+            let burn = model_speed(arch, repeats);
+            Ok(ModelComparison {
+                inference_ratio: burn.inference_cutouts_per_s / pytorch.inference_cutouts_per_s,
+                train_ratio: burn.train_cutouts_per_s / pytorch.train_cutouts_per_s,
+                burn,
+                pytorch,
+            })
+        })
+        .collect()
+}

@@ -410,12 +410,22 @@ enum BenchWhat {
         n: usize,
     },
     /// Cutouts per second of the network: inference (batch 64) and training steps (batch 32).
-    /// Compare with `python benches/torch_reference.py` (PyTorch, CPU, 2 threads).
+    /// With --torch, also runs benches/torch_reference.py (the same network in PyTorch, CPU,
+    /// 2 threads), interleaved, and prints one JSON line per pair with the ratios.
     Model {
         #[arg(long, default_value = "lens-detector")]
         arch: ArchArg,
         #[arg(long, default_value_t = 5)]
         repeats: usize,
+        /// A Python with PyTorch installed (e.g. a venv's bin/python).
+        #[arg(long)]
+        torch: Option<PathBuf>,
+        /// The PyTorch reference script.
+        #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/torch_reference.py"))]
+        torch_script: PathBuf,
+        /// Interleaved pairs of runs with --torch.
+        #[arg(long, default_value_t = 3)]
+        pairs: usize,
     },
     /// The active-learning experiment: labels each query strategy needs on a (domain-shifted)
     /// pool. Starts from the model, lets a simulated oracle label BATCH candidates per round chosen
@@ -795,9 +805,26 @@ fn run() -> Result<ExitCode> {
                     let r = lens_inspect::bench::simulate_speed(tmp.path(), n)?;
                     println!("{}", serde_json::to_string(&r)?);
                 }
-                BenchWhat::Model { arch, repeats } => {
+                BenchWhat::Model { arch, repeats, torch: None, .. } => {
                     let r = lens_inspect::bench::model_speed(arch.into(), repeats);
                     println!("{}", serde_json::to_string(&r)?);
+                }
+                BenchWhat::Model { arch, repeats, torch: Some(python), torch_script, pairs } => {
+                    let runs =
+                        lens_inspect::bench::compare_with_torch(&python, &torch_script, arch.into(), repeats, pairs)?;
+                    for r in &runs {
+                        println!("{}", serde_json::to_string(r)?);
+                    }
+                    let median = |mut v: Vec<f64>| {
+                        v.sort_by(f64::total_cmp);
+                        v[v.len() / 2]
+                    };
+                    eprintln!(
+                        "burn / PyTorch, median of {} pairs: inference {:.2}x, training {:.2}x",
+                        runs.len(),
+                        median(runs.iter().map(|r| r.inference_ratio).collect()),
+                        median(runs.iter().map(|r| r.train_ratio).collect())
+                    );
                 }
                 BenchWhat::ActiveLearning(args) => {
                     return commands::bench_active_learning(args);
