@@ -4,17 +4,9 @@ use burn::nn::transformer::{TransformerEncoderConfig, TransformerEncoderInput};
 use burn::nn::{Dropout, DropoutConfig, LayerNormConfig};
 use burn::tensor::activation::{gelu, softmax};
 use burn::tensor::{Device, Distribution, Tensor};
-use std::time::Instant;
 
-fn time<F: FnMut()>(mut f: F) -> f64 {
-    f();
-    let n = 5;
-    let t = Instant::now();
-    for _ in 0..n {
-        f();
-    }
-    t.elapsed().as_secs_f64() * 1000.0 / n as f64
-}
+mod timing;
+use timing::time;
 
 fn fb<const D: usize>(x: &Tensor<D>, f: impl Fn(Tensor<D>) -> Tensor<D>) -> f64 {
     let g = x.random_like(Distribution::Normal(0.0, 1.0));

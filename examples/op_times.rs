@@ -6,17 +6,9 @@ use burn::tensor::activation::elu;
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Distribution, Tensor};
-use std::time::Instant;
 
-fn time<F: FnMut()>(mut f: F) -> f64 {
-    f();
-    let n = 5;
-    let t = Instant::now();
-    for _ in 0..n {
-        f();
-    }
-    t.elapsed().as_secs_f64() * 1000.0 / n as f64
-}
+mod timing;
+use timing::time;
 
 fn main() {
     let ad = Device::flex().autodiff();
