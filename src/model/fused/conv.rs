@@ -1,15 +1,14 @@
 //! The 3 x 3 convolution while training, with a faster weight gradient than burn's.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::backend::flex::FlexTensor;
-use burn::backend::{Autodiff, Flex};
+use burn::backend::Flex;
 use burn::tensor::Tensor;
 use rayon::prelude::*;
 
-use super::{channel_sums, contiguous_f32, flex_from_vec, lane_sum, tracked};
+use super::{channel_sums, contiguous_f32, flex_from_vec, lane_sum, record, tracked};
 
 /// Output pixels per im2col tile in [`conv3x3_weight_gradient`]: whole rows, about this many,
 /// so a tile of 16 channels x 9 taps stays in the core's L2 cache.
@@ -167,7 +166,6 @@ pub fn conv3x3_train(
 ) -> Result<Tensor<4>, Box<(Tensor<4>, Tensor<4>, Tensor<1>)>> {
     use burn::backend::ops::ModuleOps;
     use burn::tensor::ops::ConvOptions;
-    type Ad = Autodiff<Flex>;
     let [n, ci, h, w] = x.dims();
     let [co, wci, kh, kw] = weight.dims();
     if wci != ci || kh != 3 || kw != 3 || h < 2 || w < 2 {
@@ -179,13 +177,6 @@ pub fn conv3x3_train(
     drop((x, weight, bias));
     let options = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
     let y = <Flex as ModuleOps<Flex>>::conv2d(xf.clone(), wf.clone(), Some(bf), options);
-    let output = match Conv3x3Backward
-        .prepare::<NoCheckpointing>([xa.node(), wa.node(), ba.node()])
-        .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(prep) => prep.finish(ConvState { x: xf, weight: wf, dims: [n, ci, co, h, w] }, y),
-        OpsKind::UnTracked(prep) => prep.finish(y),
-    };
-    Ok(Tensor::from_primitive::<Ad>(output))
+    let state = || ConvState { x: xf, weight: wf, dims: [n, ci, co, h, w] };
+    Ok(record(Conv3x3Backward, [xa.node(), wa.node(), ba.node()], state, y))
 }

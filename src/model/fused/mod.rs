@@ -20,10 +20,15 @@ pub use norm::{batch_norm_elu_train, elu_inference, BatchNormEluOutput};
 pub use pool::max_pool2x2;
 pub use transformer::{dropout, gelu, softmax_scaled};
 
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::ops::{Backward, NodeGuard, OpsKind};
 use burn::backend::flex::FlexTensor;
-use burn::backend::{Autodiff, Flex};
+use burn::backend::{Autodiff, BackendTypes, Flex};
 use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
+
+/// A tensor of the Flex autodiff backend as the graph sees it.
+type AdTensor = <Autodiff<Flex> as BackendTypes>::FloatTensorPrimitive;
 
 /// Rows of work per rayon task: large enough that the split costs nothing next to the loop.
 pub(super) const CHUNK: usize = 16 * 1024;
@@ -37,9 +42,7 @@ pub(super) fn contiguous_f32(t: &FlexTensor) -> Option<FlexTensor> {
 
 /// A tensor on the Flex autodiff backend as its autodiff handle (for the graph) and its f32
 /// values laid out contiguously; `None` on any other backend or element type.
-pub(super) fn tracked<const D: usize>(
-    t: &Tensor<D>,
-) -> Option<(<Autodiff<Flex> as burn::backend::BackendTypes>::FloatTensorPrimitive, FlexTensor)> {
+pub(super) fn tracked<const D: usize>(t: &Tensor<D>) -> Option<(AdTensor, FlexTensor)> {
     let handle = t.clone().try_into_primitive::<Autodiff<Flex>>().ok()?;
     let values = contiguous_f32(handle.primitive())?;
     Some((handle, values))
@@ -51,6 +54,33 @@ pub(super) fn plain<const D: usize>(t: &Tensor<D>) -> Option<FlexTensor> {
         return None;
     }
     contiguous_f32(&t.clone().try_into_primitive::<Flex>().ok()?)
+}
+
+/// A Flex f32 tensor's contiguous values, with its autodiff handle when it is on the autodiff
+/// backend (for operations that run with and without gradients).
+pub(super) fn flex_values<const D: usize>(t: &Tensor<D>) -> Option<(Option<AdTensor>, FlexTensor)> {
+    match tracked(t) {
+        Some((handle, values)) => Some((Some(handle), values)),
+        None => plain(t).map(|values| (None, values)),
+    }
+}
+
+/// `output` as the result of `op` on `parents` in the autodiff graph: with the backward state
+/// (made only when some parent needs a gradient) or as a constant.
+pub(super) fn record<Op, const N: usize, const D: usize>(
+    op: Op,
+    parents: [NodeGuard; N],
+    state: impl FnOnce() -> Op::State,
+    output: FlexTensor,
+) -> Tensor<D>
+where
+    Op: Backward<Flex, N>,
+{
+    let output = match op.prepare::<NoCheckpointing>(parents).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => prep.finish(state(), output),
+        OpsKind::UnTracked(prep) => prep.finish(output),
+    };
+    Tensor::from_primitive::<Autodiff<Flex>>(output)
 }
 
 pub(super) fn flex_from_vec(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {

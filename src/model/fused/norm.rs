@@ -7,16 +7,15 @@
 //! backward (sums, input gradient).
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::backend::flex::FlexTensor;
-use burn::backend::{Autodiff, Flex};
+use burn::backend::Flex;
 use burn::tensor::Tensor;
 use rayon::prelude::*;
 
 use super::math::{elu_grad_from_output, elu_scalar};
-use super::{channel_sums, contiguous_f32, flex_from_vec, lane_sum, tracked, CHUNK};
+use super::{channel_sums, contiguous_f32, flex_from_vec, lane_sum, record, tracked, CHUNK};
 
 fn elu_in_place(values: &mut [f32]) {
     values.par_chunks_mut(CHUNK).for_each(|chunk| {
@@ -128,7 +127,6 @@ pub fn batch_norm_elu_train(
     beta: Tensor<1>,
     epsilon: f64,
 ) -> Result<BatchNormEluOutput, Box<(Tensor<4>, Tensor<1>, Tensor<1>)>> {
-    type Ad = Autodiff<Flex>;
     let (Some((xa, xf)), Some((ga, gf)), Some((ba, bf))) = (tracked(&x), tracked(&gamma), tracked(&beta)) else {
         return Err(Box::new((x, gamma, beta)));
     };
@@ -160,14 +158,7 @@ pub fn batch_norm_elu_train(
         }
     });
     let y = flex_from_vec(out, shape);
-    let output =
-        match BnEluBackward.prepare::<NoCheckpointing>([xa.node(), ga.node(), ba.node()]).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => {
-                let gamma = g.to_vec();
-                let state = BnEluState { x: xf.clone(), y: y.clone(), gamma, mean: mean.clone(), inv_std };
-                prep.finish(state, y)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(y),
-        };
-    Ok(BatchNormEluOutput { output: Tensor::from_primitive::<Ad>(output), mean, variance })
+    let state = || BnEluState { x: xf.clone(), y: y.clone(), gamma: g.to_vec(), mean: mean.clone(), inv_std };
+    let output = record(BnEluBackward, [xa.node(), ga.node(), ba.node()], state, y.clone());
+    Ok(BatchNormEluOutput { output, mean, variance })
 }

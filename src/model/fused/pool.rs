@@ -1,14 +1,13 @@
 //! The 2 x 2 max-pool, with and without gradients.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::{Autodiff, Flex};
+use burn::backend::autodiff::ops::{unary, Backward, Ops};
+use burn::backend::Flex;
 use burn::tensor::Tensor;
 use rayon::prelude::*;
 
-use super::{contiguous_f32, flex_from_vec};
+use super::{contiguous_f32, flex_from_vec, flex_values, record};
 
 /// 2 x 2 max-pool with stride 2 (odd edges dropped) of contiguous [planes, h, w] data; with
 /// `argmax`, also which of the four pixels won (0..4, row-major), for the backward pass.
@@ -58,25 +57,23 @@ impl Backward<Flex, 1> for MaxPoolBackward {
     type State = PoolState;
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
-        let [node_x] = ops.parents;
-        let grad = grads.consume::<Flex>(&ops.node);
-        let Some(node) = node_x else { return };
-        let dy = contiguous_f32(&grad).expect("max-pool: f32 gradient");
-        let dy = dy.storage::<f32>();
-        let [n, c, h, w] = ops.state.dims;
-        let (oh, ow) = (h / 2, w / 2);
-        let argmax = &ops.state.argmax;
-        let mut dx = vec![0.0f32; n * c * h * w];
-        dx.par_chunks_mut(h * w).enumerate().for_each(|(p, d)| {
-            let (g, a) = (&dy[p * oh * ow..(p + 1) * oh * ow], &argmax[p * oh * ow..(p + 1) * oh * ow]);
-            for i in 0..oh {
-                for j in 0..ow {
-                    let k = a[i * ow + j] as usize;
-                    d[(2 * i + k / 2) * w + 2 * j + k % 2] = g[i * ow + j];
+        let PoolState { argmax, dims: [n, c, h, w] } = ops.state;
+        unary::<Flex, _>(ops.parents, ops.node, grads, |grad| {
+            let dy = contiguous_f32(&grad).expect("max-pool: f32 gradient");
+            let dy = dy.storage::<f32>();
+            let (oh, ow) = (h / 2, w / 2);
+            let mut dx = vec![0.0f32; n * c * h * w];
+            dx.par_chunks_mut(h * w).enumerate().for_each(|(p, d)| {
+                let (g, a) = (&dy[p * oh * ow..(p + 1) * oh * ow], &argmax[p * oh * ow..(p + 1) * oh * ow]);
+                for i in 0..oh {
+                    for j in 0..ow {
+                        let k = a[i * ow + j] as usize;
+                        d[(2 * i + k / 2) * w + 2 * j + k % 2] = g[i * ow + j];
+                    }
                 }
-            }
+            });
+            flex_from_vec(dx, vec![n, c, h, w])
         });
-        grads.register::<Flex>(node.id, flex_from_vec(dx, vec![n, c, h, w]));
     }
 }
 
@@ -84,27 +81,17 @@ impl Backward<Flex, 1> for MaxPoolBackward {
 /// keeps a byte per output for the backward pass, where burn keeps 64-bit indices and scatters
 /// through them. Gives the input back (`Err`) when it is not a Flex f32 tensor.
 pub fn max_pool2x2(x: Tensor<4>) -> Result<Tensor<4>, Box<Tensor<4>>> {
-    type Ad = Autodiff<Flex>;
     let [n, c, h, w] = x.dims();
-    if h < 2 || w < 2 {
-        return Err(Box::new(x));
-    }
-    let out_shape = vec![n, c, h / 2, w / 2];
-    if !x.device().is_autodiff() {
-        let Ok(t) = x.clone().try_into_primitive::<Flex>() else { return Err(Box::new(x)) };
-        let Some(t) = contiguous_f32(&t) else { return Err(Box::new(x)) };
-        let out = max_pool2x2_planes(t.storage::<f32>(), [n * c, h, w], None);
-        return Ok(Tensor::from_primitive::<Flex>(flex_from_vec(out, out_shape)));
-    }
-    let Ok(xa) = x.clone().try_into_primitive::<Ad>() else { return Err(Box::new(x)) };
-    let Some(xf) = contiguous_f32(xa.primitive()) else { return Err(Box::new(x)) };
+    let values = if h < 2 || w < 2 { None } else { flex_values(&x) };
+    let Some((handle, xf)) = values else { return Err(Box::new(x)) };
     drop(x);
+    let out_shape = vec![n, c, h / 2, w / 2];
+    let Some(xa) = handle else {
+        let out = max_pool2x2_planes(xf.storage::<f32>(), [n * c, h, w], None);
+        return Ok(Tensor::from_primitive::<Flex>(flex_from_vec(out, out_shape)));
+    };
     let mut argmax = vec![0u8; n * c * (h / 2) * (w / 2)];
     let out = max_pool2x2_planes(xf.storage::<f32>(), [n * c, h, w], Some(&mut argmax));
-    let y = flex_from_vec(out, out_shape);
-    let output = match MaxPoolBackward.prepare::<NoCheckpointing>([xa.node()]).compute_bound().stateful() {
-        OpsKind::Tracked(prep) => prep.finish(PoolState { argmax: std::sync::Arc::new(argmax), dims: [n, c, h, w] }, y),
-        OpsKind::UnTracked(prep) => prep.finish(y),
-    };
-    Ok(Tensor::from_primitive::<Ad>(output))
+    let state = || PoolState { argmax: std::sync::Arc::new(argmax), dims: [n, c, h, w] };
+    Ok(record(MaxPoolBackward, [xa.node()], state, flex_from_vec(out, out_shape)))
 }

@@ -1,16 +1,15 @@
 //! The transformer encoder's element-wise operations: dropout, exact GELU, scaled softmax.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{unary, Backward, Ops};
 use burn::backend::flex::FlexTensor;
-use burn::backend::{Autodiff, Flex};
+use burn::backend::Flex;
 use burn::tensor::Tensor;
 use rayon::prelude::*;
 
 use super::math::{exp_nonpositive, gelu_and_slope, keeps};
-use super::{contiguous_f32, flex_from_vec, lane_sum, plain, tracked, CHUNK};
+use super::{contiguous_f32, flex_from_vec, flex_values, lane_sum, record, tracked, CHUNK};
 
 /// `out[i] = values[i] * scale` where element `i` survives the mask, else 0.
 fn apply_dropout(values: &[f32], out: &mut [f32], seed: [u32; 2], threshold: u32, scale: f32) {
@@ -37,15 +36,13 @@ impl Backward<Flex, 1> for DropoutBackward {
     type State = DropoutState;
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
-        let [node_x] = ops.parents;
-        let grad = grads.consume::<Flex>(&ops.node);
-        let Some(node) = node_x else { return };
-        let dy = contiguous_f32(&grad).expect("dropout: f32 gradient");
-        let shape = dy.layout().shape().to_vec();
-        let mut dx = vec![0.0f32; dy.storage::<f32>().len()];
         let st = ops.state;
-        apply_dropout(dy.storage::<f32>(), &mut dx, st.seed, st.threshold, st.scale);
-        grads.register::<Flex>(node.id, flex_from_vec(dx, shape));
+        unary::<Flex, _>(ops.parents, ops.node, grads, |grad| {
+            let dy = contiguous_f32(&grad).expect("dropout: f32 gradient");
+            let mut dx = vec![0.0f32; dy.storage::<f32>().len()];
+            apply_dropout(dy.storage::<f32>(), &mut dx, st.seed, st.threshold, st.scale);
+            flex_from_vec(dx, dy.layout().shape().to_vec())
+        });
     }
 }
 
@@ -71,12 +68,7 @@ pub fn dropout<const D: usize>(x: Tensor<D>, prob: f64) -> Tensor<D> {
     let shape = xf.layout().shape().to_vec();
     let mut out = vec![0.0f32; xf.storage::<f32>().len()];
     apply_dropout(xf.storage::<f32>(), &mut out, seed, threshold, scale);
-    let y = flex_from_vec(out, shape);
-    let output = match DropoutBackward.prepare::<NoCheckpointing>([xa.node()]).compute_bound().stateful() {
-        OpsKind::Tracked(prep) => prep.finish(DropoutState { seed, threshold, scale }, y),
-        OpsKind::UnTracked(prep) => prep.finish(y),
-    };
-    Tensor::from_primitive::<Autodiff<Flex>>(output)
+    record(DropoutBackward, [xa.node()], || DropoutState { seed, threshold, scale }, flex_from_vec(out, shape))
 }
 
 #[derive(Debug, Clone)]
@@ -91,19 +83,19 @@ impl Backward<Flex, 1> for GeluBackward {
     type State = GeluState;
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
-        let [node_x] = ops.parents;
-        let grad = grads.consume::<Flex>(&ops.node);
-        let Some(node) = node_x else { return };
-        let dy = contiguous_f32(&grad).expect("GELU: f32 gradient");
-        let (dy, x) = (dy.storage::<f32>(), ops.state.x.storage::<f32>());
-        let mut dx = vec![0.0f32; x.len()];
-        dx.par_chunks_mut(CHUNK).enumerate().for_each(|(k, out)| {
-            let start = k * CHUNK;
-            for ((o, &g), &v) in out.iter_mut().zip(&dy[start..]).zip(&x[start..]) {
-                *o = g * gelu_and_slope(v).1;
-            }
+        let x = ops.state.x;
+        unary::<Flex, _>(ops.parents, ops.node, grads, |grad| {
+            let dy = contiguous_f32(&grad).expect("GELU: f32 gradient");
+            let (dy, values) = (dy.storage::<f32>(), x.storage::<f32>());
+            let mut dx = vec![0.0f32; values.len()];
+            dx.par_chunks_mut(CHUNK).enumerate().for_each(|(k, out)| {
+                let start = k * CHUNK;
+                for ((o, &g), &v) in out.iter_mut().zip(&dy[start..]).zip(&values[start..]) {
+                    *o = g * gelu_and_slope(v).1;
+                }
+            });
+            flex_from_vec(dx, x.layout().shape().to_vec())
         });
-        grads.register::<Flex>(node.id, flex_from_vec(dx, ops.state.x.layout().shape().to_vec()));
     }
 }
 
@@ -111,10 +103,8 @@ impl Backward<Flex, 1> for GeluBackward {
 /// goes through the library's scalar `erf` and a chain of tensor operations (30 ms forward +
 /// backward per feed-forward layer of a training step). Other backends get burn's `gelu`.
 pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    let (handle, xf) = match (tracked(&x), plain(&x)) {
-        (Some((xa, xf)), _) => (Some(xa), xf),
-        (None, Some(xf)) => (None, xf),
-        (None, None) => return burn::tensor::activation::gelu(x),
+    let Some((handle, xf)) = flex_values(&x) else {
+        return burn::tensor::activation::gelu(x);
     };
     drop(x);
     let values = xf.storage::<f32>();
@@ -126,12 +116,10 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
         }
     });
     let y = flex_from_vec(out, xf.layout().shape().to_vec());
-    let Some(xa) = handle else { return Tensor::from_primitive::<Flex>(y) };
-    let output = match GeluBackward.prepare::<NoCheckpointing>([xa.node()]).compute_bound().stateful() {
-        OpsKind::Tracked(prep) => prep.finish(GeluState { x: xf }, y),
-        OpsKind::UnTracked(prep) => prep.finish(y),
-    };
-    Tensor::from_primitive::<Autodiff<Flex>>(output)
+    match handle {
+        Some(xa) => record(GeluBackward, [xa.node()], || GeluState { x: xf }, y),
+        None => Tensor::from_primitive::<Flex>(y),
+    }
 }
 
 /// Softmax over rows of `width` values, each value first multiplied by `scale`.
@@ -164,27 +152,27 @@ impl Backward<Flex, 1> for SoftmaxBackward {
     type State = SoftmaxState;
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
-        let [node_x] = ops.parents;
-        let grad = grads.consume::<Flex>(&ops.node);
-        let Some(node) = node_x else { return };
-        let dy = contiguous_f32(&grad).expect("softmax: f32 gradient");
-        let shape = ops.state.y.layout().shape().to_vec();
-        let width = *shape.last().expect("rank >= 1");
-        let (dy, y, scale) = (dy.storage::<f32>(), ops.state.y.storage::<f32>(), ops.state.scale);
-        let mut dx = vec![0.0f32; y.len()];
-        // dx = scale * y * (dy - sum(dy * y)) per row.
-        dx.par_chunks_mut(width * 64).enumerate().for_each(|(k, block)| {
-            let start = k * width * 64;
-            for (r, o) in block.chunks_mut(width).enumerate() {
-                let range = start + r * width..start + (r + 1) * width;
-                let (g, p) = (&dy[range.clone()], &y[range]);
-                let dot = lane_sum(g, p, p, |a, b, _| a * b) as f32;
-                for ((o, &a), &b) in o.iter_mut().zip(g).zip(p) {
-                    *o = scale * b * (a - dot);
+        let SoftmaxState { y, scale } = ops.state;
+        unary::<Flex, _>(ops.parents, ops.node, grads, |grad| {
+            let dy = contiguous_f32(&grad).expect("softmax: f32 gradient");
+            let shape = y.layout().shape().to_vec();
+            let width = *shape.last().expect("rank >= 1");
+            let (dy, y) = (dy.storage::<f32>(), y.storage::<f32>());
+            let mut dx = vec![0.0f32; y.len()];
+            // dx = scale * y * (dy - sum(dy * y)) per row.
+            dx.par_chunks_mut(width * 64).enumerate().for_each(|(k, block)| {
+                let start = k * width * 64;
+                for (r, o) in block.chunks_mut(width).enumerate() {
+                    let range = start + r * width..start + (r + 1) * width;
+                    let (g, p) = (&dy[range.clone()], &y[range]);
+                    let dot = lane_sum(g, p, p, |a, b, _| a * b) as f32;
+                    for ((o, &a), &b) in o.iter_mut().zip(g).zip(p) {
+                        *o = scale * b * (a - dot);
+                    }
                 }
-            }
+            });
+            flex_from_vec(dx, shape)
         });
-        grads.register::<Flex>(node.id, flex_from_vec(dx, shape));
     }
 }
 
@@ -193,10 +181,8 @@ impl Backward<Flex, 1> for SoftmaxBackward {
 /// subtract, exp, sum and divide passes, each recorded for the backward. Other backends get
 /// burn's.
 pub fn softmax_scaled<const D: usize>(x: Tensor<D>, scale: f32) -> Tensor<D> {
-    let (handle, xf) = match (tracked(&x), plain(&x)) {
-        (Some((xa, xf)), _) => (Some(xa), xf),
-        (None, Some(xf)) => (None, xf),
-        (None, None) => return burn::tensor::activation::softmax(x.mul_scalar(scale), D - 1),
+    let Some((handle, xf)) = flex_values(&x) else {
+        return burn::tensor::activation::softmax(x.mul_scalar(scale), D - 1);
     };
     drop(x);
     let shape = xf.layout().shape().to_vec();
@@ -204,12 +190,13 @@ pub fn softmax_scaled<const D: usize>(x: Tensor<D>, scale: f32) -> Tensor<D> {
     let mut out = vec![0.0f32; xf.storage::<f32>().len()];
     softmax_rows(xf.storage::<f32>(), &mut out, width, scale);
     let y = flex_from_vec(out, shape);
-    let Some(xa) = handle else { return Tensor::from_primitive::<Flex>(y) };
-    let output = match SoftmaxBackward.prepare::<NoCheckpointing>([xa.node()]).compute_bound().stateful() {
-        OpsKind::Tracked(prep) => prep.finish(SoftmaxState { y: y.clone(), scale }, y),
-        OpsKind::UnTracked(prep) => prep.finish(y),
-    };
-    Tensor::from_primitive::<Autodiff<Flex>>(output)
+    match handle {
+        Some(xa) => {
+            let saved = y.clone();
+            record(SoftmaxBackward, [xa.node()], || SoftmaxState { y: saved, scale }, y)
+        }
+        None => Tensor::from_primitive::<Flex>(y),
+    }
 }
 
 #[cfg(test)]
