@@ -10,7 +10,21 @@ use lens_inspect::project::{NewCandidate, NewGrade, Project, Role, Score};
 use lens_inspect::survey::{ObjectSource, ObjectSpec};
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
+
+/// Runs the ignored test `name` of this binary as a child process (so it can be killed), with the
+/// project path in the environment variable `env`; its stdout is where it reports progress.
+fn spawn_child(name: &str, env: &str, path: &std::path::Path) -> (Child, BufReader<ChildStdout>) {
+    let mut child = Command::new(std::env::current_exe().expect("exe"))
+        .args([name, "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+        .env(env, path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn child");
+    let reader = BufReader::new(child.stdout.take().expect("stdout"));
+    (child, reader)
+}
 
 const DB_ENV: &str = "LENS_INSPECT_CRASH_TEST_DB";
 
@@ -56,14 +70,7 @@ fn kill_during_grading_loses_no_saved_grade() {
 
     let mut total_saved = 0;
     for kill_after in [1usize, 37, 150] {
-        let mut child = Command::new(std::env::current_exe().expect("exe"))
-            .args(["child_grading_loop", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
-            .env(DB_ENV, &path)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn child");
-        let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
+        let (mut child, mut reader) = spawn_child("child_grading_loop", DB_ENV, &path);
         let mut saved = HashSet::new();
         let mut line = String::new();
         while saved.len() < kill_after {
@@ -160,14 +167,7 @@ fn kill_during_retraining_loses_no_grade_and_no_stored_model() {
 
     // Kill once in the middle of the first training, once in the middle of a later one.
     for (stored_before_kill, steps_into_training) in [(0usize, 2usize), (1, 3)] {
-        let mut child = Command::new(std::env::current_exe().expect("exe"))
-            .args(["child_retraining_and_grading", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
-            .env(RETRAIN_ENV, &path)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn child");
-        let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
+        let (mut child, mut reader) = spawn_child("child_retraining_and_grading", RETRAIN_ENV, &path);
         let (mut saved, mut stored, mut steps) = (HashSet::new(), Vec::new(), 0usize);
         let mut line = String::new();
         let record = |l: &str, saved: &mut HashSet<String>, stored: &mut Vec<i64>| {
