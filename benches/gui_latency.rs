@@ -162,6 +162,17 @@ fn main() {
     }
     drop(h);
 
+    // The review tab: its catalogue (seed rule, SWAP over every grade), dashboard and grade lists
+    // are loaded when it opens, on the GUI thread: how long that one frame takes.
+    let project = Project::open_existing(&path).expect("project");
+    let t = Instant::now();
+    let review = LensApp::open_review(&project, std::sync::Arc::new(|| {}));
+    println!(
+        "opening the review tab, {n} candidates and 700 grades: {:.3} s (one frame, on the GUI thread)",
+        t.elapsed().as_secs_f64()
+    );
+    drop((review, project));
+
     // 3. Frames while the model retrains (200 training candidates give the labels).
     let small = make_project(&dir, 2_000, 200);
     let mut h = harness(open(&small, "trainer"));
