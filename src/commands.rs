@@ -3,11 +3,14 @@
 
 use anyhow::{bail, Context, Result};
 use lens_inspect::model::checkpoint::{self, ModelCard};
+use lens_inspect::model::data::Dataset;
 use lens_inspect::model::metrics::{challenge_metrics, roc_curve};
 use lens_inspect::model::score::{score_project, Scorer};
-use lens_inspect::model::train::{train as run_training, EpochReport, TrainConfig, TrainObserver};
+use lens_inspect::model::stream::SimStream;
+use lens_inspect::model::train::{train_from, EpochReport, Resume, TrainConfig, TrainObserver, TrainSource};
 use lens_inspect::model::{load_labelled, shipped_model_path};
 use lens_inspect::project::Project;
+use lens_inspect::sim::{Look, SimConfig, Simulator};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use std::io::Write;
@@ -15,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 pub struct TrainArgs {
-    pub data: PathBuf,
+    pub data: Option<PathBuf>,
     pub truth: Option<PathBuf>,
     pub val_data: Option<PathBuf>,
     pub val_fraction: f64,
@@ -24,15 +27,70 @@ pub struct TrainArgs {
     pub config: TrainConfig,
     pub command_line: Vec<String>,
     pub note: Option<String>,
+    /// Train on fresh simulations (`train --simulate`).
+    pub stream: Option<StreamArgs>,
+    /// Continue from OUT's resume file.
+    pub resume: bool,
 }
 
-/// Prints each epoch as a line and keeps a progress bar over the batches.
-struct Printer {
+pub struct StreamArgs {
+    pub look: Look,
+    pub data_share: f64,
+    pub val_n: usize,
+    pub workers: usize,
+}
+
+/// Prints each epoch as a line and keeps a progress bar over the batches; after each epoch
+/// saves the best model to OUT and the current weights to OUT's resume file.
+struct Printer<'a> {
     bar: indicatif::ProgressBar,
     epoch: usize,
+    saver: Option<Saver<'a>>,
 }
 
-impl TrainObserver for Printer {
+/// What the printer needs to write model files during training.
+struct Saver<'a> {
+    out: &'a Path,
+    card: ModelCard,
+    history: Vec<EpochReport>,
+    steps_per_epoch: usize,
+    batch: usize,
+    first_stream_index: Option<u64>,
+    best_val_loss: Option<f64>,
+    error: Option<String>,
+}
+
+impl Saver<'_> {
+    fn save(&mut self, net: &lens_inspect::model::net::LensNet, r: &EpochReport) -> Result<()> {
+        self.history.push(r.clone());
+        let mut card = self.card.clone();
+        let stream_position =
+            self.first_stream_index.map(|_| r.epoch as u64 * (self.steps_per_epoch * self.batch) as u64);
+        if r.best {
+            self.best_val_loss = Some(r.val_loss);
+            card.provenance["best_epoch"] = serde_json::json!(r.epoch);
+            card.provenance["history"] = serde_json::json!(self.history);
+            card.metrics = serde_json::json!({"val_loss": r.val_loss, "val_auroc": r.val_auroc});
+            checkpoint::save(self.out, net, &card)?;
+        }
+        let mut resume_card = card.clone();
+        resume_card.provenance["history"] = serde_json::json!(self.history);
+        resume_card.provenance["resume"] = serde_json::json!({
+            "epochs_done": r.epoch,
+            "best_val_loss": self.best_val_loss,
+            "stream_position": stream_position,
+        });
+        checkpoint::save(&resume_path(self.out), net, &resume_card)?;
+        Ok(())
+    }
+}
+
+/// Where a training run keeps the weights to continue from.
+pub fn resume_path(out: &Path) -> PathBuf {
+    out.with_extension("resume.lensmodel")
+}
+
+impl TrainObserver for Printer<'_> {
     fn step(&mut self, done: usize, total: usize, loss: f64) -> bool {
         self.bar.set_length(total as u64);
         self.bar.set_position(done as u64);
@@ -53,12 +111,23 @@ impl TrainObserver for Printer {
         );
         // Printed whether or not the bar is visible (logs of long runs need the epochs).
         self.bar.suspend(|| eprintln!("{line}"));
-        true
+        // A run whose model cannot be saved stops rather than train for nothing.
+        self.saver.as_ref().is_none_or(|s| s.error.is_none())
+    }
+
+    fn weights(&mut self, current: &lens_inspect::model::net::LensNet, r: &EpochReport) {
+        if let Some(saver) = &mut self.saver {
+            if let Err(e) = saver.save(current, r) {
+                self.bar.suspend(|| eprintln!("error: saving the model: {e:#}"));
+                saver.error = Some(format!("{e:#}"));
+            }
+        }
     }
 }
 
 pub fn train(args: TrainArgs) -> Result<ExitCode> {
-    let TrainArgs { data, truth, val_data, val_fraction, out, init, mut config, command_line, note } = args;
+    let TrainArgs { data, truth, val_data, val_fraction, out, init, mut config, command_line, note, stream, resume } =
+        args;
     if config.batch == 0 || config.epochs == 0 {
         bail!("--batch and --epochs must be at least 1");
     }
@@ -66,68 +135,188 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
         bail!("--lr must be a positive number");
     }
     let clip = lens_inspect::cutout::DEFAULT_CLIP_SIGMA;
-    let init_net = match &init {
-        Some(p) => {
-            let (net, card) = checkpoint::load(p, &burn::tensor::Device::flex())?;
-            config.arch = card.arch;
-            Some(net)
+    let device = burn::tensor::Device::flex();
+    let mut resume_state = None;
+    let mut history: Vec<EpochReport> = Vec::new();
+    if resume {
+        let path = resume_path(&out);
+        let (net, card) = checkpoint::load(&path, &device)
+            .with_context(|| format!("--resume needs the resume file {} that training writes", path.display()))?;
+        let state = &card.provenance["resume"];
+        let epochs_done = state["epochs_done"].as_u64().context("the resume file has no epoch count")? as usize;
+        if epochs_done >= config.epochs {
+            bail!(
+                "{} already holds {epochs_done} epochs of --epochs {}: nothing left to do",
+                path.display(),
+                config.epochs
+            );
         }
-        None => None,
+        config.arch = card.arch;
+        history = serde_json::from_value(card.provenance["history"].clone()).unwrap_or_default();
+        eprintln!("resuming {} after epoch {epochs_done}", path.display());
+        resume_state = Some(Resume { net, epochs_done, best_val_loss: state["best_val_loss"].as_f64() });
+    } else if let Some(p) = &init {
+        let (net, card) = checkpoint::load(p, &device)?;
+        config.arch = card.arch;
+        resume_state = Some(Resume { net, epochs_done: 0, best_val_loss: None });
+    }
+    let load = |dir: &Path, truth: Option<&Path>| -> Result<Dataset> {
+        eprintln!("reading {} ...", dir.display());
+        let (d, problems) = load_labelled(dir, truth, clip)?;
+        report_problems(&problems);
+        Ok(d)
     };
-    eprintln!("reading {} ...", data.display());
-    let (all, problems) = load_labelled(&data, truth.as_deref(), clip)?;
-    report_problems(&problems);
-    let (train_set, val_set) = match &val_data {
-        Some(v) => {
-            let (val, p) = load_labelled(v, None, clip)?;
-            report_problems(&p);
-            (all, val)
+    let start = std::time::Instant::now();
+    let bar = crate::progress_bar(true);
+    let mut card = ModelCard::new(config.arch, 0, clip);
+    let (outcome, train_size, provenance) = match stream {
+        Some(s) => {
+            if !(0.0..=1.0).contains(&s.data_share) {
+                bail!("--data-share must be between 0 and 1, not {}", s.data_share);
+            }
+            if s.workers == 0 || s.workers > 64 {
+                bail!("--workers must be between 1 and 64, not {}", s.workers);
+            }
+            let sim_config = SimConfig { ranges: s.look.ranges(), ..SimConfig::default() };
+            let val = match &val_data {
+                Some(v) => load(v, None)?,
+                None => simulated_set(&sim_config, s.val_n, config.seed.wrapping_add(1_000_000), clip)?,
+            };
+            let mix = match &data {
+                Some(d) if s.data_share > 0.0 => Some(load(d, truth.as_deref())?),
+                _ => None,
+            };
+            let steps = config.steps_per_epoch.unwrap_or(500);
+            config.steps_per_epoch = Some(steps);
+            let epochs_done = resume_state.as_ref().map_or(0, |r| r.epochs_done);
+            let first_index = (epochs_done * steps * config.batch) as u64;
+            let mut sim_stream = SimStream::start(sim_config.clone(), config.seed, first_index, s.workers, 256, clip);
+            eprintln!(
+                "training on fresh {:?} simulations ({} worker thread(s)){}, validating on {} fixed cutouts",
+                s.look,
+                s.workers,
+                mix.as_ref()
+                    .map(|m| format!(" with {:.0} % from {} cutouts of DATA", 100.0 * s.data_share, m.len()))
+                    .unwrap_or_default(),
+                val.len()
+            );
+            card.input_size = sim_config.size;
+            card.provenance = serde_json::json!({"command": command_line.join(" "), "config": config});
+            let saver = Saver {
+                out: &out,
+                card: card.clone(),
+                history: history.clone(),
+                steps_per_epoch: steps,
+                batch: config.batch,
+                first_stream_index: Some(first_index),
+                best_val_loss: resume_state.as_ref().and_then(|r| r.best_val_loss),
+                error: None,
+            };
+            let mut printer = Printer { bar, epoch: epochs_done, saver: Some(saver) };
+            let source = TrainSource::Stream { stream: &mut sim_stream, mix: mix.as_ref().map(|m| (m, s.data_share)) };
+            let outcome = train_from(source, &val, resume_state, &config, &mut printer)?;
+            printer.bar.finish_and_clear();
+            let stats = sim_stream.stats();
+            let seconds = start.elapsed().as_secs_f64();
+            let trained = (outcome.history.len() * steps * config.batch) as f64;
+            eprintln!(
+                "simulator: {:.0} cutouts/s per worker thread ({} worker(s)); trainer: {:.0} cutouts/s; trainer waited {:.1} s for data",
+                stats.per_worker_per_s,
+                stats.workers,
+                trained / seconds,
+                stats.waited_s
+            );
+            history.extend(outcome.history.iter().cloned());
+            let provenance = serde_json::json!({
+                "data": "simulated while training",
+                "look": s.look,
+                "ranges": sim_config.ranges,
+                "stream": stats,
+                "mixed_in": data.as_ref().map(|d| d.display().to_string()),
+                "data_share": s.data_share,
+                "val_data": val_data.as_ref().map(|v| v.display().to_string()),
+                "val_cutouts": val.len(),
+                "val_seed": config.seed.wrapping_add(1_000_000),
+            });
+            (outcome, sim_config.size, provenance)
         }
         None => {
-            if !(0.0..1.0).contains(&val_fraction) || val_fraction == 0.0 {
-                bail!("--val-fraction must be between 0 and 1");
-            }
-            let mut idx: Vec<usize> = (0..all.len()).collect();
-            idx.shuffle(&mut rand_pcg::Pcg64Mcg::seed_from_u64(config.seed));
-            let n_val = ((all.len() as f64 * val_fraction).round() as usize).max(1);
-            all.split(&idx[..n_val.min(all.len())])
+            let Some(data) = &data else { bail!("give --data, or --simulate") };
+            let all = load(data, truth.as_deref())?;
+            let (train_set, val_set) = match &val_data {
+                Some(v) => (all, load(v, None)?),
+                None => {
+                    if !(0.0..1.0).contains(&val_fraction) || val_fraction == 0.0 {
+                        bail!("--val-fraction must be between 0 and 1");
+                    }
+                    let mut idx: Vec<usize> = (0..all.len()).collect();
+                    idx.shuffle(&mut rand_pcg::Pcg64Mcg::seed_from_u64(config.seed));
+                    let n_val = ((all.len() as f64 * val_fraction).round() as usize).max(1);
+                    all.split(&idx[..n_val.min(all.len())])
+                }
+            };
+            eprintln!("training on {} cutouts, validating on {}", train_set.len(), val_set.len());
+            let mut printer = Printer { bar, epoch: 0, saver: None };
+            let outcome = train_from(TrainSource::Fixed(&train_set), &val_set, resume_state, &config, &mut printer)?;
+            printer.bar.finish_and_clear();
+            history.extend(outcome.history.iter().cloned());
+            let provenance = serde_json::json!({
+                "data": data.display().to_string(),
+                "val_data": val_data.as_ref().map(|v| v.display().to_string()),
+                "train_cutouts": train_set.len(),
+                "val_cutouts": val_set.len(),
+            });
+            (outcome, train_set.size, provenance)
         }
     };
-    eprintln!("training on {} cutouts, validating on {}", train_set.len(), val_set.len());
-    let bar = crate::progress_bar(true);
-    let mut printer = Printer { bar, epoch: 0 };
-    let start = std::time::Instant::now();
-    let outcome = run_training(&train_set, &val_set, init_net, &config, &mut printer)?;
-    printer.bar.finish_and_clear();
-    let best = outcome.history.iter().find(|r| r.epoch == outcome.best_epoch);
-    let mut card = ModelCard::new(config.arch, train_set.size, clip);
-    card.provenance = serde_json::json!({
+    let best = history.iter().filter(|r| r.best).last().cloned();
+    card.input_size = train_size;
+    let mut prov = serde_json::json!({
         "command": command_line.join(" "),
         "note": note,
         "config": config,
-        "data": data.display().to_string(),
-        "val_data": val_data.map(|v| v.display().to_string()),
         "init": init.map(|v| v.display().to_string()),
-        "train_cutouts": train_set.len(),
-        "val_cutouts": val_set.len(),
-        "best_epoch": outcome.best_epoch,
-        "history": outcome.history,
+        "best_epoch": best.as_ref().map(|b| b.epoch),
+        "history": history,
         "seconds": start.elapsed().as_secs_f64(),
         "program": format!("lens-inspect {}", env!("CARGO_PKG_VERSION")),
     });
+    if let (Some(p), Some(extra)) = (prov.as_object_mut(), provenance.as_object()) {
+        p.extend(extra.clone());
+    }
+    card.provenance = prov;
     card.metrics = serde_json::json!({
-        "val_loss": best.map(|b| b.val_loss),
-        "val_auroc": best.map(|b| b.val_auroc),
+        "val_loss": best.as_ref().map(|b| b.val_loss),
+        "val_auroc": best.as_ref().map(|b| b.val_auroc),
     });
-    checkpoint::save(&out, &outcome.net, &card)?;
+    if outcome.best_epoch > 0 || !out.exists() {
+        checkpoint::save(&out, &outcome.net, &card)?;
+    } else {
+        // A resumed run that never beat its earlier best: that best stays in OUT; only its
+        // card learns the whole history.
+        let (kept, _) = checkpoint::load(&out, &device)?;
+        checkpoint::save(&out, &kept, &card)?;
+    }
     println!(
         "wrote {} (best epoch {}, val AUROC {:.4}){}",
         out.display(),
-        outcome.best_epoch,
-        best.map(|b| b.val_auroc).unwrap_or(f64::NAN),
+        best.as_ref().map_or(0, |b| b.epoch),
+        best.as_ref().map_or(f64::NAN, |b| b.val_auroc),
         if outcome.cancelled { " — training was stopped early" } else { "" }
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// A fixed labelled set of `n` simulated cutouts (seed `seed`), made in parallel.
+pub fn simulated_set(config: &SimConfig, n: usize, seed: u64, clip: f32) -> Result<Dataset> {
+    use rayon::prelude::*;
+    let sim = Simulator::new(config.clone());
+    let objects: Vec<_> = (0..n as u64).into_par_iter().map(|k| sim.simulate(&k.to_string(), seed, k, None)).collect();
+    let mut d = Dataset::default();
+    for o in &objects {
+        d.push(&o.cutout, if o.truth.is_lens { 1.0 } else { 0.0 }, clip).map_err(anyhow::Error::msg)?;
+    }
+    Ok(d)
 }
 
 fn report_problems(problems: &[(String, String)]) {
@@ -395,7 +584,7 @@ pub fn retrain(
     cfg.train.freeze_stem = freeze_stem;
     cfg.train.arch = base.card.arch;
     let bar = crate::progress_bar(true);
-    let mut printer = Printer { bar, epoch: 0 };
+    let mut printer = Printer { bar, epoch: 0, saver: None };
     let out = run_retrain(&mut p, &base, &cfg, &mut printer)?;
     printer.bar.finish_and_clear();
     println!(

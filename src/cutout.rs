@@ -173,19 +173,131 @@ pub fn sky_stats(values: &[f32]) -> Option<SkyStats> {
 /// Default clip, in robust sigmas, of the model's input (SPEC 2.2: configurable).
 pub const DEFAULT_CLIP_SIGMA: f32 = 50.0;
 
-/// The model's view of a cutout (SPEC 2.2): per band, subtract the median, divide by the robust
-/// sigma, clip at +-`clip_sigma`, masked pixels to 0. The result is independent of flux units and
-/// zero points, which is what lets a model trained on one survey's units score another's.
+/// How far from its band's median, in robust sigmas, a pixel is taken to be non-physical
+/// (SPEC 2.2: "beyond ~1e4 robust sigma"). The brightest real things in a 101-pixel cutout (the
+/// core of a saturated star) reach a few thousand sky sigmas; sentinels such as 100 in fluxes of
+/// ~1e-12, or 1e30, are many orders beyond.
+pub const OUTLIER_SIGMA: f32 = 1.0e4;
+
+/// Pixels that cannot be light from the sky, per kind (for reports and tests).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NonPhysical {
+    /// NaN or infinite in the file (already masked when the cutout was made).
+    pub non_finite: usize,
+    /// A fill value: one exact value repeated in a band whose other values are all but unique
+    /// (tile edges filled with 0, masked regions set to 100, bad columns, saturated cores).
+    pub fill: usize,
+    /// Beyond [`OUTLIER_SIGMA`] robust sigmas of the band's median.
+    pub outlier: usize,
+}
+
+impl NonPhysical {
+    pub fn total(&self) -> usize {
+        self.non_finite + self.fill + self.outlier
+    }
+}
+
+/// The mask of a cutout with non-physical pixels added to it (SPEC 2.2), and how many of each
+/// kind were found. Nothing here depends on flux units.
+///
+/// # Method
+/// Per band:
+/// 1. **Fill values.** Noise makes the values of a float image almost all different, so when at
+///    least 90 % of a band's other values are unique, any exact value that occurs 3 times or more
+///    is a fill value, and so is exact 0.0 occurring twice or more (the usual fill of tile edges
+///    and masked regions). Bands of quantised values (integer counts, fpack-quantised floats),
+///    where repeats are normal, skip this step.
+/// 2. **Outliers.** With the fill values out, the median and robust sigma (1.4826 x MAD) are
+///    computed, and pixels farther than [`OUTLIER_SIGMA`] sigmas from the median are masked.
+pub fn non_physical_mask(cutout: &Cutout) -> ([Vec<bool>; 4], NonPhysical) {
+    let mut counts = NonPhysical::default();
+    let masks = std::array::from_fn(|b| {
+        let mut mask = cutout.mask[b].clone();
+        counts.non_finite += mask.iter().filter(|&&m| m).count();
+        let plane = &cutout.bands[b];
+        counts.fill += mask_fill_values(plane, &mut mask);
+        counts.outlier += mask_outliers(plane, &mut mask);
+        mask
+    });
+    (masks, counts)
+}
+
+/// Step 1 of [`non_physical_mask`]: returns how many pixels it masked.
+fn mask_fill_values(plane: &[f32], mask: &mut [bool]) -> usize {
+    let mut values: Vec<u32> =
+        plane.iter().zip(mask.iter()).filter(|(_, &m)| !m).map(|(&v, _)| canonical_bits(v)).collect();
+    if values.len() < 16 {
+        return 0;
+    }
+    values.sort_unstable();
+    let zero = canonical_bits(0.0);
+    let mut fills: Vec<u32> = Vec::new();
+    let (mut repeated, mut unique) = (0usize, 0usize);
+    for run in values.chunk_by(|a, b| a == b) {
+        let is_fill = run.len() >= 3 || (run[0] == zero && run.len() >= 2);
+        if is_fill {
+            fills.push(run[0]);
+        } else if run.len() == 1 {
+            unique += 1;
+        } else {
+            repeated += run.len();
+        }
+    }
+    if fills.is_empty() || (unique as f64) < 0.9 * (unique + repeated) as f64 {
+        return 0;
+    }
+    let mut masked = 0;
+    for (v, m) in plane.iter().zip(mask.iter_mut()) {
+        if !*m && fills.binary_search(&canonical_bits(*v)).is_ok() {
+            *m = true;
+            masked += 1;
+        }
+    }
+    masked
+}
+
+/// Bits of a value with -0.0 read as 0.0, so the two zeros count as one fill value.
+fn canonical_bits(v: f32) -> u32 {
+    if v == 0.0 {
+        0
+    } else {
+        v.to_bits()
+    }
+}
+
+/// Step 2 of [`non_physical_mask`]: returns how many pixels it masked.
+fn mask_outliers(plane: &[f32], mask: &mut [bool]) -> usize {
+    let valid: Vec<f32> = plane.iter().zip(mask.iter()).filter(|(_, &m)| !m).map(|(&v, _)| v).collect();
+    let Some(stats) = sky_stats(&valid) else { return 0 };
+    if !(stats.sigma > 0.0 && stats.sigma.is_finite()) {
+        return 0;
+    }
+    let limit = OUTLIER_SIGMA as f64 * stats.sigma as f64;
+    let mut masked = 0;
+    for (&v, m) in plane.iter().zip(mask.iter_mut()) {
+        if !*m && ((v as f64 - stats.median as f64).abs() > limit || !v.is_finite()) {
+            *m = true;
+            masked += 1;
+        }
+    }
+    masked
+}
+
+/// The model's view of a cutout (SPEC 2.2): non-physical pixels masked first
+/// ([`non_physical_mask`]), then per band: subtract the median, divide by the robust sigma, clip
+/// at +-`clip_sigma`, masked pixels to 0 (the sky level after this). The result is independent
+/// of flux units and zero points, which is what lets a model trained on one survey's units score
+/// another's, and a sentinel never becomes a bright point.
 ///
 /// Returns `4 * height * width` values, band-major in [`Band::ALL`] order. A band whose robust
 /// sigma is 0 (constant, or more than half the pixels identical) falls back to its standard
 /// deviation, and to 1 if that is 0 too, so the output is always finite.
 pub fn preprocess(cutout: &Cutout, clip_sigma: f32) -> Vec<f32> {
+    let (masks, _) = non_physical_mask(cutout);
     let n = cutout.width * cutout.height;
     let mut out = Vec::with_capacity(4 * n);
-    for band in Band::ALL {
-        let i = band.index();
-        let valid = cutout.valid_values(band);
+    for (plane, mask) in cutout.bands.iter().zip(&masks) {
+        let valid: Vec<f32> = plane.iter().zip(mask).filter(|(_, &m)| !m).map(|(&v, _)| v).collect();
         let stats = sky_stats(&valid).unwrap_or(SkyStats { median: 0.0, sigma: 1.0 });
         let mut sigma = stats.sigma;
         if !(sigma > 0.0 && sigma.is_finite()) {
@@ -194,7 +306,7 @@ pub fn preprocess(cutout: &Cutout, clip_sigma: f32) -> Vec<f32> {
         if !(sigma > 0.0 && sigma.is_finite()) {
             sigma = 1.0;
         }
-        for (&v, &m) in cutout.bands[i].iter().zip(&cutout.mask[i]) {
+        for (&v, &m) in plane.iter().zip(mask) {
             out.push(if m { 0.0 } else { ((v - stats.median) / sigma).clamp(-clip_sigma, clip_sigma) });
         }
     }
@@ -253,13 +365,146 @@ mod tests {
     #[test]
     fn preprocessing_clips_and_zeroes_masked_pixels() {
         let mut plane: Vec<f32> = (0..100).map(|k| (k % 10) as f32).collect();
-        plane[5] = 1e6;
+        plane[5] = 1e3; // ~270 robust sigmas: real light, clipped
         plane[6] = f32::NAN;
         let c = Cutout::from_planes("c", 10, 10, [plane.clone(), plane.clone(), plane.clone(), plane]);
         let p = preprocess(&c, 3.0);
         assert_eq!(p[5], 3.0);
         assert_eq!(p[6], 0.0);
         assert!(p.iter().all(|v| v.is_finite() && v.abs() <= 3.0));
+    }
+
+    /// Sky noise of sigma `sigma` around `level` (a hash-driven Box-Muller, so no RNG crate is
+    /// needed and every value is distinct, as in a real float image).
+    fn noisy_plane(n: usize, seed: u64, level: f32, sigma: f32) -> Vec<f32> {
+        let unit = |k: u64| -> f64 {
+            let mut z = k.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ seed.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 31)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            ((z >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+        };
+        (0..n as u64)
+            .map(|k| {
+                let g = (-2.0 * unit(2 * k).ln()).sqrt() * (std::f64::consts::TAU * unit(2 * k + 1)).cos();
+                level + sigma * g as f32
+            })
+            .collect()
+    }
+
+    /// A KiDS-like cutout in flux units (sky sigma 1e-12), 41 x 41, all four bands alike.
+    fn kids_sky() -> Cutout {
+        Cutout::from_planes("sky", 41, 41, std::array::from_fn(|b| noisy_plane(41 * 41, b as u64, 0.0, 1e-12)))
+    }
+
+    fn with_pixels(mut c: Cutout, pixels: &[usize], value: f32) -> Cutout {
+        let planes: [Vec<f32>; 4] = std::array::from_fn(|b| {
+            let mut p = c.bands[b].clone();
+            for &k in pixels {
+                p[k] = value;
+            }
+            p
+        });
+        c = Cutout::from_planes(c.name, c.width, c.height, planes);
+        c
+    }
+
+    /// The preprocessed value of each listed pixel is 0 (masked), and the rest is sky of unit
+    /// sigma: the bad pixels neither show nor distort the normalisation.
+    fn assert_masked_and_sky_intact(c: &Cutout, pixels: &[usize]) {
+        let p = preprocess(c, 50.0);
+        let n = c.width * c.height;
+        for b in 0..4 {
+            let plane = &p[b * n..(b + 1) * n];
+            for &k in pixels {
+                assert_eq!(plane[k], 0.0, "band {b} pixel {k} not masked: {}", plane[k]);
+            }
+            let rest: Vec<f32> = (0..n).filter(|k| !pixels.contains(k)).map(|k| plane[k]).collect();
+            let sd = std_dev(&rest);
+            assert!((sd - 1.0).abs() < 0.1, "band {b}: the sky should have unit sigma, got {sd}");
+        }
+    }
+
+    #[test]
+    fn nan_and_inf_pixels_are_masked() {
+        let c = with_pixels(kids_sky(), &[3, 40], f32::NAN);
+        let c = with_pixels(c, &[500], f32::INFINITY);
+        let c = with_pixels(c, &[501], f32::NEG_INFINITY);
+        let (_, counts) = non_physical_mask(&c);
+        assert_eq!(counts.non_finite, 4 * 4);
+        assert_masked_and_sky_intact(&c, &[3, 40, 500, 501]);
+    }
+
+    #[test]
+    fn bologna_sentinel_100_in_flux_units_is_masked() {
+        let bad = [10, 11, 12, 300, 900];
+        let c = with_pixels(kids_sky(), &bad, 100.0);
+        let (_, counts) = non_physical_mask(&c);
+        assert_eq!(counts.total(), 4 * bad.len());
+        assert_masked_and_sky_intact(&c, &bad);
+    }
+
+    #[test]
+    fn a_single_1e30_sentinel_is_masked_as_an_outlier() {
+        let c = with_pixels(kids_sky(), &[777], 1e30);
+        let (_, counts) = non_physical_mask(&c);
+        assert_eq!(counts.outlier, 4, "one pixel per band, found by its distance, not by repetition");
+        assert_masked_and_sky_intact(&c, &[777]);
+    }
+
+    #[test]
+    fn a_tile_edge_filled_with_zeros_is_masked() {
+        // The left 15 columns lie outside the tile: 0.0, as coadds fill them.
+        let edge: Vec<usize> = (0..41 * 41).filter(|k| k % 41 < 15).collect();
+        let c = with_pixels(kids_sky(), &edge, 0.0);
+        let (_, counts) = non_physical_mask(&c);
+        assert_eq!(counts.fill, 4 * edge.len());
+        assert_masked_and_sky_intact(&c, &edge);
+    }
+
+    #[test]
+    fn a_masked_region_and_a_bad_column_with_fill_values_are_masked() {
+        let region: Vec<usize> = (0..41 * 41).filter(|k| (k / 41) < 6 && (k % 41) > 30).collect();
+        let column: Vec<usize> = (0..41).map(|row| row * 41 + 20).collect();
+        let c = with_pixels(with_pixels(kids_sky(), &region, -99.0), &column, 3.5e-12);
+        let bad: Vec<usize> = region.iter().chain(&column).copied().collect();
+        assert_masked_and_sky_intact(&c, &bad);
+    }
+
+    #[test]
+    fn a_pixel_beyond_1e4_sigma_is_masked_but_a_bright_galaxy_is_not() {
+        // A galaxy whose core reaches 3,000 sky sigmas is real light; a lone pixel at 30,000
+        // sigmas is not.
+        let mut c = kids_sky();
+        for b in 0..4 {
+            for row in 0..41 {
+                for col in 0..41 {
+                    let r2 = ((row as f32 - 20.0).powi(2) + (col as f32 - 20.0).powi(2)) / 4.0;
+                    c.bands[b][row * 41 + col] += 3e-9 * (-r2).exp();
+                }
+            }
+            c.bands[b][5] = 3e-8;
+        }
+        let (masks, counts) = non_physical_mask(&c);
+        assert_eq!(counts.outlier, 4);
+        assert!(masks.iter().all(|m| m[5] && !m[20 * 41 + 20]));
+        let p = preprocess(&c, 50.0);
+        assert_eq!(p[5], 0.0);
+        assert_eq!(p[20 * 41 + 20], 50.0, "the galaxy core is clipped, not masked");
+    }
+
+    #[test]
+    fn quantised_counts_keep_their_repeated_values() {
+        // Integer counts (ZP 30 images stored as integers): zeros and repeats are real values.
+        let planes: [Vec<f32>; 4] =
+            std::array::from_fn(|b| noisy_plane(41 * 41, b as u64 + 9, 0.0, 4.0).iter().map(|v| v.round()).collect());
+        let c = Cutout::from_planes("counts", 41, 41, planes);
+        let (_, counts) = non_physical_mask(&c);
+        assert_eq!(counts.total(), 0);
+    }
+
+    #[test]
+    fn a_lone_exact_zero_in_float_sky_is_kept() {
+        let c = with_pixels(kids_sky(), &[100], 0.0);
+        assert_eq!(non_physical_mask(&c).1.total(), 0);
     }
 
     #[test]

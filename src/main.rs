@@ -9,7 +9,7 @@ use lens_inspect::model::net::Arch;
 use lens_inspect::project::ingest::{ingest, IngestOptions};
 use lens_inspect::project::Project;
 use lens_inspect::render::{self, DisplaySettings, Limits, StretchFn};
-use lens_inspect::sim::{SimConfig, Simulator};
+use lens_inspect::sim::{Look, SimConfig, Simulator};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -152,6 +152,11 @@ enum Command {
         /// Added to the lensed sources' colours u-r,g-r,r-i (e.g. 1.5,0.9,0.4: redder sources).
         #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
         source_colour_shift: Option<Vec<f64>>,
+        /// Which nuisance ranges to draw from: randomised (training's domain randomisation,
+        /// artefacts included), kids (the narrow KiDS-like look of the demo), or a stress set
+        /// (one nuisance outside training's range). docs/robustness.md lists every range.
+        #[arg(long, value_enum, default_value = "randomised")]
+        look: Look,
     },
     /// Train (or fine-tune) a lens finder on labelled cutouts.
     ///
@@ -162,9 +167,32 @@ enum Command {
     /// improving and keeps the best epoch. The model card (beside the model as JSON) records this
     /// command.
     Train {
-        /// Labelled training data.
+        /// Labelled training data (with --simulate: mixed in by --data-share).
+        #[arg(long, required_unless_present = "simulate")]
+        data: Option<PathBuf>,
+        /// Train on fresh simulations made while training (never the same cutout twice), on
+        /// worker threads; validation is a fixed simulated set (--val-n) unless --val-data.
         #[arg(long)]
-        data: PathBuf,
+        simulate: bool,
+        /// With --simulate: the simulator's look.
+        #[arg(long, value_enum, default_value = "randomised")]
+        look: Look,
+        /// With --simulate and --data: share of each batch taken from DATA.
+        #[arg(long, default_value_t = 0.0)]
+        data_share: f64,
+        /// With --simulate: size of the fixed simulated validation set.
+        #[arg(long, default_value_t = 2000)]
+        val_n: usize,
+        /// With --simulate: simulator threads (default: 1).
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
+        /// Continue a stopped run from OUT's resume file (OUT with .resume.lensmodel), which
+        /// every epoch writes; the same command line with --resume picks up where it stopped.
+        #[arg(long)]
+        resume: bool,
+        /// Learning rate falls along a half cosine to 1/100 over --epochs.
+        #[arg(long)]
+        cosine_lr: bool,
         /// Truth CSV for --data (default: DATA/classifications.csv).
         #[arg(long)]
         truth: Option<PathBuf>,
@@ -640,12 +668,15 @@ fn run() -> Result<ExitCode> {
             min_arc_snr,
             source_mag,
             source_colour_shift,
+            look,
         } => {
             if !(0.0..=1.0).contains(&lens_fraction) {
                 bail!("--lens-fraction must be between 0 and 1, not {lens_fraction}");
             }
-            let mut config = SimConfig { lens_fraction, zero_point, ..SimConfig::default() };
+            let mut config = SimConfig { lens_fraction, zero_point, ranges: look.ranges(), ..SimConfig::default() };
             if let Some(f) = fwhm {
+                // Seeing given per band replaces the look's randomised seeing.
+                config.ranges.psf_fwhm_arcsec = None;
                 match f.as_slice() {
                     &[u, g, r, i] if f.iter().all(|&v| v > 0.0 && v < 10.0) => config.fwhm_arcsec = [u, g, r, i],
                     _ => bail!("--fwhm needs four seeing values in arcsec (u,g,r,i) between 0 and 10, got {f:?}"),
@@ -662,6 +693,9 @@ fn run() -> Result<ExitCode> {
                     bail!("--min-arc-snr must be a non-negative number, not {snr}");
                 }
                 config.min_arc_snr_g = snr;
+                if let Some((_, hi)) = config.ranges.arc_snr_g {
+                    config.ranges.arc_snr_g = Some((snr, hi.max(1.5 * snr)));
+                }
             }
             if let Some(m) = source_mag {
                 match m.as_slice() {
@@ -716,6 +750,13 @@ fn run() -> Result<ExitCode> {
             init,
             freeze_backbone,
             note,
+            simulate,
+            look,
+            data_share,
+            val_n,
+            workers,
+            resume,
+            cosine_lr,
         } => {
             let command_line: Vec<String> = std::env::args().collect();
             let config = lens_inspect::model::train::TrainConfig {
@@ -727,9 +768,13 @@ fn run() -> Result<ExitCode> {
                 patience,
                 steps_per_epoch,
                 freeze_backbone,
+                cosine_lr,
                 ..Default::default()
             };
+            let stream = simulate.then_some(commands::StreamArgs { look, data_share, val_n, workers });
             commands::train(commands::TrainArgs {
+                stream,
+                resume,
                 data,
                 truth,
                 val_data,

@@ -14,6 +14,7 @@ pub mod fused;
 pub mod metrics;
 pub mod net;
 pub mod score;
+pub mod stream;
 pub mod train;
 
 use crate::project::ingest::read_truth_csv;

@@ -7,11 +7,12 @@
 use super::data::{batch, Augment, Dataset};
 use super::metrics::challenge_metrics;
 use super::net::{Arch, LensNet};
+use super::stream::ItemStream;
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{activation::sigmoid, Device, Tensor};
 use rand::seq::SliceRandom;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -31,6 +32,10 @@ pub struct TrainConfig {
     pub freeze_stem: bool,
     /// Batches per epoch; `None` = one pass over the training data.
     pub steps_per_epoch: Option<usize>,
+    /// Learning rate falls from `lr` to `lr / 100` along a half cosine over all `epochs`
+    /// (long runs on fresh data); otherwise it stays at `lr`.
+    #[serde(default)]
+    pub cosine_lr: bool,
 }
 
 impl Default for TrainConfig {
@@ -46,12 +51,25 @@ impl Default for TrainConfig {
             freeze_backbone: false,
             freeze_stem: false,
             steps_per_epoch: None,
+            cosine_lr: false,
         }
     }
 }
 
+impl TrainConfig {
+    /// The learning rate during `epoch` (1-based).
+    pub fn lr_at(&self, epoch: usize) -> f64 {
+        if !self.cosine_lr || self.epochs <= 1 {
+            return self.lr;
+        }
+        let t = (epoch.saturating_sub(1)) as f64 / (self.epochs - 1) as f64;
+        let floor = self.lr / 100.0;
+        floor + 0.5 * (self.lr - floor) * (1.0 + (std::f64::consts::PI * t).cos())
+    }
+}
+
 /// What one epoch achieved.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochReport {
     pub epoch: usize,
     pub train_loss: f64,
@@ -71,6 +89,25 @@ pub trait TrainObserver {
     fn epoch(&mut self, _report: &EpochReport) -> bool {
         true
     }
+    /// After each epoch, the weights as they are now (validation mode), to save for a resume.
+    fn weights(&mut self, _current: &LensNet, _report: &EpochReport) {}
+}
+
+/// Where training batches come from.
+pub enum TrainSource<'a> {
+    /// A fixed data set, reshuffled at each pass.
+    Fixed(&'a Dataset),
+    /// Fresh items from a stream; with `mix`, each item comes from the fixed set instead with
+    /// the given probability (a user's own data mixed in by share).
+    Stream { stream: &'a mut dyn ItemStream, mix: Option<(&'a Dataset, f64)> },
+}
+
+/// Where a resumed run starts: the weights it had and the epochs already done.
+pub struct Resume {
+    pub net: LensNet,
+    pub epochs_done: usize,
+    /// The best validation loss before the pause (a later epoch must beat it to count as best).
+    pub best_val_loss: Option<f64>,
 }
 
 /// An observer that watches nothing.
@@ -134,19 +171,39 @@ pub fn train(
     cfg: &TrainConfig,
     observer: &mut dyn TrainObserver,
 ) -> Result<TrainOutcome, TrainError> {
-    if train.is_empty() {
-        return Err(TrainError::NoTrainingData);
+    let resume = init.map(|net| Resume { net, epochs_done: 0, best_val_loss: None });
+    train_from(TrainSource::Fixed(train), val, resume, cfg, observer)
+}
+
+/// Trains from any [`TrainSource`], validating on `val` after each epoch; `resume` starts from
+/// given weights (fine-tuning, or a run continued after `epochs_done` epochs).
+pub fn train_from(
+    source: TrainSource<'_>,
+    val: &Dataset,
+    resume: Option<Resume>,
+    cfg: &TrainConfig,
+    observer: &mut dyn TrainObserver,
+) -> Result<TrainOutcome, TrainError> {
+    let mut source = source;
+    if let TrainSource::Fixed(train) = &source {
+        if train.is_empty() {
+            return Err(TrainError::NoTrainingData);
+        }
+        let lenses = train.labels.iter().filter(|&&l| l >= 0.5).count();
+        if lenses == 0 {
+            return Err(TrainError::OneClass("no lenses"));
+        }
+        if lenses == train.len() {
+            return Err(TrainError::OneClass("only lenses"));
+        }
     }
     if val.is_empty() {
         return Err(TrainError::NoValidationData);
     }
-    let lenses = train.labels.iter().filter(|&&l| l >= 0.5).count();
-    if lenses == 0 {
-        return Err(TrainError::OneClass("no lenses"));
-    }
-    if lenses == train.len() {
-        return Err(TrainError::OneClass("only lenses"));
-    }
+    let (init, first_epoch, prior_best) = match resume {
+        Some(r) => (Some(r.net), r.epochs_done + 1, r.best_val_loss),
+        None => (None, 1, None),
+    };
     let _guard = rng_lock();
     let device = Device::flex().autodiff();
     device.seed(cfg.seed);
@@ -161,28 +218,65 @@ pub fn train(
         net = net.freeze_stem();
     }
     let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
-    let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(cfg.seed ^ 0x5EED_DA7A);
-    let steps = cfg.steps_per_epoch.unwrap_or_else(|| train.len().div_ceil(cfg.batch)).max(1);
+    // A resumed run draws its augmentations from another stream than the first part did.
+    let mut rng =
+        rand_pcg::Pcg64Mcg::seed_from_u64(cfg.seed ^ 0x5EED_DA7A ^ (first_epoch as u64 - 1).wrapping_mul(0x9E37_79B9));
+    let steps = match &source {
+        TrainSource::Fixed(train) => cfg.steps_per_epoch.unwrap_or_else(|| train.len().div_ceil(cfg.batch)),
+        TrainSource::Stream { .. } => cfg.steps_per_epoch.unwrap_or(500),
+    }
+    .max(1);
+    let mut staging = Dataset::default();
     let mut order: Vec<usize> = Vec::new();
     let mut history = Vec::new();
     let mut best: Option<(f64, LensNet, usize)> = None;
     let mut since_best = 0;
     let mut cancelled = false;
-    'epochs: for epoch in 1..=cfg.epochs {
+    'epochs: for epoch in first_epoch..=cfg.epochs {
         let start = std::time::Instant::now();
         let mut loss_sum = 0.0;
+        let lr = cfg.lr_at(epoch);
         for step in 0..steps {
-            if order.len() < cfg.batch {
-                let mut fresh: Vec<usize> = (0..train.len()).collect();
-                fresh.shuffle(&mut rng);
-                order.extend(fresh);
-            }
-            let items: Vec<usize> = order.drain(..cfg.batch.min(order.len())).collect();
-            let (x, y) = batch(train, &items, Some((&cfg.augment, &mut rng)), &device);
+            let (x, y) = match &mut source {
+                TrainSource::Fixed(train) => {
+                    if order.len() < cfg.batch {
+                        let mut fresh: Vec<usize> = (0..train.len()).collect();
+                        fresh.shuffle(&mut rng);
+                        order.extend(fresh);
+                    }
+                    let items: Vec<usize> = order.drain(..cfg.batch.min(order.len())).collect();
+                    batch(train, &items, Some((&cfg.augment, &mut rng)), &device)
+                }
+                TrainSource::Stream { stream, mix } => {
+                    staging.size = stream.size();
+                    staging.inputs.clear();
+                    staging.labels.clear();
+                    staging.names.clear();
+                    for _ in 0..cfg.batch {
+                        let from_fixed =
+                            mix.as_ref().filter(|(d, share)| !d.is_empty() && rng.random_bool(share.clamp(0.0, 1.0)));
+                        match from_fixed {
+                            Some((d, _)) => {
+                                let k = rng.random_range(0..d.len());
+                                staging.inputs.extend_from_slice(d.item(k));
+                                staging.labels.push(d.labels[k]);
+                            }
+                            None => {
+                                let (item, label) = stream.next_item();
+                                staging.inputs.extend(item);
+                                staging.labels.push(label);
+                            }
+                        }
+                        staging.names.push(String::new());
+                    }
+                    let items: Vec<usize> = (0..cfg.batch).collect();
+                    batch(&staging, &items, Some((&cfg.augment, &mut rng)), &device)
+                }
+            };
             let loss = bce_with_logits(net.forward(x), y);
             let loss_value: f32 = loss.clone().into_scalar();
             let grads = GradientsParams::from_grads(loss.backward(), &net);
-            net = optim.step(cfg.lr, net, grads);
+            net = optim.step(lr, net, grads);
             loss_sum += loss_value as f64;
             if !observer.step(step + 1, steps, loss_value as f64) {
                 cancelled = true;
@@ -194,7 +288,7 @@ pub fn train(
         let scores64: Vec<f64> = scores.iter().map(|&s| s as f64).collect();
         let truth: Vec<bool> = val.labels.iter().map(|&l| l >= 0.5).collect();
         let val_auroc = challenge_metrics(&scores64, &truth).auroc;
-        let improved = best.as_ref().is_none_or(|b| val_loss < b.0);
+        let improved = best.as_ref().map(|b| b.0).or(prior_best).is_none_or(|b| val_loss < b);
         if improved {
             best = Some((val_loss, eval_net, epoch));
             since_best = 0;
@@ -209,6 +303,7 @@ pub fn train(
             seconds: start.elapsed().as_secs_f64(),
             best: improved,
         };
+        observer.weights(&eval_net_current(&net, &eval_device), &report);
         let go_on = observer.epoch(&report);
         history.push(report);
         if !go_on {
@@ -219,9 +314,15 @@ pub fn train(
             break;
         }
     }
+    // A resumed run that never beat its earlier best returns its last weights, marked epoch 0
+    // (the caller keeps the earlier best it saved).
     let (net, best_epoch) = match best {
         Some((_, n, e)) => (n, e),
         None => (net.valid().to_device(&eval_device), 0),
     };
     Ok(TrainOutcome { net, history, best_epoch, cancelled })
+}
+
+fn eval_net_current(net: &LensNet, device: &Device) -> LensNet {
+    net.valid().to_device(device)
 }

@@ -9,13 +9,17 @@
 //! (Moffat, FFT convolution), [`scene`] (what is in a cutout and how it is observed), [`sheet`]
 //! (contact sheets for people to look at).
 
+mod artefacts;
 pub mod light;
+mod lookalikes;
 pub mod mass;
 pub mod psf;
+pub mod ranges;
 pub mod scene;
 pub mod sheet;
 
 use crate::survey::fits_write::{self, Card, ImageHdu, PixelData};
+pub use ranges::{Look, Ranges, RingRecipe, StressSet};
 use rayon::prelude::*;
 pub use scene::{Kind, SimConfig, SimObject, SimTruth, Simulator};
 use std::io::Write;
@@ -74,14 +78,14 @@ pub fn write_run(
     let mut csv = std::io::BufWriter::new(std::fs::File::create(out.join(TRUTH_FILE))?);
     writeln!(
         csv,
-        "ID,is_lens,Einstein_area,numb_pix_lensed_image,flux_lensed_image_in_sigma,kind,theta_e_arcsec,source_mag_r,arc_snr_g,magnification,fwhm_g_arcsec"
+        "ID,is_lens,Einstein_area,numb_pix_lensed_image,flux_lensed_image_in_sigma,kind,theta_e_arcsec,source_mag_r,arc_snr_g,magnification,fwhm_g_arcsec,psf_beta,depth_offset_g_mag,source_g_r,ring_recipe,artefacts"
     )?;
     let opt = |v: Option<f64>| v.map(|x| format!("{x:.4}")).unwrap_or_default();
     for (name, t) in &truths {
         let area = t.theta_e_arcsec.map(|e| std::f64::consts::PI * e * e);
         writeln!(
             csv,
-            "{name},{},{},{},{:.3},{},{},{},{},{},{:.3}",
+            "{name},{},{},{},{:.3},{},{},{},{},{},{:.3},{:.2},{:.3},{},{},{}",
             t.is_lens as u8,
             opt(area),
             t.lensed_pixels,
@@ -91,7 +95,12 @@ pub fn write_run(
             opt(t.source_mag_r),
             opt(t.arc_snr_g),
             opt(t.magnification),
-            t.fwhm_arcsec[1]
+            t.fwhm_arcsec[1],
+            t.psf_beta,
+            t.depth_offset_g_mag,
+            opt(t.source_g_r),
+            t.ring_recipe.map(|r| r.name()).unwrap_or_default(),
+            if t.artefacts.is_empty() { "none" } else { &t.artefacts },
         )?;
     }
     csv.flush()?;

@@ -15,10 +15,37 @@ use std::sync::Arc;
 /// Moffat's beta used for all bands (typical of ground-based seeing).
 pub const MOFFAT_BETA: f64 = 3.0;
 
-/// A normalised Moffat kernel of odd side `2 * half + 1` pixels. Pixels within 3 of the centre
-/// are integrated on a 5 x 5 grid, the smooth wings sampled at pixel centres.
+/// A normalised round Moffat kernel of odd side `2 * half + 1` pixels (see [`psf_kernel`]).
 pub fn moffat_kernel(fwhm_arcsec: f64, beta: f64, pixel_arcsec: f64, half: usize) -> Vec<f64> {
-    let alpha = fwhm_arcsec / (2.0 * (2f64.powf(1.0 / beta) - 1.0).sqrt());
+    psf_kernel(&PsfShape::round(fwhm_arcsec, beta), pixel_arcsec, half)
+}
+
+/// One band's PSF: an elliptical Moffat, possibly off the pixel centre (bands of a coadd are
+/// never registered perfectly).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PsfShape {
+    pub fwhm_arcsec: f64,
+    pub beta: f64,
+    /// 1 - b/a; the FWHM is that of the circle of the same area.
+    pub ellipticity: f64,
+    pub angle_rad: f64,
+    /// Offset of the centre, pixels (x, y).
+    pub offset_px: (f64, f64),
+}
+
+impl PsfShape {
+    pub fn round(fwhm_arcsec: f64, beta: f64) -> PsfShape {
+        PsfShape { fwhm_arcsec, beta, ellipticity: 0.0, angle_rad: 0.0, offset_px: (0.0, 0.0) }
+    }
+}
+
+/// A normalised PSF kernel of odd side `2 * half + 1` pixels. Pixels within 3 of the centre are
+/// integrated on a 5 x 5 grid, the smooth wings sampled at pixel centres.
+pub fn psf_kernel(shape: &PsfShape, pixel_arcsec: f64, half: usize) -> Vec<f64> {
+    let beta = shape.beta;
+    let alpha = shape.fwhm_arcsec / (2.0 * (2f64.powf(1.0 / beta) - 1.0).sqrt());
+    let q = (1.0 - shape.ellipticity).clamp(0.05, 1.0);
+    let (sin, cos) = shape.angle_rad.sin_cos();
     let side = 2 * half + 1;
     let mut k = vec![0.0; side * side];
     for j in 0..side {
@@ -28,9 +55,11 @@ pub fn moffat_kernel(fwhm_arcsec: f64, beta: f64, pixel_arcsec: f64, half: usize
             let mut s = 0.0;
             for sj in 0..sub {
                 for si in 0..sub {
-                    let x = (i as f64 - half as f64 + (si as f64 + 0.5) / sub as f64 - 0.5) * pixel_arcsec;
-                    let y = (j as f64 - half as f64 + (sj as f64 + 0.5) / sub as f64 - 0.5) * pixel_arcsec;
-                    s += (1.0 + (x * x + y * y) / (alpha * alpha)).powf(-beta);
+                    let dx = i as f64 - half as f64 + (si as f64 + 0.5) / sub as f64 - 0.5 - shape.offset_px.0;
+                    let dy = j as f64 - half as f64 + (sj as f64 + 0.5) / sub as f64 - 0.5 - shape.offset_px.1;
+                    let (x, y) = (dx * pixel_arcsec, dy * pixel_arcsec);
+                    let (u, v) = (cos * x + sin * y, -sin * x + cos * y);
+                    s += (1.0 + (q * u * u + v * v / q) / (alpha * alpha)).powf(-beta);
                 }
             }
             k[j * side + i] = s / (sub * sub) as f64;

@@ -4,9 +4,12 @@
 //! Every object is drawn from its own random stream, seeded by the run's seed and the object's
 //! index, so results do not depend on the number of threads or on the order of work.
 
+use super::artefacts;
 use super::light::{integrate, subsampled, Grid, Sampling, Sersic};
+use super::lookalikes;
 use super::mass::SieShear;
-use super::psf::{moffat_kernel, Convolver, Spectrum, MOFFAT_BETA};
+use super::psf::{psf_kernel, Convolver, PsfShape, Spectrum};
+use super::ranges::{Ranges, RingRecipe, Span};
 use crate::cutout::{Band, Cutout};
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal, Poisson};
@@ -39,6 +42,9 @@ pub struct SimConfig {
     /// Added to the lensed sources' colours (u-r, g-r, r-i): another source population (e.g.
     /// redder, dustier sources) for domain-shift experiments. Zero by default.
     pub source_colour_shift: [f64; 3],
+    /// Every randomised nuisance (PSF, noise, galaxies, look-alikes, artefacts): KiDS-like by
+    /// default, [`Ranges::randomised`] for training.
+    pub ranges: Ranges,
 }
 
 impl Default for SimConfig {
@@ -56,6 +62,7 @@ impl Default for SimConfig {
             min_magnification: 3.0,
             source_mag_r: (20.5, 24.5),
             source_colour_shift: [0.0; 3],
+            ranges: Ranges::kids(),
         }
     }
 }
@@ -64,6 +71,11 @@ impl Default for SimConfig {
 const DEPTH_APERTURE_RADIUS_ARCSEC: f64 = 1.0;
 
 impl SimConfig {
+    /// The configuration training uses: KiDS-centred, every nuisance randomised.
+    pub fn randomised() -> SimConfig {
+        SimConfig { ranges: Ranges::randomised(), ..SimConfig::default() }
+    }
+
     pub fn grid(&self) -> Grid {
         Grid { size: self.size, pixel_arcsec: self.pixel_arcsec }
     }
@@ -102,6 +114,10 @@ pub enum Kind {
     RingGalaxy,
     Merger,
     StarField,
+    PolarRing,
+    EdgeOnDisc,
+    ShellsStreams,
+    Group,
 }
 
 impl Kind {
@@ -122,7 +138,34 @@ impl Kind {
             Kind::RingGalaxy => "ring_galaxy",
             Kind::Merger => "merger",
             Kind::StarField => "star_field",
+            Kind::PolarRing => "polar_ring",
+            Kind::EdgeOnDisc => "edge_on_disc",
+            Kind::ShellsStreams => "shells_streams",
+            Kind::Group => "group",
         }
+    }
+
+    /// Every kind, lenses first.
+    pub const ALL: [Kind; 15] = [
+        Kind::LensArc,
+        Kind::LensRing,
+        Kind::LensDouble,
+        Kind::LensQuad,
+        Kind::Elliptical,
+        Kind::EllipticalCompanions,
+        Kind::TangentialCompanion,
+        Kind::Spiral,
+        Kind::RingGalaxy,
+        Kind::Merger,
+        Kind::StarField,
+        Kind::PolarRing,
+        Kind::EdgeOnDisc,
+        Kind::ShellsStreams,
+        Kind::Group,
+    ];
+
+    pub fn from_name(name: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.name() == name)
     }
 
     const LENSES: [(Kind, f64); 4] =
@@ -135,6 +178,21 @@ impl Kind {
         (Kind::RingGalaxy, 0.13),
         (Kind::Merger, 0.14),
         (Kind::StarField, 0.10),
+    ];
+    /// The widened look-alikes of domain randomisation: ring-like and arc-like galaxies weigh
+    /// most, because they are what a finder confuses with lenses.
+    const NON_LENSES_WIDE: [(Kind, f64); 11] = [
+        (Kind::Elliptical, 0.11),
+        (Kind::EllipticalCompanions, 0.09),
+        (Kind::TangentialCompanion, 0.12),
+        (Kind::Spiral, 0.10),
+        (Kind::RingGalaxy, 0.17),
+        (Kind::Merger, 0.09),
+        (Kind::StarField, 0.04),
+        (Kind::PolarRing, 0.06),
+        (Kind::EdgeOnDisc, 0.07),
+        (Kind::ShellsStreams, 0.08),
+        (Kind::Group, 0.07),
     ];
 }
 
@@ -156,6 +214,16 @@ pub struct SimTruth {
     /// flux_lensed_image_in_sigma).
     pub lensed_flux_sigma: f64,
     pub fwhm_arcsec: [f64; 4],
+    /// Moffat beta of the PSF.
+    pub psf_beta: f64,
+    /// Depth offset of the g band from the configuration's, magnitudes.
+    pub depth_offset_g_mag: f64,
+    /// g - r of the (first) lensed source.
+    pub source_g_r: Option<f64>,
+    /// The recipe of a ring galaxy's ring.
+    pub ring_recipe: Option<RingRecipe>,
+    /// Artefacts put on the cutout (names joined by '+'), empty when none.
+    pub artefacts: String,
 }
 
 /// One simulated cutout with its truth and lensed-light mask (row-major, row 0 at the bottom).
@@ -167,29 +235,38 @@ pub struct SimObject {
 }
 
 /// Magnitudes in u, g, r, i from an r magnitude and colours.
-fn mags(r: f64, u_r: f64, g_r: f64, r_i: f64) -> [f64; 4] {
+pub(super) fn mags(r: f64, u_r: f64, g_r: f64, r_i: f64) -> [f64; 4] {
     [r + u_r, r + g_r, r, r - r_i]
 }
 
-type Rng64 = rand_pcg::Pcg64Mcg;
+pub(super) type Rng64 = rand_pcg::Pcg64Mcg;
 
 /// SplitMix64: turns (seed, index) into well-separated stream seeds.
-fn stream_seed(seed: u64, index: u64) -> u64 {
+pub(super) fn stream_seed(seed: u64, index: u64) -> u64 {
     let mut z = seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(0x632B_E59B_D9B4_E019);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
 }
 
-fn red_colours(rng: &mut Rng64) -> (f64, f64, f64) {
-    (rng.random_range(2.4..3.2), rng.random_range(1.1..1.7), rng.random_range(0.4..0.7))
+pub(super) fn red_colours(rng: &mut Rng64) -> (f64, f64, f64) {
+    red_colours_spread(rng, 0.0)
 }
 
-fn blue_colours(rng: &mut Rng64) -> (f64, f64, f64) {
+/// Red-sequence colours (u-r, g-r, r-i); `spread` 1 widens them to cover redshifts 0.1 - 0.8.
+pub(super) fn red_colours_spread(rng: &mut Rng64, spread: f64) -> (f64, f64, f64) {
+    (
+        rng.random_range(2.4 - 0.6 * spread..3.2 + 0.3 * spread),
+        rng.random_range(1.1 - 0.35 * spread..1.7 + 0.2 * spread),
+        rng.random_range(0.4 - 0.1 * spread..0.7 + 0.15 * spread),
+    )
+}
+
+pub(super) fn blue_colours(rng: &mut Rng64) -> (f64, f64, f64) {
     (rng.random_range(0.2..1.2), rng.random_range(-0.1..0.5), rng.random_range(-0.05..0.3))
 }
 
-fn pick<T: Copy>(rng: &mut Rng64, table: &[(T, f64)]) -> T {
+pub(super) fn pick<T: Copy>(rng: &mut Rng64, table: &[(T, f64)]) -> T {
     let total: f64 = table.iter().map(|t| t.1).sum();
     let mut x = rng.random_range(0.0..total);
     for &(k, w) in table {
@@ -202,18 +279,18 @@ fn pick<T: Copy>(rng: &mut Rng64, table: &[(T, f64)]) -> T {
 }
 
 /// Light before the PSF: flux per pixel per band, plus point sources.
-struct Scene {
-    bands: [Vec<f64>; 4],
-    stars: Vec<((f64, f64), [f64; 4])>,
+pub(super) struct Scene {
+    pub(super) bands: [Vec<f64>; 4],
+    pub(super) stars: Vec<((f64, f64), [f64; 4])>,
 }
 
 impl Scene {
-    fn new(n: usize) -> Scene {
+    pub(super) fn new(n: usize) -> Scene {
         Scene { bands: std::array::from_fn(|_| vec![0.0; n]), stars: Vec::new() }
     }
 
     /// Adds a unit-flux image scaled to each band's flux.
-    fn add(&mut self, unit: &[f64], fluxes: [f64; 4]) {
+    pub(super) fn add(&mut self, unit: &[f64], fluxes: [f64; 4]) {
         for (b, f) in fluxes.iter().enumerate() {
             for (o, u) in self.bands[b].iter_mut().zip(unit) {
                 *o += u * f;
@@ -225,7 +302,7 @@ impl Scene {
 /// A Sersic galaxy integrated over pixels, total flux 1 (what falls outside the cutout is lost).
 /// `max_radius_arcsec` bounds the work for small, faint galaxies; the central galaxy uses all
 /// pixels (its wings matter).
-fn sersic_image(grid: &Grid, s: &Sersic, max_radius_arcsec: f64) -> Vec<f64> {
+pub(super) fn sersic_image(grid: &Grid, s: &Sersic, max_radius_arcsec: f64) -> Vec<f64> {
     let e = s.evaluator();
     let sampling = Sampling {
         fine_radius_arcsec: 2.0 * grid.pixel_arcsec,
@@ -238,12 +315,12 @@ fn sersic_image(grid: &Grid, s: &Sersic, max_radius_arcsec: f64) -> Vec<f64> {
 
 /// Radius beyond which a small galaxy's light is ignored: 10 effective radii along its minor
 /// axis, plus a margin.
-fn small_galaxy_reach(s: &Sersic) -> f64 {
+pub(super) fn small_galaxy_reach(s: &Sersic) -> f64 {
     10.0 * s.r_e / s.q.sqrt() + 1.0
 }
 
 /// Sampling for smooth, numerically normalised shapes (rings, arms, tails): one sample per pixel.
-const COARSE: Sampling =
+pub(super) const COARSE: Sampling =
     Sampling { fine_radius_arcsec: 0.0, fine: 1, mid_radius_arcsec: 0.0, max_radius_arcsec: f64::INFINITY };
 
 /// Source-plane positions of every pixel centre for one lens: computed once per object, shared
@@ -295,7 +372,7 @@ fn lensed_image(grid: &Grid, lens: &SieShear, rays: &RayMap, source: &Sersic) ->
 }
 
 /// A ring of light: Gaussian in elliptical radius around `r0`, total flux 1 (numerically).
-fn ring_image(
+pub(super) fn ring_image(
     grid: &Grid,
     center: (f64, f64),
     r0: f64,
@@ -316,7 +393,7 @@ fn ring_image(
     normalised(integrate(grid, f, center, COARSE))
 }
 
-fn angle_diff(a: f64, b: f64) -> f64 {
+pub(super) fn angle_diff(a: f64, b: f64) -> f64 {
     let d = (a - b).rem_euclid(2.0 * PI);
     if d > PI {
         d - 2.0 * PI
@@ -326,14 +403,14 @@ fn angle_diff(a: f64, b: f64) -> f64 {
 }
 
 /// Logarithmic spiral arms: how many, their pitch angle and phase.
-struct Arms {
-    count: u32,
-    pitch_rad: f64,
-    phase_rad: f64,
+pub(super) struct Arms {
+    pub(super) count: u32,
+    pub(super) pitch_rad: f64,
+    pub(super) phase_rad: f64,
 }
 
 /// A spiral disk: exponential profile modulated by logarithmic arms, total flux 1.
-fn spiral_image(grid: &Grid, disk: &Sersic, arms: &Arms) -> Vec<f64> {
+pub(super) fn spiral_image(grid: &Grid, disk: &Sersic, arms: &Arms) -> Vec<f64> {
     let (center, r_e, q, angle) = (disk.center, disk.r_e, disk.q, disk.angle_rad);
     let disk = disk.evaluator();
     let (s, c) = angle.sin_cos();
@@ -349,7 +426,7 @@ fn spiral_image(grid: &Grid, disk: &Sersic, arms: &Arms) -> Vec<f64> {
 }
 
 /// A chain of Gaussian blobs along a circular arc (tidal tail), total flux 1.
-fn tail_image(grid: &Grid, center: (f64, f64), radius: f64, from: f64, span: f64, width: f64) -> Vec<f64> {
+pub(super) fn tail_image(grid: &Grid, center: (f64, f64), radius: f64, from: f64, span: f64, width: f64) -> Vec<f64> {
     let steps = 24;
     let f = |x: f64, y: f64| {
         (0..steps)
@@ -366,7 +443,7 @@ fn tail_image(grid: &Grid, center: (f64, f64), radius: f64, from: f64, span: f64
 }
 
 /// A small round Gaussian blob (star-forming knot), total flux 1 (numerically).
-fn blob_image(grid: &Grid, center: (f64, f64), sigma: f64) -> Vec<f64> {
+pub(super) fn blob_image(grid: &Grid, center: (f64, f64), sigma: f64) -> Vec<f64> {
     let f = |x: f64, y: f64| (-((x - center.0).powi(2) + (y - center.1).powi(2)) / (2.0 * sigma * sigma)).exp();
     let sampling = Sampling {
         fine_radius_arcsec: 3.0 * grid.pixel_arcsec,
@@ -377,7 +454,7 @@ fn blob_image(grid: &Grid, center: (f64, f64), sigma: f64) -> Vec<f64> {
     normalised(integrate(grid, f, center, sampling))
 }
 
-fn normalised(mut v: Vec<f64>) -> Vec<f64> {
+pub(super) fn normalised(mut v: Vec<f64>) -> Vec<f64> {
     let total: f64 = v.iter().sum();
     if total > 0.0 {
         v.iter_mut().for_each(|x| *x /= total);
@@ -385,26 +462,28 @@ fn normalised(mut v: Vec<f64>) -> Vec<f64> {
     v
 }
 
-/// The central red galaxy of lenses and of several look-alikes.
-fn red_galaxy(rng: &mut Rng64, size_hint: f64) -> (Sersic, [f64; 4]) {
+/// The central red galaxy of lenses and of several look-alikes, its colours and centre drawn
+/// from the ranges.
+pub(super) fn red_galaxy(rng: &mut Rng64, ranges: &Ranges, size_hint: f64) -> (Sersic, [f64; 4]) {
     let r_mag = rng.random_range(18.0..20.8) - 1.2 * (size_hint / 0.8).log10();
-    let (u_r, g_r, r_i) = red_colours(rng);
+    let (u_r, g_r, r_i) = red_colours_spread(rng, ranges.lens_colour_spread);
+    let c = ranges.centre_offset_arcsec;
     let s = Sersic {
-        center: (rng.random_range(-0.1..0.1), rng.random_range(-0.1..0.1)),
+        center: (rng.random_range(-c..=c), rng.random_range(-c..=c)),
         r_e: (size_hint * rng.random_range(0.5..1.3)).clamp(0.4, 3.0),
-        n: rng.random_range(3.0..5.0),
-        q: rng.random_range(0.6..1.0),
+        n: if ranges.lens_colour_spread > 0.0 { rng.random_range(2.5..6.0) } else { rng.random_range(3.0..5.0) },
+        q: if ranges.lens_colour_spread > 0.0 { rng.random_range(0.45..1.0) } else { rng.random_range(0.6..1.0) },
         angle_rad: rng.random_range(0.0..PI),
     };
     (s, mags(r_mag, u_r, g_r, r_i))
 }
 
-fn fluxes(cfg: &SimConfig, m: [f64; 4]) -> [f64; 4] {
+pub(super) fn fluxes(cfg: &SimConfig, m: [f64; 4]) -> [f64; 4] {
     m.map(|x| cfg.flux(x))
 }
 
 /// Field galaxies and stars that every scene has a few of.
-fn add_field(rng: &mut Rng64, cfg: &SimConfig, grid: &Grid, scene: &mut Scene, extra_stars: usize) {
+pub(super) fn add_field(rng: &mut Rng64, cfg: &SimConfig, grid: &Grid, scene: &mut Scene, extra_stars: usize) {
     let half = grid.size as f64 * grid.pixel_arcsec / 2.0;
     let n_gal = Poisson::new(1.5).map(|p| p.sample(rng) as usize).unwrap_or(1);
     for _ in 0..n_gal {
@@ -436,6 +515,7 @@ fn add_field(rng: &mut Rng64, cfg: &SimConfig, grid: &Grid, scene: &mut Scene, e
 }
 
 /// The best lensed source found so far: its unit-flux image (before and after the g-band PSF)
+/// and brightness./// The best lensed source found so far: its unit-flux image (before and after the g-band PSF)
 /// and brightness.
 struct LensChoice {
     unit: Vec<f64>,
@@ -444,6 +524,7 @@ struct LensChoice {
     magnification: f64,
     mag_r: f64,
     mags: [f64; 4],
+    g_r: f64,
     snr: f64,
 }
 
@@ -462,7 +543,7 @@ fn draw_mass(rng: &mut Rng64, kind: Kind, theta_e: f64, light: &Sersic) -> SieSh
 
 /// A source placed for the wanted configuration: near the centre (rings, quads), off-centre
 /// (doubles) or near the caustic (arcs).
-fn draw_source(rng: &mut Rng64, kind: Kind, lens: &SieShear) -> Sersic {
+fn draw_source(rng: &mut Rng64, kind: Kind, lens: &SieShear, irregular: bool) -> Sersic {
     let (beta_lo, beta_hi, r_lo, r_hi) = match kind {
         Kind::LensRing => (0.0, 0.08, 0.2, 0.5),
         Kind::LensQuad => (0.0, 0.1, 0.06, 0.2),
@@ -475,18 +556,27 @@ fn draw_source(rng: &mut Rng64, kind: Kind, lens: &SieShear) -> Sersic {
         center: (lens.center.0 + beta * phi.cos(), lens.center.1 + beta * phi.sin()),
         r_e: rng.random_range(r_lo..r_hi),
         n: rng.random_range(0.5..1.5),
-        q: rng.random_range(0.4..1.0),
+        q: if irregular { rng.random_range(0.25..1.0) } else { rng.random_range(0.4..1.0) },
         angle_rad: rng.random_range(0.0..PI),
     }
 }
 
-/// Star-forming clumps of a source: 0-3 compact knots near its centre, lensed too. Returns their
-/// lensed image and their unlensed flux, relative to the source's.
-fn lensed_clumps(rng: &mut Rng64, grid: &Grid, lens: &SieShear, rays: &RayMap, source: &Sersic) -> (Vec<f64>, f64) {
+/// Star-forming clumps of a source: up to `max` compact knots within `spread` effective radii of
+/// its centre, lensed too. Returns their lensed image and their unlensed flux, relative to the
+/// source's.
+fn lensed_clumps(
+    rng: &mut Rng64,
+    grid: &Grid,
+    lens: &SieShear,
+    rays: &RayMap,
+    source: &Sersic,
+    max: usize,
+    spread: f64,
+) -> (Vec<f64>, f64) {
     let mut total = vec![0.0; grid.size * grid.size];
     let mut flux = 0.0;
-    for _ in 0..rng.random_range(0..4) {
-        let off = (rng.random_range(-1.0..1.0) * source.r_e, rng.random_range(-1.0..1.0) * source.r_e);
+    for _ in 0..rng.random_range(0..=max) {
+        let off = (rng.random_range(-spread..spread) * source.r_e, rng.random_range(-spread..spread) * source.r_e);
         let clump = Sersic {
             center: (source.center.0 + off.0, source.center.1 + off.1),
             r_e: rng.random_range(0.03..0.08),
@@ -494,7 +584,7 @@ fn lensed_clumps(rng: &mut Rng64, grid: &Grid, lens: &SieShear, rays: &RayMap, s
             q: 1.0,
             angle_rad: 0.0,
         };
-        let w = rng.random_range(0.05..0.2);
+        let w = rng.random_range(0.05..0.25);
         let img = lensed_image(grid, lens, rays, &clump);
         total.iter_mut().zip(&img).for_each(|(t, v)| *t += w * v);
         flux += w;
@@ -502,9 +592,127 @@ fn lensed_clumps(rng: &mut Rng64, grid: &Grid, lens: &SieShear, rays: &RayMap, s
     (total, flux)
 }
 
-/// Observes a scene: PSF per band (kernel spectra given), then sky and Poisson noise.
-fn observe(rng: &mut Rng64, cfg: &SimConfig, scene: &Scene, spectra: &[Spectrum], conv: &Convolver) -> [Vec<f32>; 4] {
+/// Colours (u-r, g-r, r-i) of a lensed source: g - r from the ranges, u - r and r - i following
+/// it as star-forming to passive galaxies do, with a scatter; then the configured shift.
+fn source_colours(rng: &mut Rng64, cfg: &SimConfig) -> (f64, f64, f64) {
+    let (lo, hi) = cfg.ranges.source_g_r;
+    let g_r = if hi > lo { rng.random_range(lo..hi) } else { lo };
+    let u_r = 0.5 + 1.7 * g_r + rng.random_range(-0.3..0.3);
+    let r_i = 0.05 + 0.35 * g_r + rng.random_range(-0.1..0.1);
+    let [du, dg, di] = cfg.source_colour_shift;
+    (u_r + du, g_r + dg, r_i + di)
+}
+
+fn uniform(rng: &mut Rng64, (lo, hi): Span) -> f64 {
+    if hi > lo {
+        rng.random_range(lo..hi)
+    } else {
+        lo
+    }
+}
+
+fn log_uniform(rng: &mut Rng64, (lo, hi): Span) -> f64 {
+    uniform(rng, (lo.ln(), hi.ln())).exp()
+}
+
+/// The flux scale `f` at which a unit-flux convolved image reaches `target` S/N (as
+/// [`arc_snr`] measures it), by bisection in log f. `None` when the image is empty.
+fn flux_for_snr(unit_conv: &[f64], target: f64, sigma: f64) -> Option<f64> {
+    let mut values: Vec<f64> = unit_conv.iter().copied().filter(|&v| v > 0.0).collect();
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_unstable_by(|a, b| b.total_cmp(a));
+    let mut prefix = Vec::with_capacity(values.len());
+    let mut sum = 0.0;
+    for v in &values {
+        sum += v;
+        prefix.push(sum);
+    }
+    let snr = |f: f64| {
+        let above = values.partition_point(|&v| v * f > sigma);
+        if above == 0 {
+            0.0
+        } else {
+            f * prefix[above - 1] / (sigma * (above as f64).sqrt())
+        }
+    };
+    // Brackets: the brightest pixel at 1 sigma, and 1e6 times that.
+    let (mut lo, mut hi) = ((sigma / values[0]).ln(), (sigma / values[0]).ln() + 14.0);
+    for _ in 0..50 {
+        let mid = 0.5 * (lo + hi);
+        if snr(mid.exp()) < target {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    Some(hi.exp())
+}
+
+/// How one object is observed, drawn from the ranges: PSF and noise per band.
+struct Look {
+    psf: [PsfShape; 4],
+    /// Sky noise sigma per band, pixel units.
+    sigma: [f64; 4],
+    depth_offset_mag: [f64; 4],
+    /// Weight of the 4 nearest neighbours in the noise's smoothing kernel.
+    noise_correlation: f64,
+    /// Sky residual per band: constant, and gradient (x, y) across the cutout, in sky sigmas.
+    sky_offset_sigma: [f64; 4],
+    sky_gradient_sigma: [(f64, f64); 4],
+}
+
+impl Look {
+    fn draw(rng: &mut Rng64, cfg: &SimConfig) -> Look {
+        let r = &cfg.ranges;
+        let beta = uniform(rng, r.psf_beta);
+        let base = r.psf_fwhm_arcsec.map(|span| uniform(rng, span));
+        let ellipticity = rng.random_range(0.0..=r.psf_ellipticity_max);
+        let angle = rng.random_range(0.0..PI);
+        let off = r.psf_offset_px_max;
+        let psf = std::array::from_fn(|b| {
+            let fwhm_arcsec = match (base, r.psf_fwhm_arcsec) {
+                (Some(base), Some((lo, hi))) => (base * rng.random_range(0.8..1.25)).clamp(lo, hi),
+                _ => (cfg.fwhm_arcsec[b] * (1.0 + cfg.fwhm_scatter * rng.random_range(-1.0..1.0))).max(0.3),
+            };
+            PsfShape {
+                fwhm_arcsec,
+                beta,
+                ellipticity: (ellipticity * rng.random_range(0.8..=1.2)).min(r.psf_ellipticity_max),
+                angle_rad: angle + rng.random_range(-0.2..=0.2),
+                offset_px: (rng.random_range(-off..=off), rng.random_range(-off..=off)),
+            }
+        });
+        let global = uniform(rng, r.depth_offset_mag);
+        let s = r.depth_band_scatter_mag;
+        let depth_offset_mag: [f64; 4] = std::array::from_fn(|_| global + rng.random_range(-s..=s));
+        let sigma = std::array::from_fn(|b| cfg.sky_sigma(Band::ALL[b]) * 10f64.powf(-0.4 * depth_offset_mag[b]));
+        let noise_correlation = rng.random_range(0.0..=r.noise_correlation_max);
+        let sky_offset_sigma =
+            std::array::from_fn(|_| rng.random_range(-r.sky_offset_sigma_max..=r.sky_offset_sigma_max));
+        let direction = rng.random_range(0.0..2.0 * PI);
+        let amplitude = rng.random_range(0.0..=r.sky_gradient_sigma_max);
+        let sky_gradient_sigma = std::array::from_fn(|_| {
+            let a = amplitude * rng.random_range(0.5..=1.0);
+            (a * direction.cos(), a * direction.sin())
+        });
+        Look { psf, sigma, depth_offset_mag, noise_correlation, sky_offset_sigma, sky_gradient_sigma }
+    }
+}
+
+/// Observes a scene: PSF per band (kernel spectra given), then sky noise (correlated as the
+/// look says), Poisson noise of the sources, and sky residuals.
+fn observe(
+    rng: &mut Rng64,
+    cfg: &SimConfig,
+    look: &Look,
+    scene: &Scene,
+    spectra: &[Spectrum],
+    conv: &Convolver,
+) -> [Vec<f32>; 4] {
     let grid = cfg.grid();
+    let size = grid.size;
     let normal = Normal::new(0.0, 1.0).expect("unit normal");
     let models: Vec<Vec<f64>> = (0..4)
         .map(|b| {
@@ -521,8 +729,8 @@ fn observe(rng: &mut Rng64, cfg: &SimConfig, scene: &Scene, spectra: &[Spectrum]
                     (1.0, 1.0, tx * ty),
                 ] {
                     let (c, r) = (c0 + dc, r0 + dr);
-                    if c >= 0.0 && r >= 0.0 && (c as usize) < grid.size && (r as usize) < grid.size {
-                        model[r as usize * grid.size + c as usize] += f[b] * w;
+                    if c >= 0.0 && r >= 0.0 && (c as usize) < size && (r as usize) < size {
+                        model[r as usize * size + c as usize] += f[b] * w;
                     }
                 }
             }
@@ -532,18 +740,87 @@ fn observe(rng: &mut Rng64, cfg: &SimConfig, scene: &Scene, spectra: &[Spectrum]
     let images: Vec<&[f64]> = models.iter().map(|m| m.as_slice()).collect();
     let specs: Vec<&Spectrum> = spectra.iter().collect();
     let convolved = conv.apply_many(&images, &specs);
+    let centre = (size as f64 - 1.0) / 2.0;
     std::array::from_fn(|b| {
         let band = Band::ALL[b];
-        let sigma = cfg.sky_sigma(band);
+        let sigma = look.sigma[b];
+        // A source of flux F adds variance F sigma^2 / sky (the gain that makes the sky's own
+        // Poisson noise sigma).
         let per_flux = sigma * sigma / cfg.sky_level(band);
+        let c = look.noise_correlation;
+        let sky_noise: Option<Vec<f64>> = (c > 0.0).then(|| {
+            let white: Vec<f64> = (0..size * size).map(|_| normal.sample(rng)).collect();
+            correlate(&white, size, c)
+        });
+        let (gx, gy) = look.sky_gradient_sigma[b];
+        let offset = look.sky_offset_sigma[b];
         convolved[b]
             .iter()
-            .map(|&v| {
-                let var = sigma * sigma + v.max(0.0) * per_flux;
-                (v + var.sqrt() * normal.sample(rng)) as f32
+            .enumerate()
+            .map(|(k, &v)| {
+                let noise = match &sky_noise {
+                    None => (sigma * sigma + v.max(0.0) * per_flux).sqrt() * normal.sample(rng),
+                    Some(n) => sigma * n[k] + (v.max(0.0) * per_flux).sqrt() * normal.sample(rng),
+                };
+                let (x, y) = (((k % size) as f64 - centre) / size as f64, ((k / size) as f64 - centre) / size as f64);
+                let sky = sigma * (offset + gx * x + gy * y);
+                (v + noise + sky) as f32
             })
             .collect()
     })
+}
+
+/// Smooths unit white noise with the separable kernel [c, 1, c] x [c, 1, c] (edges reflected)
+/// and rescales it to unit variance: the neighbour correlation that resampling leaves in coadds.
+fn correlate(white: &[f64], size: usize, c: f64) -> Vec<f64> {
+    let at = |i: isize| i.clamp(0, size as isize - 1) as usize;
+    let mut rows = vec![0.0; size * size];
+    for r in 0..size {
+        for col in 0..size {
+            let k = |dc: isize| white[r * size + at(col as isize + dc)];
+            rows[r * size + col] = c * k(-1) + k(0) + c * k(1);
+        }
+    }
+    let norm = 1.0 / (1.0 + 2.0 * c * c);
+    let mut out = vec![0.0; size * size];
+    for r in 0..size {
+        for col in 0..size {
+            let k = |dr: isize| rows[at(r as isize + dr) * size + col];
+            out[r * size + col] = (c * k(-1) + k(0) + c * k(1)) * norm;
+        }
+    }
+    out
+}
+
+/// Adds the light of a lens galaxy: its main (bulge) component, and as the ranges say an envelope
+/// that is larger and bluer (a colour gradient) and a disc.
+fn add_lens_light(rng: &mut Rng64, cfg: &SimConfig, grid: &Grid, scene: &mut Scene, main: &Sersic, m: [f64; 4]) {
+    let r = &cfg.ranges;
+    scene.add(&sersic_image(grid, main, f64::INFINITY), fluxes(cfg, m));
+    if rng.random_bool(r.lens_envelope) {
+        let envelope = Sersic {
+            center: main.center,
+            r_e: (main.r_e * rng.random_range(2.0..4.0)).min(5.0),
+            n: rng.random_range(1.0..2.0),
+            q: (main.q * rng.random_range(0.8..1.0)).max(0.3),
+            angle_rad: main.angle_rad + rng.random_range(-0.3..0.3),
+        };
+        let fainter = rng.random_range(0.3..1.5);
+        let (du, dg) = (rng.random_range(0.1..0.5), rng.random_range(0.05..0.3));
+        let em = [m[0] + fainter - du, m[1] + fainter - dg, m[2] + fainter, m[3] + fainter + 0.3 * dg];
+        scene.add(&sersic_image(grid, &envelope, f64::INFINITY), fluxes(cfg, em));
+    }
+    if rng.random_bool(r.lens_disc) {
+        let disc = Sersic {
+            center: main.center,
+            r_e: (main.r_e * rng.random_range(1.5..3.0)).min(5.0),
+            n: 1.0,
+            q: rng.random_range(0.25..0.9),
+            angle_rad: main.angle_rad + rng.random_range(-0.2..0.2),
+        };
+        let dm = mags(m[2] + rng.random_range(0.2..1.5), rng.random_range(1.2..2.0), rng.random_range(0.4..0.8), 0.3);
+        scene.add(&sersic_image(grid, &disc, f64::INFINITY), fluxes(cfg, dm));
+    }
 }
 
 /// Reusable FFT plans and sizes for one configuration.
@@ -558,7 +835,7 @@ impl Simulator {
         // The PSF kernel reaches 2 FWHM of the worst seeing (Moffat beta = 3 is at 0.3 % of its
         // peak there), or 1.5 FWHM if that keeps the FFT at the cutout's power of two (128 for
         // 101 pixels), which is 4 times cheaper than the next.
-        let worst = config.fwhm_arcsec.iter().cloned().fold(0.0, f64::max) * (1.0 + config.fwhm_scatter);
+        let worst = config.ranges.worst_fwhm_arcsec(&config.fwhm_arcsec, config.fwhm_scatter);
         let wanted = ((2.0 * worst / config.pixel_arcsec).ceil() as usize).max(3);
         let room = (config.size.next_power_of_two() - config.size) / 2;
         let half = if wanted > room && room as f64 >= 1.5 * worst / config.pixel_arcsec { room } else { wanted };
@@ -570,13 +847,18 @@ impl Simulator {
     /// configured lens fraction unless `force` says which.
     pub fn simulate(&self, name: &str, seed: u64, index: u64, force: Option<bool>) -> SimObject {
         let cfg = &self.config;
+        let ranges = &cfg.ranges;
         let grid = cfg.grid();
         let mut rng = Rng64::seed_from_u64(stream_seed(seed, index));
         let is_lens = force.unwrap_or_else(|| rng.random_bool(cfg.lens_fraction.clamp(0.0, 1.0)));
-        let kind = if is_lens { pick(&mut rng, &Kind::LENSES) } else { pick(&mut rng, &Kind::NON_LENSES) };
-        let fwhm: [f64; 4] = std::array::from_fn(|b| {
-            (cfg.fwhm_arcsec[b] * (1.0 + cfg.fwhm_scatter * rng.random_range(-1.0..1.0))).max(0.3)
-        });
+        let kind = if is_lens {
+            pick(&mut rng, &Kind::LENSES)
+        } else if ranges.wide_lookalikes {
+            pick(&mut rng, &Kind::NON_LENSES_WIDE)
+        } else {
+            pick(&mut rng, &Kind::NON_LENSES)
+        };
+        let look = Look::draw(&mut rng, cfg);
         let mut scene = Scene::new(grid.size * grid.size);
         let mut truth = SimTruth {
             kind,
@@ -587,71 +869,52 @@ impl Simulator {
             magnification: None,
             lensed_pixels: 0,
             lensed_flux_sigma: 0.0,
-            fwhm_arcsec: fwhm,
+            fwhm_arcsec: look.psf.map(|p| p.fwhm_arcsec),
+            psf_beta: look.psf[0].beta,
+            depth_offset_g_mag: look.depth_offset_mag[Band::G.index()],
+            source_g_r: None,
+            ring_recipe: None,
+            artefacts: String::new(),
         };
-        let sigma_g = cfg.sky_sigma(Band::G);
-        let kernels: Vec<Vec<f64>> =
-            fwhm.iter().map(|&f| moffat_kernel(f, MOFFAT_BETA, grid.pixel_arcsec, self.half)).collect();
+        let sigma_g = look.sigma[Band::G.index()];
+        let kernels: Vec<Vec<f64>> = look.psf.iter().map(|p| psf_kernel(p, grid.pixel_arcsec, self.half)).collect();
         let spectra = self.conv.spectra(&kernels);
         let mut lensed_g: Option<Vec<f64>> = None;
         if is_lens {
-            // log-uniform Einstein radius in 0.8-3.0".
-            let theta_e = (0.8f64.ln() + rng.random_range(0.0..1.0) * (3.0f64 / 0.8).ln()).exp();
-            let (light, lens_mags) = red_galaxy(&mut rng, theta_e);
-            scene.add(&sersic_image(&grid, &light, f64::INFINITY), fluxes(cfg, lens_mags));
+            let theta_e = log_uniform(&mut rng, ranges.theta_e_arcsec);
+            let (light, lens_mags) = red_galaxy(&mut rng, ranges, theta_e);
+            add_lens_light(&mut rng, cfg, &grid, &mut scene, &light, lens_mags);
             let lens = draw_mass(&mut rng, kind, theta_e, &light);
             let rays = RayMap::new(&grid, &lens);
-            // Redraw the source and its brightness until the lensing is visible: magnified
-            // enough, and its images bright enough in g.
-            let mut best: Option<LensChoice> = None;
-            'tries: for attempt in 0..30 {
-                let source = draw_source(&mut rng, kind, &lens);
-                let mut unit = lensed_image(&grid, &lens, &rays, &source);
-                let magnification: f64 = unit.iter().sum();
-                if magnification < cfg.min_magnification && attempt < 29 {
+            let sources = 1 + rng.random_bool(ranges.second_source) as usize;
+            let mut total_g = vec![0.0; grid.size * grid.size];
+            for s in 0..sources {
+                // A second source sits elsewhere behind the lens and is fainter.
+                let source_kind = if s == 0 { kind } else { Kind::LensArc };
+                let Some(b) = self.lensed_source(&mut rng, source_kind, &lens, &rays, &spectra, sigma_g, s > 0) else {
                     continue;
-                }
-                let (clumps, clump_flux) = lensed_clumps(&mut rng, &grid, &lens, &rays, &source);
-                unit.iter_mut().zip(&clumps).for_each(|(u, c)| *u += c);
-                let unit_flux = 1.0 + clump_flux;
-                let unit_g_conv = self.conv.apply(&unit, &spectra[Band::G.index()]);
-                for _ in 0..4 {
-                    let (lo, hi) = cfg.source_mag_r;
-                    let mag_r = rng.random_range(lo..hi);
-                    let (u_r, g_r, r_i) = blue_colours(&mut rng);
-                    let [du, dg, di] = cfg.source_colour_shift;
-                    let (u_r, g_r, r_i) = (u_r + du, g_r + dg, r_i + di);
-                    let snr = arc_snr(&unit_g_conv, cfg.flux(mag_r + g_r) / unit_flux, sigma_g);
-                    if best.as_ref().is_none_or(|b| snr > b.snr) {
-                        best = Some(LensChoice {
-                            unit: unit.clone(),
-                            unit_g_conv: unit_g_conv.clone(),
-                            unit_flux,
-                            magnification,
-                            mag_r,
-                            mags: mags(mag_r, u_r, g_r, r_i),
-                            snr,
-                        });
-                    }
-                    if snr >= cfg.min_arc_snr_g {
-                        break 'tries;
-                    }
-                }
-            }
-            if let Some(b) = best {
+                };
                 let per_band = b.mags.map(|m| cfg.flux(m) / b.unit_flux);
                 scene.add(&b.unit, per_band);
                 let fg = per_band[Band::G.index()];
-                lensed_g = Some(b.unit_g_conv.iter().map(|v| v * fg).collect());
-                truth.theta_e_arcsec = Some(theta_e);
-                truth.source_mag_r = Some(b.mag_r);
-                truth.magnification = Some(b.magnification);
+                total_g.iter_mut().zip(&b.unit_g_conv).for_each(|(t, v)| *t += v * fg);
+                if s == 0 {
+                    truth.theta_e_arcsec = Some(theta_e);
+                    truth.source_mag_r = Some(b.mag_r);
+                    truth.magnification = Some(b.magnification);
+                    truth.source_g_r = Some(b.g_r);
+                }
+            }
+            if truth.theta_e_arcsec.is_some() {
+                lensed_g = Some(total_g);
             }
             add_field(&mut rng, cfg, &grid, &mut scene, 0);
         } else {
-            self.non_lens(&mut rng, kind, &mut scene);
+            truth.ring_recipe = lookalikes::draw(&mut rng, cfg, &grid, kind, &mut scene);
         }
-        let bands = observe(&mut rng, cfg, &scene, &spectra, &self.conv);
+        let mut bands = observe(&mut rng, cfg, &look, &scene, &spectra, &self.conv);
+        let fwhm_px = look.psf.map(|p| p.fwhm_arcsec / grid.pixel_arcsec);
+        truth.artefacts = artefacts::apply(&mut rng, &ranges.artefacts, &look.sigma, &fwhm_px, grid.size, &mut bands);
         let mut lensed_mask = vec![false; grid.size * grid.size];
         if let Some(g) = lensed_g {
             let mut sum = 0.0;
@@ -669,130 +932,94 @@ impl Simulator {
         SimObject { cutout: Cutout::from_planes(name, grid.size, grid.size, bands), truth, lensed_mask }
     }
 
+    /// Draws a source behind `lens` until its lensing is visible (magnified enough), then sets its
+    /// brightness: to a target arc S/N drawn from the ranges, or (KiDS look) by redrawing the
+    /// magnitude until the S/N passes the configured minimum. `second`: a fainter extra source.
+    #[allow(clippy::too_many_arguments)]
+    fn lensed_source(
+        &self,
+        rng: &mut Rng64,
+        kind: Kind,
+        lens: &SieShear,
+        rays: &RayMap,
+        spectra: &[Spectrum],
+        sigma_g: f64,
+        second: bool,
+    ) -> Option<LensChoice> {
+        let cfg = &self.config;
+        let ranges = &cfg.ranges;
+        let grid = cfg.grid();
+        let irregular = ranges.source_clumps_max > 3;
+        let mut best: Option<LensChoice> = None;
+        for attempt in 0..30 {
+            let source = draw_source(rng, kind, lens, irregular);
+            let mut unit = lensed_image(&grid, lens, rays, &source);
+            let magnification: f64 = unit.iter().sum();
+            if magnification < cfg.min_magnification && attempt < 29 {
+                continue;
+            }
+            let spread = if irregular { 1.5 } else { 1.0 };
+            let (clumps, clump_flux) = lensed_clumps(rng, &grid, lens, rays, &source, ranges.source_clumps_max, spread);
+            unit.iter_mut().zip(&clumps).for_each(|(u, c)| *u += c);
+            let unit_flux = 1.0 + clump_flux;
+            let unit_g_conv = self.conv.apply(&unit, &spectra[Band::G.index()]);
+            if let Some(span) = ranges.arc_snr_g {
+                let (u_r, g_r, r_i) = source_colours(rng, cfg);
+                let mut target = log_uniform(rng, span);
+                if second {
+                    target *= rng.random_range(0.3..1.0);
+                }
+                let f = flux_for_snr(&unit_g_conv, target, sigma_g)?;
+                let mag_g = cfg.zero_point - 2.5 * (f * unit_flux).log10();
+                let mag_r = mag_g - g_r;
+                let snr = arc_snr(&unit_g_conv, f, sigma_g);
+                return Some(LensChoice {
+                    unit,
+                    unit_g_conv,
+                    unit_flux,
+                    magnification,
+                    mag_r,
+                    mags: mags(mag_r, u_r, g_r, r_i),
+                    g_r,
+                    snr,
+                });
+            }
+            for _ in 0..4 {
+                let (lo, hi) = cfg.source_mag_r;
+                let mag_r = rng.random_range(lo..hi) + if second { 1.0 } else { 0.0 };
+                let (u_r, g_r, r_i) = source_colours(rng, cfg);
+                let snr = arc_snr(&unit_g_conv, cfg.flux(mag_r + g_r) / unit_flux, sigma_g);
+                if best.as_ref().is_none_or(|b| snr > b.snr) {
+                    best = Some(LensChoice {
+                        unit: unit.clone(),
+                        unit_g_conv: unit_g_conv.clone(),
+                        unit_flux,
+                        magnification,
+                        mag_r,
+                        mags: mags(mag_r, u_r, g_r, r_i),
+                        g_r,
+                        snr,
+                    });
+                }
+                if snr >= cfg.min_arc_snr_g {
+                    return best;
+                }
+            }
+        }
+        best
+    }
+
     /// An empty patch of sky observed like any cutout: only sky noise. For checking the noise
     /// against the configured depths.
     pub fn blank_sky(&self, seed: u64) -> Cutout {
         let cfg = &self.config;
         let grid = cfg.grid();
         let mut rng = Rng64::seed_from_u64(stream_seed(seed, u64::MAX));
-        let kernels: Vec<Vec<f64>> =
-            cfg.fwhm_arcsec.iter().map(|&f| moffat_kernel(f, MOFFAT_BETA, grid.pixel_arcsec, self.half)).collect();
+        let look = Look::draw(&mut rng, cfg);
+        let kernels: Vec<Vec<f64>> = look.psf.iter().map(|p| psf_kernel(p, grid.pixel_arcsec, self.half)).collect();
         let spectra = self.conv.spectra(&kernels);
-        let bands = observe(&mut rng, cfg, &Scene::new(grid.size * grid.size), &spectra, &self.conv);
+        let bands = observe(&mut rng, cfg, &look, &Scene::new(grid.size * grid.size), &spectra, &self.conv);
         Cutout::from_planes("blank", grid.size, grid.size, bands)
-    }
-
-    fn non_lens(&self, rng: &mut Rng64, kind: Kind, scene: &mut Scene) {
-        let cfg = &self.config;
-        let grid = cfg.grid();
-        let size_hint = rng.random_range(0.8..2.5);
-        match kind {
-            Kind::Elliptical | Kind::EllipticalCompanions | Kind::TangentialCompanion => {
-                let (light, m) = red_galaxy(rng, size_hint);
-                scene.add(&sersic_image(&grid, &light, f64::INFINITY), fluxes(cfg, m));
-                let n = match kind {
-                    Kind::Elliptical => 0,
-                    Kind::TangentialCompanion => 1,
-                    _ => rng.random_range(1..4),
-                };
-                for _ in 0..n {
-                    let d = rng.random_range(1.0..3.5);
-                    let phi = rng.random_range(0.0..2.0 * PI);
-                    let tangential = kind == Kind::TangentialCompanion;
-                    let s = Sersic {
-                        center: (light.center.0 + d * phi.cos(), light.center.1 + d * phi.sin()),
-                        r_e: if tangential { rng.random_range(0.25..0.6) } else { rng.random_range(0.12..0.45) },
-                        n: rng.random_range(0.5..1.5),
-                        q: if tangential { rng.random_range(0.15..0.35) } else { rng.random_range(0.4..1.0) },
-                        // Tangential: the major axis perpendicular to the radius, like an arc.
-                        angle_rad: if tangential { phi + PI / 2.0 } else { rng.random_range(0.0..PI) },
-                    };
-                    let (u_r, g_r, r_i) = blue_colours(rng);
-                    let m = mags(rng.random_range(21.0..23.5), u_r, g_r, r_i);
-                    scene.add(&sersic_image(&grid, &s, small_galaxy_reach(&s)), fluxes(cfg, m));
-                }
-            }
-            Kind::Spiral => {
-                let q = rng.random_range(0.35..1.0);
-                let angle = rng.random_range(0.0..PI);
-                let r_e = rng.random_range(1.0..2.6);
-                let center = (rng.random_range(-0.1..0.1), rng.random_range(-0.1..0.1));
-                let arms = Arms {
-                    count: rng.random_range(2..4),
-                    pitch_rad: rng.random_range(0.25..0.5),
-                    phase_rad: rng.random_range(0.0..2.0 * PI),
-                };
-                let disk = spiral_image(&grid, &Sersic { center, r_e, n: 1.0, q, angle_rad: angle }, &arms);
-                let r_mag = rng.random_range(17.5..20.0);
-                let disk_m =
-                    mags(r_mag, rng.random_range(1.0..1.8), rng.random_range(0.35..0.7), rng.random_range(0.15..0.4));
-                scene.add(&disk, fluxes(cfg, disk_m));
-                let bulge = Sersic { center, r_e: 0.25 * r_e, n: 3.0, q: (q + 0.3).min(1.0), angle_rad: angle };
-                let (u_r, g_r, r_i) = red_colours(rng);
-                scene.add(
-                    &sersic_image(&grid, &bulge, f64::INFINITY),
-                    fluxes(cfg, mags(r_mag + rng.random_range(0.5..2.0), u_r, g_r, r_i)),
-                );
-                for _ in 0..rng.random_range(3..9) {
-                    let (d, phi) = (rng.random_range(0.5..2.0) * r_e, rng.random_range(0.0..2.0 * PI));
-                    let (s, c) = angle.sin_cos();
-                    let (u, v) = (d * phi.cos() / q.sqrt(), d * phi.sin() * q.sqrt());
-                    let pos = (center.0 + c * u - s * v, center.1 + s * u + c * v);
-                    let (u_r, g_r, r_i) = blue_colours(rng);
-                    let m = mags(r_mag + rng.random_range(3.0..5.0), u_r, g_r, r_i);
-                    scene.add(&blob_image(&grid, pos, rng.random_range(0.08..0.2)), fluxes(cfg, m));
-                }
-            }
-            Kind::RingGalaxy => {
-                let core_size = rng.random_range(0.4..1.0);
-                let (core, m) = red_galaxy(rng, core_size);
-                let core_m = m.map(|x| x + rng.random_range(0.0..1.0));
-                scene.add(&sersic_image(&grid, &core, f64::INFINITY), fluxes(cfg, core_m));
-                let knots: Vec<(f64, f64)> = (0..rng.random_range(0..5))
-                    .map(|_| (rng.random_range(-PI..PI), rng.random_range(0.5..2.0)))
-                    .collect();
-                let ring = ring_image(
-                    &grid,
-                    core.center,
-                    rng.random_range(1.0..3.0),
-                    rng.random_range(0.12..0.35),
-                    rng.random_range(0.6..1.0),
-                    rng.random_range(0.0..PI),
-                    &knots,
-                );
-                let (u_r, g_r, r_i) = blue_colours(rng);
-                scene.add(&ring, fluxes(cfg, mags(rng.random_range(19.0..21.5), u_r, g_r, r_i)));
-            }
-            Kind::Merger => {
-                let (a, ma) = red_galaxy(rng, size_hint);
-                scene.add(&sersic_image(&grid, &a, f64::INFINITY), fluxes(cfg, ma));
-                let (d, phi) = (rng.random_range(0.8..2.5), rng.random_range(0.0..2.0 * PI));
-                let mut b = a;
-                b.center = (a.center.0 + d * phi.cos(), a.center.1 + d * phi.sin());
-                b.r_e = (a.r_e * rng.random_range(0.4..1.0)).max(0.3);
-                b.angle_rad = rng.random_range(0.0..PI);
-                let colours = if rng.random_bool(0.5) { red_colours(rng) } else { blue_colours(rng) };
-                let mb = mags(ma[2] + rng.random_range(0.0..1.5), colours.0, colours.1, colours.2);
-                scene.add(&sersic_image(&grid, &b, f64::INFINITY), fluxes(cfg, mb));
-                let tail = tail_image(
-                    &grid,
-                    a.center,
-                    rng.random_range(1.5..3.5),
-                    phi + rng.random_range(0.5..2.5),
-                    rng.random_range(0.8..2.0),
-                    rng.random_range(0.15..0.35),
-                );
-                let (u_r, g_r, r_i) = blue_colours(rng);
-                scene.add(&tail, fluxes(cfg, mags(ma[2] + rng.random_range(2.0..3.5), u_r + 0.5, g_r + 0.3, r_i)));
-            }
-            Kind::StarField => {
-                let stars = rng.random_range(2..6);
-                add_field(rng, cfg, &grid, scene, stars);
-                return;
-            }
-            _ => {}
-        }
-        add_field(rng, cfg, &grid, scene, 0);
     }
 }
 

@@ -1,0 +1,306 @@
+//! Every randomised nuisance of the simulator in one place (domain randomisation, issue 15).
+//!
+//! A lens finder trained on one simulator's look learns that look: its PSF, its noise, its
+//! galaxies. [`Ranges::randomised`] draws each nuisance from a range wider than KiDS, so that what
+//! stays constant across training scenes is only what makes a lens a lens. [`Ranges::kids`] is
+//! the narrow KiDS-like look the demo survey uses. A stress set ([`StressSet`]) is the randomised
+//! ranges with one of them moved to values training never saw, which is how the program measures
+//! robustness to a look it was not trained on.
+//!
+//! | nuisance | `kids` | `randomised` (training) | stress set (held out) |
+//! |---|---|---|---|
+//! | PSF Moffat beta | 3 | 2 - 5 | `psf`: 8 - 15 (near-Gaussian) |
+//! | PSF FWHM per band | KiDS median +-12 % | 0.5 - 1.3" per band | |
+//! | PSF ellipticity (1 - b/a) | 0 | 0 - 0.1 | |
+//! | PSF centre offset between bands | 0 | up to 0.3 px | |
+//! | depth | KiDS DR4 | +-0.8 mag per object, +-0.2 per band | |
+//! | correlated noise (neighbour weight) | 0 | 0 - 0.45 | |
+//! | sky offset / gradient (sky sigmas) | 0 / 0 | +-1 / up to 2 edge to edge | |
+//! | lens light | one Sersic | + envelope (50 %), + disc (20 %), colour gradient | |
+//! | lens centre | +-0.1" | +-0.5" | |
+//! | Einstein radius | 0.8 - 3" | 0.6 - 4" (log-uniform) | `theta-e`: 4 - 5.5" |
+//! | arc S/N in g | >= 40 | 10 - 200 (log-uniform) | `faint-arcs`: 6 - 10 |
+//! | source clumps | 0 - 3 | 0 - 8, up to 1.5 r_e away | |
+//! | second source | never | 15 % | |
+//! | source g - r | -0.1 - 0.5 | -0.2 - 1.0 | `red-sources`: 1.0 - 1.6 |
+//! | ring galaxies | smooth ring | smooth, partial, lopsided, knotty; radius 0.8 - 5" | `rings`: collisional |
+//! | other look-alikes | 7 kinds | 11 kinds (+ polar rings, edge-on discs, shells and streams, groups) | |
+//! | artefacts | none | cosmic rays, satellite trails, saturated stars with spikes, bad columns, masked regions, tile edges, sentinels (0, 100, 1e30, NaN) | |
+
+use serde::{Deserialize, Serialize};
+
+/// A closed range of a drawn value.
+pub type Span = (f64, f64);
+
+/// How a ring galaxy's ring is drawn. The recipes differ in what real ring galaxies differ in:
+/// completeness, symmetry and how much of the light sits in star-forming knots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RingRecipe {
+    /// A smooth, complete elliptical ring with a few knots (resonance rings).
+    Smooth,
+    /// An arc of 90 - 300 degrees of a ring (partial rings, pseudo-rings).
+    Partial,
+    /// A ring whose brightness and width change around it, centred off the nucleus.
+    Lopsided,
+    /// A ring made mostly of bright knots on a faint band.
+    Knotty,
+    /// A collisional ring (Cartwheel-like): the nucleus well off the ring's centre, a ring of
+    /// discrete beads, sometimes a faint inner ring and a companion. Held out of training.
+    Collisional,
+}
+
+impl RingRecipe {
+    pub fn name(self) -> &'static str {
+        match self {
+            RingRecipe::Smooth => "smooth",
+            RingRecipe::Partial => "partial",
+            RingRecipe::Lopsided => "lopsided",
+            RingRecipe::Knotty => "knotty",
+            RingRecipe::Collisional => "collisional",
+        }
+    }
+}
+
+/// Probabilities (per cutout) of each kind of artefact; several may fall on one cutout.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ArtefactRates {
+    pub cosmic_rays: f64,
+    pub satellite_trail: f64,
+    pub saturated_star: f64,
+    pub bad_column: f64,
+    pub masked_region: f64,
+    pub tile_edge: f64,
+    pub sentinels: f64,
+}
+
+impl ArtefactRates {
+    pub const NONE: ArtefactRates = ArtefactRates {
+        cosmic_rays: 0.0,
+        satellite_trail: 0.0,
+        saturated_star: 0.0,
+        bad_column: 0.0,
+        masked_region: 0.0,
+        tile_edge: 0.0,
+        sentinels: 0.0,
+    };
+}
+
+/// The ranges every nuisance is drawn from (see the module's table).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ranges {
+    /// Moffat beta, one per object (the bands share it).
+    pub psf_beta: Span,
+    /// Per-band FWHM in arcsec; `None` keeps the configuration's median per band with its scatter.
+    pub psf_fwhm_arcsec: Option<Span>,
+    /// Largest PSF ellipticity 1 - b/a.
+    pub psf_ellipticity_max: f64,
+    /// Largest offset of a band's PSF centre, pixels (registration errors between bands).
+    pub psf_offset_px_max: f64,
+    /// Whole-object depth offset, magnitudes (positive = deeper).
+    pub depth_offset_mag: Span,
+    /// Extra per-band depth scatter, magnitudes.
+    pub depth_band_scatter_mag: f64,
+    /// Largest weight of the 4 nearest neighbours in the noise's smoothing kernel (coadd
+    /// resampling correlates neighbouring pixels' noise).
+    pub noise_correlation_max: f64,
+    /// Largest constant sky residual, in sky sigmas.
+    pub sky_offset_sigma_max: f64,
+    /// Largest sky gradient, in sky sigmas from one edge to the other.
+    pub sky_gradient_sigma_max: f64,
+    /// Largest offset of the central galaxy from the cutout's centre, arcsec.
+    pub centre_offset_arcsec: f64,
+    /// Probability of a second, larger and bluer component in the lens light.
+    pub lens_envelope: f64,
+    /// Probability of a disc in the lens light (S0 and spiral lenses).
+    pub lens_disc: f64,
+    /// Widens the red-galaxy colours of lenses and look-alikes (0 = KiDS-like red sequence
+    /// only, 1 = redshifts 0.1 - 0.8).
+    pub lens_colour_spread: f64,
+    /// Einstein radius, arcsec, drawn log-uniformly.
+    pub theta_e_arcsec: Span,
+    /// Target arc S/N in g, drawn log-uniformly; the source's flux is set to reach it. `None`:
+    /// the source magnitude is drawn and the lens kept above the configuration's minimum S/N.
+    pub arc_snr_g: Option<Span>,
+    /// Largest number of star-forming clumps in a source.
+    pub source_clumps_max: usize,
+    /// Probability of a second source behind the lens.
+    pub second_source: f64,
+    /// Source g - r colour; u - r and r - i follow it with a scatter.
+    pub source_g_r: Span,
+    /// Ring-galaxy recipes to draw from, with weights.
+    pub ring_recipes: Vec<(RingRecipe, f64)>,
+    /// Use the widened set of look-alikes (polar rings, edge-on discs, shells, groups).
+    pub wide_lookalikes: bool,
+    pub artefacts: ArtefactRates,
+}
+
+impl Ranges {
+    /// The narrow KiDS-like look (the demo survey, the first shipped model's training data).
+    pub fn kids() -> Ranges {
+        Ranges {
+            psf_beta: (3.0, 3.0),
+            psf_fwhm_arcsec: None,
+            psf_ellipticity_max: 0.0,
+            psf_offset_px_max: 0.0,
+            depth_offset_mag: (0.0, 0.0),
+            depth_band_scatter_mag: 0.0,
+            noise_correlation_max: 0.0,
+            sky_offset_sigma_max: 0.0,
+            sky_gradient_sigma_max: 0.0,
+            centre_offset_arcsec: 0.1,
+            lens_envelope: 0.0,
+            lens_disc: 0.0,
+            lens_colour_spread: 0.0,
+            theta_e_arcsec: (0.8, 3.0),
+            arc_snr_g: None,
+            source_clumps_max: 3,
+            second_source: 0.0,
+            source_g_r: (-0.1, 0.5),
+            ring_recipes: vec![(RingRecipe::Smooth, 1.0)],
+            wide_lookalikes: false,
+            artefacts: ArtefactRates::NONE,
+        }
+    }
+
+    /// Domain randomisation for training: every nuisance wider than KiDS.
+    pub fn randomised() -> Ranges {
+        Ranges {
+            psf_beta: (2.0, 5.0),
+            psf_fwhm_arcsec: Some((0.5, 1.3)),
+            psf_ellipticity_max: 0.1,
+            psf_offset_px_max: 0.3,
+            depth_offset_mag: (-0.8, 0.8),
+            depth_band_scatter_mag: 0.2,
+            noise_correlation_max: 0.45,
+            sky_offset_sigma_max: 1.0,
+            sky_gradient_sigma_max: 2.0,
+            centre_offset_arcsec: 0.5,
+            lens_envelope: 0.5,
+            lens_disc: 0.2,
+            lens_colour_spread: 1.0,
+            theta_e_arcsec: (0.6, 4.0),
+            arc_snr_g: Some((10.0, 200.0)),
+            source_clumps_max: 8,
+            second_source: 0.15,
+            source_g_r: (-0.2, 1.0),
+            ring_recipes: vec![
+                (RingRecipe::Smooth, 0.25),
+                (RingRecipe::Partial, 0.25),
+                (RingRecipe::Lopsided, 0.25),
+                (RingRecipe::Knotty, 0.25),
+            ],
+            wide_lookalikes: true,
+            artefacts: ArtefactRates {
+                cosmic_rays: 0.15,
+                satellite_trail: 0.04,
+                saturated_star: 0.06,
+                bad_column: 0.04,
+                masked_region: 0.05,
+                tile_edge: 0.04,
+                sentinels: 0.06,
+            },
+        }
+    }
+
+    /// The randomised ranges with one nuisance moved outside what training saw.
+    pub fn stress(set: StressSet) -> Ranges {
+        let mut r = Ranges::randomised();
+        match set {
+            StressSet::ThetaE => r.theta_e_arcsec = (4.0, 5.5),
+            StressSet::Psf => r.psf_beta = (8.0, 15.0),
+            StressSet::Rings => r.ring_recipes = vec![(RingRecipe::Collisional, 1.0)],
+            StressSet::RedSources => r.source_g_r = (1.0, 1.6),
+            StressSet::FaintArcs => r.arc_snr_g = Some((6.0, 10.0)),
+        }
+        r
+    }
+
+    /// The widest FWHM any band can be drawn with, arcsec (sizes the PSF kernel).
+    pub fn worst_fwhm_arcsec(&self, config_fwhm: &[f64; 4], scatter: f64) -> f64 {
+        match self.psf_fwhm_arcsec {
+            Some((_, hi)) => hi,
+            None => config_fwhm.iter().cloned().fold(0.0, f64::max) * (1.0 + scatter),
+        }
+    }
+}
+
+/// One way of being unlike the training data: a held-out range of one randomised nuisance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum StressSet {
+    /// Einstein radii of 4 - 5.5", larger than any in training (0.6 - 4").
+    ThetaE,
+    /// A near-Gaussian PSF (Moffat beta 8 - 15; training: 2 - 5).
+    Psf,
+    /// Every non-lens ring is a collisional ring, a recipe training never drew.
+    Rings,
+    /// Sources with g - r of 1.0 - 1.6 (training: -0.2 - 1.0).
+    RedSources,
+    /// Arcs with S/N 6 - 10 in g (training: 10 - 200).
+    FaintArcs,
+}
+
+impl StressSet {
+    pub const ALL: [StressSet; 5] =
+        [StressSet::ThetaE, StressSet::Psf, StressSet::Rings, StressSet::RedSources, StressSet::FaintArcs];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            StressSet::ThetaE => "theta-e",
+            StressSet::Psf => "psf",
+            StressSet::Rings => "rings",
+            StressSet::RedSources => "red-sources",
+            StressSet::FaintArcs => "faint-arcs",
+        }
+    }
+
+    /// What the set changes, for tables.
+    pub fn describe(self) -> &'static str {
+        match self {
+            StressSet::ThetaE => "Einstein radius 4-5.5\" (train 0.6-4\")",
+            StressSet::Psf => "Moffat beta 8-15, near-Gaussian (train 2-5)",
+            StressSet::Rings => "collisional ring galaxies (recipe not in training)",
+            StressSet::RedSources => "source g-r 1.0-1.6 (train -0.2-1.0)",
+            StressSet::FaintArcs => "arc S/N in g 6-10 (train 10-200)",
+        }
+    }
+}
+
+/// A whole look by name, for the command line: the demo's KiDS look, training's randomised one,
+/// or a stress set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Look {
+    Kids,
+    Randomised,
+    StressThetaE,
+    StressPsf,
+    StressRings,
+    StressRedSources,
+    StressFaintArcs,
+}
+
+impl Look {
+    pub fn ranges(self) -> Ranges {
+        match self {
+            Look::Kids => Ranges::kids(),
+            Look::Randomised => Ranges::randomised(),
+            Look::StressThetaE => Ranges::stress(StressSet::ThetaE),
+            Look::StressPsf => Ranges::stress(StressSet::Psf),
+            Look::StressRings => Ranges::stress(StressSet::Rings),
+            Look::StressRedSources => Ranges::stress(StressSet::RedSources),
+            Look::StressFaintArcs => Ranges::stress(StressSet::FaintArcs),
+        }
+    }
+
+    pub fn of_stress(set: StressSet) -> Look {
+        match set {
+            StressSet::ThetaE => Look::StressThetaE,
+            StressSet::Psf => Look::StressPsf,
+            StressSet::Rings => Look::StressRings,
+            StressSet::RedSources => Look::StressRedSources,
+            StressSet::FaintArcs => Look::StressFaintArcs,
+        }
+    }
+}
