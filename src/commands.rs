@@ -269,7 +269,7 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
             (outcome, train_set.size, provenance)
         }
     };
-    let best = history.iter().filter(|r| r.best).last().cloned();
+    let best = history.iter().rfind(|r| r.best).cloned();
     card.input_size = train_size;
     let mut prov = serde_json::json!({
         "command": command_line.join(" "),
@@ -351,28 +351,63 @@ pub fn score(project: &Path, model: Option<PathBuf>, batch: usize) -> Result<Exi
     Ok(if summary.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(3) })
 }
 
-pub fn evaluate(
-    model: Option<PathBuf>,
-    data: Option<PathBuf>,
-    truth: Option<PathBuf>,
-    project: Option<PathBuf>,
-    roc: Option<PathBuf>,
-    json: bool,
-    gradcam_check: Option<usize>,
-) -> Result<ExitCode> {
+pub struct EvaluateArgs {
+    pub model: Option<PathBuf>,
+    pub data: Option<PathBuf>,
+    pub truth: Option<PathBuf>,
+    pub project: Option<PathBuf>,
+    pub roc: Option<PathBuf>,
+    pub json: bool,
+    pub gradcam_check: Option<usize>,
+    pub by: Vec<String>,
+    pub bootstrap: usize,
+    pub tta: Option<usize>,
+}
+
+pub fn evaluate(a: EvaluateArgs) -> Result<ExitCode> {
+    use lens_inspect::model::validation::{bootstrap, by_group, groups_from_column};
+    let EvaluateArgs { model, data, truth, project, roc, json, gradcam_check, by, bootstrap: resamples, tta } = a;
     let mask_ratio = match (&data, gradcam_check) {
         (Some(dir), Some(n)) => Some(gradcam_mask_ratio(&model_path(model.clone()), dir, n)?),
         _ => None,
     };
+    if !by.is_empty() && data.is_none() {
+        bail!("--by needs --data (the truth columns of a labelled folder)");
+    }
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
     let (scores, labels): (Vec<f64>, Vec<bool>) = match (data, project) {
         (Some(dir), None) => {
-            let scorer = Scorer::load(&model_path(model))?;
+            let mut scorer = Scorer::load(&model_path(model))?;
+            if let Some(v) = tta {
+                scorer = scorer.with_views(v);
+            }
             let (set, problems) = load_labelled(&dir, truth.as_deref(), scorer.card.clip_sigma)?;
             if !json {
                 report_problems(&problems);
             }
-            let device = burn::tensor::Device::flex();
-            let (s, _) = lens_inspect::model::train::evaluate(&scorer.net, &set, 64, &device);
+            if !by.is_empty() {
+                let truth_path = truth.clone().unwrap_or_else(|| dir.join(lens_inspect::sim::TRUTH_FILE));
+                let table = lens_inspect::project::ingest::read_truth_csv(&truth_path)?;
+                for column in &by {
+                    let values: Vec<Option<serde_json::Value>> =
+                        set.names.iter().map(|n| table.get(n).and_then(|t| t.extra.get(column).cloned())).collect();
+                    if values.iter().all(Option::is_none) {
+                        bail!("--by {column}: no such column (or no values) in {}", truth_path.display());
+                    }
+                    groups.push((column.clone(), groups_from_column(column, &values, 5)));
+                }
+            }
+            let start = std::time::Instant::now();
+            let s = scorer.score_dataset(&set, 64);
+            let seconds = start.elapsed().as_secs_f64();
+            if !json {
+                eprintln!(
+                    "scored {} cutouts in {seconds:.1} s ({:.0} cutouts/s, {} test-time view(s))",
+                    set.len(),
+                    set.len() as f64 / seconds.max(1e-9),
+                    scorer.views
+                );
+            }
             (s.iter().map(|&v| v as f64).collect(), set.labels.iter().map(|&l| l >= 0.5).collect())
         }
         (None, Some(project)) => {
@@ -395,20 +430,103 @@ pub fn evaluate(
             writeln!(f, "{},{},{},{},{}", pt.threshold, pt.fpr, pt.tpr, pt.false_positives, pt.true_positives)?;
         }
     }
+    let intervals = (resamples > 0).then(|| bootstrap(&scores, &labels, resamples, 1));
+    let breakdowns: Vec<(String, Vec<_>)> =
+        groups.iter().map(|(column, g)| (column.clone(), by_group(&scores, &labels, g))).collect();
     if json {
         let mut v = serde_json::to_value(&m)?;
+        if let Some(ci) = &intervals {
+            v["intervals"] = serde_json::to_value(ci)?;
+        }
+        for (column, rows) in &breakdowns {
+            v["by"][column] = serde_json::to_value(rows)?;
+        }
         if let Some((ratio, n)) = mask_ratio {
             v["gradcam_mask_ratio"] = serde_json::json!(ratio);
             v["gradcam_lenses"] = serde_json::json!(n);
         }
         println!("{v}");
-    } else {
-        println!("n = {} ({} lenses): AUROC {:.4}, TPR0 {:.4}, TPR10 {:.4}", m.n, m.n_lens, m.auroc, m.tpr0, m.tpr10);
-        if let Some((ratio, n)) = mask_ratio {
-            println!("Grad-CAM on {n} lenses: {ratio:.2}x more of the map inside the lensed-light mask than its area");
+        return Ok(ExitCode::SUCCESS);
+    }
+    match &intervals {
+        Some(ci) => println!(
+            "n = {} ({} lenses): AUROC {:.4} ({:.4}-{:.4}), TPR0 {:.4} ({:.4}-{:.4}), TPR10 {:.4} ({:.4}-{:.4})  [95 % bootstrap intervals, {} resamples]",
+            m.n, m.n_lens, ci.auroc.value, ci.auroc.lo, ci.auroc.hi, ci.tpr0.value, ci.tpr0.lo, ci.tpr0.hi,
+            ci.tpr10.value, ci.tpr10.lo, ci.tpr10.hi, ci.resamples
+        ),
+        None => println!("n = {} ({} lenses): AUROC {:.4}, TPR0 {:.4}, TPR10 {:.4}", m.n, m.n_lens, m.auroc, m.tpr0, m.tpr10),
+    }
+    let pct = |v: Option<f64>| v.map(|x| format!("{:5.1} %", 100.0 * x)).unwrap_or_else(|| "    -  ".into());
+    for (column, rows) in &breakdowns {
+        println!("\nby {column} (threshold: the score that keeps 50 % of all lenses)");
+        println!(
+            "{:<28} {:>6} {:>6}  {:>16}  {:>16}  {:>8}",
+            "group", "n", "lenses", "found thr / 0.5", "false+ thr / 0.5", "AUROC"
+        );
+        for g in rows {
+            println!(
+                "{:<28} {:>6} {:>6}  {} / {}  {} / {}  {:>8}",
+                g.group,
+                g.n,
+                g.n_lens,
+                pct(g.tpr_at_tpr50),
+                pct(g.tpr_at_half),
+                pct(g.fpr_at_tpr50),
+                pct(g.fpr_at_half),
+                g.auroc_vs_rest.map(|a| format!("{a:.3}")).unwrap_or_else(|| "-".into())
+            );
         }
     }
+    if let Some((ratio, n)) = mask_ratio {
+        println!("Grad-CAM on {n} lenses: {ratio:.2}x more of the map inside the lensed-light mask than its area");
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+pub fn evaluate_suite(
+    model: Option<PathBuf>,
+    dir: &Path,
+    n: usize,
+    seed: u64,
+    tta: Option<usize>,
+    write_card: bool,
+    json: bool,
+) -> Result<ExitCode> {
+    use lens_inspect::model::robustness;
+    if n < 20 {
+        bail!("--n must be at least 20 cutouts per set, not {n}");
+    }
+    let path = model_path(model);
+    let mut scorer = Scorer::load(&path)?;
+    if let Some(v) = tta {
+        scorer = scorer.with_views(v);
+    }
+    let suite = robustness::run(&scorer, dir, n, seed, &|set| {
+        if !json {
+            eprintln!("{set} ...");
+        }
+    })?;
+    if json {
+        println!("{}", serde_json::to_string(&suite)?);
+    } else {
+        println!("{}", suite.markdown());
+    }
+    if write_card {
+        let device = burn::tensor::Device::flex();
+        let (net, mut card) = checkpoint::load(&path, &device)?;
+        card.metrics["robustness"] = serde_json::to_value(&suite)?;
+        checkpoint::save(&path, &net, &card)?;
+        eprintln!("wrote the results into {}'s card", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Which activation map `explain` draws.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MapKind {
+    Evidence,
+    Occlusion,
+    Gradcam,
 }
 
 pub fn explain(
@@ -416,7 +534,7 @@ pub fn explain(
     candidate: &str,
     out: &Path,
     model: Option<PathBuf>,
-    occlusion: bool,
+    kind: MapKind,
     opacity: f32,
 ) -> Result<ExitCode> {
     use lens_inspect::model::explain;
@@ -426,15 +544,47 @@ pub fn explain(
     let row = p.candidate_by_name(candidate)?;
     let cutout = p.load_cutout(&row)?;
     let clip = scorer.card.clip_sigma;
-    let map = if occlusion {
-        explain::occlusion(&scorer.net, &cutout, clip, 9, 3).map_err(anyhow::Error::msg)?
-    } else {
-        explain::gradcam(&scorer.net, std::slice::from_ref(&cutout), clip).map_err(anyhow::Error::msg)?.swap_remove(0)
-    };
-    let score = scorer.score(std::slice::from_ref(&cutout), 1).map_err(anyhow::Error::msg)?[0];
+    let one = std::slice::from_ref(&cutout);
+    let start = std::time::Instant::now();
     let image = render::composite(&cutout, &DisplaySettings::default(), p.flux_scale()?);
-    render::save_png(out, &colormap::overlay(&image, &map, opacity))?;
-    println!("wrote {} (P(lens) = {score:.3})", out.display());
+    let (picture, what) = match kind {
+        MapKind::Evidence => {
+            let map = explain::evidence(&scorer.net, one, clip).map_err(anyhow::Error::msg)?.swap_remove(0);
+            let (lo, hi) = map.iter().fold((0f32, 0f32), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+            (
+                colormap::overlay_signed(&image, &map, explain::EVIDENCE_SCALE_LOGIT, opacity),
+                format!(
+                    "evidence map (gradient x activation; warm = for a lens, blue = against; full colour at {} logit per feature cell; range {lo:+.2} to {hi:+.2})",
+                    explain::EVIDENCE_SCALE_LOGIT
+                ),
+            )
+        }
+        MapKind::Occlusion => {
+            let map =
+                explain::occlusion(&scorer.net, &cutout, clip, explain::OCCLUSION_PATCH, explain::OCCLUSION_STRIDE)
+                    .map_err(anyhow::Error::msg)?;
+            let (lo, hi) = map.iter().fold((0f32, 0f32), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+            (
+                colormap::overlay_signed(&image, &map, explain::OCCLUSION_SCALE_LOGIT, opacity),
+                format!(
+                    "occlusion map (logit drop when a {0}x{0} square becomes sky; warm = for a lens, blue = against; full colour at {1} logits; range {lo:+.2} to {hi:+.2})",
+                    explain::OCCLUSION_PATCH,
+                    explain::OCCLUSION_SCALE_LOGIT
+                ),
+            )
+        }
+        MapKind::Gradcam => {
+            let map = explain::gradcam(&scorer.net, one, clip).map_err(anyhow::Error::msg)?.swap_remove(0);
+            (
+                colormap::overlay(&image, &map, opacity),
+                "Grad-CAM (positive evidence only, scaled to its maximum)".into(),
+            )
+        }
+    };
+    let seconds = start.elapsed().as_secs_f64();
+    let score = scorer.score(one, 1).map_err(anyhow::Error::msg)?[0];
+    render::save_png(out, &picture)?;
+    println!("wrote {} (P(lens) = {score:.3}): {what}; {seconds:.2} s", out.display());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -243,7 +243,13 @@ fn mask_fill_values(plane: &[f32], mask: &mut [bool]) -> usize {
             repeated += run.len();
         }
     }
-    if fills.is_empty() || (unique as f64) < 0.9 * (unique + repeated) as f64 {
+    // Quantised bands (most values repeated) and bands mostly made of one value are left alone.
+    let fill_members = values.len() - unique - repeated;
+    if fills.is_empty()
+        || unique + repeated == 0
+        || (unique as f64) < 0.9 * (unique + repeated) as f64
+        || fill_members * 2 > values.len()
+    {
         return 0;
     }
     let mut masked = 0;
@@ -395,7 +401,7 @@ mod tests {
         Cutout::from_planes("sky", 41, 41, std::array::from_fn(|b| noisy_plane(41 * 41, b as u64, 0.0, 1e-12)))
     }
 
-    fn with_pixels(mut c: Cutout, pixels: &[usize], value: f32) -> Cutout {
+    fn with_pixels(c: Cutout, pixels: &[usize], value: f32) -> Cutout {
         let planes: [Vec<f32>; 4] = std::array::from_fn(|b| {
             let mut p = c.bands[b].clone();
             for &k in pixels {
@@ -403,8 +409,14 @@ mod tests {
             }
             p
         });
-        c = Cutout::from_planes(c.name, c.width, c.height, planes);
-        c
+        // Pixels masked before (NaN set earlier) stay masked.
+        let mut out = Cutout::from_planes(c.name, c.width, c.height, planes);
+        for b in 0..4 {
+            for (m, &was) in out.mask[b].iter_mut().zip(&c.mask[b]) {
+                *m |= was;
+            }
+        }
+        out
     }
 
     /// The preprocessed value of each listed pixel is 0 (masked), and the rest is sky of unit

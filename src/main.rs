@@ -273,6 +273,43 @@ enum Command {
         /// map inside the mask over the mask's share of the image (1 = no preference).
         #[arg(long)]
         gradcam_check: Option<usize>,
+        /// Rates per group of any truth column (e.g. kind, ring_recipe, artefacts; numbers in
+        /// 5 quantile bins): lenses found and false positives at the threshold that keeps half
+        /// of the lenses and at P > 0.5, and AUROC of the group against the other class.
+        #[arg(long)]
+        by: Vec<String>,
+        /// Bootstrap resamples for the 95 % intervals (0: none).
+        #[arg(long, default_value_t = 1000)]
+        bootstrap: usize,
+        /// Test-time augmentation: views of the 8 rotations and flips to average (default: the
+        /// model card's).
+        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=8))]
+        tta: Option<u8>,
+    },
+    /// The stress suite: the model on its in-domain test set, the KiDS look and every stress set
+    /// (one nuisance outside training's ranges), with 95 % intervals and per-kind rates.
+    EvaluateSuite {
+        /// Model file (default: the shipped model).
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Folder for the test sets (made once per --n and --seed, then reused).
+        #[arg(long, default_value = "data/robustness")]
+        dir: PathBuf,
+        /// Cutouts per set.
+        #[arg(long, default_value_t = 2000)]
+        n: usize,
+        /// Seed of the first set (the k-th set uses seed + k).
+        #[arg(long, default_value_t = 2026)]
+        seed: u64,
+        /// Test-time augmentation views (default: the model card's).
+        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=8))]
+        tta: Option<u8>,
+        /// Write the results into the model file's card (and the JSON beside it).
+        #[arg(long)]
+        card: bool,
+        /// Print the results as one JSON object instead of tables.
+        #[arg(long)]
+        json: bool,
     },
     /// Draw where the model looks (Grad-CAM or occlusion) over a candidate's composite, as PNG.
     Explain {
@@ -288,8 +325,10 @@ enum Command {
         /// Model file (default: the shipped model).
         #[arg(long)]
         model: Option<PathBuf>,
-        /// gradcam (fast, from the last convolutional map) or occlusion (model-agnostic, slower).
-        #[arg(long, default_value = "gradcam")]
+        /// evidence (signed: warm for lens, blue against, fixed scale of 0.5 logit per feature
+        /// cell), occlusion (signed, model-agnostic, 2 logits full scale, about 1 s) or gradcam
+        /// (positive only, scaled to its own maximum).
+        #[arg(long, value_enum, default_value = "evidence")]
         method: MethodArg,
         /// Opacity of the map over the composite.
         #[arg(long, default_value_t = 0.7)]
@@ -469,8 +508,9 @@ enum BenchWhat {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum MethodArg {
-    Gradcam,
+    Evidence,
     Occlusion,
+    Gradcam,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -787,11 +827,30 @@ fn run() -> Result<ExitCode> {
             })
         }
         Command::Score { project, model, batch } => commands::score(&project, model, batch),
-        Command::Evaluate { model, data, truth, project, roc, json, gradcam_check } => {
-            commands::evaluate(model, data, truth, project, roc, json, gradcam_check)
+        Command::Evaluate { model, data, truth, project, roc, json, gradcam_check, by, bootstrap, tta } => {
+            commands::evaluate(commands::EvaluateArgs {
+                model,
+                data,
+                truth,
+                project,
+                roc,
+                json,
+                gradcam_check,
+                by,
+                bootstrap,
+                tta: tta.map(usize::from),
+            })
+        }
+        Command::EvaluateSuite { model, dir, n, seed, tta, card, json } => {
+            commands::evaluate_suite(model, &dir, n, seed, tta.map(usize::from), card, json)
         }
         Command::Explain { project, candidate, out, model, method, opacity } => {
-            commands::explain(&project, &candidate, &out, model, matches!(method, MethodArg::Occlusion), opacity)
+            let method = match method {
+                MethodArg::Evidence => commands::MapKind::Evidence,
+                MethodArg::Occlusion => commands::MapKind::Occlusion,
+                MethodArg::Gradcam => commands::MapKind::Gradcam,
+            };
+            commands::explain(&project, &candidate, &out, model, method, opacity)
         }
         Command::Export { project, out, min_verdict, grades } => commands::export(&project, &out, &min_verdict, grades),
         Command::Grades { what: GradesWhat::Import { csv, project, inspector } } => {

@@ -196,3 +196,86 @@ fn gradcam_and_occlusion_point_at_what_makes_the_logit() {
     let occ = occlusion(&out.net, &lenses[0], 50.0, 6, 2).expect("occlusion");
     assert!(near(peak_of(&occ), lens_spots[0]), "occlusion peaks at pixel {}", peak_of(&occ));
 }
+
+#[test]
+fn eight_view_test_time_augmentation_makes_scores_rotation_invariant() {
+    use lens_inspect::model::score::predict;
+    // Any weights will do: averaging over all 8 symmetries makes the score of an image and of
+    // its rotated or mirrored copy the same, which no single view does for a random network.
+    let device = Device::flex();
+    device.seed(11);
+    let net = LensNet::new(Arch::Cnn, &device).valid();
+    let size = 32;
+    let (data, _, _) = colour_set(4, 7);
+    let mut turned = Dataset { size, ..Default::default() };
+    let mut mirrored = Dataset { size, ..Default::default() };
+    for k in 0..data.len() {
+        let item = data.item(k);
+        let mut t = vec![0f32; item.len()];
+        let mut m = vec![0f32; item.len()];
+        for b in 0..4 {
+            for r in 0..size {
+                for c in 0..size {
+                    let v = item[b * size * size + r * size + c];
+                    // 90-degree turn: (r, c) -> (c, size - 1 - r); mirror: (r, c) -> (r, size - 1 - c).
+                    t[b * size * size + c * size + (size - 1 - r)] = v;
+                    m[b * size * size + r * size + (size - 1 - c)] = v;
+                }
+            }
+        }
+        turned.inputs.extend(t);
+        turned.labels.push(data.labels[k]);
+        turned.names.push(String::new());
+        mirrored.inputs.extend(m);
+        mirrored.labels.push(data.labels[k]);
+        mirrored.names.push(String::new());
+    }
+    let plain = predict(&net, &data, 8, &device, 1);
+    let plain_turned = predict(&net, &turned, 8, &device, 1);
+    assert!(plain.iter().zip(&plain_turned).any(|(a, b)| (a - b).abs() > 1e-4), "one view is not invariant");
+    let all = predict(&net, &data, 8, &device, 8);
+    for other in [predict(&net, &turned, 8, &device, 8), predict(&net, &mirrored, 8, &device, 8)] {
+        for (a, b) in all.iter().zip(&other) {
+            assert!((a - b).abs() < 1e-4, "8 views: {a} vs {b}");
+        }
+    }
+}
+
+#[test]
+fn evidence_maps_are_signed_and_point_at_the_lens() {
+    use lens_inspect::model::explain::evidence;
+    let (train_set, _, _) = colour_set(192, 3);
+    let (val, cutouts, spots) = colour_set(16, 4);
+    let cfg = TrainConfig {
+        arch: Arch::Cnn,
+        epochs: 8,
+        batch: 16,
+        lr: 2e-3,
+        patience: 8,
+        augment: Augment::none(),
+        ..Default::default()
+    };
+    let out = train(&train_set, &val, None, &cfg, &mut Quiet).expect("train");
+    let size = 32;
+    let maps = evidence(&out.net, &cutouts, 50.0).expect("evidence");
+    let near = |p: usize, (cx, cy): (f32, f32)| ((p % size) as f32 - cx).hypot((p / size) as f32 - cy) < 8.0;
+    let peak = |m: &[f32]| m.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(p, _)| p).expect("peak");
+    let (scores, _) = evaluate(&out.net, &val, 16, &Device::flex());
+    let mut hits = 0;
+    let mut lenses = 0;
+    for (k, m) in maps.iter().enumerate() {
+        let total: f32 = m.iter().sum();
+        if k % 2 == 0 {
+            lenses += 1;
+            hits += near(peak(m), spots[k]) as usize;
+        }
+        // Signed and in logit units: the map's sum follows the score's side of 0.5.
+        if scores[k] > 0.9 {
+            assert!(total > 0.0, "a confident lens has net evidence for: {total}");
+        }
+        if scores[k] < 0.1 {
+            assert!(m.iter().any(|&v| v < 0.0), "a confident non-lens shows evidence against");
+        }
+    }
+    assert!(hits * 4 >= lenses * 3, "the evidence peaks at the blue blob for {hits} of {lenses}");
+}

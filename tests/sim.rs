@@ -125,3 +125,111 @@ fn a_simulated_run_ingests_back_with_its_truth() {
     let again = Simulator::new(SimConfig::default()).simulate("100000", 7, 0, None);
     assert_eq!(back.band(Band::G), again.cutout.band(Band::G), "ingest reads the simulator's pixels back exactly");
 }
+
+#[test]
+fn randomised_ranges_draw_every_kind_artefact_and_range() {
+    use lens_inspect::sim::{Kind, Ranges, StressSet};
+    use std::collections::BTreeSet;
+    let sim = Simulator::new(SimConfig::randomised());
+    let (mut kinds, mut artefacts, mut recipes) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+    let (mut betas, mut thetas, mut snrs) = (Vec::new(), Vec::new(), Vec::new());
+    for k in 0..400 {
+        let o = sim.simulate("x", 21, k, None);
+        kinds.insert(o.truth.kind.name());
+        for a in o.truth.artefacts.split('+').filter(|a| !a.is_empty()) {
+            artefacts.insert(a.to_string());
+        }
+        if let Some(r) = o.truth.ring_recipe {
+            recipes.insert(r.name());
+        }
+        betas.push(o.truth.psf_beta);
+        if let (Some(t), Some(s)) = (o.truth.theta_e_arcsec, o.truth.arc_snr_g) {
+            thetas.push(t);
+            snrs.push(s);
+        }
+    }
+    assert_eq!(kinds.len(), Kind::ALL.len(), "every kind is drawn: {kinds:?}");
+    assert_eq!(artefacts.len(), 7, "every artefact is drawn: {artefacts:?}");
+    assert_eq!(recipes.len(), 4, "four ring recipes in training: {recipes:?}");
+    assert!(!recipes.contains("collisional"), "the collisional recipe is held out of training");
+    assert!(
+        betas.iter().all(|b| (2.0..=5.0).contains(b))
+            && betas.iter().any(|&b| b < 2.5)
+            && betas.iter().any(|&b| b > 4.5)
+    );
+    assert!(
+        thetas.iter().all(|t| (0.6..=4.0).contains(t))
+            && thetas.iter().any(|&t| t < 0.8)
+            && thetas.iter().any(|&t| t > 3.0)
+    );
+    // The arc S/N is drawn down to 10, and the measured S/N follows the target (a second source
+    // can only add to it).
+    let faint = snrs.iter().filter(|&&s| s < 20.0).count();
+    assert!(faint * 10 > snrs.len(), "faint arcs are common: {faint} of {}", snrs.len());
+    assert!(snrs.iter().filter(|&&s| s < 9.0).count() * 50 < snrs.len(), "few arcs below the range");
+
+    // A stress set moves its one range outside training's.
+    let stressed = Simulator::new(SimConfig { ranges: Ranges::stress(StressSet::ThetaE), ..SimConfig::default() });
+    for k in 0..20 {
+        if let Some(t) = stressed.simulate("x", 3, k, Some(true)).truth.theta_e_arcsec {
+            assert!((4.0..=5.5).contains(&t), "theta_E {t}");
+        }
+    }
+    let rings = Simulator::new(SimConfig { ranges: Ranges::stress(StressSet::Rings), ..SimConfig::default() });
+    let drawn: BTreeSet<_> =
+        (0..200).filter_map(|k| rings.simulate("x", 4, k, Some(false)).truth.ring_recipe.map(|r| r.name())).collect();
+    assert_eq!(drawn, BTreeSet::from(["collisional"]));
+}
+
+#[test]
+fn correlated_noise_keeps_the_depth_and_correlates_neighbours() {
+    let correlation = |cfg: SimConfig| -> (f64, f64) {
+        let sim = Simulator::new(cfg.clone());
+        let (mut prod, mut sq, mut n) = (0.0, 0.0, 0usize);
+        let size = cfg.size;
+        for seed in 0..6 {
+            let sky = sim.blank_sky(seed);
+            let g = sky.band(Band::G);
+            for r in 0..size {
+                for c in 0..size - 1 {
+                    prod += g[r * size + c] as f64 * g[r * size + c + 1] as f64;
+                    sq += (g[r * size + c] as f64).powi(2);
+                    n += 1;
+                }
+            }
+        }
+        let sigma = (sq / n as f64).sqrt();
+        (prod / sq, sigma / cfg.sky_sigma(Band::G))
+    };
+    let (white, white_sigma) = correlation(SimConfig::default());
+    assert!(white.abs() < 0.03, "KiDS look: white noise, neighbour correlation {white}");
+    assert!((white_sigma - 1.0).abs() < 0.05);
+    let mut cfg = SimConfig::default();
+    cfg.ranges.noise_correlation_max = 0.45;
+    let (corr, sigma) = correlation(cfg);
+    assert!(corr > 0.15, "resampled coadd noise correlates neighbours: {corr}");
+    assert!((sigma - 1.0).abs() < 0.08, "per-pixel sigma still the depth's: {sigma}");
+}
+
+#[test]
+fn sentinel_artefacts_are_masked_by_preprocessing() {
+    use lens_inspect::cutout::non_physical_mask;
+    let mut cfg = SimConfig::randomised();
+    cfg.ranges.artefacts =
+        lens_inspect::sim::ranges::ArtefactRates { sentinels: 1.0, ..lens_inspect::sim::ranges::ArtefactRates::NONE };
+    let sim = Simulator::new(cfg);
+    let mut checked = 0;
+    for k in 0..24 {
+        let o = sim.simulate("x", 8, k, None);
+        let (masks, _) = non_physical_mask(&o.cutout);
+        for (b, mask) in masks.iter().enumerate() {
+            for (p, &v) in o.cutout.bands[b].iter().enumerate() {
+                if v == 100.0 || v == 1e30 || o.cutout.mask[b][p] {
+                    assert!(mask[p], "object {k} band {b} pixel {p} ({v}) is not masked");
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked > 24, "sentinels were put down ({checked} pixels)");
+}

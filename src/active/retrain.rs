@@ -120,8 +120,9 @@ pub fn retrain(
             train_set.push(&cutout, label, clip).map_err(RetrainError::Other)?;
         }
     }
-    // Simulations against forgetting, in both sets.
-    let sim = Simulator::new(SimConfig { size: base.card.input_size, ..SimConfig::default() });
+    // Simulations against forgetting, in both sets, with the look the shipped model trained on
+    // (domain randomised), so fine-tuning keeps what makes it robust.
+    let sim = Simulator::new(SimConfig { size: base.card.input_size, ..SimConfig::randomised() });
     let n_sim = ((train_set.len() as f64 * cfg.sim_share / (1.0 - cfg.sim_share).max(0.05)).round() as usize).max(8);
     for k in 0..(n_sim + n_sim / 4) as u64 {
         let o = sim.simulate(&format!("sim{k}"), cfg.train.seed ^ 0x5133, k, None);

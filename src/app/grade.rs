@@ -465,7 +465,11 @@ impl GradeView {
             _ => &r.composite,
         };
         let overlay = match (&r.map, self.overlay) {
-            (Some(m), true) => Some(Self::texture(ui, format!("map{id}"), &colormap::overlay(big, m, self.opacity))),
+            (Some(m), true) => Some(Self::texture(
+                ui,
+                format!("map{id}"),
+                &colormap::overlay_signed(big, m, crate::model::explain::EVIDENCE_SCALE_LOGIT, self.opacity),
+            )),
             _ => None,
         };
         let shown = Shown {
@@ -608,7 +612,8 @@ impl GradeView {
             self.invalidate();
         }
         ui.separator();
-        ui.checkbox(&mut self.overlay, "Activation map (Space)");
+        ui.checkbox(&mut self.overlay, "Activation map (Space)")
+            .on_hover_text("Evidence map: warm where the model sees evidence for a lens, blue where it sees evidence against (fixed scale: full colour at 0.5 logit per feature cell)");
         if !self.has_model {
             ui.small("no model: scores and maps need one");
         }

@@ -21,7 +21,8 @@ pub struct RenderRequest {
     pub generation: u64,
 }
 
-/// A candidate drawn: composite, the four bands (u, g, r, i), and optionally its Grad-CAM map.
+/// A candidate drawn: composite, the four bands (u, g, r, i), and optionally its evidence map
+/// (signed, logit units: `model::explain::evidence`).
 pub struct Rendered {
     pub candidate_id: i64,
     pub generation: u64,
@@ -73,7 +74,7 @@ impl Renderer {
                     repaint();
                     let scorer = shared.read().ok().and_then(|s| s.clone());
                     if let (true, Some(s), Some(c)) = (req.with_map, scorer.as_deref(), cutout) {
-                        let map = crate::model::explain::gradcam(&s.net, std::slice::from_ref(&c), s.card.clip_sigma)
+                        let map = crate::model::explain::evidence(&s.net, std::slice::from_ref(&c), s.card.clip_sigma)
                             .ok()
                             .and_then(|mut m| m.pop());
                         if map.is_some() {

@@ -472,9 +472,12 @@ impl ReviewView {
                         });
                         ui.vertical(|ui| match &map {
                             Some(m) => {
-                                ui.label("with the activation map (Grad-CAM)");
-                                let o =
-                                    self.texture(ui, id, "overlay", |_| Some(colormap::overlay(&composite, m, 0.6)));
+                                ui.label("evidence map: warm = for a lens, blue = against")
+                                    .on_hover_text("gradient x activation of the last feature map, in logit units; full colour at 0.5 logit per feature cell, the same scale for every candidate");
+                                let scale = crate::model::explain::EVIDENCE_SCALE_LOGIT;
+                                let o = self.texture(ui, id, "overlay", |_| {
+                                    Some(colormap::overlay_signed(&composite, m, scale, 0.6))
+                                });
                                 if let Some(t) = o {
                                     ui.add(egui::Image::new(&t).fit_to_exact_size(Vec2::splat(300.0)));
                                 }

@@ -35,6 +35,10 @@ pub struct ModelCard {
     /// Validation metrics at the kept checkpoint.
     #[serde(default)]
     pub metrics: serde_json::Value,
+    /// Test-time augmentation used when scoring: views of the 8 rotations and flips averaged
+    /// (0 or 1: none). Chosen by measurement (docs/robustness.md); older cards have none.
+    #[serde(default)]
+    pub tta_views: usize,
 }
 
 impl ModelCard {
@@ -47,6 +51,7 @@ impl ModelCard {
             conv_channels: CONV_CHANNELS.to_vec(),
             provenance: serde_json::Value::Null,
             metrics: serde_json::Value::Null,
+            tta_views: 1,
         }
     }
 }

@@ -13,9 +13,11 @@ pub mod explain;
 pub mod fused;
 pub mod metrics;
 pub mod net;
+pub mod robustness;
 pub mod score;
 pub mod stream;
 pub mod train;
+pub mod validation;
 
 use crate::project::ingest::read_truth_csv;
 use crate::survey::{self, SkipReason};

@@ -7,7 +7,7 @@ use super::train::evaluate;
 use crate::cutout::Cutout;
 use crate::project::{Project, ProjectError};
 use burn::module::Module;
-use burn::tensor::Device;
+use burn::tensor::{activation::sigmoid, Device, Tensor};
 use rayon::prelude::*;
 use std::path::Path;
 
@@ -16,6 +16,8 @@ pub struct Scorer {
     pub net: LensNet,
     pub card: ModelCard,
     device: Device,
+    /// Test-time augmentation: how many of the 8 rotations and flips are averaged (1 = none).
+    pub views: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -32,12 +34,25 @@ impl Scorer {
     pub fn load(path: &Path) -> Result<Scorer, ModelFileError> {
         let device = Device::flex();
         let (net, card) = checkpoint::load(path, &device)?;
-        Ok(Scorer { net: net.valid(), card, device })
+        let views = card.tta_views.clamp(1, 8);
+        Ok(Scorer { net: net.valid(), card, device, views })
     }
 
     pub fn new(net: LensNet, card: ModelCard) -> Scorer {
         let device = Device::flex();
-        Scorer { net: net.valid().to_device(&device), card, device }
+        let views = card.tta_views.clamp(1, 8);
+        Scorer { net: net.valid().to_device(&device), card, device, views }
+    }
+
+    /// The same model with another number of test-time views (1 - 8).
+    pub fn with_views(mut self, views: usize) -> Scorer {
+        self.views = views.clamp(1, 8);
+        self
+    }
+
+    /// P(lens) for each item of a preprocessed data set.
+    pub fn score_dataset(&self, data: &Dataset, batch: usize) -> Vec<f32> {
+        predict(&self.net, data, batch, &self.device, self.views)
     }
 
     /// The model a project works with: its current stored version (a kept retraining), else
@@ -62,7 +77,46 @@ impl Scorer {
         if data.size != 0 && data.size != self.card.input_size {
             return Err(format!("cutouts are {} pixels, the model takes {}", data.size, self.card.input_size));
         }
-        Ok(evaluate(&self.net, &data, batch, &self.device).0)
+        Ok(self.score_dataset(&data, batch))
+    }
+}
+
+/// P(lens) of every item, averaged over `views` of the 8 symmetries of the square (identity,
+/// 180-degree turn, the two flips, then the 90-degree turns and the two diagonal mirrors): a lens
+/// has no preferred orientation, so each view is an equally valid look, and their mean is less
+/// noisy than any one. `views` = 1 is plain inference.
+pub fn predict(net: &LensNet, data: &Dataset, batch: usize, device: &Device, views: usize) -> Vec<f32> {
+    let views = views.clamp(1, 8);
+    if views == 1 {
+        return evaluate(net, data, batch, device).0;
+    }
+    let mut out = Vec::with_capacity(data.len());
+    let items: Vec<usize> = (0..data.len()).collect();
+    for chunk in items.chunks(batch.max(1)) {
+        let (x, _) = super::data::batch(data, chunk, None, device);
+        let mut sum: Option<Tensor<1>> = None;
+        for v in 0..views {
+            let p = sigmoid(net.forward(dihedral(x.clone(), v)));
+            sum = Some(match sum {
+                Some(s) => s + p,
+                None => p,
+            });
+        }
+        if let Some(s) = sum {
+            out.extend((s / views as f32).try_into_vec_as::<f32>().unwrap_or_default());
+        }
+    }
+    out
+}
+
+/// Symmetry `k` (0 - 7) of the square applied to images [B, C, H, W].
+pub fn dihedral(x: Tensor<4>, k: usize) -> Tensor<4> {
+    let x = if k >= 4 { x.swap_dims(2, 3) } else { x };
+    match k % 4 {
+        0 => x,
+        1 => x.flip([2, 3]),
+        2 => x.flip([3]),
+        _ => x.flip([2]),
     }
 }
 

@@ -45,6 +45,27 @@ pub fn overlay(image: &Rgba8, map: &[f32], opacity: f32) -> Rgba8 {
     Rgba8 { width: image.width, height: image.height, pixels }
 }
 
+/// Draws a signed map over the image: warm (red-orange to orange-yellow) where it is positive (evidence for
+/// a lens), blue where negative (evidence against), opaque in proportion to |value| / `scale`
+/// (full at `scale` and beyond), so that where the map is near zero the image shows through.
+pub fn overlay_signed(image: &Rgba8, map: &[f32], scale: f32, opacity: f32) -> Rgba8 {
+    let opacity = opacity.clamp(0.0, 1.0);
+    let scale = if scale > 0.0 { scale } else { 1.0 };
+    let pixels = image
+        .pixels
+        .iter()
+        .zip(map)
+        .map(|(p, &m)| {
+            let t = if m.is_finite() { (m / scale).clamp(-1.0, 1.0) } else { 0.0 };
+            let c = if t >= 0.0 { inferno(0.5 + 0.35 * t) } else { [40, 110 + (60.0 * -t) as u8, 255] };
+            let a = opacity * t.abs().sqrt();
+            let mix = |k: usize| (p[k] as f32 * (1.0 - a) + c[k] as f32 * a).round() as u8;
+            [mix(0), mix(1), mix(2), 255]
+        })
+        .collect();
+    Rgba8 { width: image.width, height: image.height, pixels }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,5 +89,20 @@ mod tests {
         let out = overlay(&img, &[0.0, 1.0], 0.8);
         assert_eq!(out.pixels[0], [10, 20, 30, 255]);
         assert_ne!(out.pixels[1], [10, 20, 30, 255]);
+    }
+
+    #[test]
+    fn signed_overlay_is_warm_for_and_blue_against_and_clear_at_zero() {
+        let grey = [100, 100, 100, 255];
+        let img = Rgba8 { width: 4, height: 1, pixels: vec![grey; 4] };
+        let out = overlay_signed(&img, &[0.0, 1.0, -1.0, 0.1], 0.5, 0.8);
+        assert_eq!(out.pixels[0], grey, "no evidence: the image shows through");
+        let [r, _, b, _] = out.pixels[1];
+        assert!(r > 150 && b < 100, "for a lens: warm, got {:?}", out.pixels[1]);
+        let [r, _, b, _] = out.pixels[2];
+        assert!(b > 150 && r < 100, "against: blue, got {:?}", out.pixels[2]);
+        // A weak value is drawn, but fainter than a saturated one (fixed scale, not per image).
+        let d = |p: [u8; 4]| (p[0] as i32 - 100).abs() + (p[2] as i32 - 100).abs();
+        assert!(d(out.pixels[3]) > 0 && d(out.pixels[3]) < d(out.pixels[1]));
     }
 }

@@ -295,3 +295,38 @@ mod tests {
         assert!((s - 1.0).abs() < 1e-12);
     }
 }
+
+#[cfg(test)]
+mod shape_tests {
+    use super::*;
+
+    fn centroid(k: &[f64], half: usize) -> (f64, f64) {
+        let side = 2 * half + 1;
+        let (mut x, mut y) = (0.0, 0.0);
+        for j in 0..side {
+            for i in 0..side {
+                x += k[j * side + i] * (i as f64 - half as f64);
+                y += k[j * side + i] * (j as f64 - half as f64);
+            }
+        }
+        (x, y)
+    }
+
+    #[test]
+    fn offset_moves_the_centre_and_ellipticity_stretches_along_the_angle() {
+        let half = 13;
+        let round = psf_kernel(&PsfShape::round(0.8, 3.0), 0.2, half);
+        assert_eq!(round, moffat_kernel(0.8, 3.0, 0.2, half));
+        let (x, y) = centroid(&round, half);
+        assert!(x.abs() < 1e-9 && y.abs() < 1e-9);
+        let shifted = psf_kernel(&PsfShape { offset_px: (0.3, -0.2), ..PsfShape::round(0.8, 3.0) }, 0.2, half);
+        let (x, y) = centroid(&shifted, half);
+        assert!((x - 0.3).abs() < 0.02 && (y + 0.2).abs() < 0.02, "centroid ({x}, {y})");
+        // Elongated along x (angle 0): more light along the row than along the column.
+        let flat = psf_kernel(&PsfShape { ellipticity: 0.1, ..PsfShape::round(0.8, 3.0) }, 0.2, half);
+        let side = 2 * half + 1;
+        let at = |i: usize, j: usize| flat[j * side + i];
+        assert!(at(half + 3, half) > 1.05 * at(half, half + 3));
+        assert!((flat.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+    }
+}
