@@ -53,9 +53,11 @@ struct Saver<'a> {
     out: &'a Path,
     card: ModelCard,
     history: Vec<EpochReport>,
-    steps_per_epoch: usize,
-    batch: usize,
-    first_stream_index: Option<u64>,
+    /// Where the simulation stream stood before this run's first epoch (0 without a stream).
+    stream_start: u64,
+    /// Stream items one epoch takes.
+    items_per_epoch: u64,
+    epochs_done_before: usize,
     best_val_loss: Option<f64>,
     error: Option<String>,
 }
@@ -64,8 +66,7 @@ impl Saver<'_> {
     fn save(&mut self, net: &lens_inspect::model::net::LensNet, r: &EpochReport) -> Result<()> {
         self.history.push(r.clone());
         let mut card = self.card.clone();
-        let stream_position =
-            self.first_stream_index.map(|_| r.epoch as u64 * (self.steps_per_epoch * self.batch) as u64);
+        let stream_position = self.stream_start + (r.epoch - self.epochs_done_before) as u64 * self.items_per_epoch;
         if r.best {
             self.best_val_loss = Some(r.val_loss);
             card.provenance["best_epoch"] = serde_json::json!(r.epoch);
@@ -138,6 +139,8 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
     let device = burn::tensor::Device::flex();
     let mut resume_state = None;
     let mut history: Vec<EpochReport> = Vec::new();
+    // The simulation stream continues where the resumed run's stream stopped.
+    let mut stream_start = 0u64;
     if resume {
         let path = resume_path(&out);
         let (net, card) = checkpoint::load(&path, &device)
@@ -153,6 +156,7 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
         }
         config.arch = card.arch;
         history = serde_json::from_value(card.provenance["history"].clone()).unwrap_or_default();
+        stream_start = state["stream_position"].as_u64().unwrap_or(0);
         eprintln!("resuming {} after epoch {epochs_done}", path.display());
         resume_state = Some(Resume { net, epochs_done, best_val_loss: state["best_val_loss"].as_f64() });
     } else if let Some(p) = &init {
@@ -169,6 +173,20 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
     let start = std::time::Instant::now();
     let bar = crate::progress_bar(true);
     let mut card = ModelCard::new(config.arch, 0, clip);
+    card.provenance = serde_json::json!({"command": command_line.join(" "), "config": config});
+    let epochs_done = resume_state.as_ref().map_or(0, |r| r.epochs_done);
+    // Every run saves its best model to OUT and its current weights to the resume file after
+    // each epoch, whatever its data.
+    let saver = |items_per_epoch: u64, card: &ModelCard| Saver {
+        out: &out,
+        card: card.clone(),
+        history: history.clone(),
+        stream_start,
+        items_per_epoch,
+        epochs_done_before: epochs_done,
+        best_val_loss: resume_state.as_ref().and_then(|r| r.best_val_loss),
+        error: None,
+    };
     let (outcome, train_size, provenance) = match stream {
         Some(s) => {
             if !(0.0..=1.0).contains(&s.data_share) {
@@ -184,13 +202,21 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
             };
             let mix = match &data {
                 Some(d) if s.data_share > 0.0 => Some(load(d, truth.as_deref())?),
-                _ => None,
+                Some(d) => bail!("--data {} with --simulate is mixed in by --data-share, which is 0", d.display()),
+                None => None,
             };
+            for (what, set) in [("--val-data", Some(&val)), ("--data", mix.as_ref())] {
+                if let Some(set) = set.filter(|d| d.size != 0 && d.size != sim_config.size) {
+                    bail!(
+                        "{what} has {} x {0}-pixel cutouts, the simulator makes {1} x {1}",
+                        set.size,
+                        sim_config.size
+                    );
+                }
+            }
             let steps = config.steps_per_epoch.unwrap_or(500);
             config.steps_per_epoch = Some(steps);
-            let epochs_done = resume_state.as_ref().map_or(0, |r| r.epochs_done);
-            let first_index = (epochs_done * steps * config.batch) as u64;
-            let mut sim_stream = SimStream::start(sim_config.clone(), config.seed, first_index, s.workers, 256, clip);
+            let mut sim_stream = SimStream::start(sim_config.clone(), config.seed, stream_start, s.workers, 256, clip);
             eprintln!(
                 "training on fresh {:?} simulations ({} worker thread(s)){}, validating on {} fixed cutouts",
                 s.look,
@@ -201,17 +227,8 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
                 val.len()
             );
             card.input_size = sim_config.size;
-            card.provenance = serde_json::json!({"command": command_line.join(" "), "config": config});
-            let saver = Saver {
-                out: &out,
-                card: card.clone(),
-                history: history.clone(),
-                steps_per_epoch: steps,
-                batch: config.batch,
-                first_stream_index: Some(first_index),
-                best_val_loss: resume_state.as_ref().and_then(|r| r.best_val_loss),
-                error: None,
-            };
+            card.provenance["config"] = serde_json::json!(config);
+            let saver = saver((steps * config.batch) as u64, &card);
             let mut printer = Printer { bar, epoch: epochs_done, saver: Some(saver) };
             let source = TrainSource::Stream { stream: &mut sim_stream, mix: mix.as_ref().map(|m| (m, s.data_share)) };
             let outcome = train_from(source, &val, resume_state, &config, &mut printer)?;
@@ -256,7 +273,9 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
                 }
             };
             eprintln!("training on {} cutouts, validating on {}", train_set.len(), val_set.len());
-            let mut printer = Printer { bar, epoch: 0, saver: None };
+            card.input_size = train_set.size;
+            let saver = saver(0, &card);
+            let mut printer = Printer { bar, epoch: epochs_done, saver: Some(saver) };
             let outcome = train_from(TrainSource::Fixed(&train_set), &val_set, resume_state, &config, &mut printer)?;
             printer.bar.finish_and_clear();
             history.extend(outcome.history.iter().cloned());

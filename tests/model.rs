@@ -168,11 +168,13 @@ fn colour_set(n: usize, seed: u64) -> (Dataset, Vec<lens_inspect::cutout::Cutout
     (d, cutouts, spots)
 }
 
-#[test]
-fn gradcam_and_occlusion_point_at_what_makes_the_logit() {
-    use lens_inspect::model::explain::{gradcam, occlusion};
-    let (train_set, _, _) = colour_set(192, 1);
-    let (val, cutouts, spots) = colour_set(16, 2);
+/// A small CNN trained on the colour task: (model, validation set, its cutouts, blob centres).
+/// Training data uses `seed`, validation `seed + 1`.
+fn toy_finder(
+    seed: u64,
+) -> (lens_inspect::model::train::TrainOutcome, Dataset, Vec<lens_inspect::cutout::Cutout>, Vec<(f32, f32)>) {
+    let (train_set, _, _) = colour_set(192, seed);
+    let (val, cutouts, spots) = colour_set(16, seed + 1);
     let cfg = TrainConfig {
         arch: Arch::Cnn,
         epochs: 8,
@@ -183,6 +185,13 @@ fn gradcam_and_occlusion_point_at_what_makes_the_logit() {
         ..Default::default()
     };
     let out = train(&train_set, &val, None, &cfg, &mut Quiet).expect("train");
+    (out, val, cutouts, spots)
+}
+
+#[test]
+fn gradcam_and_occlusion_point_at_what_makes_the_logit() {
+    use lens_inspect::model::explain::{gradcam, occlusion};
+    let (out, _, cutouts, spots) = toy_finder(1);
     let best = out.history.iter().find(|r| r.epoch == out.best_epoch).expect("best");
     assert!(best.val_auroc > 0.9, "the toy task is learnt: {}", best.val_auroc);
     let lenses: Vec<_> = cutouts.iter().step_by(2).cloned().collect();
@@ -244,18 +253,7 @@ fn eight_view_test_time_augmentation_makes_scores_rotation_invariant() {
 #[test]
 fn evidence_maps_are_signed_and_point_at_the_lens() {
     use lens_inspect::model::explain::evidence;
-    let (train_set, _, _) = colour_set(192, 3);
-    let (val, cutouts, spots) = colour_set(16, 4);
-    let cfg = TrainConfig {
-        arch: Arch::Cnn,
-        epochs: 8,
-        batch: 16,
-        lr: 2e-3,
-        patience: 8,
-        augment: Augment::none(),
-        ..Default::default()
-    };
-    let out = train(&train_set, &val, None, &cfg, &mut Quiet).expect("train");
+    let (out, val, cutouts, spots) = toy_finder(3);
     let size = 32;
     let maps = evidence(&out.net, &cutouts, 50.0).expect("evidence");
     let near = |p: usize, (cx, cy): (f32, f32)| ((p % size) as f32 - cx).hypot((p / size) as f32 - cy) < 8.0;

@@ -140,7 +140,17 @@ impl ItemStream for SimStream {
             if let Some(item) = ready.remove(&k) {
                 break item;
             }
-            ready = self.shared.changed.wait(ready).unwrap_or_else(|p| p.into_inner());
+            // Workers only stop when told to, or when one panicked: then no item will come, and
+            // waiting would hang the run instead of reporting the bug.
+            assert!(
+                !self.threads.iter().all(|t| t.is_finished()),
+                "the simulation workers stopped before making item {k} (a worker panicked; see above)"
+            );
+            ready = self
+                .shared
+                .changed
+                .wait_timeout(ready, Duration::from_millis(200))
+                .map_or_else(|p| p.into_inner().0, |r| r.0);
         };
         self.shared.next_out.store(k + 1, Ordering::SeqCst);
         self.shared.changed.notify_all();

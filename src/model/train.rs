@@ -289,12 +289,6 @@ pub fn train_from(
         let truth: Vec<bool> = val.labels.iter().map(|&l| l >= 0.5).collect();
         let val_auroc = challenge_metrics(&scores64, &truth).auroc;
         let improved = best.as_ref().map(|b| b.0).or(prior_best).is_none_or(|b| val_loss < b);
-        if improved {
-            best = Some((val_loss, eval_net, epoch));
-            since_best = 0;
-        } else {
-            since_best += 1;
-        }
         let report = EpochReport {
             epoch,
             train_loss: loss_sum / steps as f64,
@@ -303,7 +297,13 @@ pub fn train_from(
             seconds: start.elapsed().as_secs_f64(),
             best: improved,
         };
-        observer.weights(&eval_net_current(&net, &eval_device), &report);
+        observer.weights(&eval_net, &report);
+        if improved {
+            best = Some((val_loss, eval_net, epoch));
+            since_best = 0;
+        } else {
+            since_best += 1;
+        }
         let go_on = observer.epoch(&report);
         history.push(report);
         if !go_on {
@@ -321,8 +321,4 @@ pub fn train_from(
         None => (net.valid().to_device(&eval_device), 0),
     };
     Ok(TrainOutcome { net, history, best_epoch, cancelled })
-}
-
-fn eval_net_current(net: &LensNet, device: &Device) -> LensNet {
-    net.valid().to_device(device)
 }

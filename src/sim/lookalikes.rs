@@ -3,13 +3,12 @@
 //! and streams, mergers, groups and star fields. What a finder mistakes for a lens is what it
 //! must see most of in training.
 
-use super::light::integrate;
 use super::light::{Grid, Sersic};
 use super::ranges::RingRecipe;
 use super::scene::{
     add_field, angle_diff, blob_image, blue_colours, fluxes, mags, normalised, pick, red_colours, red_galaxy,
-    ring_image, sersic_image, small_galaxy_reach, spiral_image, tail_image, Arms, Kind, Rng64, Scene, SimConfig,
-    COARSE,
+    ring_image, sersic_image, shaped_ring, small_galaxy_reach, spiral_image, tail_image, Arms, Kind, Rng64, Scene,
+    SimConfig,
 };
 use rand::Rng;
 use std::f64::consts::PI;
@@ -176,7 +175,7 @@ fn ring_galaxy(rng: &mut Rng64, cfg: &SimConfig, grid: &Grid, recipe: RingRecipe
         RingRecipe::Partial => {
             let span = rng.random_range(0.5 * PI..1.7 * PI);
             let from = rng.random_range(-PI..PI);
-            shaped_ring(grid, core.center, radius, width, q, angle, |phi| {
+            shaped_ring(grid, core.center, radius, width, q, angle, |phi, _| {
                 let d = angle_diff(phi, from + span / 2.0).abs();
                 if d < span / 2.0 {
                     1.0
@@ -189,7 +188,7 @@ fn ring_galaxy(rng: &mut Rng64, cfg: &SimConfig, grid: &Grid, recipe: RingRecipe
             let (strong, contrast) = (rng.random_range(-PI..PI), rng.random_range(0.4..0.9));
             let shift = (rng.random_range(-0.4..0.4) * radius, rng.random_range(-0.4..0.4) * radius);
             let centre = (core.center.0 + shift.0, core.center.1 + shift.1);
-            shaped_ring(grid, centre, radius, width, q, angle, |phi| 1.0 + contrast * (phi - strong).cos())
+            shaped_ring(grid, centre, radius, width, q, angle, |phi, _| 1.0 + contrast * (phi - strong).cos())
         }
         RingRecipe::Knotty => {
             let knots: Vec<(f64, f64)> =
@@ -212,28 +211,6 @@ fn ring_galaxy(rng: &mut Rng64, cfg: &SimConfig, grid: &Grid, recipe: RingRecipe
         let (u_r, g_r, r_i) = if rng.random_bool(0.5) { red_colours(rng) } else { blue_colours(rng) };
         scene.add(&sersic_image(grid, &s, small_galaxy_reach(&s)), fluxes(cfg, mags(core_m[2] + 1.0, u_r, g_r, r_i)));
     }
-}
-
-/// A Gaussian ring (elliptical radius `r0`, width `width`) whose brightness follows
-/// `profile(azimuth)`, total flux 1.
-fn shaped_ring(
-    grid: &Grid,
-    center: (f64, f64),
-    r0: f64,
-    width: f64,
-    q: f64,
-    angle: f64,
-    profile: impl Fn(f64) -> f64,
-) -> Vec<f64> {
-    let (s, c) = angle.sin_cos();
-    let f = |x: f64, y: f64| {
-        let (dx, dy) = (x - center.0, y - center.1);
-        let (u, v) = (c * dx + s * dy, -s * dx + c * dy);
-        let r = (q * u * u + v * v / q).sqrt();
-        let phi = v.atan2(u);
-        (-(r - r0).powi(2) / (2.0 * width * width)).exp() * profile(phi).max(0.0)
-    };
-    normalised(integrate(grid, f, center, COARSE))
 }
 
 /// A collisional ring: beads of light on a ring whose centre is well away from the nucleus,
@@ -263,10 +240,10 @@ fn collisional_ring(
         let img = blob_image(grid, pos, (width * rng.random_range(0.4..0.9)).max(0.08));
         total.iter_mut().zip(&img).for_each(|(t, v)| *t += w * v);
     }
-    let band = shaped_ring(grid, centre, radius, width, q, angle, |phi| 1.0 + 0.8 * (phi - dir + angle).cos());
+    let band = shaped_ring(grid, centre, radius, width, q, angle, |phi, _| 1.0 + 0.8 * (phi - dir + angle).cos());
     total.iter_mut().zip(&band).for_each(|(t, v)| *t += 0.5 * beads as f64 * 0.3 * v);
     if rng.random_bool(0.5) {
-        let inner = shaped_ring(grid, nucleus, radius * rng.random_range(0.25..0.4), width, q, angle, |_| 1.0);
+        let inner = shaped_ring(grid, nucleus, radius * rng.random_range(0.25..0.4), width, q, angle, |_, _| 1.0);
         total.iter_mut().zip(&inner).for_each(|(t, v)| *t += 0.15 * beads as f64 * v);
     }
     normalised(total)
@@ -347,7 +324,7 @@ fn shells_and_streams(rng: &mut Rng64, cfg: &SimConfig, grid: &Grid, scene: &mut
             let side = if k % 2 == 0 { axis } else { axis + PI };
             let r = host.r_e * (1.5 + 1.2 * k as f64) * rng.random_range(0.8..1.2);
             let span = rng.random_range(0.6..1.4);
-            let img = shaped_ring(grid, host.center, r.min(8.0), rng.random_range(0.1..0.3), 1.0, 0.0, |phi| {
+            let img = shaped_ring(grid, host.center, r.min(8.0), rng.random_range(0.1..0.3), 1.0, 0.0, |phi, _| {
                 let d = angle_diff(phi, side).abs();
                 if d < span / 2.0 {
                     1.0 - 0.5 * d / span

@@ -320,7 +320,7 @@ pub(super) fn small_galaxy_reach(s: &Sersic) -> f64 {
 }
 
 /// Sampling for smooth, numerically normalised shapes (rings, arms, tails): one sample per pixel.
-pub(super) const COARSE: Sampling =
+const COARSE: Sampling =
     Sampling { fine_radius_arcsec: 0.0, fine: 1, mid_radius_arcsec: 0.0, max_radius_arcsec: f64::INFINITY };
 
 /// Source-plane positions of every pixel centre for one lens: computed once per object, shared
@@ -371,7 +371,8 @@ fn lensed_image(grid: &Grid, lens: &SieShear, rays: &RayMap, source: &Sersic) ->
     out
 }
 
-/// A ring of light: Gaussian in elliptical radius around `r0`, total flux 1 (numerically).
+/// A ring of light: Gaussian in elliptical radius around `r0`, total flux 1 (numerically), with
+/// knots (azimuth, strength) on it.
 pub(super) fn ring_image(
     grid: &Grid,
     center: (f64, f64),
@@ -381,14 +382,30 @@ pub(super) fn ring_image(
     angle: f64,
     knots: &[(f64, f64)],
 ) -> Vec<f64> {
+    shaped_ring(grid, center, r0, width, q, angle, |phi, r| {
+        let knot: f64 = knots.iter().map(|&(p, a)| a * (-(angle_diff(phi, p) * r / (2.0 * width)).powi(2)).exp()).sum();
+        1.0 + knot
+    })
+}
+
+/// A Gaussian ring (elliptical radius `r0`, width `width`) whose brightness is multiplied by
+/// `profile(azimuth, radius)` (negative values count as 0), total flux 1.
+pub(super) fn shaped_ring(
+    grid: &Grid,
+    center: (f64, f64),
+    r0: f64,
+    width: f64,
+    q: f64,
+    angle: f64,
+    profile: impl Fn(f64, f64) -> f64,
+) -> Vec<f64> {
     let (s, c) = angle.sin_cos();
     let f = |x: f64, y: f64| {
         let (dx, dy) = (x - center.0, y - center.1);
         let (u, v) = (c * dx + s * dy, -s * dx + c * dy);
         let r = (q * u * u + v * v / q).sqrt();
         let phi = v.atan2(u);
-        let knot: f64 = knots.iter().map(|&(p, a)| a * (-(angle_diff(phi, p) * r / (2.0 * width)).powi(2)).exp()).sum();
-        (-(r - r0).powi(2) / (2.0 * width * width)).exp() * (1.0 + knot)
+        (-(r - r0).powi(2) / (2.0 * width * width)).exp() * profile(phi, r).max(0.0)
     };
     normalised(integrate(grid, f, center, COARSE))
 }
