@@ -8,7 +8,7 @@
 //! spends waiting is measured, so a starving trainer shows in the report.
 
 use crate::cutout::preprocess;
-use crate::sim::{SimConfig, Simulator};
+use crate::sim::MixedSimulator;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -58,14 +58,14 @@ impl SimStream {
     /// Starts the workers. Object `k` of the stream is object `k` of the simulator's run with
     /// `seed`, so a resumed run that starts at `first_index` continues the same sequence.
     pub fn start(
-        config: SimConfig,
+        sim: MixedSimulator,
         seed: u64,
         first_index: u64,
         workers: usize,
         capacity: usize,
         clip_sigma: f32,
     ) -> SimStream {
-        let size = config.size;
+        let size = sim.size();
         let shared = Arc::new(Shared {
             ready: Mutex::new(BTreeMap::new()),
             changed: Condvar::new(),
@@ -75,7 +75,7 @@ impl SimStream {
             produced: AtomicU64::new(0),
             busy_ns: AtomicU64::new(0),
         });
-        let sim = Arc::new(Simulator::new(config));
+        let sim = Arc::new(sim);
         let capacity = capacity.max(1) as u64;
         let threads = (0..workers.max(1))
             .map(|_| {
@@ -105,7 +105,7 @@ impl SimStream {
     }
 }
 
-fn worker(shared: &Shared, sim: &Simulator, seed: u64, capacity: u64, clip_sigma: f32) {
+fn worker(shared: &Shared, sim: &MixedSimulator, seed: u64, capacity: u64, clip_sigma: f32) {
     loop {
         if shared.stop.load(Ordering::SeqCst) {
             return;
@@ -178,24 +178,33 @@ impl Drop for SimStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sim::{Look, LookMix, SimConfig, Simulator};
 
     #[test]
     fn items_come_in_index_order_whatever_the_number_of_workers() {
         let config = SimConfig { size: 33, ..SimConfig::randomised() };
         let take = |workers: usize| -> Vec<(Vec<f32>, f32)> {
-            let mut s = SimStream::start(config.clone(), 9, 100, workers, 8, 50.0);
+            let mut s = SimStream::start(
+                MixedSimulator::new(&config, LookMix::single(Look::Randomised)),
+                9,
+                100,
+                workers,
+                8,
+                50.0,
+            );
             (0..12).map(|_| s.next_item()).collect()
         };
         let one = take(1);
         let three = take(3);
         assert_eq!(one, three);
         // And each item is the simulator's object of that index, preprocessed.
-        let sim = Simulator::new(config);
+        let sim = Simulator::new(config.clone());
         let direct = sim.simulate("x", 9, 105, None);
         assert_eq!(one[5].0, preprocess(&direct.cutout, 50.0));
         assert_eq!(one[5].1, if direct.truth.is_lens { 1.0 } else { 0.0 });
         // A stream resumed at 105 continues the same sequence.
-        let mut resumed = SimStream::start(SimConfig { size: 33, ..SimConfig::randomised() }, 9, 105, 2, 4, 50.0);
+        let mut resumed =
+            SimStream::start(MixedSimulator::new(&config, LookMix::single(Look::Randomised)), 9, 105, 2, 4, 50.0);
         assert_eq!(resumed.next_item(), one[5]);
         assert_eq!(resumed.position(), 106);
     }

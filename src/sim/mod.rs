@@ -19,9 +19,9 @@ pub mod scene;
 pub mod sheet;
 
 use crate::survey::fits_write::{self, Card, ImageHdu, PixelData};
-pub use ranges::{Look, Ranges, RingRecipe, StressSet};
+pub use ranges::{Look, LookMix, Ranges, RingRecipe, StressSet};
 use rayon::prelude::*;
-pub use scene::{Kind, SimConfig, SimObject, SimTruth, Simulator};
+pub use scene::{Kind, MixedSimulator, SimConfig, SimObject, SimTruth, Simulator};
 use std::io::Write;
 use std::path::Path;
 

@@ -9,7 +9,7 @@ use super::light::{integrate, subsampled, Grid, Sampling, Sersic};
 use super::lookalikes;
 use super::mass::SieShear;
 use super::psf::{psf_kernel, Convolver, PsfShape, Spectrum};
-use super::ranges::{Ranges, RingRecipe, Span};
+use super::ranges::{LookMix, Ranges, RingRecipe, Span};
 use crate::cutout::{Band, Cutout};
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal, Poisson};
@@ -845,6 +845,36 @@ pub struct Simulator {
     pub config: SimConfig,
     conv: Convolver,
     half: usize,
+}
+
+/// One simulator per look of a [`LookMix`] (everything else in the config shared): object k of a
+/// run is object k of the simulator of the look the mixture picks for it.
+pub struct MixedSimulator {
+    mix: LookMix,
+    sims: Vec<Simulator>,
+}
+
+impl MixedSimulator {
+    pub fn new(base: &SimConfig, mix: LookMix) -> MixedSimulator {
+        let sims = mix
+            .parts
+            .iter()
+            .map(|(look, _)| Simulator::new(SimConfig { ranges: look.ranges(), ..base.clone() }))
+            .collect();
+        MixedSimulator { mix, sims }
+    }
+
+    pub fn size(&self) -> usize {
+        self.sims[0].config.size
+    }
+
+    pub fn mix(&self) -> &LookMix {
+        &self.mix
+    }
+
+    pub fn simulate(&self, name: &str, seed: u64, index: u64, force: Option<bool>) -> SimObject {
+        self.sims[self.mix.pick(seed, index)].simulate(name, seed, index, force)
+    }
 }
 
 impl Simulator {
