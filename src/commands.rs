@@ -9,8 +9,8 @@ use lens_inspect::model::score::{score_project, Scorer};
 use lens_inspect::model::stream::SimStream;
 use lens_inspect::model::train::{train_from, EpochReport, Resume, TrainConfig, TrainObserver, TrainSource};
 use lens_inspect::model::{load_labelled, shipped_model_path};
-use lens_inspect::project::Project;
-use lens_inspect::sim::{Look, SimConfig, Simulator};
+use lens_inspect::project::{Project, Role};
+use lens_inspect::sim::{LookMix, MixedSimulator, SimConfig};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use std::io::Write;
@@ -34,7 +34,7 @@ pub struct TrainArgs {
 }
 
 pub struct StreamArgs {
-    pub look: Look,
+    pub look: LookMix,
     pub data_share: f64,
     pub val_n: usize,
     pub workers: usize,
@@ -195,10 +195,13 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
             if s.workers == 0 || s.workers > 64 {
                 bail!("--workers must be between 1 and 64, not {}", s.workers);
             }
-            let sim_config = SimConfig { ranges: s.look.ranges(), ..SimConfig::default() };
+            let sim_config = SimConfig::default();
             let val = match &val_data {
                 Some(v) => load(v, None)?,
-                None => simulated_set(&sim_config, s.val_n, config.seed.wrapping_add(1_000_000), clip)?,
+                None => {
+                    let sim = MixedSimulator::new(&sim_config, s.look.clone());
+                    simulated_set(&sim, s.val_n, config.seed.wrapping_add(1_000_000), clip)?
+                }
             };
             let mix = match &data {
                 Some(d) if s.data_share > 0.0 => Some(load(d, truth.as_deref())?),
@@ -216,9 +219,16 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
             }
             let steps = config.steps_per_epoch.unwrap_or(500);
             config.steps_per_epoch = Some(steps);
-            let mut sim_stream = SimStream::start(sim_config.clone(), config.seed, stream_start, s.workers, 256, clip);
+            let mut sim_stream = SimStream::start(
+                MixedSimulator::new(&sim_config, s.look.clone()),
+                config.seed,
+                stream_start,
+                s.workers,
+                256,
+                clip,
+            );
             eprintln!(
-                "training on fresh {:?} simulations ({} worker thread(s)){}, validating on {} fixed cutouts",
+                "training on fresh simulations of look {} ({} worker thread(s)){}, validating on {} fixed cutouts",
                 s.look,
                 s.workers,
                 mix.as_ref()
@@ -246,8 +256,8 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
             history.extend(outcome.history.iter().cloned());
             let provenance = serde_json::json!({
                 "data": "simulated while training",
-                "look": s.look,
-                "ranges": sim_config.ranges,
+                "look": s.look.to_string(),
+                "looks": s.look.parts.iter().map(|(look, share)| serde_json::json!({"look": look, "share": share, "ranges": look.ranges()})).collect::<Vec<_>>(),
                 "stream": stats,
                 "mixed_in": data.as_ref().map(|d| d.display().to_string()),
                 "data_share": s.data_share,
@@ -327,9 +337,8 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
 }
 
 /// A fixed labelled set of `n` simulated cutouts (seed `seed`), made in parallel.
-pub fn simulated_set(config: &SimConfig, n: usize, seed: u64, clip: f32) -> Result<Dataset> {
+pub fn simulated_set(sim: &MixedSimulator, n: usize, seed: u64, clip: f32) -> Result<Dataset> {
     use rayon::prelude::*;
-    let sim = Simulator::new(config.clone());
     let objects: Vec<_> = (0..n as u64).into_par_iter().map(|k| sim.simulate(&k.to_string(), seed, k, None)).collect();
     let mut d = Dataset::default();
     for o in &objects {
@@ -431,11 +440,23 @@ pub fn evaluate(a: EvaluateArgs) -> Result<ExitCode> {
         }
         (None, Some(project)) => {
             let p = Project::open_existing(&project)?;
-            let pairs = p.latest_scores_with_truth()?;
-            if pairs.is_empty() {
-                bail!("{}: no candidate has both truth and a model score (run `score` first)", project.display());
+            let truth = p.latest_scores_with_truth()?;
+            if !truth.trained_on.is_empty() {
+                let (s, t): (Vec<f64>, Vec<bool>) = truth.trained_on.iter().copied().unzip();
+                let m = challenge_metrics(&s, &t);
+                eprintln!(
+                    "left out: {} candidates whose labels a retraining used (on them alone: AUROC {:.4}, not a fair test)",
+                    truth.trained_on.len(),
+                    m.auroc
+                );
             }
-            pairs.into_iter().unzip()
+            if truth.held_out.is_empty() {
+                bail!(
+                    "{}: no candidate has truth, a model score and labels no retraining used (run `score` first)",
+                    project.display()
+                );
+            }
+            truth.held_out.into_iter().unzip()
         }
         _ => bail!("give --data DIR or --project FILE"),
     };
@@ -644,22 +665,20 @@ pub fn import_grades(project: &Path, csv: &Path, inspector: Option<&str>) -> Res
 pub fn pack_export(
     project: &Path,
     out: &Path,
-    inspector: Option<String>,
+    inspector: String,
     n: Option<usize>,
     query: Option<String>,
     with_scores: bool,
 ) -> Result<ExitCode> {
     use lens_inspect::project::pack::{export_pack, PackOptions};
-    let p = Project::open_existing(project)?;
+    let mut p = Project::open_existing(project)?;
     let mut rows = p.candidates()?;
     if let Some(q) = &query {
         rows.retain(|c| c.name.contains(q.as_str()));
     }
-    if let Some(who) = &inspector {
-        if let Some(i) = p.inspectors()?.into_iter().find(|i| &i.name == who) {
-            let grades = lens_inspect::consensus::current_grades(&p.grade_events()?);
-            rows.retain(|c| !grades.get(&c.id).is_some_and(|g| g.contains_key(&i.id)));
-        }
+    if let Some(i) = p.inspectors()?.into_iter().find(|i| i.name == inspector) {
+        let grades = lens_inspect::consensus::current_grades(&p.grade_events()?);
+        rows.retain(|c| !grades.get(&c.id).is_some_and(|g| g.contains_key(&i.id)));
     }
     let (_, scores) = p.latest_predictions()?;
     rows.sort_by(|a, b| {
@@ -674,7 +693,7 @@ pub fn pack_export(
         with_scores,
         display_json: serde_json::to_string(&lens_inspect::render::DisplaySettings::default()).ok(),
     };
-    let count = export_pack(&p, out, &options)?;
+    let count = export_pack(&mut p, out, &options)?;
     println!("wrote pack {} with {count} candidates", out.display());
     Ok(ExitCode::SUCCESS)
 }
@@ -757,12 +776,17 @@ pub fn retrain(
     let out = run_retrain(&mut p, &base, &cfg, &mut printer)?;
     printer.bar.finish_and_clear();
     println!(
-        "{} labels; validation loss {:.4} -> {:.4}, AUROC {:.4} -> {:.4}: {} (model version {})",
+        "{} labels ({} to train, {} to pick the epoch, {} to decide); on the decision labels loss {:.4} -> {:.4}, AUROC {:.4} -> {:.4}; on unseen simulations AUROC {:.4} -> {:.4}: {} (model version {})",
         out.labels,
+        out.splits.train.len(),
+        out.splits.stop.len(),
+        out.splits.decide.len(),
         out.old.loss,
         out.new.loss,
         out.old.auroc,
         out.new.auroc,
+        out.old_sim.auroc,
+        out.new_sim.auroc,
         if out.kept { "kept, candidates re-scored" } else { "not better, the current model stays" },
         out.model_version
     );
@@ -916,5 +940,43 @@ pub fn bench_active_learning(a: ActiveLearningArgs) -> Result<ExitCode> {
     let json = serde_json::json!({ "config": { "rounds": cfg.rounds, "batch": cfg.batch, "seed": cfg.seed, "holdout": cfg.holdout, "variants": cfg.variants, "sims": cfg.sims, "mc_passes": cfg.mc_passes, "diversity": cfg.diversity, "tune": cfg.tune, "lr": cfg.tuning.lr, "sim_share": cfg.tuning.sim_share, "steps": [cfg.min_steps, cfg.max_steps, cfg.steps_per_label] }, "result": result, "tables": tables });
     std::fs::write(with_ext(".json"), serde_json::to_string_pretty(&json)?)?;
     println!("curves: {}  plot: {}", with_ext(".csv").display(), with_ext(".png").display());
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn inspectors_add(project: &Path, name: &str, role: Role) -> Result<ExitCode> {
+    let name = name.trim();
+    if name.is_empty() {
+        bail!("an inspector needs a name");
+    }
+    let mut p = Project::open_existing(project)?;
+    let i = p.set_role(name, role)?;
+    println!("{} is a {} in {}", i.name, i.role.as_str(), project.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn inspectors_list(project: &Path, json: bool) -> Result<ExitCode> {
+    let p = Project::open_existing(project)?;
+    let events = p.grade_events()?;
+    let current = lens_inspect::consensus::current_events(&events);
+    let rows: Vec<serde_json::Value> = p
+        .inspectors()?
+        .into_iter()
+        .map(|i| {
+            let graded = current.iter().filter(|e| e.inspector_id == i.id).count();
+            serde_json::json!({"name": i.name, "role": i.role.as_str(), "graded": graded})
+        })
+        .collect();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        for r in &rows {
+            println!(
+                "{:<24} {:<10} {:>6} graded",
+                r["name"].as_str().unwrap_or(""),
+                r["role"].as_str().unwrap_or(""),
+                r["graded"]
+            );
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -26,8 +26,22 @@ impl Default for DemoSpec {
     }
 }
 
-/// Where the demo project lives: `$LENS_INSPECT_HOME` or `~/.local/share/lens-inspect`.
+/// A home set by the program itself (tests: a temporary folder), ahead of the environment.
+static HOME_OVERRIDE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Makes [`home_dir`] this folder for the rest of the process (the first call wins). Tests call
+/// it so that nothing they do (the demo, the recent-projects list) touches the user's folders,
+/// without changing the environment under running threads.
+pub fn set_home(dir: PathBuf) -> &'static Path {
+    HOME_OVERRIDE.get_or_init(|| dir)
+}
+
+/// Where the demo project and the recent-projects list live: [`set_home`]'s folder, else
+/// `$LENS_INSPECT_HOME`, else `$XDG_DATA_HOME/lens-inspect` or `~/.local/share/lens-inspect`.
 pub fn home_dir() -> PathBuf {
+    if let Some(h) = HOME_OVERRIDE.get() {
+        return h.clone();
+    }
     if let Some(h) = std::env::var_os("LENS_INSPECT_HOME") {
         return PathBuf::from(h);
     }

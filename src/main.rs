@@ -7,9 +7,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use lens_inspect::cutout::Band;
 use lens_inspect::model::net::Arch;
 use lens_inspect::project::ingest::{ingest, IngestOptions};
-use lens_inspect::project::Project;
+use lens_inspect::project::{Project, Role};
 use lens_inspect::render::{self, DisplaySettings, Limits, StretchFn};
-use lens_inspect::sim::{Look, SimConfig, Simulator};
+use lens_inspect::sim::{Look, LookMix, SimConfig, Simulator};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -174,9 +174,10 @@ enum Command {
         /// worker threads; validation is a fixed simulated set (--val-n) unless --val-data.
         #[arg(long)]
         simulate: bool,
-        /// With --simulate: the simulator's look.
-        #[arg(long, value_enum, default_value = "randomised")]
-        look: Look,
+        /// With --simulate: the simulator's look, or several in shares (`randomised:0.8,kids:0.2`;
+        /// looks as for `simulate --look`). The fixed validation set is drawn from the same mixture.
+        #[arg(long, default_value = "randomised")]
+        look: LookMix,
         /// With --simulate and --data: share of each batch taken from DATA.
         #[arg(long, default_value_t = 0.0)]
         data_share: f64,
@@ -358,17 +359,24 @@ enum Command {
         #[command(subcommand)]
         what: GradesWhat,
     },
+    /// Who grades in a project, and who is a researcher.
+    Inspectors {
+        #[command(subcommand)]
+        what: InspectorsWhat,
+    },
     /// Session packs for grading offline.
     Pack {
         #[command(subcommand)]
         what: PackWhat,
     },
     /// Fine-tune the project's model on the labels its grades give, keep it only if it is not
-    /// worse on held-out labels and simulations, and re-score the candidates with it.
+    /// worse on labels it never saw, and store it with its scores of every candidate, in one step.
     ///
     /// Labels: the seed rule's lenses -> lens; candidates every one of at least two inspectors
-    /// called 0 or 1 -> not; training candidates their truth. Hard negatives (high score, people
-    /// said no) count twice; a share of fresh simulations keeps the model from forgetting.
+    /// called 0 or 1 -> not; training candidates their truth. They are split three ways: 55 % to
+    /// train (hard negatives, high score but people said no, twice), 20 % to pick the best epoch,
+    /// 25 % to decide keep or reject. A share of fresh simulations keeps the model from
+    /// forgetting; simulations neither model saw are reported beside the decision.
     Retrain {
         /// Project file.
         #[arg(long)]
@@ -424,6 +432,45 @@ enum GradesWhat {
 }
 
 #[derive(Subcommand)]
+enum InspectorsWhat {
+    /// Add an inspector, or change their role. Researchers see model scores and everyone's
+    /// grades, review and retrain; a name typed at the start screen is a volunteer.
+    Add {
+        /// The inspector's name, as they type it at the start screen.
+        name: String,
+        /// Project file.
+        #[arg(long)]
+        project: PathBuf,
+        #[arg(long, value_enum, default_value = "volunteer")]
+        role: RoleArg,
+    },
+    /// List the inspectors with their roles and grade counts.
+    List {
+        /// Project file.
+        #[arg(long)]
+        project: PathBuf,
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum RoleArg {
+    Volunteer,
+    Researcher,
+}
+
+impl From<RoleArg> for Role {
+    fn from(r: RoleArg) -> Role {
+        match r {
+            RoleArg::Volunteer => Role::Volunteer,
+            RoleArg::Researcher => Role::Researcher,
+        }
+    }
+}
+
+#[derive(Subcommand)]
 enum PackWhat {
     /// Write a pack: candidates with their pixels, display settings, optionally scores.
     Export {
@@ -433,9 +480,10 @@ enum PackWhat {
         /// Output pack file.
         #[arg(long)]
         out: PathBuf,
-        /// Inspector the pack is for: their already graded candidates are left out.
+        /// Inspector the pack is for: their already graded candidates are left out, and merging
+        /// accepts grades by them only.
         #[arg(long)]
-        inspector: Option<String>,
+        inspector: String,
         /// How many candidates (highest model score first, else in ingest order).
         #[arg(long)]
         n: Option<usize>,
@@ -860,6 +908,12 @@ fn run() -> Result<ExitCode> {
             commands::pack_export(&project, &out, inspector, n, query, with_scores)
         }
         Command::Pack { what: PackWhat::Merge { packs, project } } => commands::pack_merge(&project, &packs),
+        Command::Inspectors { what: InspectorsWhat::Add { name, project, role } } => {
+            commands::inspectors_add(&project, &name, role.into())
+        }
+        Command::Inspectors { what: InspectorsWhat::List { project, json } } => {
+            commands::inspectors_list(&project, json)
+        }
         Command::Retrain { project, model, epochs, lr, trainable, seed } => {
             let (freeze_backbone, freeze_stem) = match trainable.as_str() {
                 "head" => (true, false),

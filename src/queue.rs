@@ -1,5 +1,5 @@
 //! The order in which an inspector sees candidates: by model score (default) or random, never a
-//! candidate they already graded, with training candidates mixed in at the Space Warps rate
+//! candidate they currently have a grade for (an undone one comes back), with training candidates mixed in at the Space Warps rate
 //! (1 in 5 for an inspector's first 50 grades, then 1 in 10) and otherwise indistinguishable.
 
 use crate::active::strategies::{queue_order, Strategy};
@@ -41,7 +41,12 @@ pub fn build_queue(
     rate: TrainingRate,
 ) -> Result<Vec<i64>, ProjectError> {
     let events = project.grade_events()?;
-    let seen: HashSet<i64> = events.iter().filter(|e| e.inspector_id == inspector_id).map(|e| e.candidate_id).collect();
+    // Graded means a current grade: a candidate whose grade was undone comes back.
+    let seen: HashSet<i64> = crate::consensus::current_events(&events)
+        .into_iter()
+        .filter(|e| e.inspector_id == inspector_id)
+        .map(|e| e.candidate_id)
+        .collect();
     let graded_before = seen.len();
     let candidates = project.candidates()?;
     let (_, scores) = project.latest_predictions()?;

@@ -8,7 +8,11 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn lens_inspect(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lens-inspect")).args(args).output().expect("run lens-inspect")
+    Command::new(env!("CARGO_BIN_EXE_lens-inspect"))
+        .args(args)
+        .env("LENS_INSPECT_HOME", isolated_home())
+        .output()
+        .expect("run lens-inspect")
 }
 
 fn s(p: &Path) -> &str {

@@ -156,12 +156,12 @@ fn event_set(p: &Project) -> Vec<EventRow> {
 fn packs_merge_in_any_order_once_and_match_grading_directly() {
     let dir = tempfile::tempdir().expect("tmp");
     let src = dir.path().join("survey.lensproj");
-    let project = project_with(&src, 12, 4);
+    let mut project = project_with(&src, 12, 4);
     let all: Vec<String> = project.candidates().expect("rows").into_iter().map(|c| c.name).collect();
     let (pa, pb) = (dir.path().join("ann.pack"), dir.path().join("bob.pack"));
-    let opts = |who: &str| PackOptions { inspector: Some(who.into()), names: all.clone(), ..Default::default() };
-    assert_eq!(export_pack(&project, &pa, &opts("ann")).expect("pack a"), 12);
-    export_pack(&project, &pb, &opts("bob")).expect("pack b");
+    let opts = |who: &str| PackOptions { inspector: who.into(), names: all.clone(), ..Default::default() };
+    assert_eq!(export_pack(&mut project, &pa, &opts("ann")).expect("pack a"), 12);
+    export_pack(&mut project, &pb, &opts("bob")).expect("pack b");
     drop(project);
     let ann = [("c000", 5), ("c001", 0), ("c004", 5), ("c005", 3), ("c006", 0)];
     let bob = [("c000", 3), ("c001", 1), ("c004", 3), ("c005", 0), ("c007", 5)];
@@ -209,23 +209,32 @@ fn packs_merge_in_any_order_once_and_match_grading_directly() {
 }
 
 #[test]
-fn damaged_altered_foreign_and_newer_packs_are_refused_and_nothing_is_written() {
+fn damaged_forged_foreign_and_newer_packs_are_refused_and_nothing_is_written() {
     let dir = tempfile::tempdir().expect("tmp");
     let src = dir.path().join("survey.lensproj");
-    let project = project_with(&src, 6, 0);
+    let mut project = project_with(&src, 6, 0);
     let names: Vec<String> = project.candidates().expect("rows").into_iter().map(|c| c.name).collect();
     let pack = dir.path().join("p.pack");
     export_pack(
-        &project,
+        &mut project,
         &pack,
-        &PackOptions { inspector: Some("ann".into()), names: names.clone(), ..Default::default() },
+        &PackOptions { inspector: "ann".into(), names: names.clone(), ..Default::default() },
     )
     .expect("pack");
     drop(project);
     grade_in(&pack, "ann", &[("c000", 5), ("c001", 0)]);
     let bytes = std::fs::read(&pack).expect("read");
+    // The project's secret never leaves it.
+    let secret: String = rusqlite::Connection::open(&src)
+        .expect("raw")
+        .query_row("SELECT value FROM project_meta WHERE key = 'secret'", [], |r| r.get(0))
+        .expect("secret");
+    assert_eq!(secret.len(), 64);
+    assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()), "the pack holds the project's secret");
     let mut p = Project::open_existing(&src).expect("open");
     let before = event_set(&p);
+    let this_project = p.project_id().expect("id");
+    let mut tried = 0;
     let mut refused = |name: &str, data: &[u8], needle: &str| {
         let path = dir.path().join(name);
         std::fs::write(&path, data).expect("write");
@@ -233,31 +242,149 @@ fn damaged_altered_foreign_and_newer_packs_are_refused_and_nothing_is_written() 
             Err(PackError::Refused { reason, .. }) => assert!(reason.contains(needle), "{name}: {reason}"),
             other => panic!("{name}: expected a refusal, got {:?}", other.map(|r| r.added)),
         }
+        tried += 1;
+    };
+    // A forgery: the pack's bytes changed with SQL, as anyone with sqlite3 could.
+    let forge = |name: &str, sql: &str| -> Vec<u8> {
+        let path = dir.path().join(name);
+        std::fs::write(&path, &bytes).expect("copy");
+        let conn = rusqlite::Connection::open(&path).expect("raw");
+        conn.execute_batch(sql).expect("forge");
+        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA journal_mode=DELETE;").expect("fold");
+        drop(conn);
+        std::fs::read(&path).expect("read")
     };
     refused("half.pack", &bytes[..bytes.len() / 2], "damaged");
     refused("empty.pack", &[], "");
     refused("text.pack", b"not a pack at all, just words, words and more words to fill a page", "");
-    // Altered pixels: the checksum no longer matches.
-    let altered = dir.path().join("altered.pack");
-    std::fs::write(&altered, &bytes).expect("copy");
-    rusqlite::Connection::open(&altered)
-        .expect("raw")
-        .execute("UPDATE pixels SET data = zeroblob(length(data)) WHERE rowid = 1", [])
-        .expect("tamper");
-    refused("altered2.pack", &std::fs::read(&altered).expect("read"), "checksum");
-    let newer = dir.path().join("newer.pack");
-    std::fs::write(&newer, &bytes).expect("copy");
-    rusqlite::Connection::open(&newer).expect("raw").pragma_update(None, "user_version", 99).expect("pragma");
-    refused("newer2.pack", &std::fs::read(&newer).expect("read"), "newer");
-    // A pack from another project.
-    let other = project_with(&dir.path().join("other.lensproj"), 6, 0);
+    let pixels = forge("pixels.db", "UPDATE pixels SET data = zeroblob(length(data)) WHERE rowid = 1");
+    refused("pixels.pack", &pixels, "pixels");
+    let truth = forge("truth.db", "UPDATE candidates SET is_training = 1, truth_is_lens = 1 WHERE name = 'c002'");
+    refused("truth.pack", &truth, "signature");
+    let settings = forge("settings.db", "UPDATE project_meta SET value = '{}' WHERE key = 'display_settings'");
+    refused("settings.pack", &settings, "settings");
+    // Events: one added, one changed (the append-only trigger dropped first), one removed.
+    let added = forge(
+        "added.db",
+        "INSERT INTO grade_events (uid, candidate_id, inspector_id, score, time)
+         SELECT 'forged', candidate_id, inspector_id, 5, '2030-01-01T00:00:00.000Z' FROM grade_events LIMIT 1",
+    );
+    refused("added.pack", &added, "events were changed");
+    let changed = forge(
+        "changed.db",
+        "DROP TRIGGER grade_events_append_only_update; UPDATE grade_events SET score = 5 WHERE score = 0",
+    );
+    refused("changed.pack", &changed, "events were changed");
+    let removed =
+        forge("removed.db", "DROP TRIGGER grade_events_append_only_delete; DELETE FROM grade_events WHERE score = 0");
+    refused("removed.pack", &removed, "events were changed");
+    // Passed off as another inspector's pack, or with a made-up key.
+    let renamed = forge("renamed.db", "UPDATE project_meta SET value = 'bob' WHERE key = 'pack_inspector'");
+    refused("renamed.pack", &renamed, "not made by this project");
+    let rekeyed =
+        forge("rekeyed.db", &format!("UPDATE project_meta SET value = '{}' WHERE key = 'pack_key'", "ab".repeat(32)));
+    refused("rekeyed.pack", &rekeyed, "not made by this project");
+    // Grades under another name, signed by the program itself (someone else used the pack).
+    let other_name = dir.path().join("bob-in-ann.pack");
+    std::fs::write(&other_name, &bytes).expect("copy");
+    grade_in(&other_name, "bob", &[("c003", 5)]);
+    refused("bob-in-ann2.pack", &std::fs::read(&other_name).expect("read"), "made for \"ann\"");
+    let unsigned = forge("unsigned.db", "DELETE FROM project_meta WHERE key = 'content_mac'");
+    refused("unsigned.pack", &unsigned, "no signature");
+    let newer = forge("newer.db", "PRAGMA user_version = 99");
+    refused("newer.pack", &newer, "newer");
+    // A pack from another project, even one with the same candidates.
+    let mut other = project_with(&dir.path().join("other.lensproj"), 6, 0);
     let foreign = dir.path().join("foreign.pack");
-    export_pack(&other, &foreign, &PackOptions { names: names.clone(), ..Default::default() }).expect("foreign pack");
+    export_pack(
+        &mut other,
+        &foreign,
+        &PackOptions { inspector: "ann".into(), names: names.clone(), ..Default::default() },
+    )
+    .expect("foreign pack");
     refused("foreign2.pack", &std::fs::read(&foreign).expect("read"), "another project");
+    let relabelled = {
+        let id = this_project.clone();
+        std::fs::copy(&foreign, dir.path().join("relabelled.db")).expect("copy");
+        let conn = rusqlite::Connection::open(dir.path().join("relabelled.db")).expect("raw");
+        conn.execute("UPDATE project_meta SET value = ?1 WHERE key = 'source_project_id'", [id]).expect("forge");
+        drop(conn);
+        std::fs::read(dir.path().join("relabelled.db")).expect("read")
+    };
+    refused("relabelled.pack", &relabelled, "not made by this project");
+    assert_eq!(tried, 16);
     assert_eq!(event_set(&p), before, "nothing was written");
     assert_eq!(p.integrity_check().expect("check"), "ok");
     let ok = merge_pack(&mut p, &pack).expect("the intact pack merges");
     assert_eq!(ok.added, 2);
+}
+
+#[test]
+fn a_volunteer_pack_reveals_no_scores_truth_metadata_or_other_grades() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let src = dir.path().join("survey.lensproj");
+    let mut project = project_with(&src, 8, 3);
+    // What must not leak: the model's scores, the truth (in columns and in metadata), and
+    // someone else's grades.
+    let ids: Vec<i64> = project.candidates().expect("rows").iter().map(|c| c.id).collect();
+    let v = project.add_model_version("m", "{}", "{}", None).expect("model");
+    project.store_predictions(v, &ids.iter().map(|&id| (id, 0.9)).collect::<Vec<_>>()).expect("scores");
+    let mut truths = BTreeMap::new();
+    truths.insert(
+        "c005".to_string(),
+        Truth { is_lens: true, extra: BTreeMap::from([("kind".to_string(), serde_json::json!("lens_ring"))]) },
+    );
+    project.set_truths(&truths).expect("truth");
+    rusqlite::Connection::open(&src)
+        .expect("raw")
+        .execute("UPDATE candidates SET metadata = '{\"kind\": \"lens_ring\"}' WHERE name = 'c005'", [])
+        .expect("metadata");
+    let bob = project.inspector("bob", Role::Volunteer).expect("bob");
+    project
+        .record_grade(&NewGrade {
+            candidate_id: ids[5],
+            inspector_id: bob.id,
+            score: Some(Score::Sure),
+            ..Default::default()
+        })
+        .expect("grade");
+    project.set_role("rita", Role::Researcher).expect("rita");
+    let names: Vec<String> = project.candidates().expect("rows").into_iter().map(|c| c.name).collect();
+    let opts = |who: &str, with_scores: bool| PackOptions {
+        inspector: who.into(),
+        names: names.clone(),
+        with_scores,
+        ..Default::default()
+    };
+    let vera = dir.path().join("vera.pack");
+    assert!(export_pack(&mut project, &vera, &opts("vera", true)).is_err(), "no scores for a volunteer");
+    export_pack(&mut project, &vera, &opts("vera", false)).expect("volunteer pack");
+    let rita = dir.path().join("rita.pack");
+    export_pack(&mut project, &rita, &opts("rita", true)).expect("researcher pack");
+    // Read the files with SQLite directly, as a curious volunteer could.
+    let count = |path: &Path, sql: &str| -> i64 {
+        rusqlite::Connection::open(path).expect("raw").query_row(sql, [], |r| r.get(0)).expect(sql)
+    };
+    let leaks = [
+        "SELECT count(*) FROM predictions",
+        "SELECT count(*) FROM model_versions",
+        "SELECT count(*) FROM candidates WHERE truth_is_lens IS NOT NULL OR truth IS NOT NULL OR is_training != 0",
+        "SELECT count(*) FROM candidates WHERE metadata != '{}'",
+        "SELECT count(*) FROM grade_events",
+        "SELECT count(*) FROM inspectors WHERE name != 'vera'",
+    ];
+    for sql in leaks {
+        assert_eq!(count(&vera, sql), 0, "the volunteer's pack leaks: {sql}");
+    }
+    assert_eq!(count(&vera, "SELECT count(*) FROM candidates"), 8);
+    // The researcher's pack carries scores and the training candidates' truth.
+    assert_eq!(count(&rita, "SELECT count(*) FROM predictions"), 8);
+    assert_eq!(count(&rita, "SELECT count(*) FROM candidates WHERE is_training = 1 AND truth_is_lens IS NOT NULL"), 3);
+    // Grades from the volunteer's pack still count where the project knows the truth.
+    drop(project);
+    grade_in(&vera, "vera", &[("c000", 5), ("c001", 0)]);
+    let mut p = Project::open_existing(&src).expect("open");
+    assert_eq!(merge_pack(&mut p, &vera).expect("merge").added, 2);
 }
 
 #[test]
@@ -302,6 +429,85 @@ fn grade_files_import_with_bad_rows_listed_and_twice_adds_nothing() {
         lens_inspect::project::import::import_grades(&mut p, &labels, None).is_err(),
         "no inspector column and none given"
     );
+    // A file without times, copied (a new modification time) and imported again: nothing new.
+    let copy = dir.path().join("labels-copy.csv");
+    std::fs::copy(&labels, &copy).expect("copy");
+    let f = std::fs::File::options().write(true).open(&copy).expect("open");
+    f.set_modified(std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(86_400)).expect("touch");
+    drop(f);
+    let r = lens_inspect::project::import::import_grades(&mut p, &copy, Some("script")).expect("copy");
+    assert_eq!((r.added, r.already_present), (0, 2), "a copied label file counted twice");
+}
+
+#[test]
+fn the_exported_event_log_imports_back_exactly_and_once() {
+    use lens_inspect::project::{import::import_grades, MarkedPoint};
+    let dir = tempfile::tempdir().expect("tmp");
+    let src = dir.path().join("src.lensproj");
+    let mut p = project_with(&src, 5, 0);
+    // Another project with the same candidates and no grades (events map by name).
+    let empty = dir.path().join("empty.lensproj");
+    drop(project_with(&empty, 5, 0));
+    let ids: Vec<i64> = p.candidates().expect("rows").iter().map(|c| c.id).collect();
+    for (who, k, score) in
+        [("ann", 0, Some(5u8)), ("ann", 0, None), ("ann", 0, Some(0)), ("bob", 1, Some(3)), ("ann", 2, Some(1))]
+    {
+        let i = p.inspector(who, Role::Volunteer).expect("inspector");
+        let session = p.start_session(i.id, "local").expect("session");
+        p.record_grade(&NewGrade {
+            candidate_id: ids[k],
+            inspector_id: i.id,
+            score: score.and_then(|s| Score::from_value(s as i64)),
+            session_id: Some(session),
+            comment: (k == 2).then(|| "comma, \"quotes\" and\na new line".to_string()),
+            points: if k == 1 {
+                vec![MarkedPoint { x: 10.5, y: 20.25 }, MarkedPoint { x: 3.0, y: 4.0 }]
+            } else {
+                vec![]
+            },
+        })
+        .expect("grade");
+    }
+    let log = dir.path().join("grades.csv");
+    lens_inspect::project::export::write_grades_csv(&p, &log).expect("export");
+    let full = |p: &Project| {
+        let names: BTreeMap<i64, String> = p.candidates().expect("rows").into_iter().map(|c| (c.id, c.name)).collect();
+        let who: BTreeMap<i64, String> =
+            p.inspectors().expect("inspectors").into_iter().map(|i| (i.id, i.name)).collect();
+        let mut v: Vec<_> = p
+            .grade_events()
+            .expect("events")
+            .into_iter()
+            .map(|e| {
+                (
+                    e.uid,
+                    names[&e.candidate_id].clone(),
+                    who[&e.inspector_id].clone(),
+                    e.score,
+                    e.time,
+                    e.session_id,
+                    e.comment,
+                    format!("{:?}", e.points),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let mut q = Project::open_existing(&empty).expect("empty");
+    let r = import_grades(&mut q, &log, None).expect("import");
+    assert_eq!((r.added, r.skipped.len()), (5, 0), "{:?}", r.skipped);
+    assert_eq!(full(&q), full(&p), "the log came back with uids, undo rows, sessions and points");
+    // The same consensus follows: ann's 5 was undone and became a 0.
+    let grades = lens_inspect::consensus::current_grades(&q.grade_events().expect("events"));
+    let ann = q.inspectors().expect("i").into_iter().find(|i| i.name == "ann").expect("ann");
+    let c0 = q.candidates().expect("rows").into_iter().find(|c| c.name == "c000").expect("c000");
+    assert_eq!(grades[&c0.id][&ann.id], Score::No);
+    // Into the project it came from, and again: nothing is added.
+    let r = import_grades(&mut p, &log, None).expect("import into the source");
+    assert_eq!((r.added, r.already_present), (0, 5));
+    let r = import_grades(&mut q, &log, None).expect("import again");
+    assert_eq!((r.added, r.already_present), (0, 5));
 }
 
 #[test]

@@ -102,11 +102,17 @@ fn kill_during_grading_loses_no_saved_grade() {
 
 const RETRAIN_ENV: &str = "LENS_INSPECT_CRASH_TEST_RETRAIN_DB";
 
-/// Prints each training step, so the parent can kill in the middle of training.
+/// Prints each training step and epoch, so the parent can kill in the middle of training, or
+/// just after its last epoch (while the new model is validated, scores the candidates and is
+/// stored with its scores).
 struct Steps;
 impl lens_inspect::model::train::TrainObserver for Steps {
     fn step(&mut self, done: usize, _: usize, _: f64) -> bool {
         println!("step {done}");
+        true
+    }
+    fn epoch(&mut self, report: &lens_inspect::model::train::EpochReport) -> bool {
+        println!("epoch {}", report.epoch);
         true
     }
 }
@@ -165,8 +171,12 @@ fn kill_during_retraining_loses_no_grade_and_no_stored_model() {
     p.add_model_version_with_weights("start", "{}", "{}", &bytes, true).expect("model");
     drop(p);
 
-    // Kill once in the middle of the first training, once in the middle of a later one.
-    for (stored_before_kill, steps_into_training) in [(0usize, 2usize), (1, 3)] {
+    // Kill in the middle of the first training, in the middle of a later one, and just after
+    // the last epoch of a training (2 epochs), when the new model is judged, scores the
+    // candidates and is stored with its scores.
+    for (stored_before_kill, prefix, count) in
+        [(0usize, "step ", 2usize), (1, "step ", 3), (1, "epoch ", 2), (2, "epoch ", 2)]
+    {
         let (mut child, mut reader) = spawn_child("child_retraining_and_grading", RETRAIN_ENV, &path);
         let (mut saved, mut stored, mut steps) = (HashSet::new(), Vec::new(), 0usize);
         let mut line = String::new();
@@ -177,12 +187,12 @@ fn kill_during_retraining_loses_no_grade_and_no_stored_model() {
                 stored.push(v.parse().expect("version id"));
             }
         };
-        while !(stored.len() >= stored_before_kill && steps >= steps_into_training) {
+        while !(stored.len() >= stored_before_kill && steps >= count) {
             line.clear();
             let n = reader.read_line(&mut line).expect("read");
             assert!(n > 0, "child stopped early");
             let l = line.trim();
-            if l.starts_with("step ") {
+            if l.starts_with(prefix) {
                 steps = if stored.len() >= stored_before_kill { steps + 1 } else { 0 };
             }
             record(l, &mut saved, &mut stored);
@@ -201,8 +211,19 @@ fn kill_during_retraining_loses_no_grade_and_no_stored_model() {
         for v in &stored {
             assert!(history.iter().any(|h| h.id == *v), "stored model version {v} was lost");
         }
-        // The current model is whole and loads.
+        // The current model is whole and loads, and a retrained one became current only with
+        // its scores of every candidate.
         let current = p.current_model_bytes().expect("bytes").expect("a current model");
         checkpoint::from_bytes(&path, &current, &device).expect("the current model loads");
+        let now = history.iter().rfind(|h| h.is_current).expect("a current version");
+        if now.name == "retrained" {
+            let (version, scores) = p.latest_predictions().expect("scores");
+            assert_eq!(
+                version.as_deref(),
+                Some(format!("retrained#{}", now.id).as_str()),
+                "the current model's scores are the latest"
+            );
+            assert_eq!(scores.len(), 24, "the current model scored every candidate");
+        }
     }
 }

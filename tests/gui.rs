@@ -34,6 +34,7 @@ fn make_project(path: &Path, n: usize) -> Vec<i64> {
 }
 
 fn open_view(path: &Path, name: &str, role: Role) -> GradeView {
+    common::isolated_home();
     let start = Start {
         project: path.into(),
         name: name.into(),
@@ -171,6 +172,21 @@ fn volunteers_never_see_scores_or_other_grades_and_researchers_do() {
     wait_ready(&mut h);
     assert!(h.query_by_label_contains("model score").is_none(), "a volunteer sees no model score");
     assert!(h.query_by_label_contains("bob").is_none(), "a volunteer sees no other grades");
+    // Ticking "researcher" at the start screen grants nothing: a new name is a volunteer.
+    let mut start = Start {
+        project: path.clone(),
+        name: "rita".into(),
+        role: Role::Researcher,
+        order: QueueOrder::ModelScore,
+        auto_retrain: false,
+        recent: vec![],
+        error: None,
+    };
+    let refused = LensApp::open_grading(&start, Arc::new(|| {})).err().expect("refused");
+    assert!(refused.contains("rita is a volunteer"), "{refused}");
+    start.role = Role::Volunteer;
+    assert!(LensApp::open_grading(&start, Arc::new(|| {})).is_ok(), "as a volunteer she may grade");
+    Project::open_existing(&path).expect("open").set_role("rita", Role::Researcher).expect("grant");
     let mut h = harness(open_view(&path, "rita", Role::Researcher));
     wait_ready(&mut h);
     assert!(h.query_by_label_contains("model score 1.000").is_some());
@@ -234,7 +250,7 @@ fn wait_trained(h: &mut Harness<'_, GradeView>) {
 fn retrain_button_stores_a_version_and_cancel_changes_nothing() {
     let dir = tempfile::tempdir().expect("tmp");
     let path = dir.path().join("p.lensproj");
-    drop(common::graded_sim_project(&path, 32, 91));
+    common::graded_sim_project(&path, 32, 91).set_role("r", Role::Researcher).expect("grant");
     let view = open_view(&path, "r", Role::Researcher);
     let mut h =
         Harness::builder().with_size(egui::vec2(1100.0, 1400.0)).build_ui_state(|ui, v: &mut GradeView| v.ui(ui), view);
@@ -434,4 +450,101 @@ fn the_next_candidate_appears_only_once_the_grade_is_on_disk() {
             std::thread::yield_now();
         }
     }
+}
+
+#[test]
+fn a_candidate_whose_picture_failed_cannot_be_graded_and_can_be_skipped() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("p.lensproj");
+    {
+        let mut p = Project::create_or_open(&path).expect("project");
+        let missing = dir.path().join("gone.fits");
+        let items: Vec<NewCandidate> = (0..2)
+            .map(|k| {
+                let c = common::cutout(&format!("c{k}"), k as u64);
+                // c0's pixels live only in a file that does not exist; c1's are in the project.
+                let spec = ObjectSpec::new(c.name.clone(), ObjectSource::File { path: missing.clone() });
+                NewCandidate::from_cutout(spec, &c, k == 1)
+            })
+            .collect();
+        p.insert_candidates(&items).expect("insert");
+    }
+    let mut h = harness(open_view(&path, "ann", Role::Volunteer));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while h.state().failed_picture().is_none() {
+        assert!(Instant::now() < deadline, "the failure was never reported");
+        assert!(!h.state().ready(), "a candidate without pixels became gradable");
+        h.step();
+        std::thread::yield_now();
+    }
+    let why = h.state().failed_picture().expect("failed").to_string();
+    assert!(why.contains("gone.fits"), "the message names the file: {why}");
+    h.key_press(egui::Key::Num5);
+    settle(&mut h);
+    let p = Project::open_existing(&path).expect("open");
+    assert!(p.grade_events().expect("events").is_empty(), "an unseen candidate was graded");
+    // → skips it; the next one is graded as usual.
+    h.key_press(egui::Key::ArrowRight);
+    wait_ready(&mut h);
+    h.key_press(egui::Key::Num0);
+    settle(&mut h);
+    let events = p.grade_events().expect("events");
+    let names: Vec<String> =
+        p.candidates().expect("rows").into_iter().filter(|c| c.id == events[0].candidate_id).map(|c| c.name).collect();
+    assert_eq!((events.len(), names[0].as_str(), events[0].score), (1, "c1", Some(Score::No)));
+}
+
+#[test]
+fn the_review_table_shows_every_one_of_100000_rows() {
+    use lens_inspect::project::export::CatalogueRow;
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("p.lensproj");
+    make_project(&path, 1);
+    let mut review = ReviewView::load(&Project::open_existing(&path).expect("open"));
+    let n = 100_000;
+    review.rows = (0..n)
+        .map(|k| CatalogueRow {
+            name: format!("r{k:06}"),
+            ra: None,
+            dec: None,
+            tile: None,
+            model_score: Some(1.0 - k as f32 / n as f32),
+            model_version: None,
+            n_grades: 0,
+            mean_grade: None,
+            n0: 0,
+            n1: 0,
+            n3: 0,
+            n5: 0,
+            swap_posterior: 5e-4,
+            swap_status: "open".into(),
+            seed_rule: false,
+            disputed: false,
+        })
+        .collect();
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1100.0, 760.0))
+        .build_ui_state(|ui, v: &mut ReviewView| v.ui(ui), review);
+    h.run_steps(2);
+    assert!(h.query_by_label("r000000").is_some(), "the best-scored row is on top");
+    assert!(h.query_by_label_contains("100000 candidates").is_some());
+    // Only the rows on screen are laid out.
+    let laid_out = h.query_all_by_label_contains("r0").count();
+    assert!(laid_out < 100, "{laid_out} rows laid out");
+    // Scrolled to the very end, the last of the 100,000 rows is there (the table used to stop at
+    // 2,000 without saying so).
+    h.hover_at(egui::pos2(400.0, 500.0));
+    for _ in 0..40 {
+        h.event(egui::Event::MouseWheel {
+            unit: egui::MouseWheelUnit::Page,
+            delta: egui::vec2(0.0, -1.0e4),
+            phase: egui::TouchPhase::Move,
+            source: egui::MouseWheelSource::Unknown,
+            modifiers: egui::Modifiers::NONE,
+        });
+        h.run_steps(3);
+    }
+    h.run_steps(30);
+    assert!(h.query_by_label("r099999").is_some(), "the last row can be reached");
+    assert!(h.query_by_label("r000000").is_none());
 }

@@ -29,7 +29,20 @@ fn bologna_folder_good_objects_go_in_and_each_broken_one_has_its_reason() {
         let c = cutout(id, 99);
         fits_write::write_bologna(&root, &c).expect("write");
     };
-    for id in ["trunc_header", "trunc_block", "trunc_data", "empty", "text", "bitpix", "shape", "missing", "allnan"] {
+    for id in [
+        "trunc_header",
+        "trunc_block",
+        "trunc_data",
+        "empty",
+        "text",
+        "bitpix",
+        "shape",
+        "missing",
+        "allnan",
+        "huge",
+        "huge_gz",
+        "deep",
+    ] {
         broken(id);
     }
     truncate(&bologna_path(&root, Band::R, "trunc_header"), 1000);
@@ -43,6 +56,34 @@ fn bologna_folder_good_objects_go_in_and_each_broken_one_has_its_reason() {
     std::fs::remove_file(bologna_path(&root, Band::U, "missing")).expect("rm");
     let nan = ImageHdu::f32_image(SIZE, SIZE, vec![f32::NAN; SIZE * SIZE]);
     fits_write::write_file(&bologna_path(&root, Band::G, "allnan"), Some(&nan), &[]).expect("write");
+
+    // Headers that lie: a 100000 x 100000 image in one block of data (40 GB if believed), the
+    // same gzipped, and a 3-D image of a million planes.
+    for id in ["huge", "huge_gz"] {
+        let path = bologna_path(&root, Band::G, id);
+        set_card(&path, "NAXIS1", 100_000);
+        set_card(&path, "NAXIS2", 100_000);
+        truncate(&path, 2 * 2880);
+    }
+    let gz = bologna_path(&root, Band::G, "huge_gz");
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut enc, &std::fs::read(&gz).expect("read")).expect("gzip");
+    std::fs::write(&gz, enc.finish().expect("gzip")).expect("write");
+    let deep = ImageHdu::f32_image(SIZE, SIZE, vec![1.0; SIZE * SIZE]);
+    let deep_path = bologna_path(&root, Band::I, "deep");
+    fits_write::write_file(&deep_path, Some(&deep), &[]).expect("write");
+    {
+        // NAXIS = 3 with NAXIS3 = 1000000: the NAXIS3 card replaces the END card's slot.
+        let mut bytes = std::fs::read(&deep_path).expect("read");
+        let end = bytes.chunks(80).position(|c| c.starts_with(b"END     ")).expect("END") * 80;
+        let naxis3 = format!("{:<8}= {:>20}", "NAXIS3", 1_000_000);
+        let mut card = [b' '; 80];
+        card[..naxis3.len()].copy_from_slice(naxis3.as_bytes());
+        bytes[end..end + 80].copy_from_slice(&card);
+        bytes[end + 80..end + 83].copy_from_slice(b"END");
+        std::fs::write(&deep_path, bytes).expect("write");
+        set_card(&deep_path, "NAXIS", 3);
+    }
 
     let db = dir.path().join("p.lensproj");
     let s = run(&root, &db, &IngestOptions::default());
@@ -58,6 +99,9 @@ fn bologna_folder_good_objects_go_in_and_each_broken_one_has_its_reason() {
         ("shape", "shape_mismatch"),
         ("missing", "missing_band"),
         ("allnan", "all_nan"),
+        ("huge", "impossible_size"),
+        ("huge_gz", "impossible_size"),
+        ("deep", "impossible_size"),
     ];
     for (name, kind) in want {
         assert_eq!(r.get(name).map(String::as_str), Some(kind), "{name}: {:#?}", s.errors);
@@ -69,6 +113,8 @@ fn bologna_folder_good_objects_go_in_and_each_broken_one_has_its_reason() {
     assert!(text.contains("band u"), "{text}");
     let text = s.errors.iter().find(|e| e.name == "bitpix").expect("bitpix").reason.clone();
     assert!(text.contains("24") && text.contains("imageSDSS_U-bitpix.fits"), "{text}");
+    let text = s.errors.iter().find(|e| e.name == "huge").expect("huge").reason.clone();
+    assert!(text.contains("100000 x 100000") && text.contains("imageSDSS_G-huge.fits"), "{text}");
 
     // The good ones read back with the right bands in the right place.
     let p = Project::open_existing(&db).expect("open");

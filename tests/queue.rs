@@ -47,4 +47,10 @@ fn training_candidates_come_one_in_five_then_one_in_ten() {
     assert_eq!(q2.len(), 197);
     assert!(q[..3].iter().all(|id| !q2.contains(id)));
     assert!(training.contains(&q2[1]), "the 5th grade overall is a training candidate");
+    // An undone grade brings its candidate back to that inspector, and only to them.
+    p.record_grade(&NewGrade { candidate_id: q[0], inspector_id: ann.id, score: None, ..Default::default() })
+        .expect("undo");
+    let q3 = build_queue(&p, ann.id, QueueOrder::ModelScore, TrainingRate::default()).expect("queue");
+    assert_eq!(q3.len(), 198);
+    assert!(q3.contains(&q[0]) && !q3.contains(&q[1]));
 }

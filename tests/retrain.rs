@@ -23,6 +23,11 @@ fn graded_project(path: &std::path::Path) -> (Project, Scorer) {
 fn retraining_stores_a_version_and_rescores_only_when_kept() {
     let dir = tempfile::tempdir().expect("tmp");
     let (mut p, base) = graded_project(&dir.path().join("p.lensproj"));
+    // The simulated truth (even objects are lenses), for the truth metrics.
+    let truths = (0..32)
+        .map(|k| (format!("s{k}"), lens_inspect::project::Truth { is_lens: k % 2 == 0, extra: Default::default() }))
+        .collect();
+    assert_eq!(p.set_truths(&truths).expect("truth"), 32);
     let before = p.counts().expect("counts");
     let mut cfg = RetrainConfig::default();
     cfg.train.arch = Arch::Cnn;
@@ -33,14 +38,22 @@ fn retraining_stores_a_version_and_rescores_only_when_kept() {
     assert_eq!(out.labels, 32, "every candidate has a label from two agreeing inspectors");
     assert!(out.model_version > 0);
     let after = p.counts().expect("counts");
-    assert_eq!(after.models, before.models + 1 + out.kept as i64, "the new version, and its scores if kept");
+    assert_eq!(after.models, before.models + 1, "one new version, with its scores if kept");
     let stored = p.current_model_bytes().expect("bytes");
     assert_eq!(stored.is_some(), out.kept, "only a kept model becomes current");
-    if out.kept {
-        assert_eq!(after.predictions, before.predictions + 32);
-    } else {
-        assert_eq!(after.predictions, before.predictions);
-    }
+    let history = p.model_history().expect("history");
+    let new = history.iter().find(|h| h.id == out.model_version).expect("stored");
+    assert_eq!(new.predictions, if out.kept { 32 } else { 0 }, "a kept model comes with its scores");
+    assert_eq!(after.predictions, before.predictions + new.predictions as i64);
+    // Three disjoint splits; what decided was never trained on nor picked the epoch.
+    let s = &out.splits;
+    assert_eq!(s.train.len() + s.stop.len() + s.decide.len(), 32);
+    assert!(s.decide.iter().all(|id| !s.train.contains(id) && !s.stop.contains(id)));
+    assert!(s.stop.iter().all(|id| !s.train.contains(id)));
+    assert!(out.old_sim.auroc.is_finite() && out.new_sim.auroc.is_finite(), "simulations are reported beside");
+    // Truth metrics leave out every candidate the retraining used (here: all of them).
+    let truth = p.latest_scores_with_truth().expect("truth");
+    assert_eq!((truth.held_out.len(), truth.trained_on.len()), (0, 32));
 }
 
 struct CancelAtOnce;

@@ -21,6 +21,8 @@ pub struct DashboardData {
     pub scores_ungraded: [usize; SCORE_BINS],
     /// ROC of the latest scores against the truth, where candidates have one: (fpr, tpr), AUROC.
     pub roc: Option<(Vec<[f64; 2]>, f64, usize)>,
+    /// Candidates with truth left out of the ROC because a retraining used their labels.
+    pub truth_left_out: usize,
 }
 
 fn hours(t: &str) -> Option<f64> {
@@ -80,7 +82,10 @@ impl DashboardData {
                 data.scores_ungraded[bin] += 1;
             }
         }
-        let with_truth = project.latest_scores_with_truth().map_err(|e| e.to_string())?;
+        // Candidates a retraining learnt from are left out: the ROC shows held-out truth only.
+        let truth = project.latest_scores_with_truth().map_err(|e| e.to_string())?;
+        data.truth_left_out = truth.trained_on.len();
+        let with_truth = truth.held_out;
         let lenses = with_truth.iter().filter(|t| t.1).count();
         if lenses > 0 && lenses < with_truth.len() {
             let s: Vec<f64> = with_truth.iter().map(|t| t.0).collect();
@@ -150,7 +155,13 @@ impl DashboardData {
             });
             ui.vertical(|ui| match &self.roc {
                 Some((curve, auroc, n)) => {
-                    ui.strong(format!("ROC against the truth ({n} candidates with truth): AUROC {auroc:.3}"));
+                    ui.strong(format!("ROC against the truth ({n} held-out candidates): AUROC {auroc:.3}"));
+                    if self.truth_left_out > 0 {
+                        ui.label(format!(
+                            "{} candidates whose labels retraining used are left out",
+                            self.truth_left_out
+                        ));
+                    }
                     Plot::new("roc")
                         .width(w)
                         .height(h)

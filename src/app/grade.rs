@@ -34,6 +34,9 @@ pub enum Action {
 }
 
 struct Shown {
+    /// Why the picture could not be made (the file and the reason); such a candidate cannot be
+    /// graded, since nobody saw it.
+    failed: Option<String>,
     composite: TextureHandle,
     bands: Vec<TextureHandle>,
     overlay: Option<TextureHandle>,
@@ -190,8 +193,16 @@ impl GradeView {
             return false;
         }
         match (self.current(), &self.shown) {
-            (Some(c), Some((id, ..))) => *id == c,
+            (Some(c), Some((id, .., shown))) => *id == c && shown.failed.is_none(),
             _ => false,
+        }
+    }
+
+    /// Why the current candidate's picture could not be made, once that is known.
+    pub fn failed_picture(&self) -> Option<&str> {
+        match (self.current(), &self.shown) {
+            (Some(c), Some((id, .., shown))) if *id == c => shown.failed.as_deref(),
+            _ => None,
         }
     }
 
@@ -257,8 +268,11 @@ impl GradeView {
     fn grade(&mut self, score: Score) {
         let Some(id) = self.current() else { return };
         if !self.ready() {
+            let failed = self.shown.as_ref().filter(|(sid, ..)| *sid == id).and_then(|(.., s)| s.failed.clone());
             self.message = Some(if self.saving() {
                 "saving the last grade...".into()
+            } else if let Some(why) = failed {
+                format!("cannot grade a candidate whose picture failed ({why}); press the Right arrow key to skip it")
             } else {
                 "wait for the picture before grading".into()
             });
@@ -458,7 +472,7 @@ impl GradeView {
         }
         let Some(r) = self.rendered.get(&id) else { return };
         if let Some(e) = &r.error {
-            self.message = Some(format!("cannot show candidate: {e}"));
+            self.message = Some(format!("cannot show this candidate: {e}; press the Right arrow key to skip it"));
         }
         let big = match self.view {
             View::Band(b) if b < r.bands.len() => &r.bands[b],
@@ -473,6 +487,7 @@ impl GradeView {
             _ => None,
         };
         let shown = Shown {
+            failed: r.error.clone(),
             composite: Self::texture(ui, format!("c{id}"), big),
             bands: r.bands.iter().enumerate().map(|(k, b)| Self::texture(ui, format!("b{id}-{k}"), b)).collect(),
             overlay,
@@ -526,6 +541,15 @@ impl GradeView {
             ui.centered_and_justified(|ui| ui.spinner());
             return;
         };
+        if let Some(why) = &shown.failed {
+            ui.centered_and_justified(|ui| {
+                ui.colored_label(
+                    ui.visuals().error_fg_color,
+                    format!("The picture of this candidate could not be made:\n{why}\n\nIt cannot be graded. Press the Right arrow key to skip it."),
+                )
+            });
+            return;
+        }
         let side = ui.available_height().min(ui.available_width()) - 8.0;
         let size = Vec2::splat(side.max(64.0));
         let tex = shown.overlay.as_ref().unwrap_or(&shown.composite);
@@ -675,7 +699,7 @@ pub fn help_ui(ui: &mut egui::Ui) {
             ("1", "interesting (merger, ring galaxy...)"),
             ("3", "maybe a lens"),
             ("5", "surely a lens"),
-            ("← →", "previous / next candidate"),
+            ("Left / Right arrow", "previous / next candidate"),
             ("Backspace", "undo the last grade"),
             ("N", "comment on this candidate"),
             ("click", "mark a point on a suspected arc"),

@@ -100,7 +100,7 @@ impl LensApp {
         if name.is_empty() {
             return Err("enter your name first".into());
         }
-        let inspector = project.inspector(name, start.role).map_err(|e| e.to_string())?;
+        let inspector = project.sign_in(name, start.role).map_err(|e| e.to_string())?;
         let order = match &start.order {
             QueueOrder::Random(_) => QueueOrder::Random(inspector.id as u64),
             o => o.clone(),
@@ -149,7 +149,9 @@ impl LensApp {
         start.name = d.name;
         start.role = d.role;
         if d.review && d.role == Role::Researcher {
-            match Project::open_existing(&start.project) {
+            match Project::open_existing(&start.project)
+                .and_then(|mut p| p.sign_in(&start.name, Role::Researcher).map(|_| p))
+            {
                 Ok(p) => {
                     let grade = Self::open_grading(start, self.repaint.clone()).ok();
                     let mut review = Self::open_review(&p, self.repaint.clone());
@@ -261,7 +263,9 @@ impl LensApp {
                         Ok(v) => next = Some(Screen::Grade(Box::new(v))),
                         Err(e) => start.error = Some(e),
                     },
-                    Some(true) => match Project::open_existing(&start.project) {
+                    Some(true) => match Project::open_existing(&start.project)
+                        .and_then(|mut p| p.sign_in(start.name.trim(), Role::Researcher).map(|_| p))
+                    {
                         Ok(p) => next = Some(Screen::Review(Box::new(Self::open_review(&p, repaint)), Box::new(None))),
                         Err(e) => start.error = Some(e.to_string()),
                     },

@@ -342,12 +342,16 @@ impl ReviewView {
 
     fn filter_ui(&mut self, ui: &mut egui::Ui) {
         ui.horizontal(|ui| {
-            ui.label("Show:");
-            egui::ComboBox::from_id_salt("review-filter").selected_text(self.filter.label()).show_ui(ui, |ui| {
-                for f in Filter::ALL {
-                    ui.selectable_value(&mut self.filter, f, f.label());
-                }
-            });
+            let show = ui.label("Show:");
+            egui::ComboBox::from_id_salt("review-filter")
+                .selected_text(self.filter.label())
+                .show_ui(ui, |ui| {
+                    for f in Filter::ALL {
+                        ui.selectable_value(&mut self.filter, f, f.label());
+                    }
+                })
+                .response
+                .labelled_by(show.id);
             let n = self.cached_order().len();
             ui.label(format!("{n} candidates"));
             ui.label("  sort:");
@@ -551,7 +555,6 @@ impl ReviewView {
             });
         });
         ui.separator();
-        let rows: Vec<CatalogueRow> = self.cached_order().iter().take(2000).map(|&k| self.rows[k].clone()).collect();
         let mut header = |ui: &mut egui::Ui, label: &str, by: SortBy| {
             let arrow = if self.sort == by {
                 if self.descending {
@@ -571,31 +574,71 @@ impl ReviewView {
                 }
             }
         };
-        egui::ScrollArea::vertical().show(ui, |ui| {
-            egui::Grid::new("review-table").striped(true).show(ui, |ui| {
-                header(ui, "name", SortBy::Name);
-                header(ui, "model score", SortBy::ModelScore);
-                header(ui, "grades", SortBy::Grades);
-                header(ui, "mean", SortBy::MeanGrade);
-                ui.strong("0 / 1 / 3 / 5");
-                header(ui, "SWAP", SortBy::Swap);
-                ui.strong("seed rule");
-                ui.strong("disputed");
-                ui.end_row();
-                for r in rows.iter().take(2000) {
-                    if ui.link(&r.name).clicked() {
-                        self.page = self.ids.get(&r.name).copied();
+        // Every row, virtualised: only the rows on screen are laid out, so 100,000 candidates
+        // cost what 30 do. Fixed column widths keep the header over its column.
+        const WIDTHS: [f32; 8] = [150.0, 110.0, 70.0, 70.0, 110.0, 150.0, 80.0, 70.0];
+        let row_height = ui.text_style_height(&egui::TextStyle::Button) + 2.0 * ui.spacing().button_padding.y;
+        let cell = |ui: &mut egui::Ui, k: usize, add: &mut dyn FnMut(&mut egui::Ui)| {
+            ui.allocate_ui_with_layout(
+                egui::vec2(WIDTHS[k], row_height),
+                egui::Layout::left_to_right(egui::Align::Center),
+                |ui| {
+                    ui.set_min_width(WIDTHS[k]);
+                    add(ui)
+                },
+            );
+        };
+        ui.horizontal(|ui| {
+            let headers: [(&str, Option<SortBy>); 8] = [
+                ("name", Some(SortBy::Name)),
+                ("model score", Some(SortBy::ModelScore)),
+                ("grades", Some(SortBy::Grades)),
+                ("mean", Some(SortBy::MeanGrade)),
+                ("0 / 1 / 3 / 5", None),
+                ("SWAP", Some(SortBy::Swap)),
+                ("seed rule", None),
+                ("disputed", None),
+            ];
+            for (k, (label, by)) in headers.into_iter().enumerate() {
+                cell(ui, k, &mut |ui| match by {
+                    Some(by) => header(ui, label, by),
+                    None => {
+                        ui.strong(label);
                     }
-                    ui.label(r.model_score.map(|s| format!("{s:.3}")).unwrap_or_else(|| "—".into()));
-                    ui.label(r.n_grades.to_string());
-                    ui.label(r.mean_grade.map(|m| format!("{m:.2}")).unwrap_or_else(|| "—".into()));
-                    ui.label(format!("{} / {} / {} / {}", r.n0, r.n1, r.n3, r.n5));
-                    ui.label(format!("{:.2e} {}", r.swap_posterior, r.swap_status));
-                    ui.label(if r.seed_rule { "lens" } else { "" });
-                    ui.label(if r.disputed { "yes" } else { "" });
-                    ui.end_row();
-                }
-            });
+                });
+            }
         });
+        let order = self.cached_order();
+        let mut open = None;
+        let rows = &self.rows;
+        egui::ScrollArea::vertical().auto_shrink([false, false]).show_rows(ui, row_height, order.len(), |ui, range| {
+            for &k in &order[range] {
+                let r = &rows[k];
+                ui.horizontal(|ui| {
+                    cell(ui, 0, &mut |ui| {
+                        if ui.link(&r.name).clicked() {
+                            open = Some(r.name.clone());
+                        }
+                    });
+                    let texts = [
+                        r.model_score.map(|s| format!("{s:.3}")).unwrap_or_else(|| "—".into()),
+                        r.n_grades.to_string(),
+                        r.mean_grade.map(|m| format!("{m:.2}")).unwrap_or_else(|| "—".into()),
+                        format!("{} / {} / {} / {}", r.n0, r.n1, r.n3, r.n5),
+                        format!("{:.2e} {}", r.swap_posterior, r.swap_status),
+                        if r.seed_rule { "lens" } else { "" }.to_string(),
+                        if r.disputed { "yes" } else { "" }.to_string(),
+                    ];
+                    for (j, text) in texts.into_iter().enumerate() {
+                        cell(ui, j + 1, &mut |ui| {
+                            ui.label(text.as_str());
+                        });
+                    }
+                });
+            }
+        });
+        if let Some(name) = open {
+            self.page = self.ids.get(&name).copied();
+        }
     }
 }

@@ -292,7 +292,7 @@ impl TrainingPanel {
                     self.status =
                         format!("epoch {}: validation loss {:.3}, AUROC {:.3}", r.epoch, r.val_loss, r.val_auroc);
                 }
-                Event::Rescoring => self.status = "re-scoring the candidates".into(),
+                Event::Rescoring => self.status = "re-ordering the queue by the new scores".into(),
                 Event::Finished(r) => {
                     self.running = false;
                     self.progress = 1.0;

@@ -27,22 +27,33 @@ impl Default for SeedRule {
 /// Grades that differ by at least this much make a candidate disputed (a 5 and a 0 or 1).
 pub const DISPUTE_GAP: u8 = 4;
 
-/// Each inspector's current grade of each candidate: their latest event, unless it retracted.
-/// Returns candidate -> (inspector -> score).
-pub fn current_grades(events: &[GradeEvent]) -> BTreeMap<i64, BTreeMap<i64, Score>> {
-    let mut latest: HashMap<(i64, i64), (&str, i64, Option<Score>)> = HashMap::new();
+/// The one definition of an inspector's current grade of a candidate, which every consumer
+/// (seed rule, mean, disputes, SWAP, kappa, retraining labels, exports, dashboard, queue) reads:
+/// their latest event (by time, then id: events merged from packs keep their original times),
+/// unless that event is a retraction (undo), in which case they have no grade for it. Returns
+/// those latest graded events in time order, one per candidate and inspector, so that a grade
+/// that was given, undone and given again counts exactly once.
+pub fn current_events(events: &[GradeEvent]) -> Vec<&GradeEvent> {
+    let mut latest: HashMap<(i64, i64), &GradeEvent> = HashMap::new();
     for e in events {
         let key = (e.candidate_id, e.inspector_id);
-        // Latest by time, then by id (events merged from packs keep their original times).
-        let newer = latest.get(&key).is_none_or(|(t, id, _)| (e.time.as_str(), e.id) > (*t, *id));
+        let newer = latest.get(&key).is_none_or(|l| (e.time.as_str(), e.id) > (l.time.as_str(), l.id));
         if newer {
-            latest.insert(key, (e.time.as_str(), e.id, e.score));
+            latest.insert(key, e);
         }
     }
+    let mut out: Vec<&GradeEvent> = latest.into_values().filter(|e| e.score.is_some()).collect();
+    out.sort_by(|a, b| (a.time.as_str(), a.id).cmp(&(b.time.as_str(), b.id)));
+    out
+}
+
+/// Each inspector's current grade ([`current_events`]) of each candidate: candidate ->
+/// (inspector -> score).
+pub fn current_grades(events: &[GradeEvent]) -> BTreeMap<i64, BTreeMap<i64, Score>> {
     let mut out: BTreeMap<i64, BTreeMap<i64, Score>> = BTreeMap::new();
-    for ((c, i), (_, _, s)) in latest {
-        if let Some(s) = s {
-            out.entry(c).or_default().insert(i, s);
+    for e in current_events(events) {
+        if let Some(s) = e.score {
+            out.entry(e.candidate_id).or_default().insert(e.inspector_id, s);
         }
     }
     out
@@ -85,19 +96,18 @@ pub struct Consensus {
 
 impl Consensus {
     /// Computes all verdicts. `training_truth(candidate)` is `Some(is_lens)` for training
-    /// candidates, whose grades teach the agents and never move a posterior. SWAP reads the events
-    /// in time order; a retraction removes nothing from SWAP's past (like Space Warps, which never
-    /// forgot a classification) but the retracted grade no longer counts for the seed rule and mean.
+    /// candidates, whose grades teach the agents and never move a posterior. Every consumer reads
+    /// the current grades ([`current_events`]): SWAP takes each inspector's current grade of each
+    /// candidate once, in the order they were given, so a mistaken 5 that was undone and regraded
+    /// 0 moves the posterior once, by the 0, exactly as if only the 0 had been given.
     pub fn compute(
         events: &[GradeEvent],
         training_truth: &dyn Fn(i64) -> Option<bool>,
         rule: &SeedRule,
         swap_config: SwapConfig,
     ) -> Consensus {
-        let mut ordered: Vec<&GradeEvent> = events.iter().collect();
-        ordered.sort_by(|a, b| (a.time.as_str(), a.id).cmp(&(b.time.as_str(), b.id)));
         let mut swap: Swap<i64, i64> = Swap::new(swap_config);
-        for e in ordered {
+        for e in current_events(events) {
             if let Some(s) = e.score {
                 swap.update(&Classification {
                     inspector: e.inspector_id,
@@ -191,5 +201,85 @@ mod tests {
         assert_eq!(g[&10][&1], Score::No);
         assert_eq!(g[&10][&2], Score::Maybe);
         assert!(!g.contains_key(&11), "retracted");
+    }
+
+    #[test]
+    fn an_undone_mistake_moves_swap_once() {
+        // A mistaken 5, undone, then regraded 0, against the 0 given directly.
+        let with_mistake = vec![
+            ev(1, 10, 1, Some(5), "2026-01-01T00:00:00.000Z"),
+            ev(2, 10, 1, None, "2026-01-01T00:00:01.000Z"),
+            ev(3, 10, 1, Some(0), "2026-01-01T00:00:02.000Z"),
+        ];
+        let direct = vec![ev(3, 10, 1, Some(0), "2026-01-01T00:00:02.000Z")];
+        // Agents that start out better than a coin, so that one grade moves a posterior.
+        let cfg = SwapConfig { start_p: 0.8, ..SwapConfig::default() };
+        let a = Consensus::compute(&with_mistake, &|_| None, &SeedRule::default(), cfg);
+        let b = Consensus::compute(&direct, &|_| None, &SeedRule::default(), cfg);
+        assert_eq!(a.candidates, b.candidates);
+        assert!(a.candidates[&10].swap_posterior < cfg.prior, "the 0 lowered it");
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// One thing an inspector does: grade (0, 1, 3, 5) or undo a candidate.
+        #[derive(Debug, Clone)]
+        struct Action {
+            candidate: i64,
+            inspector: i64,
+            grade: Option<u8>,
+        }
+
+        fn action() -> impl Strategy<Value = Action> {
+            (0i64..6, 0i64..4, prop_oneof![Just(None), Just(Some(0u8)), Just(Some(1)), Just(Some(3)), Just(Some(5))])
+                .prop_map(|(candidate, inspector, grade)| Action { candidate, inspector, grade })
+        }
+
+        fn time(k: usize) -> String {
+            format!("2026-01-01T00:{:02}:{:02}.000Z", k / 60, k % 60)
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+            /// Any history of grades, undos and regrades gives the same consensus (seed rule,
+            /// mean, disputes, SWAP posteriors and skills, kappa) as the final grades alone.
+            #[test]
+            fn a_history_counts_as_its_final_grades(actions in proptest::collection::vec(action(), 0..60), training in proptest::collection::vec(proptest::option::of(any::<bool>()), 6)) {
+                let history: Vec<GradeEvent> = actions.iter().enumerate().map(|(k, a)| ev(k as i64 + 1, a.candidate, a.inspector, a.grade, &time(k))).collect();
+                // The final grades, each given once at the time it was last given.
+                let mut last: BTreeMap<(i64, i64), (usize, Option<u8>)> = BTreeMap::new();
+                for (k, a) in actions.iter().enumerate() {
+                    last.insert((a.candidate, a.inspector), (k, a.grade));
+                }
+                let direct: Vec<GradeEvent> = last.iter().filter_map(|(&(c, i), &(k, g))| g.map(|g| ev(k as i64 + 1, c, i, Some(g), &time(k)))).collect();
+                let truth = |c: i64| training[c as usize];
+                let cfg = SwapConfig { start_p: 0.7, ..SwapConfig::default() };
+                let a = Consensus::compute(&history, &truth, &SeedRule::default(), cfg);
+                let b = Consensus::compute(&direct, &truth, &SeedRule::default(), cfg);
+                prop_assert_eq!(&a.candidates, &b.candidates);
+                for i in 0..4 {
+                    prop_assert_eq!(a.swap.agent(&i), b.swap.agent(&i));
+                }
+                prop_assert_eq!(current_grades(&history), current_grades(&direct));
+                prop_assert_eq!(agreement::fleiss_kappa(&current_grades(&history)), agreement::fleiss_kappa(&current_grades(&direct)));
+            }
+
+            /// The order events are stored in (a pack merged late) does not matter, only their times.
+            #[test]
+            fn storage_order_does_not_matter(actions in proptest::collection::vec(action(), 0..40), seed in any::<u64>()) {
+                use rand::seq::SliceRandom;
+                use rand::SeedableRng;
+                let history: Vec<GradeEvent> = actions.iter().enumerate().map(|(k, a)| ev(k as i64 + 1, a.candidate, a.inspector, a.grade, &time(k))).collect();
+                let mut shuffled = history.clone();
+                shuffled.shuffle(&mut rand_pcg::Pcg64Mcg::seed_from_u64(seed));
+                let cfg = SwapConfig { start_p: 0.7, ..SwapConfig::default() };
+                let a = Consensus::compute(&history, &|_| None, &SeedRule::default(), cfg);
+                let b = Consensus::compute(&shuffled, &|_| None, &SeedRule::default(), cfg);
+                prop_assert_eq!(a.candidates, b.candidates);
+            }
+        }
     }
 }

@@ -138,9 +138,38 @@ pub fn score_project(
     batch: usize,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<ProjectScoreSummary, ScoreError> {
-    let candidates = project.candidates()?;
+    let scored = score_candidates(project, scorer, batch, progress)?;
     let card = serde_json::to_string(&scorer.card).unwrap_or_default();
-    let version = project.add_model_version(name, &card, "{}", None)?;
+    // The version and its scores land together: a kill while scoring leaves no version without
+    // scores behind.
+    let version = project.add_model_version_with_scores(
+        &crate::project::ModelVersionWrite {
+            name,
+            card_json: &card,
+            metrics_json: "{}",
+            weights: None,
+            current: false,
+        },
+        &scored.scores,
+    )?;
+    Ok(ProjectScoreSummary { model_version: version, scored: scored.scores.len(), failed: scored.failed })
+}
+
+/// A model's scores of a project's candidates, not yet stored.
+pub struct CandidateScores {
+    pub scores: Vec<(i64, f32)>,
+    /// (name, why) of candidates that could not be scored.
+    pub failed: Vec<(String, String)>,
+}
+
+/// Scores every candidate without writing anything.
+pub fn score_candidates(
+    project: &Project,
+    scorer: &Scorer,
+    batch: usize,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<CandidateScores, ScoreError> {
+    let candidates = project.candidates()?;
     let mut scores = Vec::with_capacity(candidates.len());
     let mut failed = Vec::new();
     let total = candidates.len();
@@ -180,6 +209,5 @@ pub fn score_project(
         scores.extend(ids.into_iter().zip(s));
         progress(scores.len() + failed.len(), total);
     }
-    project.store_predictions(version, &scores)?;
-    Ok(ProjectScoreSummary { model_version: version, scored: scores.len(), failed })
+    Ok(CandidateScores { scores, failed })
 }

@@ -1,7 +1,10 @@
-//! Grades from files: spreadsheets (`candidate,inspector,score,time[,comment]`) and labelling
-//! scripts (`ID,LABEL` with the inspector named on the command line). Bad rows are listed and
-//! skipped; the rest are imported; importing the same file twice adds nothing, because each row's
-//! event id is derived from its content.
+//! Grades from files: spreadsheets (`candidate,inspector,score,time[,comment]`), labelling
+//! scripts (`ID,LABEL` with the inspector named on the command line), and the program's own
+//! event log (`export --grades`: uids, undo rows, sessions and points come back exactly). Bad rows
+//! are listed and skipped; the rest are imported. Importing a file again adds nothing: a row keeps
+//! its uid when it has one, and otherwise gets one from its content (candidate, inspector, score
+//! and time; without a time, the row number and the file's content hash instead), never from
+//! anything that changes when the file is copied or touched.
 
 use super::{Project, ProjectError, Role, Score};
 use std::collections::HashMap;
@@ -90,6 +93,12 @@ pub fn import_grades(
     }
     let time_col = find(&["time"]);
     let comment_col = find(&["comment"]);
+    // The program's own event log carries these; other files may too.
+    let uid_col = find(&["uid"]);
+    let session_col = find(&["session", "session_id"]);
+    let points_col = find(&["points"]);
+    let file_hash =
+        std::fs::read(path).map(|b| format!("{:016x}", crate::hash::fnv1a64(&b))).map_err(|e| fail(e.to_string()))?;
     let file_time = std::fs::metadata(path)
         .and_then(|m| m.modified())
         .map(|t| chrono::DateTime::<chrono::Utc>::from(t).format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
@@ -119,13 +128,16 @@ pub fn import_grades(
             report.skipped.push((line, "empty inspector".into()));
             continue;
         };
+        let uid = get(uid_col);
         let score = match (get(score_col), get(label_col)) {
-            (Some(s), _) => s.parse::<i64>().ok().and_then(Score::from_value),
+            (Some(s), _) => s.parse::<i64>().ok().and_then(Score::from_value).map(Some),
             (None, Some(l)) => match l {
-                "0" => Some(Score::No),
-                "1" => Some(Score::Sure),
+                "0" => Some(Some(Score::No)),
+                "1" => Some(Some(Score::Sure)),
                 _ => None,
             },
+            // An empty grade in the event log is an undo (a retraction).
+            (None, None) if uid.is_some() => Some(None),
             _ => None,
         };
         let Some(score) = score else {
@@ -133,34 +145,46 @@ pub fn import_grades(
             report.skipped.push((line, format!("grade {raw:?} is not one of 0, 1, 3, 5 (or a label 0/1)")));
             continue;
         };
-        let time = match get(time_col) {
+        let points = match get(points_col) {
+            Some(p) => match serde_json::from_str::<Vec<super::MarkedPoint>>(p) {
+                Ok(_) => Some(p.to_string()),
+                Err(e) => {
+                    report.skipped.push((line, format!("points {p:?} are not a JSON list of {{x, y}}: {e}")));
+                    continue;
+                }
+            },
+            None => None,
+        };
+        let given_time = match get(time_col) {
             Some(t) => match parse_time(t) {
-                Some(t) => t,
+                Some(t) => Some(t),
                 None => {
                     report.skipped.push((line, format!("time {t:?} is not ISO 8601")));
                     continue;
                 }
             },
-            None => file_time.clone(),
+            None => None,
         };
-        let comment = get(comment_col).map(str::to_string);
-        let uid = format!(
-            "import-{}",
-            content_id(&format!(
-                "{candidate}\u{1f}{inspector}\u{1f}{}\u{1f}{time}\u{1f}{}",
-                score.value(),
-                comment.as_deref().unwrap_or("")
-            ))
-        );
+        let grade = score.map_or(String::new(), |s| s.value().to_string());
+        let uid = match (uid, &given_time) {
+            (Some(u), _) => u.to_string(),
+            (None, Some(t)) => {
+                format!("import-{}", content_id(&format!("{candidate}\u{1f}{inspector}\u{1f}{grade}\u{1f}{t}")))
+            }
+            (None, None) => format!(
+                "import-{}",
+                content_id(&format!("{candidate}\u{1f}{inspector}\u{1f}{grade}\u{1f}{line}\u{1f}{file_hash}"))
+            ),
+        };
         events.push(ForeignEvent {
             uid,
             candidate: candidate.into(),
             inspector: inspector.into(),
-            score: Some(score),
-            time,
-            session_id: None,
-            comment,
-            points: None,
+            score,
+            time: given_time.unwrap_or_else(|| file_time.clone()),
+            session_id: get(session_col).map(str::to_string),
+            comment: get(comment_col).map(str::to_string),
+            points,
         });
     }
     let (added, present) = project.insert_foreign_events(&events, Role::Volunteer)?;

@@ -12,6 +12,7 @@ pub mod import;
 pub mod ingest;
 pub mod pack;
 pub mod schema;
+pub mod signing;
 
 use crate::cutout::{Band, Cutout};
 use crate::render::FluxScale;
@@ -36,6 +37,8 @@ pub enum ProjectError {
     NewerSchema { path: PathBuf, found: i64, supported: i64 },
     #[error("no candidate named {0:?} in the project")]
     NoSuchCandidate(String),
+    #[error("{name} is a volunteer in this project: a researcher grants the role with `lens-inspect inspectors add {name} --role researcher --project ...`")]
+    NotGranted { name: String },
     #[error("no inspector with id {0}")]
     NoSuchInspector(i64),
     #[error("pixels of candidate {name} cannot be read: {reason}")]
@@ -120,6 +123,27 @@ pub struct ProjectCounts {
 pub struct Project {
     conn: Connection,
     path: PathBuf,
+    /// For a session pack: the key its grade events are signed with ([`signing`]).
+    pack_key: Option<Vec<u8>>,
+}
+
+/// A model version to store ([`Project::add_model_version_with_scores`]).
+pub struct ModelVersionWrite<'a> {
+    pub name: &'a str,
+    pub card_json: &'a str,
+    pub metrics_json: &'a str,
+    /// The model file's bytes, when the project keeps the model itself (retrained versions).
+    pub weights: Option<&'a [u8]>,
+    /// Make it the model the project uses.
+    pub current: bool,
+}
+
+/// The latest scores of candidates with known truth, as (score, is_lens): those no retraining
+/// used, and those some retraining learnt from, picked its epoch with or decided on.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TruthScores {
+    pub held_out: Vec<(f64, bool)>,
+    pub trained_on: Vec<(f64, bool)>,
 }
 
 /// Current time as stored: ISO 8601 UTC with milliseconds.
@@ -206,9 +230,10 @@ impl Project {
         }
         let conn = Connection::open_with_flags(path, flags)
             .map_err(|e| ProjectError::Open { path: path.into(), detail: e.to_string() })?;
-        let mut project = Project { conn, path: path.into() };
+        let mut project = Project { conn, path: path.into(), pack_key: None };
         project.configure()?;
         project.migrate()?;
+        project.pack_key = project.meta("pack_key")?.and_then(|k| signing::unhex(&k));
         Ok(project)
     }
 
@@ -260,8 +285,8 @@ impl Project {
             tx.execute_batch(sql).map_err(|e| classify(&path, e))?;
             if k == 0 {
                 tx.execute(
-                    "INSERT INTO project_meta (key, value) VALUES ('project_id', ?1), ('created_at', ?2)",
-                    params![new_uid(), now_iso()],
+                    "INSERT INTO project_meta (key, value) VALUES ('project_id', ?1), ('created_at', ?2), ('secret', ?3)",
+                    params![new_uid(), now_iso(), signing::new_secret()],
                 )
                 .map_err(|e| classify(&path, e))?;
             }
@@ -269,6 +294,27 @@ impl Project {
             tx.commit().map_err(|e| classify(&path, e))?;
         }
         Ok(())
+    }
+
+    /// A `project_meta` value.
+    pub fn meta(&self, key: &str) -> Result<Option<String>, ProjectError> {
+        self.conn
+            .query_row("SELECT value FROM project_meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// The project's secret, which signs its packs ([`signing`]); made now for a project from
+    /// before packs were signed.
+    pub fn secret(&mut self) -> Result<Vec<u8>, ProjectError> {
+        self.conn
+            .execute("INSERT OR IGNORE INTO project_meta (key, value) VALUES ('secret', ?1)", [signing::new_secret()])
+            .map_err(|e| self.err(e))?;
+        let hex = self.meta("secret")?.unwrap_or_default();
+        signing::unhex(&hex).filter(|k| k.len() >= 16).ok_or_else(|| ProjectError::NotAProject {
+            path: self.path.clone(),
+            detail: "its secret (project_meta.secret) is not 32 hex bytes".into(),
+        })
     }
 
     /// The project's unique id (packs use it to refuse another project's grades).
@@ -469,6 +515,35 @@ impl Project {
             .map_err(|e| self.err(e))
     }
 
+    /// Who someone is when they open the project by name (the start screen): an existing
+    /// inspector keeps the role they were granted, and may grade as a volunteer; a new name is a
+    /// volunteer, except the project's first inspector (its creator), who may be a researcher.
+    /// Asking for the researcher role without it is refused, so nobody sees scores or other
+    /// people's grades by ticking a box.
+    pub fn sign_in(&mut self, name: &str, wanted: Role) -> Result<Inspector, ProjectError> {
+        let existing = self.inspectors()?;
+        let granted = match existing.iter().find(|i| i.name == name) {
+            Some(i) => i.role,
+            None if existing.is_empty() => wanted,
+            None => Role::Volunteer,
+        };
+        if wanted == Role::Researcher && granted != Role::Researcher {
+            return Err(ProjectError::NotGranted { name: name.into() });
+        }
+        let mut inspector = self.inspector(name, granted)?;
+        inspector.role = wanted;
+        Ok(inspector)
+    }
+
+    /// Grants (or takes away) a role: `inspectors add NAME --role ...`.
+    pub fn set_role(&mut self, name: &str, role: Role) -> Result<Inspector, ProjectError> {
+        let i = self.inspector(name, role)?;
+        self.conn
+            .execute("UPDATE inspectors SET role = ?2 WHERE id = ?1", params![i.id, role.as_str()])
+            .map_err(|e| self.err(e))?;
+        Ok(Inspector { role, ..i })
+    }
+
     pub fn inspectors(&self) -> Result<Vec<Inspector>, ProjectError> {
         let mut stmt =
             self.conn.prepare("SELECT id, name, role FROM inspectors ORDER BY id").map_err(|e| self.err(e))?;
@@ -499,24 +574,31 @@ impl Project {
         let uid = new_uid();
         let time = now_iso();
         let points = if g.points.is_empty() { None } else { serde_json::to_string(&g.points).ok() };
-        self.conn
-            .execute(
-                "INSERT INTO grade_events (uid, candidate_id, inspector_id, score, time, session_id, comment, points)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![
-                    uid,
-                    g.candidate_id,
-                    g.inspector_id,
-                    g.score.map(|s| s.value() as i64),
-                    time,
-                    g.session_id,
-                    g.comment,
-                    points
-                ],
-            )
-            .map_err(|e| self.err(e))?;
+        let path = self.path.clone();
+        // In a pack, the event and the resealed events MAC commit together.
+        let tx = self.conn.transaction().map_err(|e| classify(&path, e))?;
+        tx.execute(
+            "INSERT INTO grade_events (uid, candidate_id, inspector_id, score, time, session_id, comment, points)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                uid,
+                g.candidate_id,
+                g.inspector_id,
+                g.score.map(|s| s.value() as i64),
+                time,
+                g.session_id,
+                g.comment,
+                points
+            ],
+        )
+        .map_err(|e| classify(&path, e))?;
+        let id = tx.last_insert_rowid();
+        if let Some(key) = &self.pack_key {
+            signing::reseal_events(&tx, key).map_err(|e| classify(&path, e))?;
+        }
+        tx.commit().map_err(|e| classify(&path, e))?;
         Ok(GradeEvent {
-            id: self.conn.last_insert_rowid(),
+            id,
             uid,
             candidate_id: g.candidate_id,
             inspector_id: g.inspector_id,
@@ -578,6 +660,9 @@ impl Project {
                     present += 1;
                 }
             }
+        }
+        if let Some(key) = &self.pack_key {
+            signing::reseal_events(&tx, key).map_err(|e| classify(&path, e))?;
         }
         tx.commit().map_err(|e| classify(&path, e))?;
         Ok((added, present))
@@ -648,6 +733,51 @@ impl Project {
         let id = tx.last_insert_rowid();
         tx.commit().map_err(|e| classify(&path, e))?;
         Ok(id)
+    }
+
+    /// Stores a model version and its scores in one transaction (and makes it the current model
+    /// when `v.current`): a version never becomes current without its scores, and a kill before
+    /// the commit leaves the project as it was.
+    pub fn add_model_version_with_scores(
+        &mut self,
+        v: &ModelVersionWrite<'_>,
+        scores: &[(i64, f32)],
+    ) -> Result<i64, ProjectError> {
+        let path = self.path.clone();
+        let tx = self.conn.transaction().map_err(|e| classify(&path, e))?;
+        if v.current {
+            tx.execute("UPDATE model_versions SET is_current = 0", []).map_err(|e| classify(&path, e))?;
+        }
+        tx.execute(
+            "INSERT INTO model_versions (name, created_at, card, metrics, weights, is_current) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![v.name, now_iso(), v.card_json, v.metrics_json, v.weights, v.current as i64],
+        )
+        .map_err(|e| classify(&path, e))?;
+        let id = tx.last_insert_rowid();
+        {
+            let mut stmt = tx
+                .prepare(
+                    "INSERT OR REPLACE INTO predictions (model_version_id, candidate_id, score) VALUES (?1, ?2, ?3)",
+                )
+                .map_err(|e| classify(&path, e))?;
+            for (cid, s) in scores {
+                stmt.execute(params![id, cid, *s as f64]).map_err(|e| classify(&path, e))?;
+            }
+        }
+        tx.commit().map_err(|e| classify(&path, e))?;
+        Ok(id)
+    }
+
+    /// Candidates whose labels any stored retraining used (to fit, to pick an epoch or to
+    /// decide): truth metrics leave them out, since a model is not judged on what it learnt from.
+    pub fn retraining_label_ids(&self) -> Result<std::collections::HashSet<i64>, ProjectError> {
+        let mut out = std::collections::HashSet::new();
+        for v in self.model_history()? {
+            if let Some(ids) = v.metrics.get("label_ids").and_then(|l| l.as_array()) {
+                out.extend(ids.iter().filter_map(|x| x.as_i64()));
+            }
+        }
+        Ok(out)
     }
 
     /// Every model version, oldest first, with its metrics: the model history the app shows.
@@ -727,17 +857,24 @@ impl Project {
     }
 
     /// (score, is_lens) of every candidate with truth, scored by the most recent scoring version.
-    pub fn latest_scores_with_truth(&self) -> Result<Vec<(f64, bool)>, ProjectError> {
+    pub fn latest_scores_with_truth(&self) -> Result<TruthScores, ProjectError> {
+        let used = self.retraining_label_ids()?;
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT p.score, c.truth_is_lens FROM predictions p JOIN candidates c ON c.id = p.candidate_id
+                "SELECT p.candidate_id, p.score, c.truth_is_lens FROM predictions p JOIN candidates c ON c.id = p.candidate_id
                  WHERE c.truth_is_lens IS NOT NULL AND p.model_version_id = (SELECT max(model_version_id) FROM predictions)",
             )
             .map_err(|e| self.err(e))?;
-        let rows =
-            stmt.query_map([], |r| Ok((r.get::<_, f64>(0)?, r.get::<_, i64>(1)? != 0))).map_err(|e| self.err(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, f64>(1)?, r.get::<_, i64>(2)? != 0)))
+            .map_err(|e| self.err(e))?;
+        let mut out = TruthScores::default();
+        for row in rows {
+            let (id, score, truth) = row.map_err(|e| self.err(e))?;
+            if used.contains(&id) { &mut out.trained_on } else { &mut out.held_out }.push((score, truth));
+        }
+        Ok(out)
     }
 
     pub fn counts(&self) -> Result<ProjectCounts, ProjectError> {

@@ -2,13 +2,17 @@
 //!
 //! A pack is itself a project database (so the GUI opens it like any project) holding a chosen
 //! set of candidates with their pixels inside, the display settings, optionally the model's
-//! scores, and in `project_meta`: `kind = pack`, the source project's id and a checksum of the
-//! candidates and pixels it was made with. Merging refuses — before writing anything — a pack
-//! that is damaged or cut short (SQLite's integrity check), from a newer program, from another
-//! project, or whose candidates or pixels were changed (checksum). Events keep their uid, time,
-//! inspector and session, so merging twice adds nothing and merge order does not matter.
+//! scores, and in `project_meta`: `kind = pack`, the source project's id, the pack's id and
+//! inspector, and its signatures ([`super::signing`]): a content MAC under the project's secret
+//! and the key its events are signed with. Merging refuses, before writing anything, a pack that
+//! is damaged or cut short (SQLite's integrity check), from a newer program, from another
+//! project, not signed by this project, whose candidates, pixels, scores or settings changed,
+//! whose events were edited outside the program, or that holds grades by anyone but its
+//! inspector. Events keep their uid, time, inspector and session, so merging twice adds nothing
+//! and merge order does not matter.
 
 use super::import::ForeignEvent;
+use super::signing;
 use super::{pixels_to_blob, NewCandidate, Project, ProjectError, Role, Score};
 use crate::survey::{ObjectSource, ObjectSpec};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
@@ -27,8 +31,8 @@ pub enum PackError {
 
 #[derive(Debug, Clone, Default)]
 pub struct PackOptions {
-    /// The inspector the pack is for (recorded; the GUI starts with them).
-    pub inspector: Option<String>,
+    /// The inspector the pack is for: the only one whose grades it may bring back.
+    pub inspector: String,
     /// Candidate names to include, in this order.
     pub names: Vec<String>,
     /// Copy the latest model's scores (researchers; volunteers never see them anyway).
@@ -44,29 +48,24 @@ pub struct MergeReport {
     pub inspectors: Vec<String>,
 }
 
-/// Checksum of what a pack was made with: candidate names, sizes and pixels, in name order.
-fn content_checksum(conn: &Connection) -> rusqlite::Result<String> {
-    let mut stmt = conn.prepare(
-        "SELECT c.name, c.width, c.height, p.data FROM candidates c LEFT JOIN pixels p ON p.candidate_id = c.id ORDER BY c.name",
-    )?;
-    let mut h = crate::hash::Fnv1a::default();
-    let mut feed = |bytes: &[u8]| h.feed(bytes);
-    let mut rows = stmt.query([])?;
-    while let Some(r) = rows.next()? {
-        let name: String = r.get(0)?;
-        feed(name.as_bytes());
-        feed(&r.get::<_, i64>(1)?.to_le_bytes());
-        feed(&r.get::<_, i64>(2)?.to_le_bytes());
-        feed(&r.get::<_, Option<Vec<u8>>>(3)?.unwrap_or_default());
-        feed(&[0xff]);
-    }
-    Ok(format!("{:016x}", h.finish()))
-}
-
 /// Writes a pack of the named candidates. The file is built under a temporary name and renamed,
 /// so a half-written pack never exists under `out`.
-pub fn export_pack(project: &Project, out: &Path, options: &PackOptions) -> Result<usize, PackError> {
+pub fn export_pack(project: &mut Project, out: &Path, options: &PackOptions) -> Result<usize, PackError> {
     let werr = |detail: String| PackError::Write { path: out.into(), detail };
+    if options.inspector.trim().is_empty() {
+        return Err(werr("a pack is made for one inspector: name them".into()));
+    }
+    let secret = project.secret()?;
+    let who = &options.inspector;
+    let role = project.inspectors()?.into_iter().find(|i| &i.name == who).map(|i| i.role).unwrap_or(Role::Volunteer);
+    // A volunteer's pack holds nothing that reveals what the model or anyone else thinks, or the
+    // truth: no scores, no truth, no metadata (a simulation's kind lives there), and no mark of
+    // which candidates are training candidates. Merging maps grades back by name, where the
+    // project's own truth still teaches SWAP.
+    let researcher = role == Role::Researcher;
+    if options.with_scores && !researcher {
+        return Err(werr(format!("{who} is a volunteer: a volunteer's pack carries no model scores")));
+    }
     let tmp = out.with_extension("partial");
     let _ = std::fs::remove_file(&tmp);
     let mut pack = Project::create_or_open(&tmp)?;
@@ -81,28 +80,24 @@ pub fn export_pack(project: &Project, out: &Path, options: &PackOptions) -> Resu
             ra_deg: row.ra_deg,
             dec_deg: row.dec_deg,
             tile: row.tile.clone(),
-            metadata: row.metadata.clone(),
+            metadata: if researcher { row.metadata.clone() } else { Default::default() },
         };
         let mut c = NewCandidate::from_cutout(spec, &cutout, false);
         c.pixels = Some(pixels_to_blob(&cutout));
-        c.is_training = row.is_training;
+        c.is_training = row.is_training && researcher;
         items.push(c);
-        if row.is_training {
+        if row.is_training && researcher {
             truth_rows.push((row.name.clone(), row.truth_is_lens));
         }
     }
     pack.insert_candidates(&items)?;
-    // Training candidates keep their truth: the instant feedback and SWAP need it.
+    // In a researcher's pack, training candidates keep their truth.
     for (name, truth) in truth_rows {
         pack.conn
             .execute("UPDATE candidates SET truth_is_lens = ?2 WHERE name = ?1", params![name, truth.map(|t| t as i64)])
             .map_err(|e| werr(e.to_string()))?;
     }
-    if let Some(who) = &options.inspector {
-        let role =
-            project.inspectors()?.into_iter().find(|i| &i.name == who).map(|i| i.role).unwrap_or(Role::Volunteer);
-        pack.inspector(who, role)?;
-    }
+    pack.inspector(who, role)?;
     if options.with_scores {
         let (version, scores) = project.latest_predictions()?;
         if let Some(v) = version {
@@ -114,20 +109,30 @@ pub fn export_pack(project: &Project, out: &Path, options: &PackOptions) -> Resu
             pack.store_predictions(id, &mapped)?;
         }
     }
-    let checksum = content_checksum(&pack.conn).map_err(|e| werr(e.to_string()))?;
+    let pack_id = super::new_uid();
     let meta = [
         ("kind", "pack".to_string()),
         ("source_project_id", project.project_id()?),
+        ("pack_id", pack_id.clone()),
         ("pack_created_at", super::now_iso()),
-        ("content_checksum", checksum),
-        ("pack_inspector", options.inspector.clone().unwrap_or_default()),
+        ("pack_inspector", who.clone()),
         ("display_settings", options.display_json.clone().unwrap_or_default()),
+        ("pack_key", signing::hex(&signing::pack_key(&secret, &pack_id, who))),
     ];
-    for (k, v) in meta {
+    let set = |k: &str, v: &str| {
         pack.conn
             .execute("INSERT OR REPLACE INTO project_meta (key, value) VALUES (?1, ?2)", params![k, v])
-            .map_err(|e| werr(e.to_string()))?;
+            .map_err(|e| werr(e.to_string()))
+    };
+    for (k, v) in &meta {
+        set(k, v)?;
     }
+    // The pack's own secret is of no use to anyone; the content MAC is under the project's.
+    pack.conn.execute("DELETE FROM project_meta WHERE key = 'secret'", []).map_err(|e| werr(e.to_string()))?;
+    let content_mac = signing::sign_content(&pack.conn, &secret).map_err(|e| werr(e.to_string()))?.finish_hex();
+    set("content_mac", &content_mac)?;
+    let key = signing::pack_key(&secret, &pack_id, who);
+    signing::reseal_events(&pack.conn, &key).map_err(|e| werr(e.to_string()))?;
     // One self-contained file: fold the WAL in and leave no side files.
     pack.conn
         .execute_batch("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA journal_mode=DELETE;")
@@ -138,7 +143,7 @@ pub fn export_pack(project: &Project, out: &Path, options: &PackOptions) -> Resu
 }
 
 /// Checks a pack and reads its grade events, without changing anything.
-fn read_pack(pack_path: &Path, project_id: &str) -> Result<Vec<ForeignEvent>, PackError> {
+fn read_pack(pack_path: &Path, project_id: &str, secret: &[u8]) -> Result<Vec<ForeignEvent>, PackError> {
     let refuse = |reason: String| PackError::Refused { path: pack_path.into(), reason };
     if !pack_path.is_file() {
         return Err(refuse("no such file".into()));
@@ -167,9 +172,26 @@ fn read_pack(pack_path: &Path, project_id: &str) -> Result<Vec<ForeignEvent>, Pa
     if meta("source_project_id")?.as_deref() != Some(project_id) {
         return Err(refuse("it was made from another project".into()));
     }
-    let stored = meta("content_checksum")?.unwrap_or_default();
-    if content_checksum(&conn).map_err(damaged)? != stored {
-        return Err(refuse("its candidates or pixels were changed after it was made (checksum mismatch)".into()));
+    let (Some(pack_id), Some(inspector), Some(content_mac)) =
+        (meta("pack_id")?, meta("pack_inspector")?, meta("content_mac")?)
+    else {
+        return Err(refuse("it carries no signature (made by an older lens-inspect?): make a new pack".into()));
+    };
+    let key = signing::pack_key(secret, &pack_id, &inspector);
+    let stored_key = meta("pack_key")?.unwrap_or_default();
+    if signing::unhex(&stored_key).as_deref() != Some(key.as_slice()) {
+        return Err(refuse(format!(
+            "its signing key was not made by this project for {inspector:?} (signature mismatch)"
+        )));
+    }
+    if !signing::sign_content(&conn, secret).map_err(damaged)?.verify_hex(&content_mac) {
+        return Err(refuse(
+            "its candidates, pixels, scores or settings were changed after it was made (signature mismatch)".into(),
+        ));
+    }
+    let events_mac = meta("events_mac")?.unwrap_or_default();
+    if !signing::sign_events(&conn, &key).map_err(damaged)?.verify_hex(&events_mac) {
+        return Err(refuse("its grade events were changed outside lens-inspect (signature mismatch)".into()));
     }
     let mut stmt = conn
         .prepare(
@@ -191,12 +213,17 @@ fn read_pack(pack_path: &Path, project_id: &str) -> Result<Vec<ForeignEvent>, Pa
             })
         })
         .map_err(damaged)?;
-    rows.collect::<Result<Vec<_>, _>>().map_err(damaged)
+    let events = rows.collect::<Result<Vec<ForeignEvent>, _>>().map_err(damaged)?;
+    if let Some(e) = events.iter().find(|e| e.inspector != inspector) {
+        return Err(refuse(format!("it holds grades by {:?}, but it was made for {inspector:?}", e.inspector)));
+    }
+    Ok(events)
 }
 
 /// Merges a pack's grades into the project (idempotent). Refused packs change nothing.
 pub fn merge_pack(project: &mut Project, pack_path: &Path) -> Result<MergeReport, PackError> {
-    let events = read_pack(pack_path, &project.project_id()?)?;
+    let secret = project.secret()?;
+    let events = read_pack(pack_path, &project.project_id()?, &secret)?;
     let known = project.candidate_names()?;
     if let Some(e) = events.iter().find(|e| !known.contains(&e.candidate)) {
         return Err(PackError::Refused {

@@ -14,6 +14,10 @@ pub enum SkipReason {
     NotFits(PathBuf),
     #[error("file truncated: {path}: {detail}")]
     Truncated { path: PathBuf, detail: String },
+    /// The header asks for more pixels than a cutout may have, or than the file holds: refused
+    /// before anything is allocated, so a lying header cannot exhaust memory.
+    #[error("header does not fit the file: {path}: {detail}")]
+    ImpossibleSize { path: PathBuf, detail: String },
     #[error("unsupported BITPIX {bitpix} in {path} (FITS allows 8, 16, 32, 64, -32, -64)")]
     UnsupportedBitpix { path: PathBuf, bitpix: String },
     #[error("no image data in {0}")]
@@ -48,6 +52,7 @@ impl SkipReason {
             SkipReason::EmptyFile(_) => "empty_file",
             SkipReason::NotFits(_) => "not_fits",
             SkipReason::Truncated { .. } => "truncated",
+            SkipReason::ImpossibleSize { .. } => "impossible_size",
             SkipReason::UnsupportedBitpix { .. } => "unsupported_bitpix",
             SkipReason::NoImage(_) => "no_image",
             SkipReason::BandCount { .. } => "band_count",

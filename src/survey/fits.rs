@@ -135,17 +135,27 @@ fn cube_bands(file: &mut FitsFile, hdu: &fitsio::hdu::FitsHdu, depth: usize) -> 
 /// to an integer image's `BLANK`, and NaN/Inf, come back as NaN.
 pub fn read_planes(path: &Path) -> Result<Vec<ImagePlane>, SkipReason> {
     precheck(path)?;
+    let holds = data_bytes_bound(path);
     let mut file = FitsFile::open(path).map_err(|e| fits_error(path, e))?;
     let n_hdus = file.num_hdus().map_err(|e| fits_error(path, e))?;
     let mut planes = Vec::new();
+    let mut claimed: u64 = 0;
     for index in 0..n_hdus {
         let hdu = file.hdu(index).map_err(|e| fits_error(path, e))?;
-        let shape = match &hdu.info {
-            HduInfo::ImageInfo { shape, .. } => shape.clone(),
+        let (shape, image_type) = match &hdu.info {
+            HduInfo::ImageInfo { shape, image_type } => (shape.clone(), *image_type),
             _ => continue,
         };
         if shape.is_empty() || shape.contains(&0) {
             continue;
+        }
+        // A tile-compressed image (fpack) holds fewer bytes than it unpacks to: bounded by a
+        // generous compression ratio instead of the file's length.
+        let compressed = hdu.read_key::<String>(&mut file, "ZIMAGE").is_ok_and(|v| v.trim().starts_with('T'));
+        let bound = holds.map(|h| if compressed { h.saturating_mul(MAX_COMPRESSION) } else { h });
+        let bytes = check_size(path, index, &shape, image_type, claimed, bound)?;
+        if !compressed {
+            claimed += bytes;
         }
         let blank: Option<i64> = hdu.read_key::<i64>(&mut file, "BLANK").ok();
         let data: Vec<f32> = if let Some(blank) = blank {
@@ -178,6 +188,74 @@ pub fn read_planes(path: &Path) -> Result<Vec<ImagePlane>, SkipReason> {
         return Err(SkipReason::NoImage(path.into()));
     }
     Ok(planes)
+}
+
+/// The largest side of an image plane read whole (a cutout, not a survey tile: tiles are read in
+/// row ranges). 16k x 16k f32 is 1 GiB.
+pub const MAX_PLANE_SIDE: usize = 16_384;
+/// The most a tile-compressed image is believed to shrink (lossless fpack of sky images is
+/// 2-10; constant images compress further, but a cutout is not one).
+const MAX_COMPRESSION: u64 = 1000;
+/// The most planes one image HDU may stack.
+pub const MAX_PLANES: usize = 64;
+
+/// At most how many bytes of pixel data the file can hold: its length, or for gzip the
+/// uncompressed length its trailer records (modulo 4 GiB, so unknown above that).
+fn data_bytes_bound(path: &Path) -> Option<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path).ok()?;
+    let len = f.metadata().ok()?.len();
+    let mut magic = [0u8; 2];
+    f.read_exact(&mut magic).ok()?;
+    if magic != [0x1f, 0x8b] {
+        return Some(len);
+    }
+    if len >= u32::MAX as u64 / 4 {
+        return None;
+    }
+    let mut isize = [0u8; 4];
+    f.seek(SeekFrom::End(-4)).ok()?;
+    f.read_exact(&mut isize).ok()?;
+    Some(u32::from_le_bytes(isize) as u64)
+}
+
+/// Checks one image HDU's claimed size against the limits and against what the file holds,
+/// before anything is allocated; returns its bytes of pixel data.
+fn check_size(
+    path: &Path,
+    hdu: usize,
+    shape: &[usize],
+    image_type: fitsio::images::ImageType,
+    claimed_before: u64,
+    holds: Option<u64>,
+) -> Result<u64, SkipReason> {
+    use fitsio::images::ImageType as T;
+    let refuse = |detail: String| SkipReason::ImpossibleSize { path: path.into(), detail };
+    let dims = shape.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(" x ");
+    let (planes, sides) = match shape.len() {
+        0..=2 => (1, shape),
+        n => (shape[..n - 2].iter().product::<usize>(), &shape[n - 2..]),
+    };
+    if sides.iter().any(|&n| n > MAX_PLANE_SIDE) || planes > MAX_PLANES {
+        return Err(refuse(format!(
+            "HDU {hdu} claims {dims} pixels; a cutout is at most {MAX_PLANE_SIDE} x {MAX_PLANE_SIDE} in at most {MAX_PLANES} planes"
+        )));
+    }
+    let bytes_per_pixel: u64 = match image_type {
+        T::UnsignedByte | T::Byte => 1,
+        T::Short | T::UnsignedShort => 2,
+        T::Long | T::UnsignedLong | T::Float => 4,
+        T::LongLong | T::Double => 8,
+    };
+    let bytes = shape.iter().try_fold(bytes_per_pixel, |acc, &n| acc.checked_mul(n as u64)).unwrap_or(u64::MAX);
+    if let Some(holds) = holds {
+        if claimed_before.saturating_add(bytes) > holds {
+            return Err(refuse(format!(
+                "HDU {hdu} claims {dims} pixels ({bytes} bytes), but the whole file holds {holds} bytes"
+            )));
+        }
+    }
+    Ok(bytes)
 }
 
 /// Reads a file that holds one band: the first image plane with data.

@@ -35,9 +35,15 @@ pub fn truncate(path: &Path, len: u64) {
 
 /// Rewrites the BITPIX card of a FITS file in place (to make an illegal one).
 pub fn set_bitpix(path: &Path, value: i64) {
+    set_card(path, "BITPIX", value);
+}
+
+/// Rewrites an integer card of a FITS file's first header in place (to make a header that lies).
+pub fn set_card(path: &Path, key: &str, value: i64) {
     let mut bytes = std::fs::read(path).expect("read");
-    let pos = bytes.windows(8).position(|w| w == b"BITPIX  ").expect("BITPIX card");
-    let card = format!("{:<8}= {:>20}", "BITPIX", value);
+    let name = format!("{key:<8}");
+    let pos = bytes.chunks(80).position(|c| c.starts_with(name.as_bytes())).expect("card") * 80;
+    let card = format!("{name}= {value:>20}");
     bytes[pos..pos + card.len()].copy_from_slice(card.as_bytes());
     std::fs::write(path, bytes).expect("write");
 }
@@ -95,4 +101,12 @@ pub fn graded_sim_project(path: &Path, n: u64, seed: u64) -> lens_inspect::proje
         }
     }
     p
+}
+
+/// A folder of this test process that stands in for the user's data folder: the GUI's recent
+/// projects list and any demo go there, never into `~/.local/share`.
+pub fn isolated_home() -> &'static Path {
+    let dir = std::env::temp_dir().join(format!("lens-inspect-test-home-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("test home");
+    lens_inspect::demo::set_home(dir)
 }
