@@ -980,3 +980,55 @@ pub fn inspectors_list(project: &Path, json: bool) -> Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// `ensemble`: several models in one file.
+pub fn ensemble(models: &[PathBuf], out: &Path, tta: Option<usize>) -> Result<ExitCode> {
+    let device = burn::tensor::Device::flex();
+    let mut nets = Vec::new();
+    let mut card: Option<ModelCard> = None;
+    let mut parts = Vec::new();
+    for m in models {
+        let (members, c) = checkpoint::load_members(m, &device)?;
+        if let Some(first) = &card {
+            if (c.arch, c.input_size, c.clip_sigma) != (first.arch, first.input_size, first.clip_sigma) {
+                bail!(
+                    "{} is a {} for {} px cutouts clipped at {} sigma; the first model is a {} for {} px at {}: an ensemble needs one kind",
+                    m.display(),
+                    c.arch.name(),
+                    c.input_size,
+                    c.clip_sigma,
+                    first.arch.name(),
+                    first.input_size,
+                    first.clip_sigma
+                );
+            }
+        }
+        parts.push(serde_json::json!({
+            "file": m.display().to_string(),
+            "members": members.len(),
+            "note": c.provenance.get("note"),
+            "command": c.provenance.get("command"),
+            "metrics": c.metrics,
+        }));
+        nets.extend(members);
+        card.get_or_insert(c);
+    }
+    let Some(mut card) = card else { bail!("give at least two models") };
+    card.provenance = serde_json::json!({
+        "ensemble_of": parts,
+        "command": std::env::args().collect::<Vec<_>>().join(" "),
+        "program": format!("lens-inspect {}", env!("CARGO_PKG_VERSION")),
+    });
+    card.metrics = serde_json::Value::Null;
+    if let Some(v) = tta {
+        card.tta_views = v;
+    }
+    checkpoint::save_ensemble(out, &nets, &card)?;
+    println!(
+        "wrote {} (an ensemble of {} models, {} test-time view(s))",
+        out.display(),
+        nets.len(),
+        card.tta_views.max(1)
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -312,6 +312,20 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Join models into one file whose probabilities are averaged (an ensemble). Scoring costs
+    /// one model's time per member; docs/robustness.md measures what it buys. Maps and
+    /// retraining use the first member.
+    Ensemble {
+        /// Model files (ensembles are taken apart into their members), all of one architecture.
+        #[arg(required = true, num_args = 2..)]
+        models: Vec<PathBuf>,
+        /// Output model file.
+        #[arg(long)]
+        out: PathBuf,
+        /// Test-time augmentation views the ensemble scores with (default: the first model's).
+        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=8))]
+        tta: Option<u8>,
+    },
     /// Draw where the model looks (Grad-CAM or occlusion) over a candidate's composite, as PNG.
     Explain {
         /// Project file.
@@ -892,6 +906,7 @@ fn run() -> Result<ExitCode> {
         Command::EvaluateSuite { model, dir, n, seed, tta, card, json } => {
             commands::evaluate_suite(model, &dir, n, seed, tta.map(usize::from), card, json)
         }
+        Command::Ensemble { models, out, tta } => commands::ensemble(&models, &out, tta.map(usize::from)),
         Command::Explain { project, candidate, out, model, method, opacity } => {
             let method = match method {
                 MethodArg::Evidence => commands::MapKind::Evidence,

@@ -49,8 +49,64 @@ fn child_grading_loop() {
             .expect("grade");
         let mut out = stdout.lock();
         writeln!(out, "saved {}", e.uid).expect("stdout");
+        if k % 25 == 24 {
+            // What this process sees of the project: its own grades and any other's.
+            writeln!(out, "sees {}", p.grade_events().expect("events").len()).expect("stdout");
+        }
         out.flush().expect("flush");
     }
+}
+
+#[test]
+fn two_processes_grading_at_once_lose_nothing_and_see_each_other() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("two.lensproj");
+    let mut p = Project::create_or_open(&path).expect("project");
+    let items: Vec<NewCandidate> = (0..10)
+        .map(|k| {
+            let c = common::cutout(&format!("c{k}"), k);
+            let spec = ObjectSpec::new(c.name.clone(), ObjectSource::File { path: "/nowhere.fits".into() });
+            NewCandidate::from_cutout(spec, &c, false)
+        })
+        .collect();
+    p.insert_candidates(&items).expect("insert");
+    drop(p);
+    let mut children: Vec<_> = (0..2).map(|_| spawn_child("child_grading_loop", DB_ENV, &path)).collect();
+    let mut saved: Vec<HashSet<String>> = vec![HashSet::new(), HashSet::new()];
+    let mut saw_more_than_own = [false, false];
+    // Read both in turns until each has saved 200 grades while the other was writing too.
+    while saved.iter().any(|s| s.len() < 200) {
+        for (k, (_, reader)) in children.iter_mut().enumerate() {
+            let mut line = String::new();
+            if saved[k].len() >= 200 {
+                continue;
+            }
+            assert!(reader.read_line(&mut line).expect("read") > 0, "child {k} stopped");
+            let l = line.trim();
+            if let Some(uid) = l.strip_prefix("saved ") {
+                saved[k].insert(uid.to_string());
+            } else if let Some(n) = l.strip_prefix("sees ") {
+                let n: usize = n.parse().expect("count");
+                saw_more_than_own[k] |= n > saved[k].len();
+            }
+        }
+    }
+    for (child, reader) in &mut children {
+        child.kill().expect("SIGKILL");
+        for l in reader.lines() {
+            if let Some(uid) = l.expect("line").trim().strip_prefix("saved ") {
+                saved[0].insert(uid.to_string());
+            }
+        }
+        child.wait().expect("reap");
+    }
+    let p = Project::open_existing(&path).expect("reopen");
+    assert_eq!(p.integrity_check().expect("check"), "ok");
+    let stored: HashSet<String> = p.grade_events().expect("events").into_iter().map(|e| e.uid).collect();
+    for (k, s) in saved.iter().enumerate() {
+        assert!(s.is_subset(&stored), "process {k}: {} saved grades lost", s.difference(&stored).count());
+    }
+    assert!(saw_more_than_own.iter().all(|&b| b), "each process saw the other's grades: {saw_more_than_own:?}");
 }
 
 #[test]

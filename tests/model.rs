@@ -66,6 +66,42 @@ fn model_files_round_trip_and_every_kind_of_damage_is_refused() {
     });
 }
 
+#[test]
+fn an_ensemble_file_scores_the_mean_of_its_members_and_refuses_damage() {
+    use lens_inspect::model::score::Scorer;
+    let dir = tempfile::tempdir().expect("tmp");
+    let device = Device::flex();
+    let nets: Vec<LensNet> = (0..3)
+        .map(|k| {
+            device.seed(10 + k);
+            LensNet::new(Arch::Cnn, &device)
+        })
+        .collect();
+    let path = dir.path().join("e.lensmodel");
+    checkpoint::save_ensemble(&path, &nets, &tiny_card()).expect("save");
+    let (back, card) = checkpoint::load_members(&path, &device).expect("load");
+    assert_eq!((back.len(), card.ensemble), (3, 3));
+    // The first member is what single-model readers (maps, retraining) get.
+    let (first, _) = checkpoint::load(&path, &device).expect("first");
+    let data = small_set(6, 4, 101);
+    let each: Vec<Vec<f32>> =
+        nets.iter().map(|n| Scorer::new(n.clone(), tiny_card()).score_dataset(&data, 4)).collect();
+    let ensemble = Scorer::load(&path).expect("scorer").score_dataset(&data, 4);
+    for (k, e) in ensemble.iter().enumerate() {
+        let mean = (each[0][k] + each[1][k] + each[2][k]) / 3.0;
+        assert!((e - mean).abs() < 1e-5, "item {k}: ensemble {e}, mean of members {mean}");
+    }
+    assert_eq!(Scorer::new(first, tiny_card()).score_dataset(&data, 4), each[0]);
+    assert_ne!(each[0], each[1], "the members differ, so the mean is a real test");
+    // A single model is still written as format 1, and an ensemble cut short is refused.
+    let single = checkpoint::to_bytes(&nets[0], &tiny_card()).expect("bytes");
+    assert_eq!(u32::from_le_bytes(single[18..22].try_into().expect("4")), 1);
+    let bytes = std::fs::read(&path).expect("read");
+    let cut = dir.path().join("cut.lensmodel");
+    std::fs::write(&cut, &bytes[..bytes.len() - 100_000.min(bytes.len() / 3)]).expect("write");
+    assert!(checkpoint::load_members(&cut, &device).is_err());
+}
+
 /// A small labelled set from the simulator, cut to `size` pixels around the centre so tests
 /// train in seconds.
 fn small_set(n: usize, seed: u64, size: usize) -> Dataset {

@@ -3,7 +3,9 @@
 //! A `.lensmodel` file is one container, so weights never travel without their card:
 //! the magic line `LENSINSPECT-MODEL\n`, a u32 format version, the card as JSON (u64 length
 //! first), the weights as safetensors (u64 length first), and an FNV-1a 64 checksum of all that
-//! came before. Loading refuses, each with its own message: a file that is not a model, one from
+//! came before. Format 2 is an ensemble: after the first weights, a u32 count of further members
+//! and each one's safetensors (u64 length first), all of the same architecture and card; a
+//! single model is still written as format 1. Loading refuses, each with its own message: a file that is not a model, one from
 //! a newer program, a truncated or altered one, one whose band order, input size or architecture
 //! differs from this program's, and weights that do not fit the architecture.
 
@@ -15,8 +17,8 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8] = b"LENSINSPECT-MODEL\n";
-/// The container format this program writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The newest container format this program writes and reads (1: one model, 2: an ensemble).
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Everything needed to use the weights correctly, saved with them (and beside them as JSON).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,6 +41,9 @@ pub struct ModelCard {
     /// (0 or 1: none). Chosen by measurement (docs/robustness.md); older cards have none.
     #[serde(default)]
     pub tta_views: usize,
+    /// Models in the file whose probabilities are averaged (0 or 1: one model).
+    #[serde(default)]
+    pub ensemble: usize,
 }
 
 impl ModelCard {
@@ -52,6 +57,7 @@ impl ModelCard {
             provenance: serde_json::Value::Null,
             metrics: serde_json::Value::Null,
             tta_views: 1,
+            ensemble: 1,
         }
     }
 }
@@ -80,19 +86,41 @@ pub enum ModelFileError {
 
 use crate::hash::fnv1a64;
 
-/// Serialises a model and its card.
-pub fn to_bytes(net: &LensNet, card: &ModelCard) -> Result<Vec<u8>, String> {
+fn weights_of(net: &LensNet) -> Result<Vec<u8>, String> {
     let mut store = SafetensorsStore::from_bytes(None);
     net.save_into(&mut store).map_err(|e| format!("saving weights: {e}"))?;
-    let weights = store.get_bytes().map_err(|e| format!("saving weights: {e}"))?;
-    let card_json = serde_json::to_vec_pretty(card).map_err(|e| e.to_string())?;
-    let mut out = Vec::with_capacity(weights.len() + card_json.len() + 64);
+    store.get_bytes().map_err(|e| format!("saving weights: {e}"))
+}
+
+/// Serialises a model and its card.
+pub fn to_bytes(net: &LensNet, card: &ModelCard) -> Result<Vec<u8>, String> {
+    ensemble_to_bytes(std::slice::from_ref(net), card)
+}
+
+/// Serialises an ensemble (all members of the card's architecture) with one card; one member is
+/// written as an ordinary model (format 1).
+pub fn ensemble_to_bytes(nets: &[LensNet], card: &ModelCard) -> Result<Vec<u8>, String> {
+    let Some((first, rest)) = nets.split_first() else { return Err("an ensemble needs at least one model".into()) };
+    let mut card = card.clone();
+    card.ensemble = nets.len();
+    let weights = weights_of(first)?;
+    let card_json = serde_json::to_vec_pretty(&card).map_err(|e| e.to_string())?;
+    let mut out = Vec::with_capacity(nets.len() * weights.len() + card_json.len() + 64);
     out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    let version: u32 = if rest.is_empty() { 1 } else { 2 };
+    out.extend_from_slice(&version.to_le_bytes());
     out.extend_from_slice(&(card_json.len() as u64).to_le_bytes());
     out.extend_from_slice(&card_json);
     out.extend_from_slice(&(weights.len() as u64).to_le_bytes());
     out.extend_from_slice(&weights);
+    if !rest.is_empty() {
+        out.extend_from_slice(&(rest.len() as u32).to_le_bytes());
+        for net in rest {
+            let w = weights_of(net)?;
+            out.extend_from_slice(&(w.len() as u64).to_le_bytes());
+            out.extend_from_slice(&w);
+        }
+    }
     let sum = fnv1a64(&out);
     out.extend_from_slice(&sum.to_le_bytes());
     Ok(out)
@@ -101,8 +129,16 @@ pub fn to_bytes(net: &LensNet, card: &ModelCard) -> Result<Vec<u8>, String> {
 /// Saves a model file atomically (temporary name, then rename), and its card beside it as
 /// `<name>.json` for people and tools that do not read the container.
 pub fn save(path: &Path, net: &LensNet, card: &ModelCard) -> Result<(), ModelFileError> {
+    save_ensemble(path, std::slice::from_ref(net), card)
+}
+
+/// [`save`] for an ensemble.
+pub fn save_ensemble(path: &Path, nets: &[LensNet], card: &ModelCard) -> Result<(), ModelFileError> {
     let io = |source| ModelFileError::Io { path: path.into(), source };
-    let bytes = to_bytes(net, card).map_err(|detail| ModelFileError::Weights {
+    let mut card = card.clone();
+    card.ensemble = nets.len();
+    let card = &card;
+    let bytes = ensemble_to_bytes(nets, card).map_err(|detail| ModelFileError::Weights {
         path: path.into(),
         arch: card.arch.name(),
         detail,
@@ -121,8 +157,25 @@ pub fn load(path: &Path, device: &Device) -> Result<(LensNet, ModelCard), ModelF
     from_bytes(path, &bytes, device)
 }
 
-/// Parses a model from bytes (`path` names it in errors).
+/// Reads every member of a model file (one for an ordinary model).
+pub fn load_members(path: &Path, device: &Device) -> Result<(Vec<LensNet>, ModelCard), ModelFileError> {
+    let bytes = std::fs::read(path).map_err(|source| ModelFileError::Io { path: path.into(), source })?;
+    members_from_bytes(path, &bytes, device)
+}
+
+/// Parses a model from bytes (`path` names it in errors); of an ensemble, its first member
+/// (what training, retraining and the maps work on).
 pub fn from_bytes(path: &Path, bytes: &[u8], device: &Device) -> Result<(LensNet, ModelCard), ModelFileError> {
+    let (mut nets, card) = members_from_bytes(path, bytes, device)?;
+    Ok((nets.swap_remove(0), card))
+}
+
+/// Parses every member of a model from bytes.
+pub fn members_from_bytes(
+    path: &Path,
+    bytes: &[u8],
+    device: &Device,
+) -> Result<(Vec<LensNet>, ModelCard), ModelFileError> {
     let p = || path.to_path_buf();
     if !bytes.starts_with(MAGIC) {
         if !bytes.is_empty() && MAGIC.starts_with(bytes) {
@@ -154,6 +207,19 @@ pub fn from_bytes(path: &Path, bytes: &[u8], device: &Device) -> Result<(LensNet
     let r = take(&mut at, 8, "header")?;
     let weights_len = u64::from_le_bytes(bytes[r].try_into().expect("8 bytes")) as usize;
     let weights_range = take(&mut at, weights_len, "weights")?;
+    let mut ranges = vec![weights_range];
+    if version >= 2 {
+        let r = take(&mut at, 4, "header")?;
+        let more = u32::from_le_bytes(bytes[r].try_into().expect("4 bytes")) as usize;
+        if more > 64 {
+            return Err(ModelFileError::Corrupt { path: p() });
+        }
+        for _ in 0..more {
+            let r = take(&mut at, 8, "header")?;
+            let len = u64::from_le_bytes(bytes[r].try_into().expect("8 bytes")) as usize;
+            ranges.push(take(&mut at, len, "weights")?);
+        }
+    }
     let body_end = at;
     let r = take(&mut at, 8, "checksum")?;
     let sum = u64::from_le_bytes(bytes[r].try_into().expect("8 bytes"));
@@ -172,22 +238,26 @@ pub fn from_bytes(path: &Path, bytes: &[u8], device: &Device) -> Result<(LensNet
             detail: format!("convolution channels {:?}, this program has {:?}", card.conv_channels, CONV_CHANNELS),
         });
     }
-    let mut net = LensNet::new(card.arch, device);
-    let mut store = SafetensorsStore::from_bytes(Some(bytes[weights_range].to_vec()));
-    let applied = net.load_from(&mut store).map_err(|e| ModelFileError::Weights {
-        path: p(),
-        arch: card.arch.name(),
-        detail: e.to_string(),
-    })?;
-    if !applied.errors.is_empty() || !applied.missing.is_empty() || !applied.unused.is_empty() {
-        let detail = format!(
-            "{} errors, {} missing, {} unexpected tensors{}",
-            applied.errors.len(),
-            applied.missing.len(),
-            applied.unused.len(),
-            applied.missing.first().map(|m| format!(" (first missing: {})", m.0)).unwrap_or_default()
-        );
-        return Err(ModelFileError::Weights { path: p(), arch: card.arch.name(), detail });
+    let mut nets = Vec::with_capacity(ranges.len());
+    for range in ranges {
+        let mut net = LensNet::new(card.arch, device);
+        let mut store = SafetensorsStore::from_bytes(Some(bytes[range].to_vec()));
+        let applied = net.load_from(&mut store).map_err(|e| ModelFileError::Weights {
+            path: p(),
+            arch: card.arch.name(),
+            detail: e.to_string(),
+        })?;
+        if !applied.errors.is_empty() || !applied.missing.is_empty() || !applied.unused.is_empty() {
+            let detail = format!(
+                "{} errors, {} missing, {} unexpected tensors{}",
+                applied.errors.len(),
+                applied.missing.len(),
+                applied.unused.len(),
+                applied.missing.first().map(|m| format!(" (first missing: {})", m.0)).unwrap_or_default()
+            );
+            return Err(ModelFileError::Weights { path: p(), arch: card.arch.name(), detail });
+        }
+        nets.push(net);
     }
-    Ok((net, card))
+    Ok((nets, card))
 }

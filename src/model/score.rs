@@ -13,7 +13,10 @@ use std::path::Path;
 
 /// A model ready to score: network in validation mode on the CPU, with its card.
 pub struct Scorer {
+    /// The model (of an ensemble, the first member: the one maps and fine-tuning use).
     pub net: LensNet,
+    /// An ensemble's other members, whose probabilities are averaged with `net`'s.
+    pub members: Vec<LensNet>,
     pub card: ModelCard,
     device: Device,
     /// Test-time augmentation: how many of the 8 rotations and flips are averaged (1 = none).
@@ -33,15 +36,27 @@ pub enum ScoreError {
 impl Scorer {
     pub fn load(path: &Path) -> Result<Scorer, ModelFileError> {
         let device = Device::flex();
-        let (net, card) = checkpoint::load(path, &device)?;
-        let views = card.tta_views.clamp(1, 8);
-        Ok(Scorer { net: net.valid(), card, device, views })
+        let (nets, card) = checkpoint::load_members(path, &device)?;
+        Ok(Scorer::ensemble(nets, card))
     }
 
     pub fn new(net: LensNet, card: ModelCard) -> Scorer {
+        Scorer::ensemble(vec![net], card)
+    }
+
+    /// Models whose probabilities are averaged (at least one).
+    pub fn ensemble(nets: Vec<LensNet>, card: ModelCard) -> Scorer {
         let device = Device::flex();
         let views = card.tta_views.clamp(1, 8);
-        Scorer { net: net.valid().to_device(&device), card, device, views }
+        let mut nets: Vec<LensNet> = nets.into_iter().map(|n| n.valid().to_device(&device)).collect();
+        let net = nets.remove(0);
+        Scorer { net, members: nets, card, device, views }
+    }
+
+    /// The same model without its other ensemble members (to measure what they add).
+    pub fn first_member_only(mut self) -> Scorer {
+        self.members.clear();
+        self
     }
 
     /// The same model with another number of test-time views (1 - 8).
@@ -52,7 +67,17 @@ impl Scorer {
 
     /// P(lens) for each item of a preprocessed data set.
     pub fn score_dataset(&self, data: &Dataset, batch: usize) -> Vec<f32> {
-        predict(&self.net, data, batch, &self.device, self.views)
+        let mut sum = predict(&self.net, data, batch, &self.device, self.views);
+        for m in &self.members {
+            for (s, p) in sum.iter_mut().zip(predict(m, data, batch, &self.device, self.views)) {
+                *s += p;
+            }
+        }
+        let n = 1 + self.members.len();
+        if n > 1 {
+            sum.iter_mut().for_each(|s| *s /= n as f32);
+        }
+        sum
     }
 
     /// The model a project works with: its current stored version (a kept retraining), else
@@ -61,8 +86,8 @@ impl Scorer {
         match project.current_model_bytes()? {
             Some(bytes) => {
                 let device = Device::flex();
-                let (net, card) = checkpoint::from_bytes(project.path(), &bytes, &device)?;
-                Ok(Scorer::new(net, card))
+                let (nets, card) = checkpoint::members_from_bytes(project.path(), &bytes, &device)?;
+                Ok(Scorer::ensemble(nets, card))
             }
             None => Ok(Scorer::load(&super::shipped_model_path())?),
         }
