@@ -158,3 +158,81 @@ fn a_model_version_without_scores_does_not_hide_the_latest_scores() {
     assert_eq!(name, Some(format!("scored#{v}")));
     assert_eq!(scores.get(&ids[0]), Some(&0.75));
 }
+
+#[test]
+fn a_full_database_refuses_the_grade_with_a_message_and_keeps_the_rest() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (mut p, ids) = project_with_candidates(&dir.path().join("p.lensproj"), 3);
+    let ann = p.inspector("ann", Role::Volunteer).expect("ann");
+    let first = p
+        .record_grade(&NewGrade {
+            candidate_id: ids[0],
+            inspector_id: ann.id,
+            score: Some(Score::Sure),
+            ..Default::default()
+        })
+        .expect("grade");
+    // No room left: as on a full disk.
+    let pages = p.page_count().expect("pages");
+    p.limit_pages(pages as u32).expect("limit");
+    let long = "x".repeat(64 * 1024);
+    let err = p
+        .record_grade(&NewGrade {
+            candidate_id: ids[1],
+            inspector_id: ann.id,
+            score: Some(Score::No),
+            comment: Some(long),
+            ..Default::default()
+        })
+        .expect_err("no room");
+    assert!(matches!(err, ProjectError::Full { .. }), "{err:?}");
+    assert!(err.to_string().contains("is full") && err.to_string().contains("p.lensproj"), "{err}");
+    let events = p.grade_events().expect("events");
+    assert_eq!(events.len(), 1, "the refused grade left nothing half-written");
+    assert_eq!(events[0].uid, first.uid);
+    // With room again, grading goes on.
+    p.limit_pages(1 << 30).expect("unlimit");
+    p.record_grade(&NewGrade {
+        candidate_id: ids[1],
+        inspector_id: ann.id,
+        score: Some(Score::No),
+        ..Default::default()
+    })
+    .expect("grade with room");
+    assert_eq!(p.integrity_check().expect("check"), "ok");
+}
+
+#[test]
+fn a_read_only_project_opens_for_looking_and_refuses_grades() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("p.lensproj");
+    let (mut p, ids) = project_with_candidates(&path, 2);
+    let ann = p.inspector("ann", Role::Volunteer).expect("ann");
+    p.record_grade(&NewGrade {
+        candidate_id: ids[0],
+        inspector_id: ann.id,
+        score: Some(Score::Sure),
+        ..Default::default()
+    })
+    .expect("grade");
+    drop(p);
+    // Write-protect the file. Root ignores permissions, so there the read-only opening is asked
+    // for directly; anyone else gets it from open_existing, as the app does.
+    let mut perms = std::fs::metadata(&path).expect("meta").permissions();
+    perms.set_readonly(true);
+    std::fs::set_permissions(&path, perms).expect("chmod");
+    let root = unsafe { libc::geteuid() } == 0;
+    let mut p = if root { Project::open_read_only(&path) } else { Project::open_existing(&path) }.expect("opens");
+    assert!(p.is_read_only());
+    assert_eq!(p.grade_events().expect("events").len(), 1, "everything can be looked at");
+    assert_eq!(p.candidates().expect("rows").len(), 2);
+    let err = p
+        .record_grade(&NewGrade {
+            candidate_id: ids[1],
+            inspector_id: ann.id,
+            score: Some(Score::No),
+            ..Default::default()
+        })
+        .expect_err("read-only");
+    assert!(err.to_string().contains("read-only"), "{err}");
+}

@@ -510,6 +510,18 @@ impl GradeView {
         self.keys(ui);
         self.request_ahead();
         self.upload_current(ui);
+        if self.project.is_read_only() {
+            egui::Panel::top("read-only").show(ui, |ui| {
+                ui.colored_label(
+                    ui.visuals().warn_fg_color,
+                    format!(
+                        "Read-only: {} cannot be written (file or folder permissions, or a read-only disk). \
+                         You can look at everything; grades cannot be saved.",
+                        self.project.path().display()
+                    ),
+                );
+            });
+        }
         egui::Panel::right("grade-side")
             .min_size(260.0)
             .show(ui, |ui| egui::ScrollArea::vertical().show(ui, |ui| self.side_ui(ui)));

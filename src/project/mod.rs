@@ -43,6 +43,10 @@ pub enum ProjectError {
     NoSuchInspector(i64),
     #[error("pixels of candidate {name} cannot be read: {reason}")]
     Pixels { name: String, reason: SkipReason },
+    #[error("project {path} is open read-only (the file or its folder cannot be written): nothing can be saved")]
+    ReadOnly { path: PathBuf },
+    #[error("project {path} is full (the disk, or a size limit, left no room): {detail}; nothing more was saved")]
+    Full { path: PathBuf, detail: String },
     #[error("database error in {path}: {source}")]
     Sql { path: PathBuf, source: rusqlite::Error },
 }
@@ -123,6 +127,9 @@ pub struct ProjectCounts {
 pub struct Project {
     conn: Connection,
     path: PathBuf,
+    /// Opened read-only (the file or its folder cannot be written): everything can be looked
+    /// at, nothing saved; the app says so in a banner.
+    read_only: bool,
     /// For a session pack: the key its grade events are signed with ([`signing`]).
     pack_key: Option<Vec<u8>>,
 }
@@ -213,12 +220,50 @@ impl Project {
         Self::open_with(path, true)
     }
 
-    /// Opens a project that must already exist.
+    /// Opens a project that must already exist; one that cannot be written (a read-only file or
+    /// folder, a write-protected medium) is opened read-only instead ([`Project::is_read_only`]).
     pub fn open_existing(path: &Path) -> Result<Project, ProjectError> {
         if !path.exists() {
             return Err(ProjectError::Missing { path: path.into() });
         }
-        Self::open_with(path, false)
+        match Self::open_with(path, false) {
+            Err(ProjectError::ReadOnly { .. }) => Self::open_read_only(path),
+            Err(ProjectError::Open { detail, .. }) if detail.contains("readonly") || detail.contains("read-only") => {
+                Self::open_read_only(path)
+            }
+            other => other,
+        }
+    }
+
+    /// Opens a project to look at only: no journal change, no migration, no writes.
+    pub fn open_read_only(path: &Path) -> Result<Project, ProjectError> {
+        use rusqlite::OpenFlags;
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)
+            .map_err(|e| ProjectError::Open { path: path.into(), detail: e.to_string() })?;
+        let project = Project { conn, path: path.into(), read_only: true, pack_key: None };
+        project.conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| project.err(e))?;
+        let version: i64 =
+            project.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| project.err(e))?;
+        if version != schema::CURRENT_VERSION {
+            return Err(if version > schema::CURRENT_VERSION {
+                ProjectError::NewerSchema { path: path.into(), found: version, supported: schema::CURRENT_VERSION }
+            } else {
+                ProjectError::Open {
+                    path: path.into(),
+                    detail: format!(
+                        "schema {version} needs upgrading to {}, which a read-only project cannot be",
+                        schema::CURRENT_VERSION
+                    ),
+                }
+            });
+        }
+        Ok(project)
+    }
+
+    /// True when nothing can be saved (see [`Project::open_existing`]).
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
     }
 
     fn open_with(path: &Path, create: bool) -> Result<Project, ProjectError> {
@@ -230,7 +275,7 @@ impl Project {
         }
         let conn = Connection::open_with_flags(path, flags)
             .map_err(|e| ProjectError::Open { path: path.into(), detail: e.to_string() })?;
-        let mut project = Project { conn, path: path.into(), pack_key: None };
+        let mut project = Project { conn, path: path.into(), read_only: false, pack_key: None };
         project.configure()?;
         project.migrate()?;
         project.pack_key = project.meta("pack_key")?.and_then(|k| signing::unhex(&k));
@@ -294,6 +339,18 @@ impl Project {
             tx.commit().map_err(|e| classify(&path, e))?;
         }
         Ok(())
+    }
+
+    /// Caps the database at `pages` pages of its page size for this connection (SQLite's
+    /// `max_page_count`): a grade that would grow it further is refused as [`ProjectError::Full`],
+    /// exactly as on a full disk. For shared machines with quotas, and for testing that path.
+    pub fn limit_pages(&self, pages: u32) -> Result<i64, ProjectError> {
+        self.conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |r| r.get(0)).map_err(|e| self.err(e))
+    }
+
+    /// Pages the database file has now.
+    pub fn page_count(&self) -> Result<i64, ProjectError> {
+        self.conn.query_row("PRAGMA page_count", [], |r| r.get(0)).map_err(|e| self.err(e))
     }
 
     /// A `project_meta` value.
@@ -571,6 +628,9 @@ impl Project {
     /// Appends a grade event. When this returns `Ok`, the event is on disk (WAL,
     /// `synchronous=FULL`, autocommit): a kill or power cut afterwards does not lose it.
     pub fn record_grade(&mut self, g: &NewGrade) -> Result<GradeEvent, ProjectError> {
+        if self.read_only {
+            return Err(ProjectError::ReadOnly { path: self.path.clone() });
+        }
         let uid = new_uid();
         let time = now_iso();
         let points = if g.points.is_empty() { None } else { serde_json::to_string(&g.points).ok() };
@@ -911,6 +971,8 @@ fn classify(path: &Path, e: rusqlite::Error) -> ProjectError {
         Some(ErrorCode::NotADatabase) => {
             ProjectError::NotAProject { path: path.into(), detail: "not an SQLite database".into() }
         }
+        Some(ErrorCode::ReadOnly) => ProjectError::ReadOnly { path: path.into() },
+        Some(ErrorCode::DiskFull) => ProjectError::Full { path: path.into(), detail: e.to_string() },
         _ => ProjectError::Sql { path: path.into(), source: e },
     }
 }
