@@ -361,8 +361,8 @@ fn model_path(model: Option<PathBuf>) -> PathBuf {
 }
 
 pub fn score(project: &Path, model: Option<PathBuf>, batch: usize) -> Result<ExitCode> {
+    let scorer = Scorer::load_or_shipped(model.as_deref())?;
     let model = model_path(model);
-    let scorer = Scorer::load(&model)?;
     let mut p = Project::open_existing(project)?;
     let bar = crate::progress_bar(true);
     bar.set_message("scoring");
@@ -396,7 +396,7 @@ pub fn evaluate(a: EvaluateArgs) -> Result<ExitCode> {
     use lens_inspect::model::validation::{bootstrap, by_group, groups_from_column};
     let EvaluateArgs { model, data, truth, project, roc, json, gradcam_check, by, bootstrap: resamples, tta } = a;
     let mask_ratio = match (&data, gradcam_check) {
-        (Some(dir), Some(n)) => Some(gradcam_mask_ratio(&model_path(model.clone()), dir, n)?),
+        (Some(dir), Some(n)) => Some(gradcam_mask_ratio(model.as_deref(), dir, n)?),
         _ => None,
     };
     if !by.is_empty() && data.is_none() {
@@ -405,7 +405,7 @@ pub fn evaluate(a: EvaluateArgs) -> Result<ExitCode> {
     let mut groups: Vec<(String, Vec<String>)> = Vec::new();
     let (scores, labels): (Vec<f64>, Vec<bool>) = match (data, project) {
         (Some(dir), None) => {
-            let mut scorer = Scorer::load(&model_path(model))?;
+            let mut scorer = Scorer::load_or_shipped(model.as_deref())?;
             if let Some(v) = tta {
                 scorer = scorer.with_views(v);
             }
@@ -536,8 +536,11 @@ pub fn evaluate_suite(
     if n < 20 {
         bail!("--n must be at least 20 cutouts per set, not {n}");
     }
+    if write_card && model.is_none() {
+        bail!("--card writes into a model file's card: name it with --model");
+    }
+    let mut scorer = Scorer::load_or_shipped(model.as_deref())?;
     let path = model_path(model);
-    let mut scorer = Scorer::load(&path)?;
     if let Some(v) = tta {
         scorer = scorer.with_views(v);
     }
@@ -553,9 +556,9 @@ pub fn evaluate_suite(
     }
     if write_card {
         let device = burn::tensor::Device::flex();
-        let (net, mut card) = checkpoint::load(&path, &device)?;
+        let (nets, mut card) = checkpoint::load_members(&path, &device)?;
         card.metrics["robustness"] = serde_json::to_value(&suite)?;
-        checkpoint::save(&path, &net, &card)?;
+        checkpoint::save_ensemble(&path, &nets, &card)?;
         eprintln!("wrote the results into {}'s card", path.display());
     }
     Ok(ExitCode::SUCCESS)
@@ -579,7 +582,7 @@ pub fn explain(
 ) -> Result<ExitCode> {
     use lens_inspect::model::explain;
     use lens_inspect::render::{self, colormap, DisplaySettings};
-    let scorer = Scorer::load(&model_path(model))?;
+    let scorer = Scorer::load_or_shipped(model.as_deref())?;
     let p = Project::open_existing(project)?;
     let row = p.candidate_by_name(candidate)?;
     let cutout = p.load_cutout(&row)?;
@@ -720,10 +723,10 @@ pub fn pack_merge(project: &Path, packs: &[PathBuf]) -> Result<ExitCode> {
 }
 
 /// Mean over lenses (with a mask) of the Grad-CAM concentration on the lensed light.
-fn gradcam_mask_ratio(model: &Path, dir: &Path, n: usize) -> Result<(f64, usize)> {
+fn gradcam_mask_ratio(model: Option<&Path>, dir: &Path, n: usize) -> Result<(f64, usize)> {
     use lens_inspect::model::explain::{gradcam, mask_concentration};
     use lens_inspect::survey::{discover, fits::read_single_band, load};
-    let scorer = Scorer::load(model)?;
+    let scorer = Scorer::load_or_shipped(model)?;
     let discovery = discover(dir)?;
     let mut ratios = Vec::new();
     for spec in &discovery.objects {
@@ -762,7 +765,7 @@ pub fn retrain(
             let (net, card) = checkpoint::from_bytes(project, &bytes, &burn::tensor::Device::flex())?;
             Scorer::new(net, card)
         }
-        (None, None) => Scorer::load(&shipped_model_path())?,
+        (None, None) => Scorer::shipped()?,
     };
     let mut cfg = RetrainConfig::default();
     cfg.train.epochs = epochs.max(1);
@@ -849,7 +852,7 @@ pub fn bench_active_learning(a: ActiveLearningArgs) -> Result<ExitCode> {
     if a.rounds == 0 || a.batch == 0 {
         bail!("--rounds and --batch must be at least 1");
     }
-    let scorer = Scorer::load(&model_path(a.model))?;
+    let scorer = Scorer::load_or_shipped(a.model.as_deref())?;
     let (pool, problems) = load_labelled(&a.pool, a.truth.as_deref(), scorer.card.clip_sigma)
         .with_context(|| format!("reading the pool {}", a.pool.display()))?;
     for (name, why) in problems.iter().take(10) {

@@ -105,7 +105,7 @@ pub fn make_demo(path: &Path, spec: DemoSpec, progress: &(dyn Fn(&str, f32) + Sy
         .collect();
     project.insert_candidates(&items)?;
     let mut scored = false;
-    if let Ok(scorer) = Scorer::load(&crate::model::shipped_model_path()) {
+    if let Ok(scorer) = Scorer::shipped() {
         progress("scoring with the shipped model", 0.85);
         scored = score_project(&mut project, &scorer, "lens-detector (shipped)", 64, &|d, t| {
             progress("scoring with the shipped model", 0.85 + 0.15 * d as f32 / t.max(1) as f32)

@@ -27,8 +27,12 @@ use std::path::{Path, PathBuf};
 /// The model shipped with the program (trained by our `train` on our `simulate`; see its card).
 pub const SHIPPED_MODEL: &str = "models/lens-detector.lensmodel";
 
-/// Where the shipped model is: beside the executable's source tree when run with cargo, else in
-/// the working directory.
+/// The shipped model's bytes, built into the program: a binary that is installed or copied
+/// anywhere scores and makes its demo with no `models/` folder beside it.
+pub static SHIPPED_MODEL_BYTES: &[u8] = include_bytes!("../../models/lens-detector.lensmodel");
+
+/// Where the shipped model's file is in the source tree (for commands that write into its card);
+/// the program itself reads [`SHIPPED_MODEL_BYTES`].
 pub fn shipped_model_path() -> PathBuf {
     let from_manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join(SHIPPED_MODEL);
     if from_manifest.exists() {

@@ -40,6 +40,22 @@ impl Scorer {
         Ok(Scorer::ensemble(nets, card))
     }
 
+    /// The shipped model, from the copy built into the program.
+    pub fn shipped() -> Result<Scorer, ModelFileError> {
+        let device = Device::flex();
+        let name = Path::new("(built in) models/lens-detector.lensmodel");
+        let (nets, card) = checkpoint::members_from_bytes(name, super::SHIPPED_MODEL_BYTES, &device)?;
+        Ok(Scorer::ensemble(nets, card))
+    }
+
+    /// `model`, or the shipped model when none is given.
+    pub fn load_or_shipped(model: Option<&Path>) -> Result<Scorer, ModelFileError> {
+        match model {
+            Some(path) => Scorer::load(path),
+            None => Scorer::shipped(),
+        }
+    }
+
     pub fn new(net: LensNet, card: ModelCard) -> Scorer {
         Scorer::ensemble(vec![net], card)
     }
@@ -89,7 +105,7 @@ impl Scorer {
                 let (nets, card) = checkpoint::members_from_bytes(project.path(), &bytes, &device)?;
                 Ok(Scorer::ensemble(nets, card))
             }
-            None => Ok(Scorer::load(&super::shipped_model_path())?),
+            None => Ok(Scorer::shipped()?),
         }
     }
 
