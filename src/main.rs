@@ -242,7 +242,7 @@ enum Command {
         /// Project file.
         #[arg(long)]
         project: PathBuf,
-        /// Model file (default: the shipped model, models/lens-detector.lensmodel).
+        /// Model file (default: the shipped model, built into the program).
         #[arg(long)]
         model: Option<PathBuf>,
         /// Cutouts per inference batch.
