@@ -360,8 +360,11 @@ fn model_path(model: Option<PathBuf>) -> PathBuf {
     model.unwrap_or_else(shipped_model_path)
 }
 
-pub fn score(project: &Path, model: Option<PathBuf>, batch: usize) -> Result<ExitCode> {
-    let scorer = Scorer::load_or_shipped(model.as_deref())?;
+pub fn score(project: &Path, model: Option<PathBuf>, batch: usize, tta: Option<usize>) -> Result<ExitCode> {
+    let mut scorer = Scorer::load_or_shipped(model.as_deref())?;
+    if let Some(v) = tta {
+        scorer = scorer.with_views(v);
+    }
     let model = model_path(model);
     let mut p = Project::open_existing(project)?;
     let bar = crate::progress_bar(true);

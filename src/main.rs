@@ -248,6 +248,10 @@ enum Command {
         /// Cutouts per inference batch.
         #[arg(long, default_value_t = 64)]
         batch: usize,
+        /// Test-time augmentation: average this many of the 8 rotations and flips (default: the
+        /// model card's; each view costs one more pass, docs/robustness.md section 6).
+        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=8))]
+        tta: Option<u8>,
     },
     /// Challenge metrics of a model: AUROC, TPR0, TPR10 (Metcalf et al. 2019).
     Evaluate {
@@ -888,7 +892,7 @@ fn run() -> Result<ExitCode> {
                 note,
             })
         }
-        Command::Score { project, model, batch } => commands::score(&project, model, batch),
+        Command::Score { project, model, batch, tta } => commands::score(&project, model, batch, tta.map(usize::from)),
         Command::Evaluate { model, data, truth, project, roc, json, gradcam_check, by, bootstrap, tta } => {
             commands::evaluate(commands::EvaluateArgs {
                 model,
