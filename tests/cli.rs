@@ -171,3 +171,29 @@ fn help_explains_each_flag() {
         assert!(text.contains(flag), "{flag} missing from render --help");
     }
 }
+
+#[test]
+fn a_project_ingested_with_a_relative_path_finds_its_files_from_any_folder() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let here = dir.path().join("survey");
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).expect("dir");
+    lens_inspect::survey::fits_write::write_bologna(&here.join("data"), &cutout("7", 7)).expect("write");
+    let run_in = |cwd: &Path, args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_lens-inspect"))
+            .args(args)
+            .current_dir(cwd)
+            .env("LENS_INSPECT_HOME", isolated_home())
+            .output()
+            .expect("run lens-inspect")
+    };
+    // Ingest from inside the survey folder with relative paths, pixels left in the files.
+    let out = run_in(&here, &["ingest", "data", "--project", "p.lensproj"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Then use the project from another folder.
+    let db = here.join("p.lensproj");
+    let png = elsewhere.join("c.png");
+    let out = run_in(&elsewhere, &["render", "--project", s(&db), "--candidate", "7", "--out", "c.png"]);
+    assert!(out.status.success(), "from another folder: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(png.exists());
+}

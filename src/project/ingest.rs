@@ -122,7 +122,10 @@ pub fn ingest(
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<IngestSummary, IngestFailure> {
     let truth = options.truth.as_deref().map(read_truth_csv).transpose()?;
-    let discovery = survey::discover(input)?;
+    // Paths are stored absolute, so the project finds its files from any working folder (the
+    // GUI started from a desktop, `explain` run from home), not only from where ingest ran.
+    let input = std::path::absolute(input).unwrap_or_else(|_| input.to_path_buf());
+    let discovery = survey::discover(&input)?;
     let mut summary =
         IngestSummary { layout: Some(discovery.kind), found: discovery.objects.len(), ..Default::default() };
     for p in &discovery.problems {
