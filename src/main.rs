@@ -20,8 +20,30 @@ use std::process::ExitCode;
     about = "Grade candidate strong gravitational lenses in survey cutouts, and retrain the lens finder on the grades."
 )]
 struct Cli {
+    /// More messages: -v what the program does, -vv debugging detail, -vvv everything (the
+    /// window system's and the network library's too). RUST_LOG, when set, decides instead.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Errors only.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+/// Messages go to stderr through `log` (ours, eframe's, burn's, cfitsio wrappers'), at the level
+/// -v/-q ask for; RUST_LOG (e.g. `RUST_LOG=lens_inspect=debug,eframe=info`) overrides it.
+fn init_logging(verbose: u8, quiet: bool) {
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "lens_inspect=info,warn",
+        (false, 2) => "lens_inspect=debug,info",
+        _ => "trace",
+    };
+    let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
+        .format_timestamp_millis()
+        .try_init();
 }
 
 #[derive(Subcommand)]
@@ -673,6 +695,8 @@ pub(crate) fn progress_bar(visible: bool) -> indicatif::ProgressBar {
 
 fn run() -> Result<ExitCode> {
     let cli = Cli::parse();
+    init_logging(cli.verbose, cli.quiet);
+    log::info!("lens-inspect {} started", env!("CARGO_PKG_VERSION"));
     let Some(command) = cli.command else {
         lens_inspect::app::run(None)?;
         return Ok(ExitCode::SUCCESS);

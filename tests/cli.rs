@@ -197,3 +197,25 @@ fn a_project_ingested_with_a_relative_path_finds_its_files_from_any_folder() {
     assert!(out.status.success(), "from another folder: {}", String::from_utf8_lossy(&out.stderr));
     assert!(png.exists());
 }
+
+#[test]
+fn verbosity_flags_and_rust_log_decide_what_is_logged() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let missing = dir.path().join("none.lensproj");
+    let stderr = |args: &[&str], rust_log: Option<&str>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_lens-inspect"));
+        c.args(args).env("LENS_INSPECT_HOME", isolated_home()).env_remove("RUST_LOG");
+        if let Some(v) = rust_log {
+            c.env("RUST_LOG", v);
+        }
+        String::from_utf8_lossy(&c.output().expect("run").stderr).to_string()
+    };
+    let plain = stderr(&["info", "--project", s(&missing)], None);
+    assert!(!plain.contains("INFO") && plain.contains("does not exist"), "{plain}");
+    let verbose = stderr(&["-v", "info", "--project", s(&missing)], None);
+    assert!(verbose.contains("INFO") && verbose.contains("started"), "{verbose}");
+    let env = stderr(&["info", "--project", s(&missing)], Some("lens_inspect=info"));
+    assert!(env.contains("started"), "RUST_LOG is honoured: {env}");
+    let quiet = stderr(&["-q", "info", "--project", s(&missing)], Some(""));
+    assert!(!quiet.contains("started") && quiet.contains("does not exist"), "errors still show: {quiet}");
+}

@@ -198,6 +198,15 @@ pub fn retrain(
         });
     }
     let kept = keep_new(&old, &new);
+    log::info!(
+        "retraining on {} labels: decision AUROC {:.4} -> {:.4}, unseen simulations {:.4} -> {:.4}: {}",
+        ids.len(),
+        old.auroc,
+        new.auroc,
+        old_sim.auroc,
+        new_sim.auroc,
+        if kept { "kept" } else { "rejected" }
+    );
     let mut card: ModelCard = base.card.clone();
     card.provenance = serde_json::json!({ "retrained_from": base.card.provenance.get("command"), "labels": ids.len(), "history": outcome.history });
     card.metrics = serde_json::json!({

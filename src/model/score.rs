@@ -180,6 +180,7 @@ pub fn score_project(
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<ProjectScoreSummary, ScoreError> {
     let scored = score_candidates(project, scorer, batch, progress)?;
+    log::info!("{name}: scored {} candidates, {} failed", scored.scores.len(), scored.failed.len());
     let card = serde_json::to_string(&scorer.card).unwrap_or_default();
     // The version and its scores land together: a kill while scoring leaves no version without
     // scores behind.

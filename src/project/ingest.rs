@@ -126,6 +126,13 @@ pub fn ingest(
     // GUI started from a desktop, `explain` run from home), not only from where ingest ran.
     let input = std::path::absolute(input).unwrap_or_else(|_| input.to_path_buf());
     let discovery = survey::discover(&input)?;
+    log::info!(
+        "{}: {:?} layout, {} objects found, {} problems",
+        input.display(),
+        discovery.kind,
+        discovery.objects.len(),
+        discovery.problems.len()
+    );
     let mut summary =
         IngestSummary { layout: Some(discovery.kind), found: discovery.objects.len(), ..Default::default() };
     for p in &discovery.problems {

@@ -227,7 +227,10 @@ impl Project {
             return Err(ProjectError::Missing { path: path.into() });
         }
         match Self::open_with(path, false) {
-            Err(ProjectError::ReadOnly { .. }) => Self::open_read_only(path),
+            Err(ProjectError::ReadOnly { .. }) => {
+                log::warn!("{} cannot be written: opening it read-only", path.display());
+                Self::open_read_only(path)
+            }
             Err(ProjectError::Open { detail, .. }) if detail.contains("readonly") || detail.contains("read-only") => {
                 Self::open_read_only(path)
             }
@@ -279,6 +282,7 @@ impl Project {
         project.configure()?;
         project.migrate()?;
         project.pack_key = project.meta("pack_key")?.and_then(|k| signing::unhex(&k));
+        log::debug!("opened project {} (pack: {})", path.display(), project.pack_key.is_some());
         Ok(project)
     }
 

@@ -235,5 +235,6 @@ pub fn merge_pack(project: &mut Project, pack_path: &Path) -> Result<MergeReport
     inspectors.sort();
     inspectors.dedup();
     let (added, already_present) = project.insert_foreign_events(&events, Role::Volunteer)?;
+    log::info!("merged {}: {added} events added, {already_present} already present", pack_path.display());
     Ok(MergeReport { added, already_present, inspectors })
 }
