@@ -399,6 +399,12 @@ enum Command {
         #[command(subcommand)]
         what: GradesWhat,
     },
+    /// Print a shell completion script, e.g. `lens-inspect completions bash > ~/.local/share/bash-completion/completions/lens-inspect`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Who grades in a project, and who is a researcher.
     Inspectors {
         #[command(subcommand)]
@@ -951,6 +957,11 @@ fn run() -> Result<ExitCode> {
             commands::pack_export(&project, &out, inspector, n, query, with_scores)
         }
         Command::Pack { what: PackWhat::Merge { packs, project } } => commands::pack_merge(&project, &packs),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "lens-inspect", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Inspectors { what: InspectorsWhat::Add { name, project, role } } => {
             commands::inspectors_add(&project, &name, role.into())
         }

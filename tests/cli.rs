@@ -219,3 +219,14 @@ fn verbosity_flags_and_rust_log_decide_what_is_logged() {
     let quiet = stderr(&["-q", "info", "--project", s(&missing)], Some(""));
     assert!(!quiet.contains("started") && quiet.contains("does not exist"), "errors still show: {quiet}");
 }
+
+#[test]
+fn completions_name_every_command_and_choice() {
+    let out = lens_inspect(&["completions", "bash"]);
+    assert!(out.status.success());
+    let script = String::from_utf8_lossy(&out.stdout);
+    for word in ["ingest", "evaluate-suite", "inspectors", "--look", "researcher"] {
+        assert!(script.contains(word), "the bash completions lack {word}");
+    }
+    assert!(!lens_inspect(&["completions", "cmd.exe"]).status.success(), "an unknown shell is a usage error");
+}
