@@ -576,7 +576,7 @@ impl ReviewView {
         };
         // Every row, virtualised: only the rows on screen are laid out, so 100,000 candidates
         // cost what 30 do. Fixed column widths keep the header over its column.
-        const WIDTHS: [f32; 8] = [150.0, 110.0, 70.0, 70.0, 110.0, 150.0, 80.0, 70.0];
+        const WIDTHS: [f32; 8] = [150.0, 170.0, 130.0, 120.0, 110.0, 150.0, 80.0, 70.0];
         let row_height = ui.text_style_height(&egui::TextStyle::Button) + 2.0 * ui.spacing().button_padding.y;
         let cell = |ui: &mut egui::Ui, k: usize, add: &mut dyn FnMut(&mut egui::Ui)| {
             ui.allocate_ui_with_layout(
