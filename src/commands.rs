@@ -634,18 +634,20 @@ pub fn explain(
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn export(project: &Path, out: &Path, min_verdict: &str, grades: bool) -> Result<ExitCode> {
+pub fn export(
+    project: &Path,
+    out: &Path,
+    min: lens_inspect::project::export::MinVerdict,
+    grades: bool,
+) -> Result<ExitCode> {
     use lens_inspect::consensus::{swap::SwapConfig, SeedRule};
-    use lens_inspect::project::export::{catalogue, write_catalogue, write_grades_csv, MinVerdict};
+    use lens_inspect::project::export::{catalogue, write_catalogue, write_grades_csv};
     let p = Project::open_existing(project)?;
     if grades {
         let n = write_grades_csv(&p, out)?;
         println!("wrote {n} grade events to {}", out.display());
         return Ok(ExitCode::SUCCESS);
     }
-    let Some(min) = MinVerdict::parse(min_verdict) else {
-        bail!("--min-verdict {min_verdict:?}: expected all, graded, seed-rule or detected");
-    };
     let rows = catalogue(&p, &SeedRule::default(), SwapConfig::default(), min)?;
     write_catalogue(out, &rows)?;
     println!("wrote {} candidates to {}", rows.len(), out.display());

@@ -56,15 +56,15 @@ enum Command {
         /// Go straight to grading as this inspector (skips the start screen).
         #[arg(long)]
         inspector: Option<String>,
-        /// Role of --inspector when new: volunteer or researcher.
-        #[arg(long, default_value = "volunteer")]
-        role: String,
+        /// Role --inspector asks for (a researcher must have been granted it).
+        #[arg(long, value_enum, default_value = "volunteer")]
+        role: RoleArg,
         /// With a researcher: open the review view first.
         #[arg(long)]
         review: bool,
-        /// With --review: which tab to show first (table, gallery or dashboard).
-        #[arg(long, default_value = "table")]
-        review_tab: String,
+        /// With --review: which tab to show first.
+        #[arg(long, value_enum, default_value = "table")]
+        review_tab: TabArg,
     },
     /// Read survey cutouts into a project (created if missing).
     ///
@@ -387,8 +387,8 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
         /// Which candidates: all, graded, seed-rule (2 x "maybe" or 1 x "sure"), detected (SWAP).
-        #[arg(long, default_value = "all")]
-        min_verdict: String,
+        #[arg(long, value_enum, default_value = "all")]
+        min_verdict: MinVerdictArg,
         /// Write every grade event instead (uid, candidate, inspector, score, time, session,
         /// comment, points) as CSV.
         #[arg(long)]
@@ -438,8 +438,8 @@ enum Command {
         lr: f64,
         /// What learns: head (attention and classifier), top-stage (also the last conv stage,
         /// the default), or all.
-        #[arg(long, default_value = "top-stage")]
-        trainable: String,
+        #[arg(long, value_enum, default_value = "top-stage")]
+        trainable: TrainableArg,
         /// Seed.
         #[arg(long, default_value_t = 1)]
         seed: u64,
@@ -499,6 +499,28 @@ enum InspectorsWhat {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum TabArg {
+    Table,
+    Gallery,
+    Dashboard,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum MinVerdictArg {
+    All,
+    Graded,
+    SeedRule,
+    Detected,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum TrainableArg {
+    Head,
+    TopStage,
+    All,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -710,19 +732,16 @@ fn run() -> Result<ExitCode> {
     match command {
         Command::Gui { project, inspector, role, review, review_tab } => {
             use lens_inspect::app::review::Mode;
-            let tab = match review_tab.as_str() {
-                "table" => Mode::Table,
-                "gallery" => Mode::Gallery,
-                "dashboard" => Mode::Dashboard,
-                other => bail!("--review-tab {other:?}: expected table, gallery or dashboard"),
+            let tab = match review_tab {
+                TabArg::Table => Mode::Table,
+                TabArg::Gallery => Mode::Gallery,
+                TabArg::Dashboard => Mode::Dashboard,
             };
             if let Some(p) = &project {
                 // Fail here, with a clear message, rather than inside the window.
                 Project::open_existing(p)?;
             }
-            let Some(role) = lens_inspect::project::Role::parse(&role) else {
-                bail!("--role {role:?}: expected volunteer or researcher");
-            };
+            let role = Role::from(role);
             let direct = inspector.map(|name| lens_inspect::app::Direct { name, role, review, tab });
             lens_inspect::app::run_with(project, direct)?;
             Ok(ExitCode::SUCCESS)
@@ -949,7 +968,16 @@ fn run() -> Result<ExitCode> {
             };
             commands::explain(&project, &candidate, &out, model, method, opacity)
         }
-        Command::Export { project, out, min_verdict, grades } => commands::export(&project, &out, &min_verdict, grades),
+        Command::Export { project, out, min_verdict, grades } => {
+            use lens_inspect::project::export::MinVerdict;
+            let min = match min_verdict {
+                MinVerdictArg::All => MinVerdict::All,
+                MinVerdictArg::Graded => MinVerdict::Graded,
+                MinVerdictArg::SeedRule => MinVerdict::SeedRule,
+                MinVerdictArg::Detected => MinVerdict::Detected,
+            };
+            commands::export(&project, &out, min, grades)
+        }
         Command::Grades { what: GradesWhat::Import { csv, project, inspector } } => {
             commands::import_grades(&project, &csv, inspector.as_deref())
         }
@@ -969,11 +997,10 @@ fn run() -> Result<ExitCode> {
             commands::inspectors_list(&project, json)
         }
         Command::Retrain { project, model, epochs, lr, trainable, seed } => {
-            let (freeze_backbone, freeze_stem) = match trainable.as_str() {
-                "head" => (true, false),
-                "top-stage" => (false, true),
-                "all" => (false, false),
-                other => bail!("--trainable {other:?}: expected head, top-stage or all"),
+            let (freeze_backbone, freeze_stem) = match trainable {
+                TrainableArg::Head => (true, false),
+                TrainableArg::TopStage => (false, true),
+                TrainableArg::All => (false, false),
             };
             commands::retrain(&project, model, epochs, lr, (freeze_backbone, freeze_stem), seed)
         }

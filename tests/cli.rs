@@ -230,3 +230,22 @@ fn completions_name_every_command_and_choice() {
     }
     assert!(!lens_inspect(&["completions", "cmd.exe"]).status.success(), "an unknown shell is a usage error");
 }
+
+#[test]
+fn choice_flags_list_their_values_and_refuse_others() {
+    for (args, values) in [
+        (vec!["export", "--help"], vec!["all", "graded", "seed-rule", "detected"]),
+        (vec!["retrain", "--help"], vec!["head", "top-stage", "all"]),
+        (vec!["gui", "--help"], vec!["volunteer", "researcher", "table", "gallery", "dashboard"]),
+    ] {
+        let out = lens_inspect(&args);
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(help.contains("possible values"), "{args:?}: {help}");
+        for v in values {
+            assert!(help.contains(v), "{args:?} does not list {v}");
+        }
+    }
+    let out = lens_inspect(&["export", "--project", "p", "--out", "o.csv", "--min-verdict", "lenses"]);
+    assert_eq!(out.status.code(), Some(2), "a wrong choice is a usage error");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("possible values: all, graded, seed-rule, detected"));
+}

@@ -47,18 +47,6 @@ pub enum MinVerdict {
     Detected,
 }
 
-impl MinVerdict {
-    pub fn parse(s: &str) -> Option<MinVerdict> {
-        match s.to_ascii_lowercase().replace('-', "_").as_str() {
-            "all" => Some(MinVerdict::All),
-            "graded" => Some(MinVerdict::Graded),
-            "seed_rule" => Some(MinVerdict::SeedRule),
-            "detected" => Some(MinVerdict::Detected),
-            _ => None,
-        }
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
     #[error(transparent)]
