@@ -801,6 +801,14 @@ pub fn retrain(
     Ok(ExitCode::SUCCESS)
 }
 
+/// What `bench active-learning` fine-tunes.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum TuneArg {
+    Head,
+    TopStage,
+    Classifier,
+}
+
 /// Options of `bench active-learning`.
 #[derive(clap::Args)]
 pub struct ActiveLearningArgs {
@@ -843,8 +851,8 @@ pub struct ActiveLearningArgs {
     pub variants: usize,
     /// What fine-tuning changes: head (attention + classifier), top-stage (also the last
     /// conv stage) or classifier (MLP only).
-    #[arg(long, default_value = "top-stage")]
-    pub tune: String,
+    #[arg(long, value_enum, default_value = "top-stage")]
+    pub tune: TuneArg,
     /// Keep the backbone features in this file and reuse them when it matches.
     #[arg(long)]
     pub feature_cache: Option<PathBuf>,
@@ -870,11 +878,10 @@ pub fn bench_active_learning(a: ActiveLearningArgs) -> Result<ExitCode> {
         bail!("--sim-share must be in [0, 1) and --lr in (0, 1)");
     }
     use lens_inspect::active::experiment::Tune;
-    let tune = match a.tune.as_str() {
-        "head" => Tune::Head,
-        "classifier" => Tune::Classifier,
-        "top-stage" => Tune::TopStage,
-        other => bail!("--tune {other:?}: expected head, top-stage or classifier"),
+    let tune = match a.tune {
+        TuneArg::Head => Tune::Head,
+        TuneArg::Classifier => Tune::Classifier,
+        TuneArg::TopStage => Tune::TopStage,
     };
     let defaults = ExperimentConfig::default();
     let cfg = ExperimentConfig {
