@@ -708,7 +708,7 @@ pub fn pack_export(
 
 pub fn pack_merge(project: &Path, packs: &[PathBuf]) -> Result<ExitCode> {
     let mut p = Project::open_existing(project)?;
-    let mut failed = false;
+    let mut failed = 0;
     for pack in packs {
         match lens_inspect::project::pack::merge_pack(&mut p, pack) {
             Ok(r) => println!(
@@ -720,11 +720,16 @@ pub fn pack_merge(project: &Path, packs: &[PathBuf]) -> Result<ExitCode> {
             ),
             Err(e) => {
                 eprintln!("error: {e:#}");
-                failed = true;
+                failed += 1;
             }
         }
     }
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    // The exit-code table (README): 3 when some packs merged and others were refused.
+    Ok(match failed {
+        0 => ExitCode::SUCCESS,
+        n if n == packs.len() => ExitCode::FAILURE,
+        _ => ExitCode::from(3),
+    })
 }
 
 /// Mean over lenses (with a mask) of the Grad-CAM concentration on the lensed light.

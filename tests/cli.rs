@@ -249,3 +249,27 @@ fn choice_flags_list_their_values_and_refuse_others() {
     assert_eq!(out.status.code(), Some(2), "a wrong choice is a usage error");
     assert!(String::from_utf8_lossy(&out.stderr).contains("possible values: all, graded, seed-rule, detected"));
 }
+
+#[test]
+fn pack_merge_exit_codes_follow_the_table() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let root = dir.path().join("c");
+    write_good_bologna(&root, 3);
+    let db = dir.path().join("p.lensproj");
+    assert!(lens_inspect(&["ingest", s(&root), "--project", s(&db)]).status.success());
+    let pack = dir.path().join("ann.pack");
+    let out = lens_inspect(&["pack", "export", "--project", s(&db), "--out", s(&pack), "--inspector", "ann"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let junk = dir.path().join("junk.pack");
+    std::fs::write(&junk, b"not a pack").expect("write");
+    let merge = |packs: &[&Path]| {
+        let mut args = vec!["pack", "merge"];
+        args.extend(packs.iter().map(|p| s(p)));
+        args.extend(["--project", s(&db)]);
+        lens_inspect(&args).status.code()
+    };
+    assert_eq!(merge(&[&pack]), Some(0), "all merged");
+    assert_eq!(merge(&[&pack, &junk]), Some(3), "some merged, some refused: partial");
+    assert_eq!(merge(&[&junk]), Some(1), "none merged");
+    assert_eq!(lens_inspect(&["pack", "merge", "--project", s(&db)]).status.code(), Some(2), "usage");
+}
