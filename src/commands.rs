@@ -360,14 +360,14 @@ fn model_path(model: Option<PathBuf>) -> PathBuf {
     model.unwrap_or_else(shipped_model_path)
 }
 
-pub fn score(project: &Path, model: Option<PathBuf>, batch: usize, tta: Option<usize>) -> Result<ExitCode> {
+pub fn score(project: &Path, model: Option<PathBuf>, batch: usize, tta: Option<usize>, json: bool) -> Result<ExitCode> {
     let mut scorer = Scorer::load_or_shipped(model.as_deref())?;
     if let Some(v) = tta {
         scorer = scorer.with_views(v);
     }
     let model = model_path(model);
     let mut p = Project::open_existing(project)?;
-    let bar = crate::progress_bar(true);
+    let bar = crate::progress_bar(!json);
     bar.set_message("scoring");
     let name = model.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "model".into());
     let summary = score_project(&mut p, &scorer, &name, batch.max(1), &|done, total| {
@@ -375,6 +375,10 @@ pub fn score(project: &Path, model: Option<PathBuf>, batch: usize, tta: Option<u
         bar.set_position(done as u64);
     })?;
     bar.finish_and_clear();
+    if json {
+        println!("{}", serde_json::to_string(&summary)?);
+        return Ok(if summary.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(3) });
+    }
     println!("scored {} candidates as model version {}", summary.scored, summary.model_version);
     for (name, why) in summary.failed.iter().take(10) {
         eprintln!("  not scored {name}: {why}");
@@ -654,9 +658,13 @@ pub fn export(
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn import_grades(project: &Path, csv: &Path, inspector: Option<&str>) -> Result<ExitCode> {
+pub fn import_grades(project: &Path, csv: &Path, inspector: Option<&str>, json: bool) -> Result<ExitCode> {
     let mut p = Project::open_existing(project)?;
     let r = lens_inspect::project::import::import_grades(&mut p, csv, inspector)?;
+    if json {
+        println!("{}", serde_json::to_string(&r)?);
+        return Ok(if r.skipped.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(3) });
+    }
     println!(
         "{}: added {} grades, {} already present, skipped {} rows",
         csv.display(),
@@ -706,11 +714,18 @@ pub fn pack_export(
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn pack_merge(project: &Path, packs: &[PathBuf]) -> Result<ExitCode> {
+pub fn pack_merge(project: &Path, packs: &[PathBuf], json: bool) -> Result<ExitCode> {
     let mut p = Project::open_existing(project)?;
     let mut failed = 0;
     for pack in packs {
         match lens_inspect::project::pack::merge_pack(&mut p, pack) {
+            Ok(r) if json => {
+                println!("{}", serde_json::json!({"pack": pack.display().to_string(), "merged": r}));
+            }
+            Err(e) if json => {
+                println!("{}", serde_json::json!({"pack": pack.display().to_string(), "refused": format!("{e:#}")}));
+                failed += 1;
+            }
             Ok(r) => println!(
                 "{}: added {} grade events, {} already present (inspectors: {})",
                 pack.display(),

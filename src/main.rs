@@ -274,6 +274,9 @@ enum Command {
         /// model card's; each view costs one more pass, docs/robustness.md section 6).
         #[arg(long, value_parser = clap::value_parser!(u8).range(1..=8))]
         tta: Option<u8>,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Challenge metrics of a model: AUROC, TPR0, TPR10 (Metcalf et al. 2019).
     Evaluate {
@@ -474,6 +477,9 @@ enum GradesWhat {
         /// Inspector for files without an inspector column.
         #[arg(long)]
         inspector: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -571,6 +577,9 @@ enum PackWhat {
         /// Project file.
         #[arg(long)]
         project: PathBuf,
+        /// Print one JSON object per pack.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -941,7 +950,9 @@ fn run() -> Result<ExitCode> {
                 note,
             })
         }
-        Command::Score { project, model, batch, tta } => commands::score(&project, model, batch, tta.map(usize::from)),
+        Command::Score { project, model, batch, tta, json } => {
+            commands::score(&project, model, batch, tta.map(usize::from), json)
+        }
         Command::Evaluate { model, data, truth, project, roc, json, gradcam_check, by, bootstrap, tta } => {
             commands::evaluate(commands::EvaluateArgs {
                 model,
@@ -978,13 +989,15 @@ fn run() -> Result<ExitCode> {
             };
             commands::export(&project, &out, min, grades)
         }
-        Command::Grades { what: GradesWhat::Import { csv, project, inspector } } => {
-            commands::import_grades(&project, &csv, inspector.as_deref())
+        Command::Grades { what: GradesWhat::Import { csv, project, inspector, json } } => {
+            commands::import_grades(&project, &csv, inspector.as_deref(), json)
         }
         Command::Pack { what: PackWhat::Export { project, out, inspector, n, query, with_scores } } => {
             commands::pack_export(&project, &out, inspector, n, query, with_scores)
         }
-        Command::Pack { what: PackWhat::Merge { packs, project } } => commands::pack_merge(&project, &packs),
+        Command::Pack { what: PackWhat::Merge { packs, project, json } } => {
+            commands::pack_merge(&project, &packs, json)
+        }
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "lens-inspect", &mut std::io::stdout());

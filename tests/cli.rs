@@ -272,4 +272,24 @@ fn pack_merge_exit_codes_follow_the_table() {
     assert_eq!(merge(&[&pack, &junk]), Some(3), "some merged, some refused: partial");
     assert_eq!(merge(&[&junk]), Some(1), "none merged");
     assert_eq!(lens_inspect(&["pack", "merge", "--project", s(&db)]).status.code(), Some(2), "usage");
+    // --json: one object per pack, what was merged or why it was refused.
+    let out = lens_inspect(&["pack", "merge", s(&pack), s(&junk), "--project", s(&db), "--json"]);
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["merged"]["added"], 0, "merged before: nothing new");
+    assert!(lines[1]["refused"].as_str().is_some_and(|r| r.contains("junk.pack")), "{}", lines[1]);
+    // score and grades import speak JSON too.
+    // (These test cutouts are 21 pixels; the model takes 101: each is listed with why.)
+    let out = lens_inspect(&["score", "--project", s(&db), "--json"]);
+    assert_eq!(out.status.code(), Some(3));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("score JSON");
+    assert_eq!((v["scored"].as_u64(), v["failed"].as_array().map(|a| a.len())), (Some(0), Some(3)));
+    assert!(v["failed"][0][1].as_str().is_some_and(|why| why.contains("101")), "{v}");
+    let sheet = dir.path().join("g.csv");
+    std::fs::write(&sheet, "candidate,inspector,score\n0,ann,5\nnope,ann,5\n").expect("write");
+    let out = lens_inspect(&["grades", "import", s(&sheet), "--project", s(&db), "--json"]);
+    assert_eq!(out.status.code(), Some(3));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("import JSON");
+    assert_eq!((v["added"].as_u64(), v["skipped"].as_array().map(|a| a.len())), (Some(1), Some(1)));
 }
