@@ -37,19 +37,20 @@ pub fn set_home(dir: PathBuf) -> &'static Path {
 }
 
 /// Where the demo project and the recent-projects list live: [`set_home`]'s folder, else
-/// `$LENS_INSPECT_HOME`, else `$XDG_DATA_HOME/lens-inspect` or `~/.local/share/lens-inspect`.
+/// `$LENS_INSPECT_HOME`, else the platform's data folder from the `directories` crate: on Linux
+/// `$XDG_DATA_HOME/lens-inspect` when that variable is an absolute path (an empty or relative
+/// one is ignored, as the XDG spec says) and `~/.local/share/lens-inspect` otherwise; on macOS
+/// `~/Library/Application Support/lens-inspect`; on Windows `%APPDATA%\lens-inspect\data`.
 pub fn home_dir() -> PathBuf {
     if let Some(h) = HOME_OVERRIDE.get() {
         return h.clone();
     }
-    if let Some(h) = std::env::var_os("LENS_INSPECT_HOME") {
+    if let Some(h) = std::env::var_os("LENS_INSPECT_HOME").filter(|h| !h.is_empty()) {
         return PathBuf::from(h);
     }
-    let base = std::env::var_os("XDG_DATA_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
-        .unwrap_or_else(|| PathBuf::from("."));
-    base.join("lens-inspect")
+    directories::ProjectDirs::from("", "", "lens-inspect")
+        .map(|d| d.data_dir().to_path_buf())
+        .unwrap_or_else(|| PathBuf::from("lens-inspect-data"))
 }
 
 pub fn demo_path() -> PathBuf {
