@@ -28,6 +28,20 @@ fn spawn_child(name: &str, env: &str, path: &std::path::Path) -> (Child, BufRead
 
 const DB_ENV: &str = "LENS_INSPECT_CRASH_TEST_DB";
 
+/// A project of `n` candidates for child processes to grade (no pixels: grading reads none).
+fn project_of(n: u64, path: &std::path::Path) -> std::path::PathBuf {
+    let mut p = Project::create_or_open(path).expect("project");
+    let items: Vec<NewCandidate> = (0..n)
+        .map(|k| {
+            let c = common::cutout(&format!("c{k}"), k);
+            let spec = ObjectSpec::new(c.name.clone(), ObjectSource::File { path: "/nowhere.fits".into() });
+            NewCandidate::from_cutout(spec, &c, false)
+        })
+        .collect();
+    p.insert_candidates(&items).expect("insert");
+    path.to_path_buf()
+}
+
 #[test]
 #[ignore = "run by kill_during_grading_loses_no_saved_grade as a child process"]
 fn child_grading_loop() {
@@ -60,17 +74,7 @@ fn child_grading_loop() {
 #[test]
 fn two_processes_grading_at_once_lose_nothing_and_see_each_other() {
     let dir = tempfile::tempdir().expect("tmp");
-    let path = dir.path().join("two.lensproj");
-    let mut p = Project::create_or_open(&path).expect("project");
-    let items: Vec<NewCandidate> = (0..10)
-        .map(|k| {
-            let c = common::cutout(&format!("c{k}"), k);
-            let spec = ObjectSpec::new(c.name.clone(), ObjectSource::File { path: "/nowhere.fits".into() });
-            NewCandidate::from_cutout(spec, &c, false)
-        })
-        .collect();
-    p.insert_candidates(&items).expect("insert");
-    drop(p);
+    let path = project_of(10, &dir.path().join("two.lensproj"));
     let mut children: Vec<_> = (0..2).map(|_| spawn_child("child_grading_loop", DB_ENV, &path)).collect();
     let mut saved: Vec<HashSet<String>> = vec![HashSet::new(), HashSet::new()];
     let mut saw_more_than_own = [false, false];
@@ -112,17 +116,7 @@ fn two_processes_grading_at_once_lose_nothing_and_see_each_other() {
 #[test]
 fn kill_during_grading_loses_no_saved_grade() {
     let dir = tempfile::tempdir().expect("tmp");
-    let path = dir.path().join("crash.lensproj");
-    let mut p = Project::create_or_open(&path).expect("project");
-    let items: Vec<NewCandidate> = (0..20)
-        .map(|k| {
-            let c = common::cutout(&format!("c{k}"), k);
-            let spec = ObjectSpec::new(c.name.clone(), ObjectSource::File { path: "/nowhere.fits".into() });
-            NewCandidate::from_cutout(spec, &c, false)
-        })
-        .collect();
-    p.insert_candidates(&items).expect("insert");
-    drop(p);
+    let path = project_of(20, &dir.path().join("crash.lensproj"));
 
     let mut total_saved = 0;
     for kill_after in [1usize, 37, 150] {

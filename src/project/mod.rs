@@ -784,19 +784,8 @@ impl Project {
         weights: &[u8],
         current: bool,
     ) -> Result<i64, ProjectError> {
-        let path = self.path.clone();
-        let tx = self.conn.transaction().map_err(|e| classify(&path, e))?;
-        if current {
-            tx.execute("UPDATE model_versions SET is_current = 0", []).map_err(|e| classify(&path, e))?;
-        }
-        tx.execute(
-            "INSERT INTO model_versions (name, created_at, card, metrics, weights, is_current) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![name, now_iso(), card_json, metrics_json, weights, current as i64],
-        )
-        .map_err(|e| classify(&path, e))?;
-        let id = tx.last_insert_rowid();
-        tx.commit().map_err(|e| classify(&path, e))?;
-        Ok(id)
+        let v = ModelVersionWrite { name, card_json, metrics_json, weights: Some(weights), current };
+        self.add_model_version_with_scores(&v, &[])
     }
 
     /// Stores a model version and its scores in one transaction (and makes it the current model
@@ -818,16 +807,7 @@ impl Project {
         )
         .map_err(|e| classify(&path, e))?;
         let id = tx.last_insert_rowid();
-        {
-            let mut stmt = tx
-                .prepare(
-                    "INSERT OR REPLACE INTO predictions (model_version_id, candidate_id, score) VALUES (?1, ?2, ?3)",
-                )
-                .map_err(|e| classify(&path, e))?;
-            for (cid, s) in scores {
-                stmt.execute(params![id, cid, *s as f64]).map_err(|e| classify(&path, e))?;
-            }
-        }
+        insert_predictions(&tx, id, scores).map_err(|e| classify(&path, e))?;
         tx.commit().map_err(|e| classify(&path, e))?;
         Ok(id)
     }
@@ -883,16 +863,7 @@ impl Project {
     pub fn store_predictions(&mut self, model_version_id: i64, scores: &[(i64, f32)]) -> Result<(), ProjectError> {
         let path = self.path.clone();
         let tx = self.conn.transaction().map_err(|e| classify(&path, e))?;
-        {
-            let mut stmt = tx
-                .prepare(
-                    "INSERT OR REPLACE INTO predictions (model_version_id, candidate_id, score) VALUES (?1, ?2, ?3)",
-                )
-                .map_err(|e| classify(&path, e))?;
-            for (cid, s) in scores {
-                stmt.execute(params![model_version_id, cid, *s as f64]).map_err(|e| classify(&path, e))?;
-            }
-        }
+        insert_predictions(&tx, model_version_id, scores).map_err(|e| classify(&path, e))?;
         tx.commit().map_err(|e| classify(&path, e))
     }
 
@@ -966,6 +937,17 @@ impl Project {
 
 /// Maps a SQLite error to the project's error, recognising a lock held by another program and a
 /// file that is not a database, so the user reads what happened rather than an SQLite code.
+/// One version's scores, inside the caller's transaction (a later score of a candidate replaces
+/// an earlier one of the same version).
+fn insert_predictions(tx: &rusqlite::Transaction, version: i64, scores: &[(i64, f32)]) -> rusqlite::Result<()> {
+    let mut stmt =
+        tx.prepare("INSERT OR REPLACE INTO predictions (model_version_id, candidate_id, score) VALUES (?1, ?2, ?3)")?;
+    for (cid, s) in scores {
+        stmt.execute(params![version, cid, *s as f64])?;
+    }
+    Ok(())
+}
+
 fn classify(path: &Path, e: rusqlite::Error) -> ProjectError {
     use rusqlite::ErrorCode;
     match e.sqlite_error_code() {

@@ -14,7 +14,7 @@
 //!   never do is grade as anyone else, change the pixels, or merge into another project.
 
 use hmac::{Hmac, Mac};
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 use sha2::Sha256;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -89,9 +89,8 @@ pub fn sign_content(conn: &Connection, secret: &[u8]) -> rusqlite::Result<Signer
     let mut s = Signer::new(secret);
     s.field(b"lens-inspect pack content v1");
     for key in SIGNED_META {
-        let value: Option<String> = conn
-            .query_row("SELECT value FROM project_meta WHERE key = ?1", [key], |r| r.get(0))
-            .or_else(|e| if e == rusqlite::Error::QueryReturnedNoRows { Ok(None) } else { Err(e) })?;
+        let value: Option<String> =
+            conn.query_row("SELECT value FROM project_meta WHERE key = ?1", [key], |r| r.get(0)).optional()?;
         s.field(key.as_bytes()).opt_text(value.as_deref());
     }
     let mut stmt = conn.prepare(
