@@ -10,6 +10,7 @@ pub mod fits;
 pub mod fits_write;
 pub mod fixtures;
 pub mod layout;
+pub mod wcs;
 
 pub use error::SkipReason;
 pub use layout::{discover, load, Discovery, LayoutError, LayoutKind, ObjectSource, ObjectSpec, Problem};
