@@ -1,6 +1,7 @@
 //! The command line: one subcommand per job, each a thin layer over the library.
 
 mod commands;
+mod survey_commands;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -93,6 +94,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Cut survey tiles into 4-band cutouts around catalogue sources, with their WCS.
+    ///
+    /// TILES holds one file per band and tile (KiDS: KiDS_DR4.0_<RA>_<DEC>_<band>_sci.fits, with
+    /// _wei weights and _msk masks beside them); every band is placed through its own TAN WCS.
+    /// Only the rows a cutout needs are read, tiles are cut in parallel. Each selected source gets
+    /// a manifest row: where it was cut, or why not (in no tile, tile unusable, touches the edge,
+    /// low coverage). Exit status 3 when some were rejected or a tile was unusable.
+    Cutouts(survey_commands::CutoutsArgs),
     /// Draw one candidate as a PNG (north up): the Lupton colour composite, or one band.
     Render {
         /// Project file.
@@ -796,6 +805,10 @@ fn run() -> Result<ExitCode> {
                 }
             }
             Ok(if summary.total_skipped() > 0 { ExitCode::from(3) } else { ExitCode::SUCCESS })
+        }
+        Command::Cutouts(args) => {
+            let bar = progress_bar(!args.json);
+            survey_commands::cutouts(args, bar)
         }
         Command::Render { project, candidate, out, q, stretch, minimum, weights, band, band_stretch, limits } => {
             let p = Project::open_existing(&project)?;

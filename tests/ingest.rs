@@ -256,8 +256,13 @@ fn folder_of_mefs_and_cubes_with_bands_from_headers() {
             ImageHdu::f32_image(SIZE, SIZE, a.band(bd).to_vec()).with_key("EXTNAME", Card::Str(bd.letter().into()))
         })
         .to_vec();
-    five.push(ImageHdu::f32_image(SIZE, SIZE, vec![0.0; SIZE * SIZE]).with_key("EXTNAME", Card::Str("WEIGHT".into())));
+    let mut weighted = five.clone();
+    five.push(ImageHdu::f32_image(SIZE, SIZE, vec![0.0; SIZE * SIZE]).with_key("EXTNAME", Card::Str("EXTRA".into())));
     std::fs::write(root.join("five.fits"), fits_write::to_bytes(None, &five)).expect("write");
+    // A weight extension beside the bands (as `cutouts` writes MASK) is not a fifth band.
+    weighted
+        .push(ImageHdu::f32_image(SIZE, SIZE, vec![0.0; SIZE * SIZE]).with_key("EXTNAME", Card::Str("WEIGHT".into())));
+    std::fs::write(root.join("weighted.fits"), fits_write::to_bytes(None, &weighted)).expect("write");
     // Bands named twice.
     std::fs::write(root.join("twice.fits"), mef_bytes(&a, [Band::U, Band::G, Band::R, Band::R], "EXTNAME"))
         .expect("write");
@@ -266,8 +271,9 @@ fn folder_of_mefs_and_cubes_with_bands_from_headers() {
 
     let db = dir.path().join("p.lensproj");
     let s = run(&root, &db, &IngestOptions::default());
-    assert_eq!(s.ingested, 4, "{:#?}", s.errors);
+    assert_eq!(s.ingested, 5, "{:#?}", s.errors);
     let r = reasons(&s);
+    assert!(!r.contains_key("weighted"), "{:#?}", s.errors);
     assert_eq!(r.get("cut").map(String::as_str), Some("missing_band"), "{:#?}", s.errors);
     assert_eq!(r.get("cutdata").map(String::as_str), Some("truncated"), "{:#?}", s.errors);
     assert_eq!(r.get("five").map(String::as_str), Some("band_count"));

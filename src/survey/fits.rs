@@ -108,6 +108,15 @@ fn fits_error(path: &Path, e: fitsio::errors::Error) -> SkipReason {
     }
 }
 
+/// Extensions that hold a mask, weight or error plane beside the bands (as `cutouts` writes
+/// them, and as many survey tools do): not bands of the sky.
+fn is_auxiliary(file: &mut FitsFile, hdu: &fitsio::hdu::FitsHdu) -> bool {
+    const AUXILIARY: &[&str] =
+        &["MASK", "MSK", "WEIGHT", "WHT", "WEI", "FLAGS", "FLAG", "VAR", "VARIANCE", "IVAR", "ERR", "RMS", "BPM", "DQ"];
+    hdu.read_key::<String>(file, "EXTNAME")
+        .is_ok_and(|name| AUXILIARY.iter().any(|a| name.trim().eq_ignore_ascii_case(a)))
+}
+
 fn header_band(file: &mut FitsFile, hdu: &fitsio::hdu::FitsHdu) -> Option<Band> {
     for key in ["EXTNAME", "FILTER", "BAND", "FILTNAME"] {
         if let Ok(v) = hdu.read_key::<String>(file, key) {
@@ -146,7 +155,7 @@ pub fn read_planes(path: &Path) -> Result<Vec<ImagePlane>, SkipReason> {
             HduInfo::ImageInfo { shape, image_type } => (shape.clone(), *image_type),
             _ => continue,
         };
-        if shape.is_empty() || shape.contains(&0) {
+        if shape.is_empty() || shape.contains(&0) || is_auxiliary(&mut file, &hdu) {
             continue;
         }
         // A tile-compressed image (fpack) holds fewer bytes than it unpacks to: bounded by a

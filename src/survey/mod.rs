@@ -5,11 +5,16 @@
 //! validates one of them; [`read_all`] does that for all of them in parallel. A bad object gets a
 //! [`SkipReason`] and the rest go on.
 
+pub mod catalogue;
 pub mod error;
+pub mod extract;
 pub mod fits;
 pub mod fits_write;
 pub mod fixtures;
 pub mod layout;
+pub mod select;
+pub mod tile_fixtures;
+pub mod tiles;
 pub mod wcs;
 
 pub use error::SkipReason;

@@ -85,6 +85,12 @@ pub struct TanWcs {
     sphere: WCS,
 }
 
+impl Clone for TanWcs {
+    fn clone(&self) -> TanWcs {
+        TanWcs::new(&self.keys()).expect("a WCS that was built once builds again")
+    }
+}
+
 impl std::fmt::Debug for TanWcs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TanWcs")
