@@ -238,3 +238,118 @@ pub fn compare_with_torch(
         })
         .collect()
 }
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CutoutsBench {
+    pub tiles: usize,
+    pub side: usize,
+    pub objects: usize,
+    pub cutouts: usize,
+    pub seconds: f64,
+    pub cutouts_per_s: f64,
+    pub threads: usize,
+    /// Peak resident memory of this process (VmHWM), MB.
+    pub peak_rss_mb: f64,
+}
+
+/// Peak resident set size of this process so far, in MB (Linux; `NaN` elsewhere).
+pub fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+/// Writes `tiles` survey tiles of `side` x `side` pixels per band (sparse files: real headers,
+/// zero pixels) and a catalogue of `objects` sources spread over them, under `dir`.
+pub fn write_cutout_bench_data(dir: &Path, tiles: usize, side: usize, objects: usize) -> anyhow::Result<()> {
+    use crate::survey::tile_fixtures::{band_wcs, write_catalogue, write_sparse_tile, Source, SourceColumns, TileSpec};
+    use rand::{Rng, SeedableRng};
+    let tile_dir = dir.join("tiles");
+    std::fs::create_dir_all(&tile_dir)?;
+    let scale = 0.2 / 3600.0;
+    let spacing = side as f64 * scale * 1.1;
+    let specs: Vec<TileSpec> = (0..tiles)
+        .map(|k| TileSpec {
+            name: format!("KiDS_DR4.0_{:.1}_0.0", 10.0 + k as f64 * spacing),
+            crval: (10.0 + k as f64 * spacing, 0.0),
+            width: side,
+            height: side,
+            scale,
+            zero_weight_columns: 0..0,
+            with_weights_and_masks: false,
+        })
+        .collect();
+    for s in &specs {
+        write_sparse_tile(&tile_dir, s)?;
+    }
+    let mut rng = rand_pcg::Pcg64::seed_from_u64(11);
+    let sources: Vec<Source> = (0..objects)
+        .map(|k| {
+            let spec = &specs[k % tiles];
+            let x = rng.random_range(60.0..side as f64 - 60.0);
+            let y = rng.random_range(60.0..side as f64 - 60.0);
+            let (ra, dec) = band_wcs(spec, Band::R).pixel_to_sky(x, y).expect("inside the tile");
+            Source { id: format!("KiDS J{k:07}"), ra, dec, peak: 0.0 }
+        })
+        .collect();
+    write_catalogue(&dir.join("catalogue.fits"), &sources, &vec![SourceColumns::default(); objects])?;
+    Ok(())
+}
+
+/// Times `cutouts` over the data [`write_cutout_bench_data`] wrote (cubes written to OUT).
+pub fn cutouts_speed(dir: &Path, tiles: usize, side: usize, objects: usize) -> anyhow::Result<CutoutsBench> {
+    use crate::survey::extract::{extract, ExtractOptions};
+    use crate::survey::tiles::{CutOptions, EdgeMode, KIDS_PATTERN};
+    let out = dir.join("out-rust");
+    let _ = std::fs::remove_dir_all(&out);
+    let options = ExtractOptions {
+        tiles: dir.join("tiles"),
+        catalogue: dir.join("catalogue.fits"),
+        pattern: KIDS_PATTERN.into(),
+        select: None,
+        cut: CutOptions { size: 101, edge: EdgeMode::Partial, min_coverage: 0.9 },
+        manifest: out.join("manifest.csv"),
+        out,
+    };
+    let t = Instant::now();
+    let report = extract(&options, &|_, _| {})?;
+    let seconds = t.elapsed().as_secs_f64();
+    anyhow::ensure!(report.written == objects, "cut {} of {objects}: {:?}", report.written, report.rejected);
+    Ok(CutoutsBench {
+        tiles,
+        side,
+        objects,
+        cutouts: report.written,
+        seconds,
+        cutouts_per_s: report.written as f64 / seconds,
+        threads: rayon::current_num_threads(),
+        peak_rss_mb: peak_rss_mb(),
+    })
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct AstropyCutouts {
+    pub cutouts: usize,
+    pub seconds: f64,
+}
+
+/// Runs benches/cutouts_astropy.py (astropy `Cutout2D` on memory-mapped tiles, the same tiles and
+/// catalogue, writing the same cubes) and reads its JSON line.
+pub fn astropy_cutouts(python: &Path, script: &Path, dir: &Path) -> anyhow::Result<AstropyCutouts> {
+    let out = dir.join("out-astropy");
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out)?;
+    let o = std::process::Command::new(python)
+        .arg(script)
+        .arg(dir.join("tiles"))
+        .arg(dir.join("catalogue.fits"))
+        .arg(&out)
+        .output()?;
+    anyhow::ensure!(o.status.success(), "{} failed: {}", script.display(), String::from_utf8_lossy(&o.stderr));
+    let line = String::from_utf8_lossy(&o.stdout);
+    Ok(serde_json::from_str(line.lines().last().unwrap_or(""))?)
+}

@@ -633,6 +633,29 @@ enum BenchWhat {
     /// by each strategy, fine-tunes (see --tune), and records AUROC / TPR10 on a held-out
     /// part of the pool after each round. Writes OUT.csv (curves), OUT.png (plot), OUT.json.
     ActiveLearning(commands::ActiveLearningArgs),
+    /// Cutouts per second of `cutouts` and its peak memory, on TILES survey tiles of SIDE x SIDE
+    /// pixels per band (sparse files written first: real headers, zero pixels, no disk used)
+    /// with OBJECTS catalogue sources. With --astropy, also runs benches/cutouts_astropy.py
+    /// (astropy Cutout2D on memory-mapped tiles, same tiles and catalogue), interleaved.
+    Cutouts {
+        #[arg(long, default_value_t = 4)]
+        tiles: usize,
+        #[arg(long, default_value_t = 20_000)]
+        side: usize,
+        #[arg(long, default_value_t = 4000)]
+        objects: usize,
+        /// Folder for the data (default: a temporary folder, removed afterwards).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// A Python with astropy installed.
+        #[arg(long)]
+        astropy: Option<PathBuf>,
+        #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/cutouts_astropy.py"))]
+        astropy_script: PathBuf,
+        /// Interleaved pairs of runs with --astropy.
+        #[arg(long, default_value_t = 2)]
+        pairs: usize,
+    },
     /// Microseconds per Lupton composite of a 101 x 101 cutout.
     Composite {
         #[arg(long, default_value_t = 20000)]
@@ -1093,6 +1116,29 @@ fn run() -> Result<ExitCode> {
                 }
                 BenchWhat::ActiveLearning(args) => {
                     return commands::bench_active_learning(args);
+                }
+                BenchWhat::Cutouts { tiles, side, objects, dir, astropy, astropy_script, pairs } => {
+                    let tmp;
+                    let dir = match dir {
+                        Some(d) => d,
+                        None => {
+                            tmp = tempfile::tempdir()?;
+                            tmp.path().to_path_buf()
+                        }
+                    };
+                    lens_inspect::bench::write_cutout_bench_data(&dir, tiles, side, objects)?;
+                    let runs = if astropy.is_some() { pairs.max(1) } else { 1 };
+                    for _ in 0..runs {
+                        let r = lens_inspect::bench::cutouts_speed(&dir, tiles, side, objects)?;
+                        let mut line = serde_json::to_value(&r)?;
+                        if let Some(python) = &astropy {
+                            let a = lens_inspect::bench::astropy_cutouts(python, &astropy_script, &dir)?;
+                            line["astropy_cutouts_per_s"] = (a.cutouts as f64 / a.seconds).into();
+                            line["astropy_cutouts"] = a.cutouts.into();
+                            line["ratio"] = (r.cutouts_per_s / (a.cutouts as f64 / a.seconds)).into();
+                        }
+                        println!("{}", serde_json::to_string(&line)?);
+                    }
                 }
                 BenchWhat::Composite { iterations } => {
                     let r = lens_inspect::bench::composite_speed(101, iterations);

@@ -12,6 +12,7 @@ pub mod fits;
 pub mod fits_write;
 pub mod fixtures;
 pub mod layout;
+pub mod region;
 pub mod select;
 pub mod tile_fixtures;
 pub mod tiles;

@@ -186,3 +186,36 @@ pub fn write_catalogue(
     hdu.write_col(&mut f, "KIDS_TILE", &columns.iter().map(|c| c.tile.clone()).collect::<Vec<_>>())?;
     Ok(())
 }
+
+/// Writes the tile's science images as sparse files: a real header and WCS, pixel data that
+/// reads as zeros and takes no disk space. For `bench cutouts` at survey scale (20,000 x 20,000
+/// pixels per band) without writing gigabytes; real tiles are read the same way.
+pub fn write_sparse_tile(dir: &Path, spec: &TileSpec) -> std::io::Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    for band in Band::ALL {
+        let (w, h, _, _) = band_geometry(spec, band);
+        let mut keys: Vec<(String, Card)> = band_wcs(spec, band)
+            .header_cards()
+            .into_iter()
+            .map(|(k, v)| {
+                let card = match v {
+                    super::wcs::HeaderValue::Int(i) => Card::Int(i),
+                    super::wcs::HeaderValue::Float(f) => Card::Float(f),
+                    super::wcs::HeaderValue::Str(s) => Card::Str(s),
+                };
+                (k, card)
+            })
+            .collect();
+        keys.push(("FILTER".into(), Card::Str(band.letter().to_string())));
+        // The header claims h x w pixels; the data that follows it is the file's sparse tail.
+        let header = ImageHdu { shape: vec![h, w], data: PixelData::F32(Vec::new()), keys };
+        let bytes = super::fits_write::to_bytes(Some(&header), &[]);
+        let data = ((w * h * 4) as u64).div_ceil(2880) * 2880;
+        let path = dir.join(format!("{}_{}_sci.fits", spec.name, band.letter()));
+        let file = std::fs::File::create(&path)?;
+        std::io::Write::write_all(&mut &file, &bytes)?;
+        file.set_len(bytes.len() as u64 + data)?;
+        written.push(path);
+    }
+    Ok(written)
+}

@@ -7,6 +7,7 @@
 //! never held in memory; tiles are cut in parallel, one worker per tile.
 
 use super::catalogue::Catalogue;
+use super::region::RegionReader;
 use super::wcs::{TanWcs, WcsError, WcsKeys};
 use crate::cutout::{Band, Cutout};
 use fitsio::hdu::{FitsHdu, HduInfo};
@@ -520,25 +521,13 @@ fn overlap(start: i64, size: usize, n: usize) -> Option<(std::ops::Range<usize>,
 
 /// Opened files of one tile band, kept for all the objects of the tile.
 struct BandReader {
-    science: (FitsFile, FitsHdu),
-    weight: Option<(FitsFile, FitsHdu)>,
-    mask: Option<(FitsFile, FitsHdu)>,
+    science: RegionReader,
+    weight: Option<RegionReader>,
+    mask: Option<RegionReader>,
 }
 
-fn reopen(image: &ImageRef) -> Result<(FitsFile, FitsHdu), String> {
-    let mut f = FitsFile::open(&image.path).map_err(|e| format!("{}: {e}", image.path.display()))?;
-    let h = f.hdu(image.hdu).map_err(|e| format!("{}: {e}", image.path.display()))?;
-    Ok((f, h))
-}
-
-fn read_box<T: fitsio::images::ReadImage>(
-    reader: &mut (FitsFile, FitsHdu),
-    xs: &std::ops::Range<usize>,
-    ys: &std::ops::Range<usize>,
-) -> Result<T, String> {
-    let (file, hdu) = reader;
-    // cfitsio's subset read: the first range is along NAXIS1 (x), the second along NAXIS2 (y).
-    hdu.read_region(file, &[xs, ys]).map_err(|e| e.to_string())
+fn reopen(image: &ImageRef) -> Result<RegionReader, String> {
+    RegionReader::open(&image.path, image.hdu)
 }
 
 /// Cuts one tile's objects, calling `done` after each one (from this worker's thread).
@@ -612,11 +601,11 @@ fn cut_one(
             return Err(Rejection::LowCoverage(coverage));
         }
         let read_err = |what: &str, e: String| Rejection::Read(format!("band {} {what}: {e}", Band::ALL[k]));
-        let data: Vec<f32> = read_box(&mut reader.science, &xs, &ys).map_err(|e| read_err("science", e))?;
+        let data: Vec<f32> = reader.science.read_f32(&xs, &ys).map_err(|e| read_err("science", e))?;
         let weight: Option<Vec<f32>> =
-            reader.weight.as_mut().map(|r| read_box(r, &xs, &ys)).transpose().map_err(|e| read_err("weight", e))?;
+            reader.weight.as_mut().map(|r| r.read_f32(&xs, &ys)).transpose().map_err(|e| read_err("weight", e))?;
         let mask: Option<Vec<i32>> =
-            reader.mask.as_mut().map(|r| read_box(r, &xs, &ys)).transpose().map_err(|e| read_err("mask", e))?;
+            reader.mask.as_mut().map(|r| r.read_i32(&xs, &ys)).transpose().map_err(|e| read_err("mask", e))?;
         let mut plane = vec![f32::NAN; s * s];
         let mut plane_bits = vec![0i32; if has_masks { s * s } else { 0 }];
         let bw = xs.len();
