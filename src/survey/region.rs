@@ -158,7 +158,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (w, h) = (37, 23);
         let ramp = |k: usize| (k as i64 * 7919) % 251 - 100;
-        let images: Vec<(&str, PixelData, Vec<(String, Card)>)> = vec![
+        type Keys = Vec<(String, Card)>;
+        let images: Vec<(&str, PixelData, Keys)> = vec![
             ("u8", PixelData::U8((0..w * h).map(|k| (ramp(k) + 100) as u8).collect()), vec![]),
             (
                 "i16",
@@ -180,7 +181,7 @@ mod tests {
             let hdu = ImageHdu { shape: vec![h, w], data, keys };
             for file_name in [format!("{name}.fits"), format!("{name}.fits.gz")] {
                 let path = dir.path().join(&file_name);
-                write_file(&path, Some(&first), &[hdu.clone()]).unwrap();
+                write_file(&path, Some(&first), std::slice::from_ref(&hdu)).unwrap();
                 let mut direct = RegionReader::open(&path, 1).unwrap();
                 assert_eq!(direct.is_direct(), !file_name.ends_with(".gz"), "{file_name}");
                 let mut f = FitsFile::open(&path).unwrap();
