@@ -2,6 +2,7 @@
 //! `survey::extract`.
 
 use anyhow::{Context, Result};
+use lens_inspect::project::ingest::WCS_KEY;
 use lens_inspect::project::{NewCandidate, Project};
 use lens_inspect::survey::extract::{extract, ExtractOptions, ExtractReport};
 use lens_inspect::survey::tiles::{CutOptions, EdgeMode, KIDS_PATTERN};
@@ -133,6 +134,9 @@ fn add_to_project(project: &mut Project, report: &ExtractReport) -> Result<usize
                     .filter(|(_, v)| v.is_finite())
                     .map(|(k, v)| (k.clone(), serde_json::json!(v)))
                     .collect();
+                if let Some(w) = &r.wcs {
+                    spec.metadata.insert(WCS_KEY.into(), w.clone());
+                }
                 if let Some(c) = r.coverage {
                     spec.metadata.insert("coverage".into(), serde_json::json!(c));
                 }

@@ -424,6 +424,9 @@ fn the_command_cuts_straight_into_a_project_and_says_what_it_rejected() {
     assert!((c.ra_deg.unwrap() - expected.ra).abs() < 1e-12 && (c.dec_deg.unwrap() - expected.dec).abs() < 1e-12);
     assert_eq!(c.tile.as_deref(), Some(s.spec.name.as_str()));
     assert_eq!(c.metadata["MAG_AUTO"], 19.0);
+    let wcs = TanWcs::from_json(&c.metadata["wcs"]).unwrap();
+    let (x, y) = wcs.sky_to_pixel(expected.ra, expected.dec).unwrap();
+    assert!((x - 51.0).abs() <= 0.5 && (y - 51.0).abs() <= 0.5, "({x}, {y})");
     let cutout = p.load_cutout(&c).unwrap();
     assert_eq!((cutout.width, cutout.height), (101, 101));
     assert!(project.with_file_name("search-cutouts").join("manifest.csv").exists());
@@ -431,4 +434,26 @@ fn the_command_cuts_straight_into_a_project_and_says_what_it_rejected() {
     // Running again adds nothing twice.
     let again: serde_json::Value = serde_json::from_slice(&run().stdout).unwrap();
     assert_eq!(again["added_to_project"], 0);
+}
+
+#[test]
+fn ingesting_cubes_takes_the_sky_position_and_wcs_from_their_headers() {
+    use lens_inspect::project::ingest::{ingest, IngestOptions, WCS_KEY};
+    let s = kids_setup();
+    extract(&options(&s.tiles, &s.catalogue, &s.out, None, EdgeMode::Partial), &|_, _| {}).unwrap();
+    let db = s.out.with_file_name("p.lensproj");
+    let mut p = lens_inspect::project::Project::create_or_open(&db).unwrap();
+    let summary = ingest(&mut p, &s.out, &IngestOptions::default(), &|_, _| {}).unwrap();
+    // No selection: every source but the one outside the tile.
+    assert_eq!(summary.ingested, 7, "{:?}", summary.errors);
+    let c = p.candidate_by_name("KiDS_J0844_centre").unwrap();
+    // No catalogue here: the position is the cube's centre pixel through its own WCS, which lies
+    // within half a pixel (0.1") of the source.
+    let expected = source_at(&s.spec, "x", 400.3, 500.7);
+    let d_ra = (c.ra_deg.unwrap() - expected.ra) * expected.dec.to_radians().cos() * 3600.0;
+    let d_dec = (c.dec_deg.unwrap() - expected.dec) * 3600.0;
+    assert!(d_ra.abs() <= 0.1 + 1e-9 && d_dec.abs() <= 0.1 + 1e-9, "({d_ra}, {d_dec}) arcsec");
+    let wcs = TanWcs::from_json(&c.metadata[WCS_KEY]).unwrap();
+    let (x, y) = wcs.sky_to_pixel(expected.ra, expected.dec).unwrap();
+    assert!((x - 51.0).abs() <= 0.5 && (y - 51.0).abs() <= 0.5, "({x}, {y})");
 }

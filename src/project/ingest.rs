@@ -111,6 +111,9 @@ pub fn read_truth_csv(path: &Path) -> Result<BTreeMap<String, Truth>, IngestFail
     Ok(out)
 }
 
+/// The metadata key under which a candidate's WCS is kept (as header keywords).
+pub const WCS_KEY: &str = "wcs";
+
 /// How many objects are read and written per transaction: bounds memory on large inputs.
 const CHUNK: usize = 1024;
 
@@ -158,11 +161,24 @@ pub fn ingest(
         progress(d, total);
     };
     for chunk in todo.chunks(CHUNK) {
-        let results = survey::read_all(chunk, &tick);
+        let results = survey::read_all_with_wcs(chunk, &tick);
         let mut batch = Vec::with_capacity(chunk.len());
         for (spec, result) in chunk.iter().zip(results) {
             match result {
-                Ok(cutout) => {
+                Ok((cutout, wcs)) => {
+                    let mut spec = spec.clone();
+                    if let Some(wcs) = wcs {
+                        // The header's sky position when the input gave none (SPEC: RA/Dec
+                        // everywhere), and the WCS itself for cursor coordinates and regions.
+                        if spec.ra_deg.is_none() || spec.dec_deg.is_none() {
+                            let centre = |n: usize| (n as f64 + 1.0) / 2.0;
+                            if let Some((ra, dec)) = wcs.pixel_to_sky(centre(cutout.width), centre(cutout.height)) {
+                                spec.ra_deg = Some(ra);
+                                spec.dec_deg = Some(dec);
+                            }
+                        }
+                        spec.metadata.insert(WCS_KEY.into(), wcs.to_json());
+                    }
                     let mut c = NewCandidate::from_cutout(spec.clone(), &cutout, options.store_pixels);
                     c.truth = truth.as_ref().and_then(|t| t.get(&spec.name).cloned());
                     c.is_training = options.training;

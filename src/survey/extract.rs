@@ -77,6 +77,9 @@ pub struct ManifestRow {
     pub sky_sigma: [f32; 4],
     #[serde(skip)]
     pub size: usize,
+    /// The cutout's WCS as header keywords, for a project.
+    #[serde(skip)]
+    pub wcs: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -249,6 +252,7 @@ fn rejected_row(cat: &Catalogue, row: usize, tile: String, why: Rejection) -> Ma
         columns: columns_of(cat, row),
         sky_sigma: [0.0; 4],
         size: 0,
+        wcs: None,
     }
 }
 
@@ -270,6 +274,7 @@ fn ok_row(cat: &Catalogue, obj: &CutObject, path: PathBuf) -> ManifestRow {
         columns: columns_of(cat, obj.row),
         sky_sigma,
         size: obj.cutout.width,
+        wcs: Some(obj.wcs.to_json()),
     }
 }
 

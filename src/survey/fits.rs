@@ -24,6 +24,9 @@ pub struct ImagePlane {
     pub band: Option<Band>,
     /// HDU index in the file (0 = primary).
     pub hdu: usize,
+    /// The TAN WCS of the file's first image HDU, on that HDU's first plane only (a file's
+    /// bands share one sky, and reading it once keeps ingest fast).
+    pub wcs: Option<super::wcs::TanWcs>,
 }
 
 const FITS_BLOCK: usize = 2880;
@@ -177,16 +180,24 @@ pub fn read_planes(path: &Path) -> Result<Vec<ImagePlane>, SkipReason> {
         } else {
             hdu.read_image(&mut file).map_err(|e| fits_error(path, e))?
         };
+        let wcs = if planes.is_empty() && shape.len() >= 2 {
+            let n = shape.len();
+            super::wcs::read_wcs(&mut file, &hdu, [shape[n - 1], shape[n - 2]]).ok()
+        } else {
+            None
+        };
         match shape.len() {
             2 => {
                 let band = header_band(&mut file, &hdu);
-                planes.push(ImagePlane { width: shape[1], height: shape[0], data, band, hdu: index });
+                planes.push(ImagePlane { width: shape[1], height: shape[0], data, band, hdu: index, wcs });
             }
             3 => {
                 let (depth, height, width) = (shape[0], shape[1], shape[2]);
                 let bands = cube_bands(&mut file, &hdu, depth);
+                let mut wcs = wcs;
                 for (k, chunk) in data.chunks_exact(width * height).enumerate() {
-                    planes.push(ImagePlane { width, height, data: chunk.to_vec(), band: bands[k], hdu: index });
+                    let wcs = wcs.take();
+                    planes.push(ImagePlane { width, height, data: chunk.to_vec(), band: bands[k], hdu: index, wcs });
                 }
             }
             // 1-D or 4-D+ HDUs are not images of the sky: ignored, and counted by the caller.

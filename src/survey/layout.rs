@@ -7,6 +7,7 @@
 
 use super::error::SkipReason;
 use super::fits::{read_planes, read_single_band, ImagePlane};
+use super::wcs::TanWcs;
 use crate::cutout::{Band, Cutout};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -306,6 +307,12 @@ fn discover_catalogue(csv_path: &Path) -> Result<Discovery, LayoutError> {
 /// entirely masked. Never panics: a panic inside the FITS library is caught and reported as
 /// [`SkipReason::Internal`].
 pub fn load(spec: &ObjectSpec) -> Result<Cutout, SkipReason> {
+    load_with_wcs(spec).map(|(c, _)| c)
+}
+
+/// [`load`], and the TAN WCS of the object's pixels when its file has one (the r band's file
+/// when each band has its own).
+pub fn load_with_wcs(spec: &ObjectSpec) -> Result<(Cutout, Option<TanWcs>), SkipReason> {
     match std::panic::catch_unwind(|| load_inner(spec)) {
         Ok(r) => r,
         Err(panic) => {
@@ -319,7 +326,7 @@ pub fn load(spec: &ObjectSpec) -> Result<Cutout, SkipReason> {
     }
 }
 
-fn load_inner(spec: &ObjectSpec) -> Result<Cutout, SkipReason> {
+fn load_inner(spec: &ObjectSpec) -> Result<(Cutout, Option<TanWcs>), SkipReason> {
     let planes: [ImagePlane; 4] = match &spec.source {
         ObjectSource::Bands { files } => {
             let mut out: Vec<ImagePlane> = Vec::with_capacity(4);
@@ -338,12 +345,13 @@ fn load_inner(spec: &ObjectSpec) -> Result<Cutout, SkipReason> {
             Band::ALL.iter().zip(&planes).map(|(b, p)| format!("{b} {}x{}", p.width, p.height)).collect();
         return Err(SkipReason::ShapeMismatch(shapes.join(", ")));
     }
-    let [u, g, r, i] = planes;
+    let [mut u, mut g, mut r, mut i] = planes;
+    let wcs = r.wcs.take().or(u.wcs.take()).or(g.wcs.take()).or(i.wcs.take());
     let cutout = Cutout::from_planes(spec.name.clone(), w, h, [u.data, g.data, r.data, i.data]);
     if let Some(band) = Band::ALL.into_iter().find(|&b| cutout.masked_count(b) == w * h) {
         return Err(SkipReason::AllMasked(band));
     }
-    Ok(cutout)
+    Ok((cutout, wcs))
 }
 
 /// Puts the planes of a one-file object in u, g, r, i order, from their header bands; a file

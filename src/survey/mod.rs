@@ -36,3 +36,18 @@ pub fn read_all(specs: &[ObjectSpec], progress: &(dyn Fn() + Sync)) -> Vec<Resul
         })
         .collect()
 }
+
+/// [`read_all`], with each object's WCS when its file has one.
+pub fn read_all_with_wcs(
+    specs: &[ObjectSpec],
+    progress: &(dyn Fn() + Sync),
+) -> Vec<Result<(Cutout, Option<wcs::TanWcs>), SkipReason>> {
+    specs
+        .par_iter()
+        .map(|s| {
+            let r = layout::load_with_wcs(s);
+            progress();
+            r
+        })
+        .collect()
+}

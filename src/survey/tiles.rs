@@ -8,7 +8,7 @@
 
 use super::catalogue::Catalogue;
 use super::region::RegionReader;
-use super::wcs::{TanWcs, WcsError, WcsKeys};
+use super::wcs::{read_wcs, TanWcs};
 use crate::cutout::{Band, Cutout};
 use fitsio::hdu::{FitsHdu, HduInfo};
 use fitsio::FitsFile;
@@ -244,29 +244,6 @@ fn first_image(path: &Path) -> Result<(FitsFile, FitsHdu, ImageRef), String> {
         }
     }
     Err("no 2-D image in the file".into())
-}
-
-fn read_wcs(file: &mut FitsFile, hdu: &FitsHdu, size: [usize; 2]) -> Result<TanWcs, WcsError> {
-    const NUMBERS: &[&str] = &[
-        "CRPIX1", "CRPIX2", "CRVAL1", "CRVAL2", "CD1_1", "CD1_2", "CD2_1", "CD2_2", "PC1_1", "PC1_2", "PC2_1", "PC2_2",
-        "CDELT1", "CDELT2", "CROTA2", "LONPOLE", "LATPOLE", "EQUINOX",
-    ];
-    const TEXTS: &[&str] = &["CTYPE1", "CTYPE2", "RADESYS", "RADECSYS"];
-    let mut numbers = BTreeMap::new();
-    for &k in NUMBERS {
-        if let Ok(v) = hdu.read_key::<f64>(file, k) {
-            numbers.insert(k, v);
-        }
-    }
-    let mut texts = BTreeMap::new();
-    for &k in TEXTS {
-        if let Ok(v) = hdu.read_key::<String>(file, k) {
-            texts.insert(k, v.trim().to_string());
-        }
-    }
-    let mut keys = WcsKeys::from_lookup(|k| numbers.get(k).copied(), |k| texts.get(k).cloned());
-    keys.naxis = size;
-    TanWcs::new(&keys)
 }
 
 fn open_image(path: &Path, what: &str) -> Result<(FitsFile, FitsHdu, ImageRef), String> {

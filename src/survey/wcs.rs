@@ -11,6 +11,7 @@
 //! Pixel coordinates in this module follow FITS: the centre of the first pixel is (1, 1), x along
 //! a row (NAXIS1), y up the rows (NAXIS2), as astropy's `origin=1` and ds9 count them.
 
+use std::collections::BTreeMap;
 use wcs::{ImgXY, LonLat, WCSParams, WCS};
 
 /// The WCS keywords of one image header, as read (nothing derived yet).
@@ -238,6 +239,30 @@ impl TanWcs {
         out
     }
 
+    /// The WCS as a JSON object of header keywords (stored with a candidate).
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut map = serde_json::Map::new();
+        for (k, v) in self.header_cards() {
+            let value = match v {
+                HeaderValue::Int(i) => serde_json::json!(i),
+                HeaderValue::Float(f) => serde_json::json!(f),
+                HeaderValue::Str(s) => serde_json::json!(s),
+            };
+            map.insert(k, value);
+        }
+        map.insert("NAXIS1".into(), serde_json::json!(self.naxis[0]));
+        map.insert("NAXIS2".into(), serde_json::json!(self.naxis[1]));
+        serde_json::Value::Object(map)
+    }
+
+    /// The WCS back from [`TanWcs::to_json`].
+    pub fn from_json(value: &serde_json::Value) -> Result<TanWcs, WcsError> {
+        TanWcs::new(&WcsKeys::from_lookup(
+            |k| value.get(k).and_then(serde_json::Value::as_f64),
+            |k| value.get(k).and_then(serde_json::Value::as_str).map(str::to_string),
+        ))
+    }
+
     /// Pixel scale in arcseconds (the geometric mean of the two axes).
     pub fn pixel_scale_arcsec(&self) -> f64 {
         (self.cd[0] * self.cd[3] - self.cd[1] * self.cd[2]).abs().sqrt() * 3600.0
@@ -303,6 +328,46 @@ fn sphere_only(keys: &WcsKeys, crval: [f64; 2]) -> Result<WCS, WcsError> {
     }
     let params: WCSParams = serde_json::from_value(params).map_err(|e| WcsError::Invalid(e.to_string()))?;
     WCS::new(&params).map_err(|e| WcsError::Invalid(format!("{e:?}")))
+}
+
+/// Reads the WCS of an image HDU of `size` (NAXIS1, NAXIS2) pixels.
+pub fn read_wcs(file: &mut fitsio::FitsFile, hdu: &fitsio::hdu::FitsHdu, size: [usize; 2]) -> Result<TanWcs, WcsError> {
+    const NUMBERS: &[&str] = &[
+        "CRPIX1", "CRPIX2", "CRVAL1", "CRVAL2", "CD1_1", "CD1_2", "CD2_1", "CD2_2", "PC1_1", "PC1_2", "PC2_1", "PC2_2",
+        "CDELT1", "CDELT2", "CROTA2", "LONPOLE", "LATPOLE", "EQUINOX",
+    ];
+    const TEXTS: &[&str] = &["CTYPE1", "CTYPE2", "RADESYS", "RADECSYS"];
+    let mut numbers = BTreeMap::new();
+    for &k in NUMBERS {
+        if let Ok(v) = hdu.read_key::<f64>(file, k) {
+            numbers.insert(k, v);
+        }
+    }
+    let mut texts = BTreeMap::new();
+    for &k in TEXTS {
+        if let Ok(v) = hdu.read_key::<String>(file, k) {
+            texts.insert(k, v.trim().to_string());
+        }
+    }
+    let mut keys = WcsKeys::from_lookup(|k| numbers.get(k).copied(), |k| texts.get(k).cloned());
+    keys.naxis = size;
+    TanWcs::new(&keys)
+}
+
+/// The WCS of the first image in a FITS file (a cutout's bands share one), if it has a usable one.
+pub fn wcs_of_file(path: &std::path::Path) -> Option<TanWcs> {
+    let mut file = fitsio::FitsFile::open(path).ok()?;
+    let n = file.num_hdus().ok()?;
+    for k in 0..n {
+        let hdu = file.hdu(k).ok()?;
+        if let fitsio::hdu::HduInfo::ImageInfo { shape, .. } = &hdu.info {
+            if shape.len() >= 2 && shape.iter().all(|&s| s > 0) {
+                let (h, w) = (shape[shape.len() - 2], shape[shape.len() - 1]);
+                return read_wcs(&mut file, &hdu, [w, h]).ok();
+            }
+        }
+    }
+    None
 }
 
 /// Degrees as sexagesimal, `hh:mm:ss.sss` for RA and `+dd:mm:ss.ss` for Dec, as ds9 shows them.
@@ -429,6 +494,16 @@ mod tests {
         let b = cut.pixel_to_sky(51.0, 51.0).unwrap();
         assert!((a.0 - b.0).abs() < 1e-12 && (a.1 - b.1).abs() < 1e-12);
         assert_eq!(cut.naxis(), [101, 101]);
+    }
+
+    #[test]
+    fn json_round_trip_keeps_the_wcs() {
+        let r = reference();
+        let wcs = TanWcs::new(&keys_of(&r["cases"][3]["header"])).unwrap();
+        let back = TanWcs::from_json(&wcs.to_json()).unwrap();
+        assert_eq!(back.naxis(), wcs.naxis());
+        let (a, b) = (wcs.pixel_to_sky(10.0, 900.0).unwrap(), back.pixel_to_sky(10.0, 900.0).unwrap());
+        assert_eq!(a, b);
     }
 
     #[test]
