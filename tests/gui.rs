@@ -548,3 +548,50 @@ fn the_review_table_shows_every_one_of_100000_rows() {
     assert!(h.query_by_label("r099999").is_some(), "the last row can be reached");
     assert!(h.query_by_label("r000000").is_none());
 }
+
+#[test]
+fn the_cursor_and_marked_points_show_their_sky_position_from_the_candidates_wcs() {
+    use lens_inspect::survey::wcs::{sky_label, TanWcs, WcsKeys};
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("p.lensproj");
+    let n = common::SIZE;
+    // The cutout's centre pixel, (n + 1) / 2 in FITS counting, is exactly RA 150, Dec 2.
+    let centre = (n as f64 + 1.0) / 2.0;
+    let wcs = TanWcs::new(&WcsKeys {
+        ctype: [Some("RA---TAN".into()), Some("DEC--TAN".into())],
+        naxis: [n, n],
+        crpix: [Some(centre), Some(centre)],
+        crval: [Some(150.0), Some(2.0)],
+        cd: [Some(-0.2 / 3600.0), Some(0.0), Some(0.0), Some(0.2 / 3600.0)],
+        ..Default::default()
+    })
+    .unwrap();
+    {
+        let mut p = Project::create_or_open(&path).expect("project");
+        let c = common::cutout("sky", 1);
+        let mut spec = ObjectSpec::new(c.name.clone(), ObjectSource::File { path: "/x.fits".into() });
+        spec.metadata.insert("wcs".into(), wcs.to_json());
+        p.insert_candidates(&[NewCandidate::from_cutout(spec, &c, true)]).expect("insert");
+    }
+    let mut h = harness(open_view(&path, "ann", Role::Volunteer));
+    wait_ready(&mut h);
+    let big = h
+        .query_all_by_role(egui::accesskit::Role::Image)
+        .map(|n| n.rect())
+        .max_by(|a, b| a.area().total_cmp(&b.area()))
+        .expect("the big picture");
+    h.hover_at(big.center());
+    h.run_steps(2);
+    let expected = sky_label(150.0, 2.0);
+    assert!(expected.contains("10:00:00.000 +02:00:00.00"), "{expected}");
+    h.get_by_label_contains(&format!("cursor: x {centre:.1}  y {centre:.1}   {expected}"));
+    click(&mut h, big.center());
+    h.get_by_label_contains(&format!("1: x {centre:.1}  y {centre:.1}   {expected}"));
+    // Away from the centre the position moves the way the WCS says: east is left.
+    let left = big.center() - egui::vec2(big.width() / n as f32 * 3.0, 0.0);
+    h.hover_at(left);
+    h.run_steps(2);
+    let (ra, dec) = wcs.pixel_to_sky(centre - 3.0, centre).unwrap();
+    assert!(ra > 150.0);
+    h.get_by_label_contains(&sky_label(ra, dec));
+}

@@ -12,6 +12,7 @@ use super::training::TrainingPanel;
 use super::writer::GradeWriter;
 use crate::project::{CandidateRow, Inspector, MarkedPoint, NewGrade, Project, Role, Score};
 use crate::render::{colormap, DisplaySettings, Rgba8};
+use crate::survey::wcs::{sky_label, TanWcs};
 use egui::{Color32, ColorImage, Key, Sense, TextureHandle, TextureOptions, Vec2};
 use std::collections::HashMap;
 use std::time::Instant;
@@ -82,6 +83,8 @@ pub struct GradeView {
     pub zoom: f32,
     pub pan: egui::Pos2,
     view_of: Option<i64>,
+    /// The current candidate's WCS (built once per candidate, not per frame).
+    sky: Option<(i64, Option<TanWcs>)>,
 }
 
 /// Candidates drawn ahead of the inspector.
@@ -116,6 +119,7 @@ impl GradeView {
             rendered: HashMap::new(),
             shown: None,
             points: Vec::new(),
+            sky: None,
             comment: None,
             comment_ready: None,
             view: View::Colour,
@@ -545,7 +549,7 @@ impl GradeView {
             ui.heading(name.as_str());
             if let Some(r) = self.rows.get(&id) {
                 if let (Some(ra), Some(dec)) = (r.ra_deg, r.dec_deg) {
-                    ui.label(format!("RA {ra:.5}  Dec {dec:+.5}"));
+                    ui.label(sky_label(ra, dec));
                 }
             }
         });
@@ -598,6 +602,19 @@ impl GradeView {
         if response.dragged() {
             self.pan -= response.drag_delta() / response.rect.size() * uv.size();
         }
+        let hover = response.hover_pos();
+        let wcs = self.current_wcs(id);
+        let has_wcs = wcs.is_some();
+        let cursor = hover.map(|pos| {
+            let t = to_uv(pos);
+            // 0-based pixel centres, as marked points are stored; FITS counts from 1.
+            let (x, y) = (t.x * px - 0.5, (1.0 - t.y) * px - 0.5);
+            let mut text = format!("cursor: x {:.1}  y {:.1}", x + 1.0, y + 1.0);
+            if let Some((ra, dec)) = wcs.and_then(|w| w.pixel_to_sky(x as f64 + 1.0, y as f64 + 1.0)) {
+                text.push_str(&format!("   {}", sky_label(ra, dec)));
+            }
+            text
+        });
         if response.clicked() {
             if let Some(pos) = response.interact_pointer_pos() {
                 let t = to_uv(pos);
@@ -610,6 +627,14 @@ impl GradeView {
             let screen = response.rect.min + ((t - uv.min) / uv.size()) * response.rect.size();
             painter.circle_stroke(screen, 8.0, egui::Stroke::new(2.0, Color32::from_rgb(80, 220, 120)));
         }
+        ui.label(cursor.unwrap_or_else(|| {
+            if has_wcs {
+                "cursor: point at the image for its pixel and sky position"
+            } else {
+                "cursor: point at the image for its pixel (no WCS: no sky position)"
+            }
+            .to_string()
+        }));
         if self.zoom > 1.0 {
             painter.text(
                 response.rect.left_bottom() + Vec2::new(6.0, -6.0),
@@ -619,6 +644,19 @@ impl GradeView {
                 Color32::from_gray(200),
             );
         }
+    }
+
+    /// The WCS stored with candidate `id`, if it has one.
+    fn current_wcs(&mut self, id: i64) -> Option<&TanWcs> {
+        if self.sky.as_ref().is_none_or(|(sid, _)| *sid != id) {
+            let wcs = self
+                .rows
+                .get(&id)
+                .and_then(|r| r.metadata.get(crate::project::ingest::WCS_KEY))
+                .and_then(|v| TanWcs::from_json(v).ok());
+            self.sky = Some((id, wcs));
+        }
+        self.sky.as_ref().and_then(|(_, w)| w.as_ref())
     }
 
     fn side_ui(&mut self, ui: &mut egui::Ui) {
@@ -663,7 +701,16 @@ impl GradeView {
             ui.label(format!("comment for the next grade: {c}"));
         }
         if !self.points.is_empty() {
-            ui.label(format!("{} marked point(s) go with the next grade", self.points.len()));
+            ui.label(format!("{} marked point(s) go with the next grade:", self.points.len()));
+            let wcs = self.current().and_then(|id| self.current_wcs(id).cloned());
+            for (k, p) in self.points.iter().enumerate() {
+                let (x, y) = (p.x as f64 + 1.0, p.y as f64 + 1.0);
+                let mut text = format!("{}: x {x:.1}  y {y:.1}", k + 1);
+                if let Some((ra, dec)) = wcs.as_ref().and_then(|w| w.pixel_to_sky(x, y)) {
+                    text.push_str(&format!("   {}", sky_label(ra, dec)));
+                }
+                ui.small(text);
+            }
         }
         if let Some(t) = &mut self.trainer {
             ui.separator();

@@ -370,6 +370,13 @@ pub fn wcs_of_file(path: &std::path::Path) -> Option<TanWcs> {
     None
 }
 
+/// A sky position as people read it: degrees and sexagesimal, e.g.
+/// `RA 131.07865  Dec +2.76652  (08:44:18.876 +02:45:59.47)`.
+pub fn sky_label(ra_deg: f64, dec_deg: f64) -> String {
+    let (ra, dec) = sexagesimal(ra_deg, dec_deg);
+    format!("RA {ra_deg:.5}  Dec {dec_deg:+.5}  ({ra} {dec})")
+}
+
 /// Degrees as sexagesimal, `hh:mm:ss.sss` for RA and `+dd:mm:ss.ss` for Dec, as ds9 shows them.
 pub fn sexagesimal(ra_deg: f64, dec_deg: f64) -> (String, String) {
     let ra = ra_deg.rem_euclid(360.0) / 15.0;
