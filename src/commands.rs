@@ -638,24 +638,59 @@ pub fn explain(
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn export(
-    project: &Path,
-    out: &Path,
-    min: lens_inspect::project::export::MinVerdict,
-    grades: bool,
-) -> Result<ExitCode> {
+pub struct ExportArgs {
+    pub project: PathBuf,
+    pub out: Option<PathBuf>,
+    pub min: lens_inspect::project::export::MinVerdict,
+    pub grades: bool,
+    pub regions: Option<PathBuf>,
+    pub frame: lens_inspect::project::export_sky::RegionFrame,
+    pub cutouts: Option<PathBuf>,
+}
+
+pub fn export(a: ExportArgs) -> Result<ExitCode> {
     use lens_inspect::consensus::{swap::SwapConfig, SeedRule};
-    use lens_inspect::project::export::{catalogue, write_catalogue, write_grades_csv};
-    let p = Project::open_existing(project)?;
-    if grades {
-        let n = write_grades_csv(&p, out)?;
-        println!("wrote {n} grade events to {}", out.display());
-        return Ok(ExitCode::SUCCESS);
+    use lens_inspect::project::export::{catalogue, write_catalogue, write_grades_csv, Provenance};
+    use lens_inspect::project::export_sky::{write_cutouts, write_regions};
+    let p = Project::open_existing(&a.project)?;
+    let mut partial = false;
+    if let Some(out) = &a.out {
+        if a.grades {
+            let n = write_grades_csv(&p, out)?;
+            println!("wrote {n} grade events to {}", out.display());
+        } else {
+            let provenance = Provenance {
+                rule: SeedRule::default(),
+                swap: SwapConfig::default(),
+                model_version: p.latest_predictions()?.0,
+            };
+            let rows = catalogue(&p, &provenance.rule, provenance.swap, a.min)?;
+            write_catalogue(out, &rows, &provenance)?;
+            println!("wrote {} candidates to {}", rows.len(), out.display());
+        }
     }
-    let rows = catalogue(&p, &SeedRule::default(), SwapConfig::default(), min)?;
-    write_catalogue(out, &rows)?;
-    println!("wrote {} candidates to {}", rows.len(), out.display());
-    Ok(ExitCode::SUCCESS)
+    if let Some(dir) = &a.regions {
+        let r = write_regions(&p, dir, a.frame)?;
+        println!("wrote {} marked points of {} candidates as ds9 regions into {}", r.points, r.files, dir.display());
+        if !r.without_wcs.is_empty() {
+            println!(
+                "  {} candidate(s) have no WCS and are in image pixels: {}",
+                r.without_wcs.len(),
+                r.without_wcs.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+            );
+        }
+    }
+    if let Some(dir) = &a.cutouts {
+        let rows = catalogue(&p, &SeedRule::default(), SwapConfig::default(), a.min)?;
+        let names: Vec<String> = rows.into_iter().map(|r| r.name).collect();
+        let r = write_cutouts(&p, &names, dir)?;
+        println!("wrote {} cutout cubes into {}", r.written, dir.display());
+        for (name, why) in &r.failed {
+            eprintln!("  {name}: {why}");
+        }
+        partial |= !r.failed.is_empty();
+    }
+    Ok(if partial { ExitCode::from(3) } else { ExitCode::SUCCESS })
 }
 
 pub fn import_grades(project: &Path, csv: &Path, inspector: Option<&str>, json: bool) -> Result<ExitCode> {

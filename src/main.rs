@@ -391,20 +391,34 @@ enum Command {
     ///
     /// Columns: name, ra, dec, tile, model_score, model_version, n_grades, mean_grade, n0, n1, n3,
     /// n5, swap_posterior, swap_status, seed_rule, disputed. Training candidates are left out.
+    #[command(group(clap::ArgGroup::new("what").required(true).multiple(true).args(["out", "regions", "cutouts"])))]
     Export {
         /// Project file.
         #[arg(long)]
         project: PathBuf,
-        /// Output file: .csv or .fits.
+        /// Catalogue file: .csv (booleans as true/false) or .fits (units, logical columns,
+        /// RADESYS and provenance keys: program, model, consensus rule, SWAP prior and thresholds).
         #[arg(long)]
-        out: PathBuf,
+        out: Option<PathBuf>,
         /// Which candidates: all, graded, seed-rule (2 x "maybe" or 1 x "sure"), detected (SWAP).
         #[arg(long, value_enum, default_value = "all")]
         min_verdict: MinVerdictArg,
         /// Write every grade event instead (uid, candidate, inspector, score, time, session,
         /// comment, points) as CSV.
-        #[arg(long)]
+        #[arg(long, requires = "out")]
         grades: bool,
+        /// Write the points inspectors marked as ds9 region files, one per candidate, into this
+        /// folder.
+        #[arg(long)]
+        regions: Option<PathBuf>,
+        /// Coordinates of --regions: fk5 (RA/Dec through the candidate's WCS; pixels where it has
+        /// none) or image (1-based pixels).
+        #[arg(long, value_enum, default_value = "fk5")]
+        frame: FrameArg,
+        /// Write the catalogue's candidates (--min-verdict) as 4-plane FITS cubes (u, g, r, i)
+        /// with their WCS into this folder.
+        #[arg(long)]
+        cutouts: Option<PathBuf>,
     },
     /// Grades kept in files.
     Grades {
@@ -661,6 +675,12 @@ enum BenchWhat {
         #[arg(long, default_value_t = 20000)]
         iterations: usize,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FrameArg {
+    Fk5,
+    Image,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -1015,7 +1035,7 @@ fn run() -> Result<ExitCode> {
             };
             commands::explain(&project, &candidate, &out, model, method, opacity)
         }
-        Command::Export { project, out, min_verdict, grades } => {
+        Command::Export { project, out, min_verdict, grades, regions, frame, cutouts } => {
             use lens_inspect::project::export::MinVerdict;
             let min = match min_verdict {
                 MinVerdictArg::All => MinVerdict::All,
@@ -1023,7 +1043,11 @@ fn run() -> Result<ExitCode> {
                 MinVerdictArg::SeedRule => MinVerdict::SeedRule,
                 MinVerdictArg::Detected => MinVerdict::Detected,
             };
-            commands::export(&project, &out, min, grades)
+            let frame = match frame {
+                FrameArg::Fk5 => lens_inspect::project::export_sky::RegionFrame::Fk5,
+                FrameArg::Image => lens_inspect::project::export_sky::RegionFrame::Image,
+            };
+            commands::export(commands::ExportArgs { project, out, min, grades, regions, frame, cutouts })
         }
         Command::Grades { what: GradesWhat::Import { csv, project, inspector, json } } => {
             commands::import_grades(&project, &csv, inspector.as_deref(), json)

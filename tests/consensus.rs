@@ -6,7 +6,7 @@ mod common;
 use lens_inspect::consensus::swap::{Classification, Swap, SwapConfig};
 use lens_inspect::consensus::{Consensus, SeedRule};
 use lens_inspect::model::metrics::challenge_metrics;
-use lens_inspect::project::export::{catalogue, write_catalogue, MinVerdict};
+use lens_inspect::project::export::{catalogue, write_catalogue, MinVerdict, Provenance};
 use lens_inspect::project::pack::{export_pack, merge_pack, PackError, PackOptions};
 use lens_inspect::project::{NewCandidate, NewGrade, Project, Role, Score, Truth};
 use lens_inspect::survey::{ObjectSource, ObjectSpec};
@@ -527,10 +527,12 @@ fn the_fits_catalogue_reads_back_with_its_columns_and_types() {
     })
     .expect("grade");
     let rows = catalogue(&p, &SeedRule::default(), SwapConfig::default(), MinVerdict::All).expect("rows");
+    let provenance =
+        Provenance { rule: SeedRule::default(), swap: SwapConfig::default(), model_version: Some(format!("m1#{v}")) };
     let fits = dir.path().join("cat.fits");
-    write_catalogue(&fits, &rows).expect("fits");
+    write_catalogue(&fits, &rows, &provenance).expect("fits");
     let csv_path = dir.path().join("cat.csv");
-    write_catalogue(&csv_path, &rows).expect("csv");
+    write_catalogue(&csv_path, &rows, &provenance).expect("csv");
     let mut f = fitsio::FitsFile::open(&fits).expect("open fits");
     let hdu = f.hdu("CANDIDATES").expect("table");
     let names: Vec<String> = hdu.read_col(&mut f, "name").expect("names");
@@ -540,8 +542,29 @@ fn the_fits_catalogue_reads_back_with_its_columns_and_types() {
     assert!(scores[2].is_nan());
     let n5: Vec<i32> = hdu.read_col(&mut f, "n5").expect("n5");
     assert_eq!(n5, vec![1, 0, 0, 0]);
-    let seed: Vec<i16> = hdu.read_col(&mut f, "seed_rule").expect("seed");
-    assert_eq!(seed, vec![1, 0, 0, 0]);
+    // Booleans are logical columns, so TOPCAT and astropy read them as booleans.
+    let seed: Vec<bool> = hdu.read_col(&mut f, "seed_rule").expect("seed");
+    assert_eq!(seed, vec![true, false, false, false]);
+    let disputed: Vec<bool> = hdu.read_col(&mut f, "disputed").expect("disputed");
+    assert_eq!(disputed, vec![false; 4]);
+    match &hdu.info {
+        fitsio::hdu::HduInfo::TableInfo { column_descriptions, .. } => {
+            let seed = column_descriptions.iter().find(|c| c.name == "seed_rule").expect("column");
+            assert_eq!(seed.data_type.typ, fitsio::tables::ColumnDataType::Logical);
+        }
+        _ => panic!("CANDIDATES is a table"),
+    }
+    // Units, frame and provenance in the header.
+    let key = |f: &mut fitsio::FitsFile, k: &str| hdu.read_key::<String>(f, k).unwrap_or_default();
+    assert_eq!(key(&mut f, "TTYPE2"), "ra");
+    assert_eq!(key(&mut f, "TUNIT2"), "deg");
+    assert_eq!(key(&mut f, "TUNIT3"), "deg");
+    assert_eq!(key(&mut f, "RADESYS"), "ICRS");
+    assert!(key(&mut f, "PROGRAM").starts_with("lens-inspect "));
+    assert_eq!(key(&mut f, "MODELVER"), format!("m1#{v}"));
+    assert_eq!(key(&mut f, "CONSRULE"), "2 x grade>=3 or 1 x grade 5");
+    assert_eq!(key(&mut f, "SWAPPRIO").parse::<f64>().unwrap(), SwapConfig::default().prior);
+    assert_eq!(key(&mut f, "SWAPDET").parse::<f64>().unwrap(), SwapConfig::default().detect_above);
     let ra: Vec<f64> = hdu.read_col(&mut f, "ra").expect("ra");
     assert!((ra[1] - 150.001).abs() < 1e-12);
     let status: Vec<String> = hdu.read_col(&mut f, "swap_status").expect("status");
@@ -551,6 +574,11 @@ fn the_fits_catalogue_reads_back_with_its_columns_and_types() {
     let text = std::fs::read_to_string(&csv_path).expect("csv");
     assert!(text.starts_with("name,ra,dec,tile,model_score,model_version,n_grades,mean_grade,n0,n1,n3,n5,swap_posterior,swap_status,seed_rule"));
     assert_eq!(text.lines().count(), 5);
+    // CSV booleans as words, which pandas, astropy and TOPCAT all take for booleans.
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let seed_col = reader.headers().unwrap().iter().position(|h| h == "seed_rule").unwrap();
+    let seeds: Vec<String> = reader.records().map(|r| r.unwrap()[seed_col].to_string()).collect();
+    assert_eq!(seeds, vec!["true", "false", "false", "false"]);
     let consensus =
         Consensus::compute(&p.grade_events().expect("events"), &|_| None, &SeedRule::default(), SwapConfig::default());
     assert!(consensus.candidates[&ids[0]].seed_rule);

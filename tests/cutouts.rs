@@ -457,3 +457,94 @@ fn ingesting_cubes_takes_the_sky_position_and_wcs_from_their_headers() {
     let (x, y) = wcs.sky_to_pixel(expected.ra, expected.dec).unwrap();
     assert!((x - 51.0).abs() <= 0.5 && (y - 51.0).abs() <= 0.5, "({x}, {y})");
 }
+
+#[test]
+fn marked_points_export_as_ds9_regions_and_candidates_as_cubes_with_their_wcs() {
+    use lens_inspect::project::{MarkedPoint, NewGrade, Project, Role, Score};
+    let s = kids_setup();
+    let project = s.out.with_file_name("search.lensproj");
+    let bin = env!("CARGO_BIN_EXE_lens-inspect");
+    let run = |args: &[&std::ffi::OsStr]| std::process::Command::new(bin).args(args).output().unwrap();
+    let o = run(&[
+        "cutouts".as_ref(),
+        "--tiles".as_ref(),
+        s.tiles.as_os_str(),
+        "--catalogue".as_ref(),
+        s.catalogue.as_os_str(),
+        "--project".as_ref(),
+        project.as_os_str(),
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", String::from_utf8_lossy(&o.stderr));
+    let centre = source_at(&s.spec, "x", 400.3, 500.7);
+    {
+        let mut p = Project::open_existing(&project).unwrap();
+        let c = p.candidate_by_name("KiDS J0844 centre").unwrap();
+        let ann = p.inspector("ann", Role::Volunteer).unwrap();
+        // Two points: the cutout's centre pixel (0-based 50, 50) and one 10 pixels east-north.
+        let points = vec![MarkedPoint { x: 50.0, y: 50.0 }, MarkedPoint { x: 40.0, y: 60.0 }];
+        p.record_grade(&NewGrade {
+            candidate_id: c.id,
+            inspector_id: ann.id,
+            score: Some(Score::Sure),
+            points,
+            ..Default::default()
+        })
+        .unwrap();
+    }
+    let regions = s.out.with_file_name("regions");
+    let cubes = s.out.with_file_name("exported");
+    let o = run(&[
+        "export".as_ref(),
+        "--project".as_ref(),
+        project.as_os_str(),
+        "--regions".as_ref(),
+        regions.as_os_str(),
+        "--cutouts".as_ref(),
+        cubes.as_os_str(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(regions.join("KiDS_J0844_centre.reg")).unwrap();
+    assert!(text.starts_with("# Region file format: DS9 version 4.1"), "{text}");
+    assert!(text.contains("\nfk5\n"), "{text}");
+    let points: Vec<(f64, f64)> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("point("))
+        .map(|l| {
+            let inner = &l[..l.find(')').unwrap()];
+            let (a, b) = inner.split_once(',').unwrap();
+            (a.parse().unwrap(), b.parse().unwrap())
+        })
+        .collect();
+    assert_eq!(points.len(), 2);
+    assert!(text.contains("text={ann: 5}"), "{text}");
+    // The centre pixel's sky position is the source's to within half a pixel (0.1").
+    let (ra, dec) = points[0];
+    assert!(((ra - centre.ra) * centre.dec.to_radians().cos() * 3600.0).abs() <= 0.1 + 1e-6, "{ra}");
+    assert!(((dec - centre.dec) * 3600.0).abs() <= 0.1 + 1e-6, "{dec}");
+    // The second point is 10 pixels (2") east (larger RA) and 10 pixels north.
+    let (ra2, dec2) = points[1];
+    assert!(((ra2 - ra) * dec.to_radians().cos() * 3600.0 - 2.0).abs() < 0.01, "{ra2}");
+    assert!(((dec2 - dec) * 3600.0 - 2.0).abs() < 0.01, "{dec2}");
+    // In image frame: 1-based pixels.
+    let o = run(&[
+        "export".as_ref(),
+        "--project".as_ref(),
+        project.as_os_str(),
+        "--regions".as_ref(),
+        regions.as_os_str(),
+        "--frame".as_ref(),
+        "image".as_ref(),
+    ]);
+    assert!(o.status.success());
+    let text = std::fs::read_to_string(regions.join("KiDS_J0844_centre.reg")).unwrap();
+    assert!(text.contains("\nimage\npoint(51.00,51.00)") && text.contains("point(41.00,61.00)"), "{text}");
+
+    // The exported cube has the same pixels and WCS as the one `cutouts` made.
+    let (a, wa, _) = read_cube(&project.with_file_name("search-cutouts").join("KiDS_J0844_centre.fits"));
+    let (b, wb, _) = read_cube(&cubes.join("KiDS_J0844_centre.fits"));
+    for (pa, pb) in a.iter().zip(&b) {
+        assert!(pa.iter().zip(pb).all(|(x, y)| x == y || (x.is_nan() && y.is_nan())));
+    }
+    assert_eq!(wa.pixel_to_sky(1.0, 1.0), wb.pixel_to_sky(1.0, 1.0));
+    assert_eq!(std::fs::read_dir(&cubes).unwrap().count(), 6, "every candidate of the catalogue");
+}

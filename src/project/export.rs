@@ -57,6 +57,34 @@ pub enum ExportError {
     Format(PathBuf),
 }
 
+/// What a catalogue was made with, written into its FITS header (and echoed for CSV users by the
+/// command) so a table found later says where it came from.
+#[derive(Debug, Clone)]
+pub struct Provenance {
+    pub rule: SeedRule,
+    pub swap: SwapConfig,
+    /// The model version whose scores the catalogue carries.
+    pub model_version: Option<String>,
+}
+
+impl Provenance {
+    /// FITS header keywords: program, model, consensus rule, SWAP prior and thresholds.
+    pub fn cards(&self) -> Vec<(&'static str, String, &'static str)> {
+        vec![
+            ("PROGRAM", format!("lens-inspect {}", env!("CARGO_PKG_VERSION")), "program that wrote this table"),
+            ("MODELVER", self.model_version.clone().unwrap_or_else(|| "none".into()), "model version of model_score"),
+            (
+                "CONSRULE",
+                format!("{} x grade>=3 or {} x grade 5", self.rule.min_maybe, self.rule.min_sure),
+                "seed rule of seed_rule",
+            ),
+            ("SWAPPRIO", format!("{}", self.swap.prior), "SWAP prior P(lens)"),
+            ("SWAPDET", format!("{}", self.swap.detect_above), "SWAP posterior above: detected"),
+            ("SWAPREJ", format!("{}", self.swap.reject_below), "SWAP posterior below: rejected"),
+        ]
+    }
+}
+
 /// Builds the catalogue rows: consensus from all grade events, the latest model's scores.
 pub fn catalogue(
     project: &Project,
@@ -110,11 +138,11 @@ fn opt<T: ToString>(v: &Option<T>) -> String {
 }
 
 /// Writes the catalogue as CSV or FITS, by the file's extension.
-pub fn write_catalogue(path: &Path, rows: &[CatalogueRow]) -> Result<(), ExportError> {
+pub fn write_catalogue(path: &Path, rows: &[CatalogueRow], provenance: &Provenance) -> Result<(), ExportError> {
     let ext = path.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase());
     match ext.as_deref() {
         Some("csv") => write_csv(path, rows),
-        Some("fits") | Some("fit") => write_fits(path, rows),
+        Some("fits") | Some("fit") => write_fits(path, rows, provenance),
         _ => Err(ExportError::Format(path.into())),
     }
 }
@@ -149,8 +177,8 @@ fn write_csv(path: &Path, rows: &[CatalogueRow]) -> Result<(), ExportError> {
             r.n5,
             r.swap_posterior,
             r.swap_status,
-            r.seed_rule as u8,
-            r.disputed as u8
+            r.seed_rule,
+            r.disputed
         )
         .map_err(fail)?;
     }
@@ -159,7 +187,20 @@ fn write_csv(path: &Path, rows: &[CatalogueRow]) -> Result<(), ExportError> {
     std::fs::rename(&tmp, path).map_err(fail)
 }
 
-fn write_fits(path: &Path, rows: &[CatalogueRow]) -> Result<(), ExportError> {
+/// Writes booleans into a logical (`L`) column: TOPCAT and astropy read them as booleans, where a
+/// 0/1 integer column would read as numbers. fitsio has no safe call for it.
+fn write_logical(f: &mut fitsio::FitsFile, column: usize, values: &[bool]) -> Result<(), fitsio::errors::Error> {
+    let mut raw: Vec<std::os::raw::c_char> = values.iter().map(|&b| b as std::os::raw::c_char).collect();
+    let mut status = 0;
+    // SAFETY: the table HDU is current (just created and written to), `column` is its 1-based
+    // logical column and `raw` holds `values.len()` elements that cfitsio only reads.
+    unsafe {
+        fitsio::sys::ffpcll(f.as_raw(), column as i32, 1, 1, raw.len() as i64, raw.as_mut_ptr(), &mut status);
+    }
+    fitsio::errors::check_status(status)
+}
+
+fn write_fits(path: &Path, rows: &[CatalogueRow], provenance: &Provenance) -> Result<(), ExportError> {
     use fitsio::tables::{ColumnDataType, ColumnDescription};
     let fail = |e: fitsio::errors::Error| ExportError::Write { path: path.into(), detail: e.to_string() };
     let tmp = path.with_extension("partial.fits");
@@ -188,10 +229,17 @@ fn write_fits(path: &Path, rows: &[CatalogueRow]) -> Result<(), ExportError> {
             col("n5", ColumnDataType::Int, 1)?,
             col("swap_posterior", ColumnDataType::Double, 1)?,
             col("swap_status", ColumnDataType::String, 8)?,
-            col("seed_rule", ColumnDataType::Short, 1)?,
-            col("disputed", ColumnDataType::Short, 1)?,
+            col("seed_rule", ColumnDataType::Logical, 1)?,
+            col("disputed", ColumnDataType::Logical, 1)?,
         ];
         let hdu = f.create_table("CANDIDATES", &columns).map_err(fail)?;
+        // Units, frame and provenance: what TOPCAT and astropy show and keep.
+        hdu.write_key(&mut f, "TUNIT2", "deg").map_err(fail)?;
+        hdu.write_key(&mut f, "TUNIT3", "deg").map_err(fail)?;
+        hdu.write_key(&mut f, "RADESYS", ("ICRS", "frame of ra, dec")).map_err(fail)?;
+        for (key, value, comment) in provenance.cards() {
+            hdu.write_key(&mut f, key, (value.as_str(), comment)).map_err(fail)?;
+        }
         if !rows.is_empty() {
             let strings = |g: &dyn Fn(&CatalogueRow) -> String| rows.iter().map(g).collect::<Vec<String>>();
             let nan = f64::NAN;
@@ -223,10 +271,10 @@ fn write_fits(path: &Path, rows: &[CatalogueRow]) -> Result<(), ExportError> {
             hdu.write_col(&mut f, "swap_posterior", &rows.iter().map(|r| r.swap_posterior).collect::<Vec<f64>>())
                 .map_err(fail)?;
             hdu.write_col(&mut f, "swap_status", &strings(&|r| r.swap_status.clone())).map_err(fail)?;
-            hdu.write_col(&mut f, "seed_rule", &rows.iter().map(|r| r.seed_rule as i16).collect::<Vec<i16>>())
-                .map_err(fail)?;
-            hdu.write_col(&mut f, "disputed", &rows.iter().map(|r| r.disputed as i16).collect::<Vec<i16>>())
-                .map_err(fail)?;
+            let seed: Vec<bool> = rows.iter().map(|r| r.seed_rule).collect();
+            let disputed: Vec<bool> = rows.iter().map(|r| r.disputed).collect();
+            write_logical(&mut f, 15, &seed).map_err(fail)?;
+            write_logical(&mut f, 16, &disputed).map_err(fail)?;
         }
     }
     std::fs::rename(&tmp, path).map_err(|e| ExportError::Write { path: path.into(), detail: e.to_string() })

@@ -7,6 +7,7 @@
 //! [`ingest::ingest`] for bringing survey data in.
 
 pub mod export;
+pub mod export_sky;
 pub mod grades;
 pub mod import;
 pub mod ingest;

@@ -1,0 +1,137 @@
+//! Exports that other astronomy tools open: ds9 region files of the points inspectors marked, and
+//! candidates as 4-plane FITS cubes with their WCS.
+
+use super::export::ExportError;
+use super::ingest::WCS_KEY;
+use super::{CandidateRow, Project};
+use crate::cutout::Band;
+use crate::survey::fits_write::{band_with_nan, write_file, Card, ImageHdu, PixelData};
+use crate::survey::wcs::{HeaderValue, TanWcs};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+/// The coordinates regions are written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegionFrame {
+    /// RA/Dec through the candidate's WCS (pixels for a candidate without one).
+    Fk5,
+    /// 1-based image pixels, as ds9 counts them.
+    Image,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RegionsReport {
+    /// Region files written (one per candidate with marked points).
+    pub files: usize,
+    pub points: usize,
+    /// Candidates written in image pixels though fk5 was asked for: they have no WCS.
+    pub without_wcs: Vec<String>,
+}
+
+fn wcs_of(c: &CandidateRow) -> Option<TanWcs> {
+    c.metadata.get(WCS_KEY).and_then(|v| TanWcs::from_json(v).ok())
+}
+
+fn safe_name(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || "._+-".contains(c) { c } else { '_' }).collect()
+}
+
+/// Writes `DIR/<candidate>.reg` for every candidate with marked points in its current grades
+/// (each inspector's latest): one ds9 `point` per mark, tagged with the inspector and grade.
+pub fn write_regions(project: &Project, dir: &Path, frame: RegionFrame) -> Result<RegionsReport, ExportError> {
+    let fail = |e: std::io::Error| ExportError::Write { path: dir.into(), detail: e.to_string() };
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    let candidates: HashMap<i64, CandidateRow> = project.candidates()?.into_iter().map(|c| (c.id, c)).collect();
+    let inspectors: HashMap<i64, String> = project.inspectors()?.into_iter().map(|i| (i.id, i.name)).collect();
+    let events = project.grade_events()?;
+    let mut by_candidate: BTreeMap<i64, Vec<&super::GradeEvent>> = BTreeMap::new();
+    for e in crate::consensus::current_events(&events) {
+        if e.score.is_some() && !e.points.is_empty() {
+            by_candidate.entry(e.candidate_id).or_default().push(e);
+        }
+    }
+    let mut report = RegionsReport::default();
+    for (id, marks) in by_candidate {
+        let Some(c) = candidates.get(&id) else { continue };
+        let wcs = if frame == RegionFrame::Fk5 { wcs_of(c) } else { None };
+        if frame == RegionFrame::Fk5 && wcs.is_none() {
+            report.without_wcs.push(c.name.clone());
+        }
+        let mut text = String::from("# Region file format: DS9 version 4.1\n");
+        text.push_str(&format!("# lens-inspect {}: points marked on {}\n", env!("CARGO_PKG_VERSION"), c.name));
+        text.push_str("global color=green width=2\n");
+        text.push_str(if wcs.is_some() { "fk5\n" } else { "image\n" });
+        for e in marks {
+            let who = inspectors.get(&e.inspector_id).map(String::as_str).unwrap_or("?");
+            let grade = e.score.map(|s| s.value()).unwrap_or_default();
+            for p in &e.points {
+                // Marked points are 0-based pixel centres; FITS and ds9 count from 1.
+                let (x, y) = (p.x as f64 + 1.0, p.y as f64 + 1.0);
+                let at = match wcs.as_ref().and_then(|w| w.pixel_to_sky(x, y)) {
+                    Some((ra, dec)) => format!("point({ra:.7},{dec:.7})"),
+                    None => format!("point({x:.2},{y:.2})"),
+                };
+                text.push_str(&format!("{at} # point=circle text={{{who}: {grade}}}\n"));
+                report.points += 1;
+            }
+        }
+        let path = dir.join(format!("{}.reg", safe_name(&c.name)));
+        std::fs::write(&path, text).map_err(|e| ExportError::Write { path, detail: e.to_string() })?;
+        report.files += 1;
+    }
+    Ok(report)
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CutoutsReport {
+    pub written: usize,
+    /// Candidates whose pixels could not be read, with the reason.
+    pub failed: Vec<(String, String)>,
+}
+
+/// Writes each named candidate as `DIR/<name>.fits`: a float32 cube (u, g, r, i), NaN where
+/// masked, with its WCS when it has one.
+pub fn write_cutouts(project: &Project, names: &[String], dir: &Path) -> Result<CutoutsReport, ExportError> {
+    std::fs::create_dir_all(dir).map_err(|e| ExportError::Write { path: dir.into(), detail: e.to_string() })?;
+    let mut report = CutoutsReport::default();
+    for name in names {
+        let c = project.candidate_by_name(name)?;
+        let cutout = match project.load_cutout(&c) {
+            Ok(cutout) => cutout,
+            Err(e) => {
+                report.failed.push((name.clone(), e.to_string()));
+                continue;
+            }
+        };
+        let (w, h) = (cutout.width, cutout.height);
+        let mut data = Vec::with_capacity(4 * w * h);
+        for b in Band::ALL {
+            data.extend(band_with_nan(&cutout, b));
+        }
+        let mut cube = ImageHdu { shape: vec![4, h, w], data: PixelData::F32(data), keys: Vec::new() };
+        if let Some(wcs) = wcs_of(&c) {
+            for (k, v) in wcs.header_cards() {
+                let card = match v {
+                    HeaderValue::Int(i) => Card::Int(i),
+                    HeaderValue::Float(f) => Card::Float(f),
+                    HeaderValue::Str(s) => Card::Str(s),
+                };
+                cube.keys.push((k, card));
+            }
+        }
+        for (k, b) in Band::ALL.iter().enumerate() {
+            cube.keys.push((format!("BAND{}", k + 1), Card::Str(b.letter().to_string())));
+        }
+        cube.keys.push(("OBJECT".into(), Card::Str(c.name.clone())));
+        if let (Some(ra), Some(dec)) = (c.ra_deg, c.dec_deg) {
+            cube.keys.push(("RA_OBJ".into(), Card::Float(ra)));
+            cube.keys.push(("DEC_OBJ".into(), Card::Float(dec)));
+        }
+        cube.keys.push(("ORIGIN".into(), Card::Str(format!("lens-inspect {}", env!("CARGO_PKG_VERSION")))));
+        let path = dir.join(format!("{}.fits", safe_name(&c.name)));
+        write_file(&path, Some(&cube), &[]).map_err(|e| ExportError::Write { path, detail: e.to_string() })?;
+        report.written += 1;
+    }
+    Ok(report)
+}
