@@ -548,3 +548,40 @@ fn marked_points_export_as_ds9_regions_and_candidates_as_cubes_with_their_wcs() 
     assert_eq!(wa.pixel_to_sky(1.0, 1.0), wb.pixel_to_sky(1.0, 1.0));
     assert_eq!(std::fs::read_dir(&cubes).unwrap().count(), 6, "every candidate of the catalogue");
 }
+
+#[test]
+fn ingest_reads_a_fits_table_catalogue_with_survey_column_names() {
+    use fitsio::tables::{ColumnDataType, ColumnDescription};
+    use lens_inspect::project::ingest::{ingest, IngestOptions};
+    let s = kids_setup();
+    let report = extract(&options(&s.tiles, &s.catalogue, &s.out, None, EdgeMode::Partial), &|_, _| {}).unwrap();
+    let cut: Vec<&ManifestRow> = report.rows.iter().filter(|r| r.status == "ok").take(3).collect();
+    let table = s.out.with_file_name("list.fits");
+    {
+        let mut f = fitsio::FitsFile::create(&table).open().unwrap();
+        let text = |n: &str, w: usize| {
+            ColumnDescription::new(n).with_type(ColumnDataType::String).that_repeats(w).create().unwrap()
+        };
+        let num = |n: &str| ColumnDescription::new(n).with_type(ColumnDataType::Double).create().unwrap();
+        let hdu = f
+            .create_table(
+                "OBJECTS",
+                &[text("KIDS_ID", 40), text("PATH", 300), num("RAJ2000"), num("DECJ2000"), num("MAG_AUTO")],
+            )
+            .unwrap();
+        hdu.write_col(&mut f, "KIDS_ID", &cut.iter().map(|r| r.id.clone()).collect::<Vec<_>>()).unwrap();
+        let paths: Vec<String> = cut.iter().map(|r| r.file.as_ref().unwrap().display().to_string()).collect();
+        hdu.write_col(&mut f, "PATH", &paths).unwrap();
+        // Positions deliberately not the headers', to see that the catalogue's win.
+        hdu.write_col(&mut f, "RAJ2000", &[10.0, 11.0, 12.0]).unwrap();
+        hdu.write_col(&mut f, "DECJ2000", &[-1.0, -2.0, -3.0]).unwrap();
+        hdu.write_col(&mut f, "MAG_AUTO", &[20.1, 20.2, 20.3]).unwrap();
+    }
+    let mut p = lens_inspect::project::Project::create_or_open(&s.out.with_file_name("t.lensproj")).unwrap();
+    let summary = ingest(&mut p, &table, &IngestOptions::default(), &|_, _| {}).unwrap();
+    assert_eq!(summary.ingested, 3, "{:?}", summary.errors);
+    let c = p.candidate_by_name(&cut[1].id).unwrap();
+    assert_eq!((c.ra_deg, c.dec_deg), (Some(11.0), Some(-2.0)));
+    assert_eq!(c.metadata["mag_auto"], 20.2);
+    assert!(c.metadata.contains_key("wcs"), "the cube's WCS is kept as well");
+}

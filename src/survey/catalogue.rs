@@ -122,7 +122,7 @@ fn append(out: &mut Catalogue, part: Catalogue, file: u32) {
 }
 
 /// Whether a file is FITS (by its first bytes, so a misnamed file is still read right).
-fn is_fits(path: &Path) -> bool {
+pub fn is_fits(path: &Path) -> bool {
     use std::io::Read;
     let mut head = [0u8; 9];
     std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head)).is_ok() && &head == b"SIMPLE  ="
@@ -297,4 +297,23 @@ fn read_csv_table(path: &Path) -> Result<RawTable, CatalogueError> {
         }
     };
     Ok(RawTable { names, rows, read: Box::new(read) })
+}
+
+/// Every scalar column of a file's first table as text (numbers as written by Rust's shortest
+/// round-trip format, logicals as true/false); vector columns are left out.
+pub fn table_as_text(path: &Path) -> Result<(Vec<String>, Vec<Vec<String>>), String> {
+    let mut table = read_fits_table(path).map_err(|e| e.to_string())?;
+    let mut names = Vec::new();
+    let mut columns = Vec::new();
+    for name in table.names.clone() {
+        match (table.read)(&name) {
+            Ok(RawColumn::Text(t)) => columns.push(t),
+            Ok(RawColumn::Numbers(v)) => {
+                columns.push(v.iter().map(|x| if x.is_nan() { String::new() } else { format!("{x}") }).collect())
+            }
+            Err(_) => continue,
+        }
+        names.push(name);
+    }
+    Ok((names, columns))
 }

@@ -110,6 +110,9 @@ pub fn discover(input: &Path) -> Result<Discovery, LayoutError> {
         if input.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")) {
             return discover_catalogue(input);
         }
+        if super::catalogue::is_fits(input) {
+            return discover_fits_catalogue(input);
+        }
         return Err(LayoutError::Unrecognised(input.into()));
     }
     let entries = read_dir_sorted(input).map_err(|source| LayoutError::Folder { path: input.into(), source })?;
@@ -207,7 +210,6 @@ fn discover_object_files(entries: &[PathBuf]) -> Discovery {
 }
 
 fn discover_catalogue(csv_path: &Path) -> Result<Discovery, LayoutError> {
-    let base = csv_path.parent().unwrap_or(Path::new("."));
     let cat_err = |detail: String| LayoutError::Catalogue { path: csv_path.into(), detail };
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
@@ -215,15 +217,45 @@ fn discover_catalogue(csv_path: &Path) -> Result<Discovery, LayoutError> {
         .from_path(csv_path)
         .map_err(|e| cat_err(e.to_string()))?;
     let headers: Vec<String> =
-        reader.headers().map_err(|e| cat_err(e.to_string()))?.iter().map(|h| h.to_ascii_lowercase()).collect();
+        reader.headers().map_err(|e| cat_err(e.to_string()))?.iter().map(str::to_string).collect();
+    let records = reader
+        .into_records()
+        .map(|r| r.map(|rec| rec.iter().map(str::to_string).collect::<Vec<String>>()).map_err(|e| e.to_string()));
+    discover_rows(csv_path, &headers, records)
+}
+
+/// A catalogue as a FITS binary table (as TOPCAT and astropy write them): the same columns as
+/// the CSV form, numbers and strings as the table stores them.
+fn discover_fits_catalogue(path: &Path) -> Result<Discovery, LayoutError> {
+    let cat_err = |detail: String| LayoutError::Catalogue { path: path.into(), detail };
+    let (headers, columns) = super::catalogue::table_as_text(path).map_err(cat_err)?;
+    let rows = columns.first().map_or(0, Vec::len);
+    let records = (0..rows).map(|r| Ok(columns.iter().map(|c| c[r].clone()).collect::<Vec<String>>()));
+    discover_rows(path, &headers, records)
+}
+
+/// The catalogue layout from a header and rows of text, whichever file they came from. Column
+/// names are matched without regard to case, with the survey aliases of
+/// [`super::catalogue`] for id, position and tile.
+fn discover_rows(
+    csv_path: &Path,
+    headers: &[String],
+    records: impl Iterator<Item = Result<Vec<String>, String>>,
+) -> Result<Discovery, LayoutError> {
+    use super::catalogue::{DEC_COLUMNS, ID_COLUMNS, RA_COLUMNS, TILE_COLUMNS};
+    let base = csv_path.parent().unwrap_or(Path::new("."));
+    let cat_err = |detail: String| LayoutError::Catalogue { path: csv_path.into(), detail };
+    let headers: Vec<String> = headers.iter().map(|h| h.trim().to_ascii_lowercase()).collect();
     let col = |name: &str| headers.iter().position(|h| h == name);
-    let id_col = col("id").ok_or_else(|| cat_err("no `id` column".into()))?;
+    let alias = |names: &[&str]| names.iter().find_map(|n| col(&n.to_ascii_lowercase()));
+    let id_col =
+        alias(ID_COLUMNS).ok_or_else(|| cat_err(format!("no id column (looked for {})", ID_COLUMNS.join(", "))))?;
     let band_cols: Option<[usize; 4]> = (|| Some([col("u")?, col("g")?, col("r")?, col("i")?]))();
     let path_col = col("path");
     if band_cols.is_none() && path_col.is_none() {
         return Err(cat_err("needs either `u,g,r,i` file columns or one `path` column".into()));
     }
-    let (ra_col, dec_col, tile_col) = (col("ra"), col("dec"), col("tile"));
+    let (ra_col, dec_col, tile_col) = (alias(RA_COLUMNS), alias(DEC_COLUMNS), alias(TILE_COLUMNS));
     let known: Vec<usize> = [Some(id_col), path_col, ra_col, dec_col, tile_col]
         .into_iter()
         .flatten()
@@ -239,16 +271,16 @@ fn discover_catalogue(csv_path: &Path) -> Result<Discovery, LayoutError> {
     };
     let mut objects = Vec::new();
     let mut problems = Vec::new();
-    for (row_no, record) in reader.records().enumerate() {
+    for (row_no, record) in records.enumerate() {
         let line = row_no + 2;
         let record = match record {
             Ok(r) => r,
             Err(e) => {
-                problems.push(Problem { name: format!("line {line}"), reason: SkipReason::BadRow(e.to_string()) });
+                problems.push(Problem { name: format!("line {line}"), reason: SkipReason::BadRow(e) });
                 continue;
             }
         };
-        let get = |c: usize| record.get(c).map(str::trim).filter(|s| !s.is_empty());
+        let get = |c: usize| record.get(c).map(|s| s.trim()).filter(|s| !s.is_empty());
         let Some(name) = get(id_col) else {
             problems.push(Problem {
                 name: format!("line {line}"),
