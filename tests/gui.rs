@@ -595,3 +595,54 @@ fn the_cursor_and_marked_points_show_their_sky_position_from_the_candidates_wcs(
     assert!(ra > 150.0);
     h.get_by_label_contains(&sky_label(ra, dec));
 }
+
+#[test]
+#[cfg(unix)]
+fn open_in_ds9_writes_the_cube_and_starts_ds9_or_says_it_is_missing() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("p.lensproj");
+    let ids = make_project(&path, 2);
+    // A stand-in for ds9 that records its arguments.
+    let args_file = dir.path().join("ds9-args.txt");
+    let fake = dir.path().join("fake-ds9");
+    std::fs::write(
+        &fake,
+        format!("#!/bin/sh\nprintf '%s\\n' \"$@\" > {}.tmp && mv {0}.tmp {0}\n", args_file.display()),
+    )
+    .expect("script");
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let p = Project::open_existing(&path).expect("open");
+    let mut review = LensApp::open_review(&p, Arc::new(|| {}));
+    review.page = Some(ids[1]);
+    review.ds9 = fake;
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1200.0, 900.0))
+        .build_ui_state(|ui, r: &mut lens_inspect::app::review::ReviewView| r.ui(ui), review);
+    h.run_steps(2);
+    h.get_by_label("Open in ds9").click();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !args_file.exists() || h.query_by_label_contains("ds9 opened").is_none() {
+        assert!(Instant::now() < deadline, "ds9 was never started");
+        h.step();
+        std::thread::yield_now();
+    }
+    let args = std::fs::read_to_string(&args_file).expect("args");
+    let cube = args.lines().next().expect("the cube comes first");
+    assert!(cube.ends_with("c1.fits"), "{args}");
+    let mut f = fitsio::FitsFile::open(cube).expect("a FITS file");
+    let hdu = f.primary_hdu().expect("primary");
+    match &hdu.info {
+        fitsio::hdu::HduInfo::ImageInfo { shape, .. } => assert_eq!(shape, &vec![4, common::SIZE, common::SIZE]),
+        _ => panic!("an image"),
+    }
+    // Without ds9, the page says so and where the cube is.
+    h.state_mut().ds9 = dir.path().join("no-such-ds9");
+    h.get_by_label("Open in ds9").click();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while h.query_by_label_contains("ds9 is not installed").is_none() {
+        assert!(Instant::now() < deadline, "no message about the missing ds9");
+        h.step();
+        std::thread::yield_now();
+    }
+}

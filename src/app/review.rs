@@ -128,6 +128,11 @@ pub struct ReviewView {
     pub sort: SortBy,
     pub descending: bool,
     pub error: Option<String>,
+    project_path: std::path::PathBuf,
+    /// The ds9 program "Open in ds9" runs (`LENS_INSPECT_DS9`, else `ds9` on the PATH).
+    pub ds9: std::path::PathBuf,
+    /// What the last "Open in ds9" came to, filled in by its worker thread.
+    pub ds9_message: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl ReviewView {
@@ -152,6 +157,9 @@ impl ReviewView {
             sort: SortBy::ModelScore,
             descending: true,
             error: None,
+            project_path: project.path().to_path_buf(),
+            ds9: std::env::var_os("LENS_INSPECT_DS9").map(Into::into).unwrap_or_else(|| "ds9".into()),
+            ds9_message: Default::default(),
         };
         match catalogue(project, &SeedRule::default(), SwapConfig::default(), MinVerdict::All) {
             Ok(rows) => view.rows = rows,
@@ -435,6 +443,22 @@ impl ReviewView {
 
     /// The open candidate's page: composite with and without the activation map, the bands,
     /// and every grade with inspector, time and comment.
+    /// Writes the candidate's cube (and its marked points as regions) and starts ds9 on it, on a
+    /// worker thread: the window keeps drawing, and the outcome appears beside the button.
+    fn open_in_ds9(&self, name: &str) {
+        let (project, ds9, message, name) =
+            (self.project_path.clone(), self.ds9.clone(), self.ds9_message.clone(), name.to_string());
+        if let Ok(mut m) = message.lock() {
+            *m = Some("writing the cube for ds9...".into());
+        }
+        std::thread::spawn(move || {
+            let outcome = crate::project::export_sky::open_in_ds9(&project, &name, &ds9);
+            if let Ok(mut m) = message.lock() {
+                *m = Some(outcome.unwrap_or_else(|e| e));
+            }
+        });
+    }
+
     fn page_ui(&mut self, ui: &mut egui::Ui) {
         let Some(id) = self.page else { return };
         self.want(id, true);
@@ -504,6 +528,14 @@ impl ReviewView {
                     });
                 }
             }
+            ui.horizontal(|ui| {
+                if ui.button("Open in ds9").on_hover_text("the candidate as a 4-plane FITS cube (u, g, r, i) with its WCS, and the marked points as regions").clicked() {
+                    self.open_in_ds9(&name);
+                }
+                if let Some(m) = self.ds9_message.lock().ok().and_then(|m| m.clone()) {
+                    ui.label(m);
+                }
+            });
             ui.separator();
             ui.strong("Grades");
             let lines = self.grades.get(&id).cloned().unwrap_or_default();

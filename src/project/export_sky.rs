@@ -40,6 +40,15 @@ fn safe_name(name: &str) -> String {
 /// Writes `DIR/<candidate>.reg` for every candidate with marked points in its current grades
 /// (each inspector's latest): one ds9 `point` per mark, tagged with the inspector and grade.
 pub fn write_regions(project: &Project, dir: &Path, frame: RegionFrame) -> Result<RegionsReport, ExportError> {
+    regions(project, dir, frame, None)
+}
+
+fn regions(
+    project: &Project,
+    dir: &Path,
+    frame: RegionFrame,
+    only: Option<&str>,
+) -> Result<RegionsReport, ExportError> {
     let fail = |e: std::io::Error| ExportError::Write { path: dir.into(), detail: e.to_string() };
     std::fs::create_dir_all(dir).map_err(fail)?;
     let candidates: HashMap<i64, CandidateRow> = project.candidates()?.into_iter().map(|c| (c.id, c)).collect();
@@ -53,7 +62,7 @@ pub fn write_regions(project: &Project, dir: &Path, frame: RegionFrame) -> Resul
     }
     let mut report = RegionsReport::default();
     for (id, marks) in by_candidate {
-        let Some(c) = candidates.get(&id) else { continue };
+        let Some(c) = candidates.get(&id).filter(|c| only.is_none_or(|n| n == c.name)) else { continue };
         let wcs = if frame == RegionFrame::Fk5 { wcs_of(c) } else { None };
         if frame == RegionFrame::Fk5 && wcs.is_none() {
             report.without_wcs.push(c.name.clone());
@@ -134,4 +143,35 @@ pub fn write_cutouts(project: &Project, names: &[String], dir: &Path) -> Result<
         report.written += 1;
     }
     Ok(report)
+}
+
+/// Writes candidate `name` of the project at `project` as a cube with its WCS (and its marked
+/// points as an fk5 region file) into a folder under the system's temporary folder, then starts
+/// `ds9` on them. Returns what to tell the user, or why it failed, in words.
+pub fn open_in_ds9(project: &Path, name: &str, ds9: &Path) -> Result<String, String> {
+    let p = Project::open_read_only(project).map_err(|e| e.to_string())?;
+    let dir = std::env::temp_dir().join("lens-inspect-ds9");
+    let r = write_cutouts(&p, &[name.to_string()], &dir).map_err(|e| e.to_string())?;
+    if let Some((_, why)) = r.failed.first() {
+        return Err(format!("cannot show {name}: {why}"));
+    }
+    let cube = dir.join(format!("{}.fits", safe_name(name)));
+    let regions_dir = dir.join("regions");
+    let _ = std::fs::remove_file(regions_dir.join(format!("{}.reg", safe_name(name))));
+    regions(&p, &regions_dir, RegionFrame::Fk5, Some(name)).map_err(|e| e.to_string())?;
+    let region = regions_dir.join(format!("{}.reg", safe_name(name)));
+    let mut command = std::process::Command::new(ds9);
+    command.arg(&cube).args(["-cube", "3", "-scale", "zscale", "-zoom", "to", "fit"]);
+    if region.exists() {
+        command.arg("-regions").arg(&region);
+    }
+    match command.spawn() {
+        Ok(_) => Ok(format!("ds9 opened {} (plane 3 = r band)", cube.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(format!(
+            "ds9 is not installed (no `{}` on the PATH; install SAOImageDS9, or set LENS_INSPECT_DS9 to its path). The cube is at {}",
+            ds9.display(),
+            cube.display()
+        )),
+        Err(e) => Err(format!("cannot start {}: {e}. The cube is at {}", ds9.display(), cube.display())),
+    }
 }
