@@ -314,6 +314,7 @@ pub fn cutouts_speed(dir: &Path, tiles: usize, side: usize, objects: usize) -> a
         cut: CutOptions { size: 101, edge: EdgeMode::Partial, min_coverage: 0.9 },
         manifest: out.join("manifest.csv"),
         out,
+        measure_sky: false,
     };
     let t = Instant::now();
     let report = extract(&options, &|_, _| {})?;

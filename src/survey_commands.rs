@@ -97,6 +97,7 @@ pub fn cutouts(a: CutoutsArgs, progress: indicatif::ProgressBar) -> Result<ExitC
         },
         out,
         manifest,
+        measure_sky: a.project.is_some(),
     };
     // Open the project first: a locked or unwritable project should stop the job before hours of
     // cutting, not after.

@@ -45,6 +45,7 @@ fn options(tiles: &Path, catalogue: &Path, out: &Path, select: Option<&str>, edg
         cut: CutOptions { size: 101, edge, min_coverage: if edge == EdgeMode::Partial { 0.5 } else { 0.0 } },
         out: out.into(),
         manifest: out.join("manifest.csv"),
+        measure_sky: true,
     }
 }
 
@@ -424,6 +425,9 @@ fn the_command_cuts_straight_into_a_project_and_says_what_it_rejected() {
     assert!((c.ra_deg.unwrap() - expected.ra).abs() < 1e-12 && (c.dec_deg.unwrap() - expected.dec).abs() < 1e-12);
     assert_eq!(c.tile.as_deref(), Some(s.spec.name.as_str()));
     assert_eq!(c.metadata["MAG_AUTO"], 19.0);
+    // The sky noise is measured for a project: the fixture's noise is uniform on [-0.5, 0.5),
+    // whose robust sigma is 1.4826 x 0.25 = 0.37.
+    assert!(c.sky_sigma.iter().all(|s| (s - 0.37).abs() < 0.03), "{:?}", c.sky_sigma);
     let wcs = TanWcs::from_json(&c.metadata["wcs"]).unwrap();
     let (x, y) = wcs.sky_to_pixel(expected.ra, expected.dec).unwrap();
     assert!((x - 51.0).abs() <= 0.5 && (y - 51.0).abs() <= 0.5, "({x}, {y})");
