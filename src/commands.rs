@@ -386,6 +386,72 @@ pub fn score(project: &Path, model: Option<PathBuf>, batch: usize, tta: Option<u
     Ok(if summary.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(3) })
 }
 
+/// `score --shard K/N --shard-out FILE`: one job of a cluster array.
+pub fn score_shard(
+    project: &Path,
+    model: Option<PathBuf>,
+    batch: usize,
+    tta: Option<usize>,
+    shard: &str,
+    out: &Path,
+    json: bool,
+) -> Result<ExitCode> {
+    use lens_inspect::model::shards::{parse_shard, score_shard, write_shard};
+    let (k, n) = parse_shard(shard).map_err(anyhow::Error::msg)?;
+    let mut scorer = Scorer::load_or_shipped(model.as_deref())?;
+    if let Some(v) = tta {
+        scorer = scorer.with_views(v);
+    }
+    let bytes = match &model {
+        Some(m) => std::fs::read(m).with_context(|| format!("reading {}", m.display()))?,
+        None => lens_inspect::model::SHIPPED_MODEL_BYTES.to_vec(),
+    };
+    let name = model_path(model).file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "model".into());
+    // Read-only: many jobs read one project at once, none writes it.
+    let p = Project::open_read_only(project)?;
+    let bar = crate::progress_bar(!json);
+    bar.set_message(format!("scoring shard {k}/{n}"));
+    let file = score_shard(&p, &scorer, &name, &bytes, (k, n), batch.max(1), &|done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    })?;
+    bar.finish_and_clear();
+    write_shard(out, &file).with_context(|| format!("writing {}", out.display()))?;
+    if json {
+        let v =
+            serde_json::json!({"shard": k, "of": n, "scored": file.scores.len(), "failed": file.failed, "out": out});
+        println!("{v}");
+    } else {
+        println!("shard {k}/{n}: scored {} candidates into {}", file.scores.len(), out.display());
+        for (name, why) in file.failed.iter().take(10) {
+            eprintln!("  not scored {name}: {why}");
+        }
+    }
+    Ok(if file.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(3) })
+}
+
+/// `score merge FILES --project P`.
+pub fn score_merge(project: &Path, files: &[PathBuf], json: bool) -> Result<ExitCode> {
+    let mut p = Project::open_existing(project)?;
+    let r = lens_inspect::model::shards::merge_shards(&mut p, files)?;
+    if json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        println!("merged {} scores from {} shard file(s)", r.scores, r.files);
+        for (digest, v) in &r.versions {
+            println!("  model {digest}: version {v}");
+        }
+        for (digest, missing) in &r.missing_shards {
+            println!("  model {digest}: shards still missing: {missing:?}");
+        }
+        if r.unknown_candidates > 0 {
+            println!("  {} scores name candidates this project does not have", r.unknown_candidates);
+        }
+    }
+    let partial = !r.missing_shards.is_empty() || r.unknown_candidates > 0 || r.failed > 0;
+    Ok(if partial { ExitCode::from(3) } else { ExitCode::SUCCESS })
+}
+
 pub struct EvaluateArgs {
     pub model: Option<PathBuf>,
     pub data: Option<PathBuf>,

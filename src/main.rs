@@ -269,10 +269,13 @@ enum Command {
         note: Option<String>,
     },
     /// Score every candidate of a project with a model; scores are stored as a new model version.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Score {
+        #[command(subcommand)]
+        what: Option<ScoreWhat>,
         /// Project file.
-        #[arg(long)]
-        project: PathBuf,
+        #[arg(long, required = true)]
+        project: Option<PathBuf>,
         /// Model file (default: the shipped model, built into the program).
         #[arg(long)]
         model: Option<PathBuf>,
@@ -283,6 +286,14 @@ enum Command {
         /// model card's; each view costs one more pass, docs/robustness.md section 6).
         #[arg(long, value_parser = clap::value_parser!(u8).range(1..=8))]
         tta: Option<u8>,
+        /// Score only shard K of N (1-based; a candidate's shard is a hash of its name) into
+        /// --shard-out, leaving the project untouched: one job of a cluster array
+        /// (scripts/score_slurm.sh). Fold the files in with `score merge`.
+        #[arg(long, requires = "shard_out")]
+        shard: Option<String>,
+        /// The shard's predictions file (JSON).
+        #[arg(long, requires = "shard")]
+        shard_out: Option<PathBuf>,
         /// Print the summary as JSON.
         #[arg(long)]
         json: bool,
@@ -601,6 +612,23 @@ enum PackWhat {
         #[arg(long)]
         project: PathBuf,
         /// Print one JSON object per pack.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ScoreWhat {
+    /// Fold shard files from `score --shard` into the project: shards of one model land in one
+    /// model version; merging a file twice changes nothing. Says which shards are still missing.
+    Merge {
+        /// Shard files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Project file.
+        #[arg(long)]
+        project: PathBuf,
+        /// Print the report as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -1006,8 +1034,17 @@ fn run() -> Result<ExitCode> {
                 note,
             })
         }
-        Command::Score { project, model, batch, tta, json } => {
-            commands::score(&project, model, batch, tta.map(usize::from), json)
+        Command::Score { what: Some(ScoreWhat::Merge { files, project, json }), .. } => {
+            commands::score_merge(&project, &files, json)
+        }
+        Command::Score { what: None, project, model, batch, tta, shard, shard_out, json } => {
+            let project = project.context("--project is required")?;
+            match (shard, shard_out) {
+                (Some(shard), Some(out)) => {
+                    commands::score_shard(&project, model, batch, tta.map(usize::from), &shard, &out, json)
+                }
+                _ => commands::score(&project, model, batch, tta.map(usize::from), json),
+            }
         }
         Command::Evaluate { model, data, truth, project, roc, json, gradcam_check, by, bootstrap, tta } => {
             commands::evaluate(commands::EvaluateArgs {

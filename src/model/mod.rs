@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod net;
 pub mod robustness;
 pub mod score;
+pub mod shards;
 pub mod stream;
 pub mod train;
 pub mod validation;

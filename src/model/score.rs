@@ -211,7 +211,19 @@ pub fn score_candidates(
     batch: usize,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<CandidateScores, ScoreError> {
-    let candidates = project.candidates()?;
+    score_candidates_where(project, scorer, batch, progress, &|_| true)
+}
+
+/// Scores the candidates `keep` accepts (a shard of them), without writing anything.
+pub fn score_candidates_where(
+    project: &Project,
+    scorer: &Scorer,
+    batch: usize,
+    progress: &(dyn Fn(usize, usize) + Sync),
+    keep: &dyn Fn(&crate::project::CandidateRow) -> bool,
+) -> Result<CandidateScores, ScoreError> {
+    let mut candidates = project.candidates()?;
+    candidates.retain(|c| keep(c));
     let mut scores = Vec::with_capacity(candidates.len());
     let mut failed = Vec::new();
     let total = candidates.len();

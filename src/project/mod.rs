@@ -882,14 +882,19 @@ impl Project {
             .optional()
             .map_err(|e| self.err(e))?;
         let Some((id, name)) = version else { return Ok((None, Default::default())) };
+        Ok((Some(format!("{name}#{id}")), self.predictions_of(id)?))
+    }
+
+    /// Every score one model version gave, by candidate id.
+    pub fn predictions_of(&self, model_version_id: i64) -> Result<std::collections::HashMap<i64, f32>, ProjectError> {
         let mut stmt = self
             .conn
             .prepare("SELECT candidate_id, score FROM predictions WHERE model_version_id = ?1")
             .map_err(|e| self.err(e))?;
-        let rows =
-            stmt.query_map([id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, f64>(1)? as f32))).map_err(|e| self.err(e))?;
-        let scores = rows.collect::<Result<_, _>>().map_err(|e| self.err(e))?;
-        Ok((Some(format!("{name}#{id}")), scores))
+        let rows = stmt
+            .query_map([model_version_id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, f64>(1)? as f32)))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
     /// (score, is_lens) of every candidate with truth, scored by the most recent scoring version.
