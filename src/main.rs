@@ -481,6 +481,11 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Project housekeeping.
+    Project {
+        #[command(subcommand)]
+        what: ProjectWhat,
+    },
     /// Counts of candidates, inspectors, grades and models in a project.
     Info {
         /// Project file.
@@ -612,6 +617,28 @@ enum PackWhat {
         #[arg(long)]
         project: PathBuf,
         /// Print one JSON object per pack.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProjectWhat {
+    /// The data moved: rewrite every candidate file path under FROM to lie under TO (paths are
+    /// stored absolute at ingest). Says how many candidates changed and how many now find their
+    /// files.
+    Relocate {
+        #[arg(long)]
+        project: PathBuf,
+        /// The folder the files were in (as the project remembers it).
+        #[arg(long)]
+        from: PathBuf,
+        /// The folder they are in now.
+        #[arg(long)]
+        to: PathBuf,
+        /// Only say what would change.
+        #[arg(long)]
+        dry_run: bool,
         #[arg(long)]
         json: bool,
     },
@@ -1113,6 +1140,24 @@ fn run() -> Result<ExitCode> {
                 TrainableArg::All => (false, false),
             };
             commands::retrain(&project, model, epochs, lr, (freeze_backbone, freeze_stem), seed)
+        }
+        Command::Project { what: ProjectWhat::Relocate { project, from, to, dry_run, json } } => {
+            let mut p = Project::open_existing(&project)?;
+            let r = p.relocate(&from, &to, dry_run)?;
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                let verb = if dry_run { "would rewrite" } else { "rewrote" };
+                println!(
+                    "{verb} the paths of {} candidates from {} to {}; {} of them find all their files there ({} candidates elsewhere left alone)",
+                    r.changed,
+                    from.display(),
+                    to.display(),
+                    r.found,
+                    r.untouched
+                );
+            }
+            Ok(if r.found < r.changed { ExitCode::from(3) } else { ExitCode::SUCCESS })
         }
         Command::Info { project, json } => {
             let p = Project::open_existing(&project)?;

@@ -196,6 +196,31 @@ fn a_project_ingested_with_a_relative_path_finds_its_files_from_any_folder() {
     let out = run_in(&elsewhere, &["render", "--project", s(&db), "--candidate", "7", "--out", "c.png"]);
     assert!(out.status.success(), "from another folder: {}", String::from_utf8_lossy(&out.stderr));
     assert!(png.exists());
+
+    // The data moves: the project no longer finds it, until relocated.
+    let moved = dir.path().join("new-disk").join("data");
+    std::fs::create_dir_all(moved.parent().expect("parent")).expect("dir");
+    std::fs::rename(here.join("data"), &moved).expect("move");
+    let out = run_in(&elsewhere, &["render", "--project", s(&db), "--candidate", "7", "--out", "d.png"]);
+    assert!(!out.status.success(), "the files are gone");
+    let old = here.join("data");
+    let relocate = |extra: &[&str]| {
+        let mut args = vec!["project", "relocate", "--project", s(&db), "--from", s(&old), "--to", s(&moved), "--json"];
+        args.extend_from_slice(extra);
+        run_in(&elsewhere, &args)
+    };
+    let out = relocate(&["--dry-run"]);
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!((r["changed"].as_u64(), r["found"].as_u64()), (Some(1), Some(1)), "{r}");
+    let out = run_in(&elsewhere, &["render", "--project", s(&db), "--candidate", "7", "--out", "d.png"]);
+    assert!(!out.status.success(), "a dry run changes nothing");
+    let out = relocate(&[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run_in(&elsewhere, &["render", "--project", s(&db), "--candidate", "7", "--out", "d.png"]);
+    assert!(out.status.success(), "relocated: {}", String::from_utf8_lossy(&out.stderr));
+    // Again: nothing lies under the old folder any more.
+    let r: serde_json::Value = serde_json::from_slice(&relocate(&[]).stdout).expect("json");
+    assert_eq!(r["changed"].as_u64(), Some(0));
 }
 
 #[test]

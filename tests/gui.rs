@@ -646,3 +646,41 @@ fn open_in_ds9_writes_the_cube_and_starts_ds9_or_says_it_is_missing() {
         std::thread::yield_now();
     }
 }
+
+#[test]
+fn a_missing_file_offers_relocation_and_the_picture_comes_back() {
+    use lens_inspect::project::ingest::{ingest, IngestOptions};
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("old-disk").join("data");
+    lens_inspect::survey::fits_write::write_bologna(&data, &common::cutout("c0", 1)).expect("write");
+    let path = dir.path().join("p.lensproj");
+    {
+        let mut p = Project::create_or_open(&path).expect("project");
+        let s = ingest(&mut p, &data, &IngestOptions::default(), &|_, _| {}).expect("ingest");
+        assert_eq!(s.ingested, 1);
+    }
+    let moved = dir.path().join("new-disk").join("data");
+    std::fs::create_dir_all(moved.parent().expect("parent")).expect("dir");
+    std::fs::rename(&data, &moved).expect("move");
+    let mut h = harness(open_view(&path, "ann", Role::Volunteer));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while h.query_by_label_contains("Did the data move?").is_none() {
+        assert!(Instant::now() < deadline, "no offer to find the files");
+        h.step();
+        std::thread::yield_now();
+    }
+    assert!(!h.state().ready());
+    // The folder the project remembers is filled in from the missing file's path.
+    assert_eq!(std::path::Path::new(&h.state().relocate_from).parent(), Some(data.as_path()));
+    h.state_mut().relocate_from = data.display().to_string();
+    h.state_mut().relocate_to = moved.display().to_string();
+    h.run_steps(2);
+    h.get_by_label("Relocate every candidate's files").click();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !h.state().ready() {
+        assert!(Instant::now() < deadline, "the picture never came back");
+        h.step();
+        std::thread::yield_now();
+    }
+    assert!(h.state().message.as_deref().unwrap_or("").contains("relocated 1 candidates; 1 find their files now"));
+}

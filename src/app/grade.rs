@@ -85,6 +85,11 @@ pub struct GradeView {
     view_of: Option<i64>,
     /// The current candidate's WCS (built once per candidate, not per frame).
     sky: Option<(i64, Option<TanWcs>)>,
+    /// "Find the files": the folder the project remembers and the one the user names.
+    pub relocate_from: String,
+    pub relocate_to: String,
+    /// The relocation worker's outcome, once it has one.
+    relocated: Option<std::sync::Arc<std::sync::Mutex<Option<String>>>>,
 }
 
 /// Candidates drawn ahead of the inspector.
@@ -120,6 +125,9 @@ impl GradeView {
             shown: None,
             points: Vec::new(),
             sky: None,
+            relocate_from: String::new(),
+            relocate_to: String::new(),
+            relocated: None,
             comment: None,
             comment_ready: None,
             view: View::Colour,
@@ -501,6 +509,7 @@ impl GradeView {
     }
 
     pub fn ui(&mut self, ui: &mut egui::Ui) {
+        self.poll_relocation();
         if let Some((queue, scores, scorer)) = self.trainer.as_mut().and_then(|t| t.drain()) {
             self.reorder(queue, scores);
             if let Some(s) = scorer {
@@ -557,12 +566,16 @@ impl GradeView {
             ui.centered_and_justified(|ui| ui.spinner());
             return;
         };
-        if let Some(why) = &shown.failed {
-            ui.centered_and_justified(|ui| {
+        if let Some(why) = shown.failed.clone() {
+            ui.add_space(40.0);
+            ui.vertical_centered(|ui| {
                 ui.colored_label(
                     ui.visuals().error_fg_color,
                     format!("The picture of this candidate could not be made:\n{why}\n\nIt cannot be graded. Press the Right arrow key to skip it."),
-                )
+                );
+                if let Some(missing) = why.strip_prefix("file missing: ").or_else(|| why.split("file missing: ").nth(1)) {
+                    self.relocate_ui(ui, missing.trim());
+                }
             });
             return;
         }
@@ -643,6 +656,60 @@ impl GradeView {
                 egui::FontId::proportional(13.0),
                 Color32::from_gray(200),
             );
+        }
+    }
+
+    /// Offers to rewrite the project's file paths when a candidate's file is missing: the data
+    /// moved. The rewrite runs on a worker; the pictures are redrawn when it is done.
+    fn relocate_ui(&mut self, ui: &mut egui::Ui, missing: &str) {
+        ui.add_space(16.0);
+        ui.strong("Did the data move? Find the files:");
+        if self.relocate_from.is_empty() {
+            if let Some(parent) = std::path::Path::new(missing).parent() {
+                self.relocate_from = parent.display().to_string();
+            }
+        }
+        egui::Grid::new("relocate").num_columns(2).show(ui, |ui| {
+            ui.label("the project remembers the folder");
+            ui.text_edit_singleline(&mut self.relocate_from);
+            ui.end_row();
+            ui.label("the files are now in");
+            ui.add(egui::TextEdit::singleline(&mut self.relocate_to).hint_text("/new/place/of/the/folder"));
+            ui.end_row();
+        });
+        let running = self.relocated.as_ref().is_some_and(|r| r.lock().map(|m| m.is_none()).unwrap_or(false));
+        let ready = !self.relocate_to.trim().is_empty() && !self.relocate_from.trim().is_empty() && !running;
+        if ui.add_enabled(ready, egui::Button::new("Relocate every candidate's files")).clicked() {
+            let slot = std::sync::Arc::new(std::sync::Mutex::new(None));
+            self.relocated = Some(slot.clone());
+            let (project, from, to) = (
+                self.project.path().to_path_buf(),
+                self.relocate_from.trim().to_string(),
+                self.relocate_to.trim().to_string(),
+            );
+            std::thread::spawn(move || {
+                let outcome = Project::open_existing(&project)
+                    .and_then(|mut p| p.relocate(std::path::Path::new(&from), std::path::Path::new(&to), false))
+                    .map(|r| format!("relocated {} candidates; {} find their files now", r.changed, r.found))
+                    .unwrap_or_else(|e| format!("relocation failed: {e}"));
+                if let Ok(mut m) = slot.lock() {
+                    *m = Some(outcome);
+                }
+            });
+        }
+        if running {
+            ui.spinner();
+            ui.ctx().request_repaint();
+        }
+    }
+
+    /// Takes the relocation worker's outcome, if it has finished, and redraws everything.
+    fn poll_relocation(&mut self) {
+        let done = self.relocated.as_ref().and_then(|r| r.lock().ok().and_then(|mut m| m.take()));
+        if let Some(message) = done {
+            self.relocated = None;
+            self.message = Some(message);
+            self.invalidate();
         }
     }
 

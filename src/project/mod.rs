@@ -12,6 +12,7 @@ pub mod grades;
 pub mod import;
 pub mod ingest;
 pub mod pack;
+pub mod relocate;
 pub mod schema;
 pub mod signing;
 
@@ -883,6 +884,20 @@ impl Project {
             .map_err(|e| self.err(e))?;
         let Some((id, name)) = version else { return Ok((None, Default::default())) };
         Ok((Some(format!("{name}#{id}")), self.predictions_of(id)?))
+    }
+
+    /// Replaces candidates' stored sources (JSON of `ObjectSource`), all in one transaction.
+    pub fn set_sources(&mut self, sources: &[(i64, String)]) -> Result<(), ProjectError> {
+        let path = self.path.clone();
+        let tx = self.conn.transaction().map_err(|e| classify(&path, e))?;
+        {
+            let mut stmt =
+                tx.prepare("UPDATE candidates SET source = ?2 WHERE id = ?1").map_err(|e| classify(&path, e))?;
+            for (id, source) in sources {
+                stmt.execute(params![id, source]).map_err(|e| classify(&path, e))?;
+            }
+        }
+        tx.commit().map_err(|e| classify(&path, e))
     }
 
     /// Every score one model version gave, by candidate id.
