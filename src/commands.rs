@@ -804,12 +804,12 @@ pub fn pack_export(
     if let Some(n) = n {
         rows.truncate(n);
     }
-    let options = PackOptions {
-        inspector,
-        names: rows.into_iter().map(|c| c.name).collect(),
-        with_scores,
-        display_json: serde_json::to_string(&lens_inspect::render::DisplaySettings::default()).ok(),
-    };
+    // The pack opens with the settings its inspector (or the project) last used.
+    let display_json = p
+        .display_settings(&inspector)?
+        .or_else(|| serde_json::to_string(&lens_inspect::render::DisplaySettings::default()).ok());
+    let options =
+        PackOptions { inspector, names: rows.into_iter().map(|c| c.name).collect(), with_scores, display_json };
     let count = export_pack(&mut p, out, &options)?;
     println!("wrote pack {} with {count} candidates", out.display());
     Ok(ExitCode::SUCCESS)

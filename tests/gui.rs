@@ -684,3 +684,45 @@ fn a_missing_file_offers_relocation_and_the_picture_comes_back() {
     }
     assert!(h.state().message.as_deref().unwrap_or("").contains("relocated 1 candidates; 1 find their files now"));
 }
+
+#[test]
+fn display_settings_stay_with_the_project_and_inspector_and_travel_in_packs() {
+    use lens_inspect::render::DisplaySettings;
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("p.lensproj");
+    make_project(&path, 3);
+    let mut h = harness(open_view(&path, "ann", Role::Volunteer));
+    wait_ready(&mut h);
+    assert_eq!(h.state().settings, DisplaySettings::default());
+    // Click the middle of the Q slider: Q jumps to the middle of its range.
+    let slider = h.query_all_by_role(egui::accesskit::Role::Slider).next().expect("the Q slider").rect();
+    click(&mut h, slider.center());
+    let chosen = h.state().settings;
+    assert_ne!(chosen, DisplaySettings::default(), "the click moved Q");
+    // Saved once the sliders are still (on a worker): wait for it to reach the project.
+    let saved = || Project::open_existing(&path).expect("open").display_settings("ann").expect("meta");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while saved().is_none() {
+        assert!(Instant::now() < deadline, "the settings were never saved");
+        h.step();
+        std::thread::yield_now();
+    }
+    let stored: DisplaySettings = serde_json::from_str(&saved().expect("saved")).expect("json");
+    assert_eq!(stored, chosen);
+    drop(h);
+    // Ann gets them back; Bob, who set nothing, starts from the defaults.
+    assert_eq!(open_view(&path, "ann", Role::Volunteer).settings, chosen);
+    assert_eq!(open_view(&path, "bob", Role::Volunteer).settings, DisplaySettings::default());
+    // A pack made for Ann opens with her settings, whoever opens it there.
+    let pack = dir.path().join("ann.pack");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_lens-inspect"))
+        .args(["pack", "export", "--project"])
+        .arg(&path)
+        .arg("--out")
+        .arg(&pack)
+        .args(["--inspector", "ann", "--n", "2"])
+        .output()
+        .expect("run");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(open_view(&pack, "ann", Role::Volunteer).settings, chosen);
+}

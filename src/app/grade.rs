@@ -83,6 +83,10 @@ pub struct GradeView {
     pub zoom: f32,
     pub pan: egui::Pos2,
     view_of: Option<i64>,
+    /// The settings last written to the project, and when they last changed since (saved once
+    /// the sliders have been still for a moment, on a worker).
+    saved_settings: DisplaySettings,
+    settings_changed: Option<Instant>,
     /// The current candidate's WCS (built once per candidate, not per frame).
     sky: Option<(i64, Option<TanWcs>)>,
     /// "Find the files": the folder the project remembers and the one the user names.
@@ -108,6 +112,14 @@ impl GradeView {
         let rows: HashMap<i64, CandidateRow> =
             project.candidates().map_err(|e| e.to_string())?.into_iter().map(|c| (c.id, c)).collect();
         let (_, scores) = project.latest_predictions().map_err(|e| e.to_string())?;
+        // The settings this inspector left the project with (or the pack's), so nobody tunes
+        // the stretch again at every start.
+        let settings = project
+            .display_settings(&inspector.name)
+            .ok()
+            .flatten()
+            .and_then(|json| serde_json::from_str::<DisplaySettings>(&json).ok())
+            .unwrap_or_default();
         let mut view = GradeView {
             project,
             inspector,
@@ -117,7 +129,9 @@ impl GradeView {
             rows,
             scores,
             others: HashMap::new(),
-            settings: DisplaySettings::default(),
+            settings,
+            saved_settings: settings,
+            settings_changed: None,
             renderer,
             generation: 0,
             requested: HashMap::new(),
@@ -510,6 +524,7 @@ impl GradeView {
 
     pub fn ui(&mut self, ui: &mut egui::Ui) {
         self.poll_relocation();
+        self.save_settings_when_still(&ui.ctx().clone());
         if let Some((queue, scores, scorer)) = self.trainer.as_mut().and_then(|t| t.drain()) {
             self.reorder(queue, scores);
             if let Some(s) = scorer {
@@ -703,6 +718,31 @@ impl GradeView {
         }
     }
 
+    /// Writes changed display settings into the project once they have stopped changing for half
+    /// a second, on a worker thread with its own connection.
+    fn save_settings_when_still(&mut self, ctx: &egui::Context) {
+        let Some(when) = self.settings_changed else { return };
+        if self.settings == self.saved_settings {
+            self.settings_changed = None;
+            return;
+        }
+        let still = std::time::Duration::from_millis(500);
+        if when.elapsed() < still || ctx.input(|i| i.pointer.any_down()) {
+            ctx.request_repaint_after(still);
+            return;
+        }
+        self.settings_changed = None;
+        self.saved_settings = self.settings;
+        let (project, name) = (self.project.path().to_path_buf(), self.inspector.name.clone());
+        let Ok(json) = serde_json::to_string(&self.settings) else { return };
+        std::thread::spawn(move || {
+            let outcome = Project::open_existing(&project).and_then(|mut p| p.set_display_settings(&name, &json));
+            if let Err(e) = outcome {
+                log::warn!("display settings not saved: {e}");
+            }
+        });
+    }
+
     /// Takes the relocation worker's outcome, if it has finished, and redraws everything.
     fn poll_relocation(&mut self) {
         let done = self.relocated.as_ref().and_then(|r| r.lock().ok().and_then(|mut m| m.take()));
@@ -751,6 +791,7 @@ impl GradeView {
         }
         if self.settings != before {
             self.invalidate();
+            self.settings_changed = Some(Instant::now());
         }
         ui.separator();
         ui.checkbox(&mut self.overlay, "Activation map (Space)")

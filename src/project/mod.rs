@@ -367,6 +367,26 @@ impl Project {
             .map_err(|e| self.err(e))
     }
 
+    /// The display settings (JSON) an inspector last used in this project; for someone who never
+    /// set any, those the project (or the pack it is) carries.
+    pub fn display_settings(&self, inspector: &str) -> Result<Option<String>, ProjectError> {
+        match self.meta(&format!("display:{inspector}"))? {
+            Some(v) => Ok(Some(v)),
+            None => Ok(self.meta("display_settings")?.filter(|v| !v.is_empty())),
+        }
+    }
+
+    /// Remembers an inspector's display settings (JSON) in the project.
+    pub fn set_display_settings(&mut self, inspector: &str, json: &str) -> Result<(), ProjectError> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO project_meta (key, value) VALUES (?1, ?2)",
+                params![format!("display:{inspector}"), json],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
     /// The project's secret, which signs its packs ([`signing`]); made now for a project from
     /// before packs were signed.
     pub fn secret(&mut self) -> Result<Vec<u8>, ProjectError> {
