@@ -118,11 +118,11 @@ pub fn draw(panels: &[Panel], panel_w: usize, panel_h: usize) -> Rgba8 {
         }
         line(&mut buf, width, (x0 as f64, y1 as f64), (x1 as f64, y1 as f64), INK, 1);
         line(&mut buf, width, (x0 as f64, y0 as f64), (x0 as f64, y1 as f64), INK, 1);
-        let title = panel.title.to_lowercase();
+        let title = panel.title.clone();
         draw_text(&mut buf, width, x0 + (x1 - x0).saturating_sub(text_width(&title, 3)) / 2, 10, &title, 3, INK);
-        let xl = panel.x_label.to_lowercase();
+        let xl = panel.x_label.clone();
         draw_text(&mut buf, width, x0 + (x1 - x0).saturating_sub(text_width(&xl, 2)) / 2, y1 + 30, &xl, 2, INK);
-        draw_text(&mut buf, width, k * panel_w + 4, 24, &panel.y_label.to_lowercase(), 2, INK);
+        draw_text(&mut buf, width, k * panel_w + 4, 24, &panel.y_label, 2, INK);
         for (s_idx, s) in panel.series.iter().enumerate() {
             for w in s.points.windows(2) {
                 line(&mut buf, width, to_px(w[0].0, w[0].1), to_px(w[1].0, w[1].1), s.colour, 3);
@@ -133,8 +133,10 @@ pub fn draw(panels: &[Panel], panel_w: usize, panel_h: usize) -> Rgba8 {
             }
             // Legend, bottom right inside the axes.
             let ly = y1 - 16 - (panel.series.len() - 1 - s_idx) * 16;
-            let name = s.name.to_lowercase();
-            let lx = x1.saturating_sub(text_width(&name, 2) + 40);
+            let name = s.name.clone();
+            // One column for all entries: swatches aligned, the widest name ending at the axis.
+            let widest = panel.series.iter().map(|s| text_width(&s.name, 2)).max().unwrap_or(0);
+            let lx = x1.saturating_sub(widest + 40);
             line(&mut buf, width, (lx as f64, ly as f64 + 4.0), (lx as f64 + 24.0, ly as f64 + 4.0), s.colour, 4);
             draw_text(&mut buf, width, lx + 30, ly, &name, 2, INK);
         }

@@ -1,101 +1,125 @@
-//! A tiny 3 x 5 bitmap font, enough to label contact sheets and plots without a font file.
+//! Text for PNG charts and contact sheets, in egui's own bundled font (Ubuntu Light), so the
+//! plots a user keeps read like the app: capitals, punctuation, Greek-free but proper type.
+//!
+//! ab_glyph rasterises the outlines with anti-aliasing; each pixel's coverage blends the colour
+//! over what is already in the buffer.
 
-/// Glyph rows (top to bottom), 3 bits each, packed into 15 bits (row 0 in bits 14..12).
-fn glyph(c: char) -> u16 {
-    let rows: [u8; 5] = match c.to_ascii_lowercase() {
-        '0' => [7, 5, 5, 5, 7],
-        '1' => [2, 6, 2, 2, 7],
-        '2' => [7, 1, 7, 4, 7],
-        '3' => [7, 1, 7, 1, 7],
-        '4' => [5, 5, 7, 1, 1],
-        '5' => [7, 4, 7, 1, 7],
-        '6' => [7, 4, 7, 5, 7],
-        '7' => [7, 1, 1, 1, 1],
-        '8' => [7, 5, 7, 5, 7],
-        '9' => [7, 5, 7, 1, 7],
-        'a' => [2, 5, 7, 5, 5],
-        'b' => [6, 5, 6, 5, 6],
-        'c' => [3, 4, 4, 4, 3],
-        'd' => [6, 5, 5, 5, 6],
-        'e' => [7, 4, 6, 4, 7],
-        'f' => [7, 4, 6, 4, 4],
-        'g' => [3, 4, 5, 5, 3],
-        'h' => [5, 5, 7, 5, 5],
-        'i' => [7, 2, 2, 2, 7],
-        'j' => [1, 1, 1, 5, 2],
-        'k' => [5, 5, 6, 5, 5],
-        'l' => [4, 4, 4, 4, 7],
-        'm' => [5, 7, 7, 5, 5],
-        'n' => [6, 5, 5, 5, 5],
-        'o' => [2, 5, 5, 5, 2],
-        'p' => [6, 5, 6, 4, 4],
-        'q' => [2, 5, 5, 6, 3],
-        'r' => [6, 5, 6, 5, 5],
-        's' => [3, 4, 2, 1, 6],
-        't' => [7, 2, 2, 2, 2],
-        'u' => [5, 5, 5, 5, 7],
-        'v' => [5, 5, 5, 5, 2],
-        'w' => [5, 5, 7, 7, 5],
-        'x' => [5, 5, 2, 5, 5],
-        'y' => [5, 5, 2, 2, 2],
-        'z' => [7, 1, 2, 4, 7],
-        '_' => [0, 0, 0, 0, 7],
-        '.' => [0, 0, 0, 0, 2],
-        '-' => [0, 0, 7, 0, 0],
-        '=' => [0, 7, 0, 7, 0],
-        ':' => [0, 2, 0, 2, 0],
-        '/' => [1, 1, 2, 4, 4],
-        _ => [0, 0, 0, 0, 0],
-    };
-    rows.iter().fold(0u16, |acc, &r| (acc << 3) | r as u16)
+use ab_glyph::{Font, FontRef, PxScale, ScaleFont};
+use std::sync::OnceLock;
+
+fn font() -> &'static FontRef<'static> {
+    static FONT: OnceLock<FontRef<'static>> = OnceLock::new();
+    FONT.get_or_init(|| {
+        FontRef::try_from_slice(epaint_default_fonts::UBUNTU_LIGHT).expect("egui's bundled font parses")
+    })
 }
 
-/// Draws `text` into a top-down RGBA buffer of width `width` at (x, y) (top-left), each font
-/// pixel `scale` x `scale` screen pixels. Characters past the right edge are clipped.
+/// Pixel height of the type at `scale` (1 = small print, 2 = tick labels, 3 = titles).
+fn px(scale: usize) -> PxScale {
+    PxScale::from(6.0 + 5.0 * scale as f32)
+}
+
+/// Draws `text` into a top-down RGBA buffer of width `width`, its top-left at (x, y).
+/// Characters past the buffer's edges are clipped.
 pub fn draw_text(buf: &mut [[u8; 4]], width: usize, x: usize, y: usize, text: &str, scale: usize, colour: [u8; 4]) {
-    let height = buf.len() / width;
-    for (k, c) in text.chars().enumerate() {
-        let g = glyph(c);
-        for row in 0..5 {
-            for col in 0..3 {
-                if g >> (14 - (row * 3 + col)) & 1 == 0 {
-                    continue;
-                }
-                for dy in 0..scale {
-                    for dx in 0..scale {
-                        let px = x + (k * 4 + col) * scale + dx;
-                        let py = y + row * scale + dy;
-                        if px < width && py < height {
-                            buf[py * width + px] = colour;
-                        }
-                    }
-                }
-            }
+    let height = buf.len() / width.max(1);
+    let font = font().as_scaled(px(scale));
+    let mut caret = x as f32;
+    let baseline = y as f32 + font.ascent();
+    let mut previous = None;
+    for c in text.chars() {
+        let id = font.glyph_id(c);
+        if let Some(p) = previous {
+            caret += font.kern(p, id);
         }
+        let glyph = id.with_scale_and_position(px(scale), ab_glyph::point(caret, baseline));
+        caret += font.h_advance(id);
+        previous = Some(id);
+        let Some(outline) = font.outline_glyph(glyph) else { continue };
+        let bounds = outline.px_bounds();
+        outline.draw(|gx, gy, coverage| {
+            let (px, py) = (bounds.min.x as i64 + gx as i64, bounds.min.y as i64 + gy as i64);
+            if px < 0 || py < 0 || px as usize >= width || py as usize >= height || coverage <= 0.0 {
+                return;
+            }
+            let a = coverage.min(1.0);
+            let dst = &mut buf[py as usize * width + px as usize];
+            for ch in 0..3 {
+                dst[ch] = (dst[ch] as f32 * (1.0 - a) + colour[ch] as f32 * a).round() as u8;
+            }
+            dst[3] = dst[3].max((colour[3] as f32 * a).round() as u8);
+        });
     }
 }
 
-/// Width in screen pixels of `text` drawn at `scale`.
+/// Width in pixels of `text` drawn at `scale` (advances and kerning).
 pub fn text_width(text: &str, scale: usize) -> usize {
-    text.chars().count() * 4 * scale
+    let font = font().as_scaled(px(scale));
+    let mut width = 0.0;
+    let mut previous = None;
+    for c in text.chars() {
+        let id = font.glyph_id(c);
+        if let Some(p) = previous {
+            width += font.kern(p, id);
+        }
+        width += font.h_advance(id);
+        previous = Some(id);
+    }
+    width.ceil() as usize
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn ink(text: &str, scale: usize) -> (Vec<[u8; 4]>, usize) {
+        let w = 200;
+        let mut buf = vec![[0u8, 0, 0, 255]; w * 40];
+        draw_text(&mut buf, w, 5, 5, text, scale, [255, 255, 255, 255]);
+        (buf, w)
+    }
+
+    fn inked(buf: &[[u8; 4]]) -> Vec<usize> {
+        buf.iter().enumerate().filter(|(_, p)| p[0] > 128).map(|(k, _)| k).collect()
+    }
+
     #[test]
-    fn glyphs_are_distinct_and_drawn_where_asked() {
-        let chars = "0123456789abcdefghijklmnopqrstuvwxyz_.-=:/";
+    fn capitals_punctuation_and_digits_are_drawn_and_distinct() {
         let mut seen = std::collections::HashSet::new();
-        for c in chars.chars() {
-            assert!(seen.insert(glyph(c)), "glyph {c} is not unique");
+        for t in ["A", "a", "B", "b", "(", ")", ",", "%", "0", "8", "\u{3b8}"] {
+            let (buf, _) = ink(t, 2);
+            let pixels = inked(&buf);
+            // Every glyph leaves ink, except θ which this font lacks (drawn as nothing, never a
+            // panic).
+            if t != "\u{3b8}" {
+                assert!(!pixels.is_empty(), "{t:?} drew nothing");
+                assert!(seen.insert(pixels), "{t:?} looks like another glyph");
+            }
         }
-        let mut buf = vec![[0u8; 4]; 20 * 10];
-        draw_text(&mut buf, 20, 2, 1, "1", 1, [255; 4]);
-        // '1' = 010 / 110 / 010 / 010 / 111: top row has only its middle pixel.
-        assert_eq!(buf[20 + 3], [255; 4]);
-        assert_eq!(buf[20 + 2], [0; 4]);
-        assert_eq!(buf[5 * 20 + 2], [255; 4]);
+    }
+
+    #[test]
+    fn text_lands_where_asked_and_measures_what_it_draws() {
+        let (buf, w) = ink("TPR10 (AUROC)", 2);
+        let pixels = inked(&buf);
+        let (xs, ys): (Vec<usize>, Vec<usize>) = pixels.iter().map(|k| (k % w, k / w)).unzip();
+        let (x0, x1) = (*xs.iter().min().unwrap(), *xs.iter().max().unwrap());
+        let (y0, y1) = (*ys.iter().min().unwrap(), *ys.iter().max().unwrap());
+        assert!(x0 >= 5 && y0 >= 5, "drawn from the top-left corner asked: ({x0}, {y0})");
+        let width = text_width("TPR10 (AUROC)", 2);
+        assert!(x1 <= 5 + width && x1 + 6 >= 5 + width, "ink ends at {x1}, the measure says {}", 5 + width);
+        assert!(y1 - y0 >= 10 && y1 - y0 <= 20, "{y0}..{y1}");
+        assert!(text_width("AUROC", 3) > text_width("AUROC", 2));
+        assert!(text_width("AUROC", 2) > text_width("AURO", 2));
+    }
+
+    #[test]
+    fn text_past_the_edges_is_clipped_and_the_visible_part_drawn() {
+        let w = 30;
+        let mut buf = vec![[0u8, 0, 0, 255]; w * 20];
+        draw_text(&mut buf, w, 20, 2, "WWWW beyond the buffer", 2, [255; 4]);
+        let pixels = inked(&buf);
+        assert!(!pixels.is_empty(), "the first W is partly inside");
+        assert!(pixels.iter().all(|k| k % w >= 20), "nothing drawn left of the text's start");
     }
 }

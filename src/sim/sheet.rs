@@ -18,7 +18,8 @@ pub fn contact_sheet(tiles: &[Tile], columns: usize, settings: &DisplaySettings,
     let columns = columns.max(1);
     let (w, h) = tiles.first().map(|t| (t.cutout.width, t.cutout.height)).unwrap_or((101, 101));
     let pad = 4;
-    let caption_h = 14;
+    // Room for a line of 16-pixel type (descenders included) under each picture.
+    let caption_h = 20;
     let cell_w = w + 2 * pad;
     let cell_h = h + 2 * pad + caption_h;
     let rows = tiles.len().div_ceil(columns);
