@@ -354,3 +354,104 @@ pub fn astropy_cutouts(python: &Path, script: &Path, dir: &Path) -> anyhow::Resu
     let line = String::from_utf8_lossy(&o.stdout);
     Ok(serde_json::from_str(line.lines().last().unwrap_or(""))?)
 }
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ZooniverseBench {
+    pub classifications: usize,
+    pub users: usize,
+    pub candidates: usize,
+    pub seconds: f64,
+    pub classifications_per_s: f64,
+    pub added: usize,
+    /// The same file again: everything already present.
+    pub again_seconds: f64,
+}
+
+/// Writes a Panoptes classifications export of `n` rows (`users` volunteers, `candidates`
+/// subjects) and times `grades import --zooniverse` into a fresh project, then again.
+pub fn zooniverse_speed(dir: &Path, n: usize, users: usize, candidates: usize) -> anyhow::Result<ZooniverseBench> {
+    use crate::project::zooniverse::{import_classifications, AnswerMap};
+    use crate::project::NewCandidate;
+    use crate::survey::{ObjectSource, ObjectSpec};
+    let db = dir.join("zooniverse.lensproj");
+    let _ = std::fs::remove_file(&db);
+    let mut project = Project::create_or_open(&db)?;
+    let cutout = synthetic_cutout("x", 21, 1);
+    let items: Vec<NewCandidate> = (0..candidates)
+        .map(|k| {
+            let spec = ObjectSpec::new(format!("KiDS J{k:07}"), ObjectSource::File { path: "/x.fits".into() });
+            NewCandidate::from_cutout(spec, &cutout, false)
+        })
+        .collect();
+    project.insert_candidates(&items)?;
+    let csv_path = dir.join("classifications.csv");
+    {
+        let mut w = csv::Writer::from_path(&csv_path)?;
+        w.write_record([
+            "classification_id",
+            "user_name",
+            "user_id",
+            "user_ip",
+            "workflow_id",
+            "workflow_name",
+            "workflow_version",
+            "created_at",
+            "gold_standard",
+            "expert",
+            "metadata",
+            "annotations",
+            "subject_data",
+            "subject_ids",
+        ])?;
+        for k in 0..n {
+            let subject = (k * 7919) % candidates;
+            let answer = if k % 3 == 0 { "Yes" } else { "No" };
+            let annotations = format!(r#"[{{"task":"T0","task_label":"Is there a lens?","value":"{answer}"}}]"#);
+            let subject_data = format!(
+                r##"{{"{sid}":{{"retired":null,"image_name_1":"KiDS_J{subject:07}.png","#name":"KiDS J{subject:07}"}}}}"##,
+                sid = 9_000_000 + subject
+            );
+            let time = format!("2024-05-{:02} {:02}:{:02}:{:02} UTC", 1 + k % 28, k % 24, k % 60, (k / 60) % 60);
+            w.write_record([
+                &(400_000_000 + k).to_string(),
+                &format!("volunteer{}", k % users),
+                &(k % users).to_string(),
+                "0123abcd",
+                "1234",
+                "Lens or not",
+                "12.3",
+                &time,
+                "",
+                "",
+                "{}",
+                &annotations,
+                &subject_data,
+                &(9_000_000 + subject).to_string(),
+            ])?;
+        }
+        w.flush()?;
+    }
+    let answers = AnswerMap::parse("Yes=5,No=0", None).map_err(anyhow::Error::msg)?;
+    let t = Instant::now();
+    let r = import_classifications(&mut project, &csv_path, &answers)?;
+    let seconds = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let again = import_classifications(&mut project, &csv_path, &answers)?;
+    let again_seconds = t.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        r.added == n && again.added == 0,
+        "added {} then {}: {:?}",
+        r.added,
+        again.added,
+        r.skipped.first()
+    );
+    Ok(ZooniverseBench {
+        classifications: n,
+        users,
+        candidates,
+        seconds,
+        classifications_per_s: n as f64 / seconds,
+        added: r.added,
+        again_seconds,
+    })
+}

@@ -712,6 +712,7 @@ pub struct ExportArgs {
     pub regions: Option<PathBuf>,
     pub frame: lens_inspect::project::export_sky::RegionFrame,
     pub cutouts: Option<PathBuf>,
+    pub zooniverse: Option<PathBuf>,
 }
 
 pub fn export(a: ExportArgs) -> Result<ExitCode> {
@@ -756,15 +757,51 @@ pub fn export(a: ExportArgs) -> Result<ExitCode> {
         }
         partial |= !r.failed.is_empty();
     }
+    if let Some(dir) = &a.zooniverse {
+        let names: Vec<String> = p.candidates()?.into_iter().map(|c| c.name).collect();
+        let settings = lens_inspect::render::DisplaySettings::default();
+        let r = lens_inspect::project::zooniverse::write_subject_set(&p, &names, dir, &settings)?;
+        println!(
+            "wrote a Zooniverse subject set of {} subjects ({} training) into {} (manifest.csv)",
+            r.subjects,
+            r.training,
+            dir.display()
+        );
+        for (name, why) in r.failed.iter().take(10) {
+            eprintln!("  {name}: {why}");
+        }
+        partial |= !r.failed.is_empty();
+    }
     Ok(if partial { ExitCode::from(3) } else { ExitCode::SUCCESS })
+}
+
+/// `grades import --zooniverse FILE --answers MAP`.
+pub fn import_zooniverse(
+    project: &Path,
+    csv: &Path,
+    answers: &str,
+    task: Option<String>,
+    json: bool,
+) -> Result<ExitCode> {
+    use lens_inspect::project::zooniverse::{import_classifications, AnswerMap};
+    let map = AnswerMap::parse(answers, task).map_err(anyhow::Error::msg)?;
+    let mut p = Project::open_existing(project)?;
+    let r = import_classifications(&mut p, csv, &map)?;
+    print_import_of(csv, &r, json)?;
+    Ok(if r.skipped.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(3) })
 }
 
 pub fn import_grades(project: &Path, csv: &Path, inspector: Option<&str>, json: bool) -> Result<ExitCode> {
     let mut p = Project::open_existing(project)?;
     let r = lens_inspect::project::import::import_grades(&mut p, csv, inspector)?;
+    print_import_of(csv, &r, json)?;
+    Ok(if r.skipped.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(3) })
+}
+
+fn print_import_of(csv: &Path, r: &lens_inspect::project::import::ImportReport, json: bool) -> Result<()> {
     if json {
         println!("{}", serde_json::to_string(&r)?);
-        return Ok(if r.skipped.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(3) });
+        return Ok(());
     }
     println!(
         "{}: added {} grades, {} already present, skipped {} rows",
@@ -776,7 +813,7 @@ pub fn import_grades(project: &Path, csv: &Path, inspector: Option<&str>, json: 
     for (line, why) in r.skipped.iter().take(20) {
         eprintln!("  skipped {line}: {why}");
     }
-    Ok(if r.skipped.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(3) })
+    Ok(())
 }
 
 pub fn pack_export(

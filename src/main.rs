@@ -402,7 +402,7 @@ enum Command {
     ///
     /// Columns: name, ra, dec, tile, model_score, model_version, n_grades, mean_grade, n0, n1, n3,
     /// n5, swap_posterior, swap_status, seed_rule, disputed. Training candidates are left out.
-    #[command(group(clap::ArgGroup::new("what").required(true).multiple(true).args(["out", "regions", "cutouts"])))]
+    #[command(group(clap::ArgGroup::new("what").required(true).multiple(true).args(["out", "regions", "cutouts", "zooniverse"])))]
     Export {
         /// Project file.
         #[arg(long)]
@@ -430,6 +430,11 @@ enum Command {
         /// with their WCS into this folder.
         #[arg(long)]
         cutouts: Option<PathBuf>,
+        /// Write every candidate as a Zooniverse subject set into this folder: a PNG composite
+        /// each and manifest.csv (hidden #name, #ra, #dec, #training_subject, #is_lens) for the
+        /// Panoptes uploader. Classifications come back with `grades import --zooniverse`.
+        #[arg(long)]
+        zooniverse: Option<PathBuf>,
     },
     /// Grades kept in files.
     Grades {
@@ -514,8 +519,19 @@ enum GradesWhat {
         #[arg(long)]
         project: PathBuf,
         /// Inspector for files without an inspector column.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "zooniverse")]
         inspector: Option<String>,
+        /// CSV is a Zooniverse (Panoptes) classifications export: user_name is the inspector,
+        /// created_at the time, the answer becomes a grade by --answers. Idempotent (by
+        /// classification_id).
+        #[arg(long, requires = "answers")]
+        zooniverse: bool,
+        /// With --zooniverse: answer -> grade, e.g. 'Yes=5,No=0' (labels, or indices '1=5,0=0').
+        #[arg(long, requires = "zooniverse")]
+        answers: Option<String>,
+        /// With --zooniverse: the question task to read (default: each classification's first).
+        #[arg(long, requires = "zooniverse")]
+        task: Option<String>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -724,6 +740,19 @@ enum BenchWhat {
         /// Interleaved pairs of runs with --astropy.
         #[arg(long, default_value_t = 2)]
         pairs: usize,
+    },
+    /// Seconds to import a Zooniverse classifications export of N rows (written first), and
+    /// again (all already present).
+    Zooniverse {
+        #[arg(long, default_value_t = 1_000_000)]
+        n: usize,
+        #[arg(long, default_value_t = 5000)]
+        users: usize,
+        #[arg(long, default_value_t = 20_000)]
+        candidates: usize,
+        /// Folder for the data (default: a temporary folder, removed afterwards).
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
     /// Microseconds per Lupton composite of a 101 x 101 cutout.
     Composite {
@@ -1099,7 +1128,7 @@ fn run() -> Result<ExitCode> {
             };
             commands::explain(&project, &candidate, &out, model, method, opacity)
         }
-        Command::Export { project, out, min_verdict, grades, regions, frame, cutouts } => {
+        Command::Export { project, out, min_verdict, grades, regions, frame, cutouts, zooniverse } => {
             use lens_inspect::project::export::MinVerdict;
             let min = match min_verdict {
                 MinVerdictArg::All => MinVerdict::All,
@@ -1111,9 +1140,12 @@ fn run() -> Result<ExitCode> {
                 FrameArg::Fk5 => lens_inspect::project::export_sky::RegionFrame::Fk5,
                 FrameArg::Image => lens_inspect::project::export_sky::RegionFrame::Image,
             };
-            commands::export(commands::ExportArgs { project, out, min, grades, regions, frame, cutouts })
+            commands::export(commands::ExportArgs { project, out, min, grades, regions, frame, cutouts, zooniverse })
         }
-        Command::Grades { what: GradesWhat::Import { csv, project, inspector, json } } => {
+        Command::Grades {
+            what: GradesWhat::Import { csv, project, inspector: _, zooniverse: true, answers, task, json },
+        } => commands::import_zooniverse(&project, &csv, answers.as_deref().unwrap_or(""), task, json),
+        Command::Grades { what: GradesWhat::Import { csv, project, inspector, json, .. } } => {
             commands::import_grades(&project, &csv, inspector.as_deref(), json)
         }
         Command::Pack { what: PackWhat::Export { project, out, inspector, n, query, with_scores } } => {
@@ -1249,6 +1281,21 @@ fn run() -> Result<ExitCode> {
                         }
                         println!("{}", serde_json::to_string(&line)?);
                     }
+                }
+                BenchWhat::Zooniverse { n, users, candidates, dir } => {
+                    let tmp;
+                    let dir = match dir {
+                        Some(d) => {
+                            std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
+                            d
+                        }
+                        None => {
+                            tmp = tempfile::tempdir()?;
+                            tmp.path().to_path_buf()
+                        }
+                    };
+                    let r = lens_inspect::bench::zooniverse_speed(&dir, n, users, candidates)?;
+                    println!("{}", serde_json::to_string(&r)?);
                 }
                 BenchWhat::Composite { iterations } => {
                     let r = lens_inspect::bench::composite_speed(101, iterations);

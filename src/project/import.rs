@@ -203,12 +203,6 @@ pub(crate) fn lookups(
     role: Role,
 ) -> Result<(IdsByName, IdsByName), ProjectError> {
     let candidates: HashMap<String, i64> = project.candidates()?.into_iter().map(|c| (c.name, c.id)).collect();
-    let mut inspectors = HashMap::new();
-    for e in events {
-        if !inspectors.contains_key(&e.inspector) {
-            let i = project.inspector(&e.inspector, role)?;
-            inspectors.insert(e.inspector.clone(), i.id);
-        }
-    }
+    let inspectors = project.inspectors_by_names(events.iter().map(|e| e.inspector.as_str()), role)?;
     Ok((candidates, inspectors))
 }

@@ -15,13 +15,14 @@ pub mod pack;
 pub mod relocate;
 pub mod schema;
 pub mod signing;
+pub mod zooniverse;
 
 use crate::cutout::{Band, Cutout};
 use crate::render::FluxScale;
 use crate::survey::{ObjectSource, ObjectSpec, SkipReason};
 pub use grades::{GradeEvent, Inspector, MarkedPoint, NewGrade, Role, Score};
 use rusqlite::{params, Connection, OptionalExtension};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -596,6 +597,35 @@ impl Project {
                 Ok(Inspector { id: r.get(0)?, name: r.get(1)?, role: Role::parse(&role).unwrap_or(Role::Volunteer) })
             })
             .map_err(|e| self.err(e))
+    }
+
+    /// Ids of many inspectors by name, creating the missing ones with `role`, in one transaction
+    /// (a crowd's import names thousands: one commit each would take minutes).
+    pub fn inspectors_by_names<'a>(
+        &mut self,
+        names: impl IntoIterator<Item = &'a str>,
+        role: Role,
+    ) -> Result<HashMap<String, i64>, ProjectError> {
+        let path = self.path.clone();
+        let tx = self.conn.transaction().map_err(|e| classify(&path, e))?;
+        let mut out = HashMap::new();
+        {
+            let mut ins = tx
+                .prepare("INSERT OR IGNORE INTO inspectors (name, role, created_at) VALUES (?1, ?2, ?3)")
+                .map_err(|e| classify(&path, e))?;
+            let mut get = tx.prepare("SELECT id FROM inspectors WHERE name = ?1").map_err(|e| classify(&path, e))?;
+            let now = now_iso();
+            for name in names {
+                if out.contains_key(name) {
+                    continue;
+                }
+                ins.execute(params![name, role.as_str(), now]).map_err(|e| classify(&path, e))?;
+                let id: i64 = get.query_row([name], |r| r.get(0)).map_err(|e| classify(&path, e))?;
+                out.insert(name.to_string(), id);
+            }
+        }
+        tx.commit().map_err(|e| classify(&path, e))?;
+        Ok(out)
     }
 
     /// Who someone is when they open the project by name (the start screen): an existing
