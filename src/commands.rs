@@ -713,6 +713,7 @@ pub struct ExportArgs {
     pub frame: lens_inspect::project::export_sky::RegionFrame,
     pub cutouts: Option<PathBuf>,
     pub zooniverse: Option<PathBuf>,
+    pub json: bool,
 }
 
 pub fn export(a: ExportArgs) -> Result<ExitCode> {
@@ -721,10 +722,18 @@ pub fn export(a: ExportArgs) -> Result<ExitCode> {
     use lens_inspect::project::export_sky::{write_cutouts, write_regions};
     let p = Project::open_existing(&a.project)?;
     let mut partial = false;
+    // One JSON object with a key per export done (--json), or lines of text.
+    let mut report = serde_json::Map::new();
+    let say = |text: String| {
+        if !a.json {
+            println!("{text}");
+        }
+    };
     if let Some(out) = &a.out {
         if a.grades {
             let n = write_grades_csv(&p, out)?;
-            println!("wrote {n} grade events to {}", out.display());
+            say(format!("wrote {n} grade events to {}", out.display()));
+            report.insert("grades".into(), serde_json::json!({"file": out, "events": n}));
         } else {
             let provenance = Provenance {
                 rule: SeedRule::default(),
@@ -733,44 +742,60 @@ pub fn export(a: ExportArgs) -> Result<ExitCode> {
             };
             let rows = catalogue(&p, &provenance.rule, provenance.swap, a.min)?;
             write_catalogue(out, &rows, &provenance)?;
-            println!("wrote {} candidates to {}", rows.len(), out.display());
+            say(format!("wrote {} candidates to {}", rows.len(), out.display()));
+            report.insert("catalogue".into(), serde_json::json!({"file": out, "candidates": rows.len()}));
         }
     }
     if let Some(dir) = &a.regions {
         let r = write_regions(&p, dir, a.frame)?;
-        println!("wrote {} marked points of {} candidates as ds9 regions into {}", r.points, r.files, dir.display());
+        say(format!(
+            "wrote {} marked points of {} candidates as ds9 regions into {}",
+            r.points,
+            r.files,
+            dir.display()
+        ));
         if !r.without_wcs.is_empty() {
-            println!(
+            say(format!(
                 "  {} candidate(s) have no WCS and are in image pixels: {}",
                 r.without_wcs.len(),
                 r.without_wcs.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
-            );
+            ));
         }
+        report.insert("regions".into(), serde_json::to_value(&r)?);
     }
     if let Some(dir) = &a.cutouts {
         let rows = catalogue(&p, &SeedRule::default(), SwapConfig::default(), a.min)?;
         let names: Vec<String> = rows.into_iter().map(|r| r.name).collect();
         let r = write_cutouts(&p, &names, dir)?;
-        println!("wrote {} cutout cubes into {}", r.written, dir.display());
-        for (name, why) in &r.failed {
-            eprintln!("  {name}: {why}");
+        say(format!("wrote {} cutout cubes into {}", r.written, dir.display()));
+        if !a.json {
+            for (name, why) in &r.failed {
+                eprintln!("  {name}: {why}");
+            }
         }
         partial |= !r.failed.is_empty();
+        report.insert("cutouts".into(), serde_json::to_value(&r)?);
     }
     if let Some(dir) = &a.zooniverse {
         let names: Vec<String> = p.candidates()?.into_iter().map(|c| c.name).collect();
         let settings = lens_inspect::render::DisplaySettings::default();
         let r = lens_inspect::project::zooniverse::write_subject_set(&p, &names, dir, &settings)?;
-        println!(
+        say(format!(
             "wrote a Zooniverse subject set of {} subjects ({} training) into {} (manifest.csv)",
             r.subjects,
             r.training,
             dir.display()
-        );
-        for (name, why) in r.failed.iter().take(10) {
-            eprintln!("  {name}: {why}");
+        ));
+        if !a.json {
+            for (name, why) in r.failed.iter().take(10) {
+                eprintln!("  {name}: {why}");
+            }
         }
         partial |= !r.failed.is_empty();
+        report.insert("zooniverse".into(), serde_json::to_value(&r)?);
+    }
+    if a.json {
+        println!("{}", serde_json::Value::Object(report));
     }
     Ok(if partial { ExitCode::from(3) } else { ExitCode::SUCCESS })
 }
@@ -823,6 +848,7 @@ pub fn pack_export(
     n: Option<usize>,
     query: Option<String>,
     with_scores: bool,
+    json: bool,
 ) -> Result<ExitCode> {
     use lens_inspect::project::pack::{export_pack, PackOptions};
     let mut p = Project::open_existing(project)?;
@@ -848,7 +874,11 @@ pub fn pack_export(
     let options =
         PackOptions { inspector, names: rows.into_iter().map(|c| c.name).collect(), with_scores, display_json };
     let count = export_pack(&mut p, out, &options)?;
-    println!("wrote pack {} with {count} candidates", out.display());
+    if json {
+        println!("{}", serde_json::json!({"pack": out, "candidates": count}));
+    } else {
+        println!("wrote pack {} with {count} candidates", out.display());
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -1116,14 +1146,18 @@ pub fn bench_active_learning(a: ActiveLearningArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn inspectors_add(project: &Path, name: &str, role: Role) -> Result<ExitCode> {
+pub fn inspectors_add(project: &Path, name: &str, role: Role, json: bool) -> Result<ExitCode> {
     let name = name.trim();
     if name.is_empty() {
         bail!("an inspector needs a name");
     }
     let mut p = Project::open_existing(project)?;
     let i = p.set_role(name, role)?;
-    println!("{} is a {} in {}", i.name, i.role.as_str(), project.display());
+    if json {
+        println!("{}", serde_json::json!({"name": i.name, "role": i.role.as_str(), "id": i.id}));
+    } else {
+        println!("{} is a {} in {}", i.name, i.role.as_str(), project.display());
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -1155,7 +1189,7 @@ pub fn inspectors_list(project: &Path, json: bool) -> Result<ExitCode> {
 }
 
 /// `ensemble`: several models in one file.
-pub fn ensemble(models: &[PathBuf], out: &Path, tta: Option<usize>) -> Result<ExitCode> {
+pub fn ensemble(models: &[PathBuf], out: &Path, tta: Option<usize>, json: bool) -> Result<ExitCode> {
     let device = burn::tensor::Device::flex();
     let mut nets = Vec::new();
     let mut card: Option<ModelCard> = None;
@@ -1197,6 +1231,10 @@ pub fn ensemble(models: &[PathBuf], out: &Path, tta: Option<usize>) -> Result<Ex
         card.tta_views = v;
     }
     checkpoint::save_ensemble(out, &nets, &card)?;
+    if json {
+        println!("{}", serde_json::json!({"model": out, "members": nets.len(), "tta_views": card.tta_views.max(1)}));
+        return Ok(ExitCode::SUCCESS);
+    }
     println!(
         "wrote {} (an ensemble of {} models, {} test-time view(s))",
         out.display(),

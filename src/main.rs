@@ -146,6 +146,9 @@ enum Command {
         /// Number of cutouts.
         #[arg(long)]
         n: usize,
+        /// Print the summary as one JSON object.
+        #[arg(long)]
+        json: bool,
         /// Output folder (created).
         #[arg(long)]
         out: PathBuf,
@@ -374,6 +377,9 @@ enum Command {
         /// Test-time augmentation views the ensemble scores with (default: the first model's).
         #[arg(long, value_parser = clap::value_parser!(u8).range(1..=8))]
         tta: Option<u8>,
+        /// Print the report as one JSON object.
+        #[arg(long)]
+        json: bool,
     },
     /// Draw where the model looks (Grad-CAM or occlusion) over a candidate's composite, as PNG.
     Explain {
@@ -435,6 +441,9 @@ enum Command {
         /// Panoptes uploader. Classifications come back with `grades import --zooniverse`.
         #[arg(long)]
         zooniverse: Option<PathBuf>,
+        /// Print the report as one JSON object.
+        #[arg(long)]
+        json: bool,
     },
     /// Grades kept in files.
     Grades {
@@ -550,6 +559,9 @@ enum InspectorsWhat {
         project: PathBuf,
         #[arg(long, value_enum, default_value = "volunteer")]
         role: RoleArg,
+        /// Print the report as one JSON object.
+        #[arg(long)]
+        json: bool,
     },
     /// List the inspectors with their roles and grade counts.
     List {
@@ -622,6 +634,9 @@ enum PackWhat {
         /// Include the model's latest scores.
         #[arg(long)]
         with_scores: bool,
+        /// Print the report as one JSON object.
+        #[arg(long)]
+        json: bool,
     },
     /// Bring the grades of packs back into the project (idempotent; refuses damaged, altered or
     /// foreign packs without writing anything).
@@ -960,6 +975,7 @@ fn run() -> Result<ExitCode> {
         }
         Command::Simulate {
             n,
+            json,
             out,
             seed,
             lens_fraction,
@@ -1014,27 +1030,33 @@ fn run() -> Result<ExitCode> {
                 }
             }
             let sim = Simulator::new(config);
-            let bar = progress_bar(true);
+            let bar = progress_bar(!json);
             bar.set_length(n as u64);
             bar.set_message("simulating");
             let summary = lens_inspect::sim::write_run(&sim, n, seed, &out, &|d| bar.set_position(d as u64))
                 .with_context(|| format!("writing the simulation to {}", out.display()))?;
             bar.finish_and_clear();
-            println!(
-                "wrote {} cutouts ({} lenses) to {} in {:.1} s ({:.0} cutouts/s)",
-                summary.written,
-                summary.lenses,
-                out.display(),
-                summary.seconds,
-                summary.cutouts_per_s
-            );
+            if json {
+                println!("{}", serde_json::to_string(&summary)?);
+            } else {
+                println!(
+                    "wrote {} cutouts ({} lenses) to {} in {:.1} s ({:.0} cutouts/s)",
+                    summary.written,
+                    summary.lenses,
+                    out.display(),
+                    summary.seconds,
+                    summary.cutouts_per_s
+                );
+            }
             if let Some(sheet) = contact_sheet {
                 let mut settings = DisplaySettings { stretch, ..DisplaySettings::default() };
                 if let Some(w) = weights {
                     settings.weights = parse_weights(&w)?;
                 }
                 write_contact_sheet(&sim, n.min(100), seed, &sheet, &settings)?;
-                println!("contact sheet: {}", sheet.display());
+                if !json {
+                    println!("contact sheet: {}", sheet.display());
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -1119,7 +1141,7 @@ fn run() -> Result<ExitCode> {
         Command::EvaluateSuite { model, dir, n, seed, tta, card, json } => {
             commands::evaluate_suite(model, &dir, n, seed, tta.map(usize::from), card, json)
         }
-        Command::Ensemble { models, out, tta } => commands::ensemble(&models, &out, tta.map(usize::from)),
+        Command::Ensemble { models, out, tta, json } => commands::ensemble(&models, &out, tta.map(usize::from), json),
         Command::Explain { project, candidate, out, model, method, opacity } => {
             let method = match method {
                 MethodArg::Evidence => commands::MapKind::Evidence,
@@ -1128,7 +1150,7 @@ fn run() -> Result<ExitCode> {
             };
             commands::explain(&project, &candidate, &out, model, method, opacity)
         }
-        Command::Export { project, out, min_verdict, grades, regions, frame, cutouts, zooniverse } => {
+        Command::Export { project, out, min_verdict, grades, regions, frame, cutouts, zooniverse, json } => {
             use lens_inspect::project::export::MinVerdict;
             let min = match min_verdict {
                 MinVerdictArg::All => MinVerdict::All,
@@ -1140,7 +1162,17 @@ fn run() -> Result<ExitCode> {
                 FrameArg::Fk5 => lens_inspect::project::export_sky::RegionFrame::Fk5,
                 FrameArg::Image => lens_inspect::project::export_sky::RegionFrame::Image,
             };
-            commands::export(commands::ExportArgs { project, out, min, grades, regions, frame, cutouts, zooniverse })
+            commands::export(commands::ExportArgs {
+                project,
+                out,
+                min,
+                grades,
+                regions,
+                frame,
+                cutouts,
+                zooniverse,
+                json,
+            })
         }
         Command::Grades {
             what: GradesWhat::Import { csv, project, inspector: _, zooniverse: true, answers, task, json },
@@ -1148,8 +1180,8 @@ fn run() -> Result<ExitCode> {
         Command::Grades { what: GradesWhat::Import { csv, project, inspector, json, .. } } => {
             commands::import_grades(&project, &csv, inspector.as_deref(), json)
         }
-        Command::Pack { what: PackWhat::Export { project, out, inspector, n, query, with_scores } } => {
-            commands::pack_export(&project, &out, inspector, n, query, with_scores)
+        Command::Pack { what: PackWhat::Export { project, out, inspector, n, query, with_scores, json } } => {
+            commands::pack_export(&project, &out, inspector, n, query, with_scores, json)
         }
         Command::Pack { what: PackWhat::Merge { packs, project, json } } => {
             commands::pack_merge(&project, &packs, json)
@@ -1159,8 +1191,8 @@ fn run() -> Result<ExitCode> {
             clap_complete::generate(shell, &mut Cli::command(), "lens-inspect", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Inspectors { what: InspectorsWhat::Add { name, project, role } } => {
-            commands::inspectors_add(&project, &name, role.into())
+        Command::Inspectors { what: InspectorsWhat::Add { name, project, role, json } } => {
+            commands::inspectors_add(&project, &name, role.into(), json)
         }
         Command::Inspectors { what: InspectorsWhat::List { project, json } } => {
             commands::inspectors_list(&project, json)

@@ -318,3 +318,36 @@ fn pack_merge_exit_codes_follow_the_table() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("import JSON");
     assert_eq!((v["added"].as_u64(), v["skipped"].as_array().map(|a| a.len())), (Some(1), Some(1)));
 }
+
+#[test]
+fn commands_that_report_say_it_in_one_json_object_with_json() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let run = |args: &[&str]| -> serde_json::Value {
+        let o = Command::new(env!("CARGO_BIN_EXE_lens-inspect"))
+            .args(args)
+            .env("LENS_INSPECT_HOME", isolated_home())
+            .output()
+            .expect("run");
+        assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        let text = String::from_utf8_lossy(&o.stdout).to_string();
+        assert_eq!(text.trim().lines().count(), 1, "{args:?} printed more than one line: {text}");
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {text}"))
+    };
+    let sim = dir.path().join("sim");
+    let sheet = dir.path().join("sheet.png");
+    let r = run(&["simulate", "--n", "6", "--out", s(&sim), "--seed", "4", "--contact-sheet", s(&sheet), "--json"]);
+    assert_eq!(r["written"], 6);
+    let db = dir.path().join("p.lensproj");
+    run(&["ingest", s(&sim), "--project", s(&db), "--json"]);
+    let r = run(&["inspectors", "add", "rita", "--role", "researcher", "--project", s(&db), "--json"]);
+    assert_eq!((r["name"].as_str(), r["role"].as_str()), (Some("rita"), Some("researcher")));
+    let cat = dir.path().join("cat.csv");
+    let regions = dir.path().join("regions");
+    let r = run(&["export", "--project", s(&db), "--out", s(&cat), "--regions", s(&regions), "--json"]);
+    assert_eq!(r["catalogue"]["candidates"], 6);
+    assert_eq!(r["regions"]["files"], 0);
+    let pack = dir.path().join("rita.pack");
+    let r =
+        run(&["pack", "export", "--project", s(&db), "--out", s(&pack), "--inspector", "rita", "--n", "2", "--json"]);
+    assert_eq!(r["candidates"], 2);
+}
