@@ -997,6 +997,33 @@ pub enum TuneArg {
     Classifier,
 }
 
+/// A query strategy, as `bench active-learning --strategies` names it.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum StrategyArg {
+    LeastConfidence,
+    Margin,
+    Entropy,
+    Bald,
+    TopScore,
+    Random,
+    Mixture,
+}
+
+impl StrategyArg {
+    /// The name the experiment (and its CSV) uses, the same as on the command line.
+    fn name(self) -> &'static str {
+        match self {
+            StrategyArg::LeastConfidence => "least-confidence",
+            StrategyArg::Margin => "margin",
+            StrategyArg::Entropy => "entropy",
+            StrategyArg::Bald => "bald",
+            StrategyArg::TopScore => "top-score",
+            StrategyArg::Random => "random",
+            StrategyArg::Mixture => "mixture",
+        }
+    }
+}
+
 /// Options of `bench active-learning`.
 #[derive(clap::Args)]
 pub struct ActiveLearningArgs {
@@ -1009,9 +1036,10 @@ pub struct ActiveLearningArgs {
     /// Starting model (default: the shipped one).
     #[arg(long)]
     pub model: Option<PathBuf>,
-    /// Comma-separated: least-confidence, margin, entropy, bald, top-score, random, mixture.
-    #[arg(long, value_delimiter = ',', default_value = "random,top-score,entropy,bald,mixture")]
-    pub strategies: Vec<String>,
+    /// Query strategies to compare, comma-separated (mixture: 70 % top score, 20 % entropy,
+    /// 10 % random).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "random,top-score,entropy,bald,mixture")]
+    pub strategies: Vec<StrategyArg>,
     #[arg(long, default_value_t = 10)]
     pub rounds: usize,
     /// Labels per round.
@@ -1073,7 +1101,7 @@ pub fn bench_active_learning(a: ActiveLearningArgs) -> Result<ExitCode> {
     };
     let defaults = ExperimentConfig::default();
     let cfg = ExperimentConfig {
-        strategies: a.strategies,
+        strategies: a.strategies.iter().map(|s| s.name().to_string()).collect(),
         rounds: a.rounds,
         batch: a.batch,
         seed: a.seed,
@@ -1242,4 +1270,22 @@ pub fn ensemble(models: &[PathBuf], out: &Path, tta: Option<usize>, json: bool) 
         card.tta_views.max(1)
     );
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StrategyArg;
+    use clap::ValueEnum;
+
+    /// The flag's names and the experiment's are one list: every choice clap offers is a
+    /// strategy the experiment knows, under the same name.
+    #[test]
+    fn every_strategy_flag_names_a_strategy() {
+        for v in StrategyArg::value_variants() {
+            let flag = v.to_possible_value().expect("named").get_name().to_string();
+            assert_eq!(flag, v.name());
+            assert!(lens_inspect::active::strategies::Strategy::parse(v.name()).is_some(), "{flag}");
+        }
+        assert_eq!(StrategyArg::value_variants().len(), 7);
+    }
 }
