@@ -512,6 +512,13 @@ pub fn evaluate(a: EvaluateArgs) -> Result<ExitCode> {
             (s.iter().map(|&v| v as f64).collect(), set.labels.iter().map(|&l| l >= 0.5).collect())
         }
         (None, Some(project)) => {
+            if model.is_some() || tta.is_some() {
+                // Silently measuring the stored scores of another model would mislead.
+                bail!(
+                    "evaluate --project measures the project's latest scores; to measure another model, run `lens-inspect score --project {} --model MODEL` first",
+                    project.display()
+                );
+            }
             let p = Project::open_existing(&project)?;
             let truth = p.latest_scores_with_truth()?;
             if !truth.trained_on.is_empty() {

@@ -351,3 +351,17 @@ fn commands_that_report_say_it_in_one_json_object_with_json() {
         run(&["pack", "export", "--project", s(&db), "--out", s(&pack), "--inspector", "rita", "--n", "2", "--json"]);
     assert_eq!(r["candidates"], 2);
 }
+
+#[test]
+fn evaluating_a_project_with_another_model_is_refused_not_silently_wrong() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let db = dir.path().join("p.lensproj");
+    let o = Command::new(env!("CARGO_BIN_EXE_lens-inspect"))
+        .args(["evaluate", "--project", s(&db), "--model", "models/lens-detector-kids.lensmodel"])
+        .env("LENS_INSPECT_HOME", isolated_home())
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("score --project") && err.contains("--model MODEL"), "{err}");
+}
