@@ -8,7 +8,7 @@
 #            has is not forgotten (about 100 minutes) -> WORK_DIR/stage3.lensmodel;
 #   stage 4: the same mixture, fresh seed, 20 epochs at a lower rate (about 2 hours)
 #            -> models/lens-detector.lensmodel. The shipped file is this run's best epoch
-#            (lowest validation loss) when it was taken: epoch 12 of 20 (the session ended while the
+#            (lowest validation loss) when it was taken: epoch 15 of 20 (the session ended while the
 #            run went on; its card records the epochs it saw);
 # then measures it on the in-domain test set and the stress suite and writes that into its card.
 #
