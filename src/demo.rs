@@ -68,6 +68,21 @@ pub enum DemoError {
 /// Makes the demo project at `path` (built under a temporary name, then renamed, so a half-made
 /// demo is never opened). `progress(message, fraction)` reports as it goes. Returns whether the
 /// shipped model scored it.
+/// North up, east left: the TAN WCS of a `size`-pixel cutout centred on (ra, dec).
+fn demo_wcs(ra: f64, dec: f64, size: usize, pixel_arcsec: f64) -> Option<crate::survey::wcs::TanWcs> {
+    let centre = (size as f64 + 1.0) / 2.0;
+    let scale = pixel_arcsec / 3600.0;
+    crate::survey::wcs::TanWcs::new(&crate::survey::wcs::WcsKeys {
+        ctype: [Some("RA---TAN".into()), Some("DEC--TAN".into())],
+        naxis: [size, size],
+        crpix: [Some(centre), Some(centre)],
+        crval: [Some(ra), Some(dec)],
+        cd: [Some(-scale), Some(0.0), Some(0.0), Some(scale)],
+        ..Default::default()
+    })
+    .ok()
+}
+
 pub fn make_demo(path: &Path, spec: DemoSpec, progress: &(dyn Fn(&str, f32) + Sync)) -> Result<bool, DemoError> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|source| DemoError::Io { path: dir.into(), source })?;
@@ -90,13 +105,20 @@ pub fn make_demo(path: &Path, spec: DemoSpec, progress: &(dyn Fn(&str, f32) + Sy
             let o = sim.simulate(&name, spec.seed, k as u64, None);
             let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
             progress("simulating KiDS-like cutouts", 0.8 * d as f32 / total as f32);
+            let (ra, dec) = (150.0 + (k % 20) as f64 * 0.01, 2.0 + (k / 20) as f64 * 0.01);
+            let mut metadata = BTreeMap::from([("kind".to_string(), serde_json::json!(o.truth.kind.name()))]);
+            // A TAN WCS centred on the candidate at the simulator's pixel scale, as a survey
+            // cutout's header has: the grade view shows the sky under the cursor.
+            if let Some(wcs) = demo_wcs(ra, dec, o.cutout.width, sim.config.pixel_arcsec) {
+                metadata.insert(crate::project::ingest::WCS_KEY.into(), wcs.to_json());
+            }
             let spec = ObjectSpec {
                 name,
                 source: ObjectSource::File { path: "(simulated, stored in the project)".into() },
-                ra_deg: Some(150.0 + (k % 20) as f64 * 0.01),
-                dec_deg: Some(2.0 + (k / 20) as f64 * 0.01),
+                ra_deg: Some(ra),
+                dec_deg: Some(dec),
                 tile: Some("DEMO_150.0_2.0".into()),
-                metadata: BTreeMap::from([("kind".to_string(), serde_json::json!(o.truth.kind.name()))]),
+                metadata,
             };
             let mut c = NewCandidate::from_cutout(spec, &o.cutout, true);
             c.truth = Some(Truth { is_lens: o.truth.is_lens, extra: BTreeMap::new() });
@@ -117,4 +139,19 @@ pub fn make_demo(path: &Path, spec: DemoSpec, progress: &(dyn Fn(&str, f32) + Sy
     std::fs::rename(&tmp, path).map_err(|source| DemoError::Io { path: path.into(), source })?;
     progress("ready", 1.0);
     Ok(scored)
+}
+
+#[cfg(test)]
+mod wcs_tests {
+    /// The demo's WCS puts the candidate on the centre pixel, north up and east left.
+    #[test]
+    fn demo_wcs_is_centred_north_up_east_left() {
+        let w = super::demo_wcs(150.1, 2.05, 101, 0.2).unwrap();
+        let (ra, dec) = w.pixel_to_sky(51.0, 51.0).unwrap();
+        assert!((ra - 150.1).abs() < 1e-12 && (dec - 2.05).abs() < 1e-12);
+        let (ra_left, _) = w.pixel_to_sky(41.0, 51.0).unwrap();
+        let (_, dec_up) = w.pixel_to_sky(51.0, 61.0).unwrap();
+        assert!(ra_left > ra && dec_up > dec);
+        assert!((w.pixel_scale_arcsec() - 0.2).abs() < 1e-9);
+    }
 }
