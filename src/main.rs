@@ -1244,17 +1244,7 @@ fn run() -> Result<ExitCode> {
         Command::Bench { what } => {
             match what {
                 BenchWhat::Ingest { n, dir } => {
-                    let tmp;
-                    let dir = match dir {
-                        Some(d) => {
-                            std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
-                            d
-                        }
-                        None => {
-                            tmp = tempfile::tempdir()?;
-                            tmp.path().to_path_buf()
-                        }
-                    };
+                    let (_tmp, dir) = bench_dir(dir)?;
                     let r = lens_inspect::bench::ingest_speed(&dir, n)?;
                     println!("{}", serde_json::to_string(&r)?);
                 }
@@ -1288,14 +1278,7 @@ fn run() -> Result<ExitCode> {
                     return commands::bench_active_learning(args);
                 }
                 BenchWhat::Cutouts { tiles, side, objects, dir, astropy, astropy_script, pairs } => {
-                    let tmp;
-                    let dir = match dir {
-                        Some(d) => d,
-                        None => {
-                            tmp = tempfile::tempdir()?;
-                            tmp.path().to_path_buf()
-                        }
-                    };
+                    let (_tmp, dir) = bench_dir(dir)?;
                     lens_inspect::bench::write_cutout_bench_data(&dir, tiles, side, objects)?;
                     // One untimed run first: sparse tiles (like tiles read for the first time)
                     // are slow to fault into the page cache, and whichever side ran first would
@@ -1315,17 +1298,7 @@ fn run() -> Result<ExitCode> {
                     }
                 }
                 BenchWhat::Zooniverse { n, users, candidates, dir } => {
-                    let tmp;
-                    let dir = match dir {
-                        Some(d) => {
-                            std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
-                            d
-                        }
-                        None => {
-                            tmp = tempfile::tempdir()?;
-                            tmp.path().to_path_buf()
-                        }
-                    };
+                    let (_tmp, dir) = bench_dir(dir)?;
                     let r = lens_inspect::bench::zooniverse_speed(&dir, n, users, candidates)?;
                     println!("{}", serde_json::to_string(&r)?);
                 }
@@ -1335,6 +1308,22 @@ fn run() -> Result<ExitCode> {
                 }
             }
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// A bench's data folder: the one given (created), or a temporary one removed when the
+/// returned guard is dropped.
+fn bench_dir(dir: Option<PathBuf>) -> Result<(Option<tempfile::TempDir>, PathBuf)> {
+    match dir {
+        Some(d) => {
+            std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
+            Ok((None, d))
+        }
+        None => {
+            let tmp = tempfile::tempdir()?;
+            let path = tmp.path().to_path_buf();
+            Ok((Some(tmp), path))
         }
     }
 }

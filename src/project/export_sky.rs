@@ -4,9 +4,8 @@
 use super::export::ExportError;
 use super::ingest::WCS_KEY;
 use super::{CandidateRow, Project};
-use crate::cutout::Band;
-use crate::survey::fits_write::{band_with_nan, write_file, Card, ImageHdu, PixelData};
-use crate::survey::wcs::{HeaderValue, TanWcs};
+use crate::survey::fits_write::{cutout_cube, safe_file_stem, write_file, Card};
+use crate::survey::wcs::TanWcs;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -31,10 +30,6 @@ pub struct RegionsReport {
 
 fn wcs_of(c: &CandidateRow) -> Option<TanWcs> {
     c.metadata.get(WCS_KEY).and_then(|v| TanWcs::from_json(v).ok())
-}
-
-fn safe_name(name: &str) -> String {
-    name.chars().map(|c| if c.is_ascii_alphanumeric() || "._+-".contains(c) { c } else { '_' }).collect()
 }
 
 /// Writes `DIR/<candidate>.reg` for every candidate with marked points in its current grades
@@ -85,7 +80,7 @@ fn regions(
                 report.points += 1;
             }
         }
-        let path = dir.join(format!("{}.reg", safe_name(&c.name)));
+        let path = dir.join(format!("{}.reg", safe_file_stem(&c.name)));
         std::fs::write(&path, text).map_err(|e| ExportError::Write { path, detail: e.to_string() })?;
         report.files += 1;
     }
@@ -113,32 +108,12 @@ pub fn write_cutouts(project: &Project, names: &[String], dir: &Path) -> Result<
                 continue;
             }
         };
-        let (w, h) = (cutout.width, cutout.height);
-        let mut data = Vec::with_capacity(4 * w * h);
-        for b in Band::ALL {
-            data.extend(band_with_nan(&cutout, b));
-        }
-        let mut cube = ImageHdu { shape: vec![4, h, w], data: PixelData::F32(data), keys: Vec::new() };
-        if let Some(wcs) = wcs_of(&c) {
-            for (k, v) in wcs.header_cards() {
-                let card = match v {
-                    HeaderValue::Int(i) => Card::Int(i),
-                    HeaderValue::Float(f) => Card::Float(f),
-                    HeaderValue::Str(s) => Card::Str(s),
-                };
-                cube.keys.push((k, card));
-            }
-        }
-        for (k, b) in Band::ALL.iter().enumerate() {
-            cube.keys.push((format!("BAND{}", k + 1), Card::Str(b.letter().to_string())));
-        }
-        cube.keys.push(("OBJECT".into(), Card::Str(c.name.clone())));
+        let mut cube = cutout_cube(&cutout, wcs_of(&c).as_ref());
         if let (Some(ra), Some(dec)) = (c.ra_deg, c.dec_deg) {
             cube.keys.push(("RA_OBJ".into(), Card::Float(ra)));
             cube.keys.push(("DEC_OBJ".into(), Card::Float(dec)));
         }
-        cube.keys.push(("ORIGIN".into(), Card::Str(format!("lens-inspect {}", env!("CARGO_PKG_VERSION")))));
-        let path = dir.join(format!("{}.fits", safe_name(&c.name)));
+        let path = dir.join(format!("{}.fits", safe_file_stem(&c.name)));
         write_file(&path, Some(&cube), &[]).map_err(|e| ExportError::Write { path, detail: e.to_string() })?;
         report.written += 1;
     }
@@ -155,11 +130,11 @@ pub fn open_in_ds9(project: &Path, name: &str, ds9: &Path) -> Result<String, Str
     if let Some((_, why)) = r.failed.first() {
         return Err(format!("cannot show {name}: {why}"));
     }
-    let cube = dir.join(format!("{}.fits", safe_name(name)));
+    let cube = dir.join(format!("{}.fits", safe_file_stem(name)));
     let regions_dir = dir.join("regions");
-    let _ = std::fs::remove_file(regions_dir.join(format!("{}.reg", safe_name(name))));
+    let _ = std::fs::remove_file(regions_dir.join(format!("{}.reg", safe_file_stem(name))));
     regions(&p, &regions_dir, RegionFrame::Fk5, Some(name)).map_err(|e| e.to_string())?;
-    let region = regions_dir.join(format!("{}.reg", safe_name(name)));
+    let region = regions_dir.join(format!("{}.reg", safe_file_stem(name)));
     let mut command = std::process::Command::new(ds9);
     command.arg(&cube).args(["-cube", "3", "-scale", "zscale", "-zoom", "to", "fit"]);
     if region.exists() {

@@ -233,9 +233,7 @@ pub fn write_subject_set(
     std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
     let scale = project.flux_scale().map_err(ImportError::Project)?;
     let path = project.path().to_path_buf();
-    let safe = |n: &str| -> String {
-        n.chars().map(|c| if c.is_ascii_alphanumeric() || "._+-".contains(c) { c } else { '_' }).collect()
-    };
+    let safe = crate::survey::fits_write::safe_file_stem;
     // Pictures in parallel, each worker with its own read-only connection.
     let rows: Vec<(String, Result<super::CandidateRow, String>)> = names
         .par_iter()

@@ -8,10 +8,9 @@
 //! rejected with that reason; the other tiles go on.
 
 use super::catalogue::{self, Catalogue, CatalogueError, SELECTION_COLUMNS};
-use super::fits_write::{band_with_nan, Card, ImageHdu, PixelData};
+use super::fits_write::{cutout_cube, safe_file_stem, Card, ImageHdu, PixelData};
 use super::select::{self, CutFlow};
 use super::tiles::{self, CutObject, CutOptions, Rejection, Tile, TilePattern};
-use super::wcs::HeaderValue;
 use crate::cutout::Band;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -218,10 +217,7 @@ fn unique_file_names(cat: &Catalogue, rows: &[usize]) -> BTreeMap<usize, String>
     let mut used = std::collections::BTreeSet::new();
     let mut out = BTreeMap::new();
     for &row in rows {
-        let safe: String = cat.ids[row]
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || "._+-".contains(c) { c } else { '_' })
-            .collect();
+        let safe = safe_file_stem(&cat.ids[row]);
         let mut name = format!("{safe}.fits");
         if !used.insert(name.to_ascii_lowercase()) {
             name = format!("{safe}-row{row}.fits");
@@ -281,30 +277,12 @@ fn ok_row(cat: &Catalogue, obj: &CutObject, path: PathBuf, measure_sky: bool) ->
     }
 }
 
-fn card_of(v: &HeaderValue) -> Card {
-    match v {
-        HeaderValue::Int(i) => Card::Int(*i),
-        HeaderValue::Float(f) => Card::Float(*f),
-        HeaderValue::Str(s) => Card::Str(s.clone()),
-    }
-}
-
 /// Writes one cutout: a float32 cube (u, g, r, i) with NaN where masked and the reference band's
 /// TAN WCS, then the mask bits as an int32 cube (`EXTNAME = 'MASK'`) when the tile has masks.
 pub fn write_cube(path: &Path, obj: &CutObject, cat: &Catalogue) -> std::io::Result<()> {
     let (w, h) = (obj.cutout.width, obj.cutout.height);
-    let mut data = Vec::with_capacity(4 * w * h);
-    for b in Band::ALL {
-        data.extend(band_with_nan(&obj.cutout, b));
-    }
-    let mut cube = ImageHdu { shape: vec![4, h, w], data: PixelData::F32(data), keys: Vec::new() };
-    let wcs_cards: Vec<(String, Card)> = obj.wcs.header_cards().iter().map(|(k, v)| (k.clone(), card_of(v))).collect();
-    cube.keys.extend(wcs_cards.iter().cloned());
-    for (k, b) in Band::ALL.iter().enumerate() {
-        cube.keys.push((format!("BAND{}", k + 1), Card::Str(b.letter().to_string())));
-    }
+    let mut cube = cutout_cube(&obj.cutout, Some(&obj.wcs));
     let row = obj.row;
-    cube.keys.push(("OBJECT".into(), Card::Str(cat.ids[row].clone())));
     cube.keys.push(("RA_OBJ".into(), Card::Float(cat.ra[row])));
     cube.keys.push(("DEC_OBJ".into(), Card::Float(cat.dec[row])));
     cube.keys.push(("TILE".into(), Card::Str(obj.tile.clone())));
@@ -314,12 +292,11 @@ pub fn write_cube(path: &Path, obj: &CutObject, cat: &Catalogue) -> std::io::Res
         cube.keys.push((format!("YTILE_{l}"), Card::Float(obj.pixel[k].1)));
     }
     cube.keys.push(("COVERAGE".into(), Card::Float(obj.coverage)));
-    cube.keys.push(("ORIGIN".into(), Card::Str(format!("lens-inspect {}", env!("CARGO_PKG_VERSION")))));
     let mut extensions = Vec::new();
     if let Some(bits) = &obj.mask_bits {
         let mut ext = ImageHdu { shape: vec![4, h, w], data: PixelData::I32(bits.concat()), keys: Vec::new() };
         ext.keys.push(("EXTNAME".into(), Card::Str("MASK".into())));
-        ext.keys.extend(wcs_cards);
+        ext.keys.extend(obj.wcs.header_cards());
         extensions.push(ext);
     }
     super::fits_write::write_file(path, Some(&cube), &extensions)

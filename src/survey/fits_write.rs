@@ -229,3 +229,30 @@ pub fn write_bologna(root: &Path, cutout: &Cutout) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// A name as a file name: characters other than letters, digits and `._+-` become `_`
+/// (survey ids such as `KiDS J084526.23+022840.8` hold spaces).
+pub fn safe_file_stem(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || "._+-".contains(c) { c } else { '_' }).collect()
+}
+
+/// A cutout as one float32 cube (u, g, r, i; NaN where masked) with its WCS when it has one, the
+/// band of each plane (`BAND1..4`), `OBJECT` (its name) and `ORIGIN`: what `cutouts` and
+/// `export --cutouts` write, and `ingest` reads back. Callers add their own keys.
+pub fn cutout_cube(cutout: &Cutout, wcs: Option<&super::wcs::TanWcs>) -> ImageHdu {
+    let (w, h) = (cutout.width, cutout.height);
+    let mut data = Vec::with_capacity(4 * w * h);
+    for b in Band::ALL {
+        data.extend(band_with_nan(cutout, b));
+    }
+    let mut cube = ImageHdu { shape: vec![4, h, w], data: PixelData::F32(data), keys: Vec::new() };
+    if let Some(wcs) = wcs {
+        cube.keys.extend(wcs.header_cards());
+    }
+    for (k, b) in Band::ALL.iter().enumerate() {
+        cube.keys.push((format!("BAND{}", k + 1), Card::Str(b.letter().to_string())));
+    }
+    cube.keys.push(("OBJECT".into(), Card::Str(cutout.name.clone())));
+    cube.keys.push(("ORIGIN".into(), Card::Str(format!("lens-inspect {}", env!("CARGO_PKG_VERSION")))));
+    cube
+}

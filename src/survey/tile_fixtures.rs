@@ -95,15 +95,7 @@ pub fn write_tile(dir: &Path, spec: &TileSpec, sources: &[Source]) -> std::io::R
                 }
             }
         }
-        let mut cards: Vec<(String, Card)> = Vec::new();
-        for (k, v) in wcs.header_cards() {
-            let card = match v {
-                super::wcs::HeaderValue::Int(i) => Card::Int(i),
-                super::wcs::HeaderValue::Float(f) => Card::Float(f),
-                super::wcs::HeaderValue::Str(s) => Card::Str(s),
-            };
-            cards.push((k, card));
-        }
+        let mut cards: Vec<(String, Card)> = wcs.header_cards();
         cards.push(("FILTER".into(), Card::Str(band.letter().to_string())));
         let sci = ImageHdu { shape: vec![h, w], data: PixelData::F32(data), keys: cards.clone() };
         let path = dir.join(format!("{}_{}_sci.fits", spec.name, band.letter()));
@@ -194,18 +186,7 @@ pub fn write_sparse_tile(dir: &Path, spec: &TileSpec) -> std::io::Result<Vec<Pat
     let mut written = Vec::new();
     for band in Band::ALL {
         let (w, h, _, _) = band_geometry(spec, band);
-        let mut keys: Vec<(String, Card)> = band_wcs(spec, band)
-            .header_cards()
-            .into_iter()
-            .map(|(k, v)| {
-                let card = match v {
-                    super::wcs::HeaderValue::Int(i) => Card::Int(i),
-                    super::wcs::HeaderValue::Float(f) => Card::Float(f),
-                    super::wcs::HeaderValue::Str(s) => Card::Str(s),
-                };
-                (k, card)
-            })
-            .collect();
+        let mut keys: Vec<(String, Card)> = band_wcs(spec, band).header_cards();
         keys.push(("FILTER".into(), Card::Str(band.letter().to_string())));
         // The header claims h x w pixels; the data that follows it is the file's sparse tail.
         let header = ImageHdu { shape: vec![h, w], data: PixelData::F32(Vec::new()), keys };

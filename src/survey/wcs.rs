@@ -11,6 +11,7 @@
 //! Pixel coordinates in this module follow FITS: the centre of the first pixel is (1, 1), x along
 //! a row (NAXIS1), y up the rows (NAXIS2), as astropy's `origin=1` and ds9 count them.
 
+use super::fits_write::Card;
 use std::collections::BTreeMap;
 use wcs::{ImgXY, LonLat, WCSParams, WCS};
 
@@ -210,31 +211,31 @@ impl TanWcs {
     }
 
     /// Header cards for this WCS, in the order FITS tools expect them.
-    pub fn header_cards(&self) -> Vec<(String, HeaderValue)> {
+    pub fn header_cards(&self) -> Vec<(String, Card)> {
         let mut out = vec![
-            ("WCSAXES".to_string(), HeaderValue::Int(2)),
-            ("CTYPE1".into(), HeaderValue::Str("RA---TAN".into())),
-            ("CTYPE2".into(), HeaderValue::Str("DEC--TAN".into())),
-            ("CUNIT1".into(), HeaderValue::Str("deg".into())),
-            ("CUNIT2".into(), HeaderValue::Str("deg".into())),
-            ("CRPIX1".into(), HeaderValue::Float(self.crpix[0])),
-            ("CRPIX2".into(), HeaderValue::Float(self.crpix[1])),
-            ("CRVAL1".into(), HeaderValue::Float(self.crval[0])),
-            ("CRVAL2".into(), HeaderValue::Float(self.crval[1])),
-            ("CD1_1".into(), HeaderValue::Float(self.cd[0])),
-            ("CD1_2".into(), HeaderValue::Float(self.cd[1])),
-            ("CD2_1".into(), HeaderValue::Float(self.cd[2])),
-            ("CD2_2".into(), HeaderValue::Float(self.cd[3])),
+            ("WCSAXES".to_string(), Card::Int(2)),
+            ("CTYPE1".into(), Card::Str("RA---TAN".into())),
+            ("CTYPE2".into(), Card::Str("DEC--TAN".into())),
+            ("CUNIT1".into(), Card::Str("deg".into())),
+            ("CUNIT2".into(), Card::Str("deg".into())),
+            ("CRPIX1".into(), Card::Float(self.crpix[0])),
+            ("CRPIX2".into(), Card::Float(self.crpix[1])),
+            ("CRVAL1".into(), Card::Float(self.crval[0])),
+            ("CRVAL2".into(), Card::Float(self.crval[1])),
+            ("CD1_1".into(), Card::Float(self.cd[0])),
+            ("CD1_2".into(), Card::Float(self.cd[1])),
+            ("CD2_1".into(), Card::Float(self.cd[2])),
+            ("CD2_2".into(), Card::Float(self.cd[3])),
         ];
         if let Some(l) = self.lonpole {
-            out.push(("LONPOLE".into(), HeaderValue::Float(l)));
+            out.push(("LONPOLE".into(), Card::Float(l)));
         }
         if let Some(l) = self.latpole {
-            out.push(("LATPOLE".into(), HeaderValue::Float(l)));
+            out.push(("LATPOLE".into(), Card::Float(l)));
         }
-        out.push(("RADESYS".into(), HeaderValue::Str(self.radesys.clone().unwrap_or_else(|| "ICRS".into()))));
+        out.push(("RADESYS".into(), Card::Str(self.radesys.clone().unwrap_or_else(|| "ICRS".into()))));
         if let Some(e) = self.equinox {
-            out.push(("EQUINOX".into(), HeaderValue::Float(e)));
+            out.push(("EQUINOX".into(), Card::Float(e)));
         }
         out
     }
@@ -244,9 +245,10 @@ impl TanWcs {
         let mut map = serde_json::Map::new();
         for (k, v) in self.header_cards() {
             let value = match v {
-                HeaderValue::Int(i) => serde_json::json!(i),
-                HeaderValue::Float(f) => serde_json::json!(f),
-                HeaderValue::Str(s) => serde_json::json!(s),
+                Card::Int(i) => serde_json::json!(i),
+                Card::Float(f) => serde_json::json!(f),
+                Card::Str(s) => serde_json::json!(s),
+                Card::Bool(b) => serde_json::json!(b),
             };
             map.insert(k, value);
         }
@@ -267,14 +269,6 @@ impl TanWcs {
     pub fn pixel_scale_arcsec(&self) -> f64 {
         (self.cd[0] * self.cd[3] - self.cd[1] * self.cd[2]).abs().sqrt() * 3600.0
     }
-}
-
-/// A header value for [`TanWcs::header_cards`], independent of the FITS writer used.
-#[derive(Debug, Clone, PartialEq)]
-pub enum HeaderValue {
-    Int(i64),
-    Float(f64),
-    Str(String),
 }
 
 /// The CD matrix, from CD, from CDELT with PC, or from CDELT with CROTA2 (in that precedence, as
@@ -352,22 +346,6 @@ pub fn read_wcs(file: &mut fitsio::FitsFile, hdu: &fitsio::hdu::FitsHdu, size: [
     let mut keys = WcsKeys::from_lookup(|k| numbers.get(k).copied(), |k| texts.get(k).cloned());
     keys.naxis = size;
     TanWcs::new(&keys)
-}
-
-/// The WCS of the first image in a FITS file (a cutout's bands share one), if it has a usable one.
-pub fn wcs_of_file(path: &std::path::Path) -> Option<TanWcs> {
-    let mut file = fitsio::FitsFile::open(path).ok()?;
-    let n = file.num_hdus().ok()?;
-    for k in 0..n {
-        let hdu = file.hdu(k).ok()?;
-        if let fitsio::hdu::HduInfo::ImageInfo { shape, .. } = &hdu.info {
-            if shape.len() >= 2 && shape.iter().all(|&s| s > 0) {
-                let (h, w) = (shape[shape.len() - 2], shape[shape.len() - 1]);
-                return read_wcs(&mut file, &hdu, [w, h]).ok();
-            }
-        }
-    }
-    None
 }
 
 /// A sky position as people read it: degrees and sexagesimal, e.g.
