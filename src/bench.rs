@@ -111,6 +111,8 @@ pub fn simulate_speed(dir: &Path, n: usize) -> anyhow::Result<SimulateBench> {
 pub struct ModelBench {
     pub arch: String,
     pub threads: usize,
+    /// The SIMD features the process saw (`--cpu avx2` hides AVX-512).
+    pub cpu: String,
     pub inference_batch: usize,
     pub inference_cutouts_per_s: f64,
     pub train_batch: usize,
@@ -157,6 +159,7 @@ pub fn model_speed(arch: crate::model::net::Arch, repeats: usize) -> ModelBench 
     ModelBench {
         arch: arch.name().into(),
         threads: rayon::current_num_threads(),
+        cpu: crate::cpu_limit::features_seen(),
         inference_batch: 64,
         inference_cutouts_per_s: inference,
         train_batch: 32,
@@ -191,7 +194,17 @@ pub fn torch_speed(
     repeats: usize,
 ) -> anyhow::Result<TorchBench> {
     use anyhow::Context;
-    let out = std::process::Command::new(python)
+    let mut command = std::process::Command::new(python);
+    if !crate::cpu_limit::features_seen().contains("avx512f") {
+        // This process sees no AVX-512 (an AVX2 machine, or `--cpu avx2`, which `exec` drops):
+        // hold PyTorch's own kernels, oneDNN and MKL to AVX2 as well, so both sides take the
+        // same path.
+        command
+            .env("ATEN_CPU_CAPABILITY", "avx2")
+            .env("ONEDNN_MAX_CPU_ISA", "AVX2")
+            .env("MKL_ENABLE_INSTRUCTIONS", "AVX2");
+    }
+    let out = command
         .arg(script)
         .args(["--arch", arch.name(), "--repeats", &repeats.max(1).to_string()])
         .output()

@@ -8,6 +8,7 @@ pub mod active;
 pub mod app;
 pub mod bench;
 pub mod consensus;
+pub mod cpu_limit;
 pub mod cutout;
 pub mod demo;
 pub mod hash;

@@ -28,6 +28,11 @@ struct Cli {
     /// Errors only.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     quiet: bool,
+    /// Instruction sets this process may use: `avx2` makes an AVX-512 machine look like an AVX2
+    /// desktop to every library (for profiling the path most inspectors' machines take; Linux,
+    /// CPUs with CPUID faulting). Default: LENS_INSPECT_CPU, else native.
+    #[arg(long, global = true, value_enum)]
+    cpu: Option<lens_inspect::cpu_limit::CpuLevel>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -883,6 +888,14 @@ pub(crate) fn progress_bar(visible: bool) -> indicatif::ProgressBar {
 
 fn run() -> Result<ExitCode> {
     let cli = Cli::parse();
+    // First, before any library reads the CPU's features (they are cached) or starts a thread.
+    let level = match cli.cpu {
+        Some(level) => Some(level),
+        None => lens_inspect::cpu_limit::level_from_env()?,
+    };
+    if let Some(level) = level {
+        lens_inspect::cpu_limit::apply(level)?;
+    }
     init_logging(cli.verbose, cli.quiet);
     log::info!("lens-inspect {} started", env!("CARGO_PKG_VERSION"));
     let Some(command) = cli.command else {

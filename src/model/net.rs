@@ -92,17 +92,30 @@ impl ConvBlock {
             None => shift,
         };
         let options = ConvOptions::new(self.conv.stride, [1, 1], self.conv.dilation, self.conv.groups);
+        if self.is_plain_3x3() && !x.device().is_autodiff() {
+            return match fused::conv3x3_elu_inference(x, weight, bias) {
+                Ok(y) => y,
+                Err(parts) => {
+                    let (x, weight, bias) = *parts;
+                    elu_no_grad(conv2d(x, weight, Some(bias), options))
+                }
+            };
+        }
         elu_no_grad(conv2d(x, weight, Some(bias), options))
+    }
+
+    /// Whether the convolution is the 3 x 3, stride 1, padding 1 one the fused kernels handle.
+    fn is_plain_3x3(&self) -> bool {
+        self.conv.stride == [1, 1]
+            && self.conv.dilation == [1, 1]
+            && self.conv.groups == 1
+            && matches!(self.conv.padding, PaddingConfig2d::Explicit(1, 1, 1, 1))
     }
 
     /// The convolution while training: the fused op with the fast weight gradient when the
     /// layer is the 3 x 3, stride 1, padding 1 one it handles, else burn's.
     fn conv_train(&self, x: Tensor<4>) -> Tensor<4> {
-        let plain = self.conv.stride == [1, 1]
-            && self.conv.dilation == [1, 1]
-            && self.conv.groups == 1
-            && matches!(self.conv.padding, PaddingConfig2d::Explicit(1, 1, 1, 1));
-        match (&self.conv.bias, plain) {
+        match (&self.conv.bias, self.is_plain_3x3()) {
             (Some(bias), true) => match fused::conv3x3_train(x, self.conv.weight.val(), bias.val()) {
                 Ok(z) => z,
                 Err(parts) => self.conv.forward(parts.0),
@@ -497,28 +510,40 @@ mod tests {
         use burn::tensor::Distribution::Normal;
         let ad = Device::flex().autodiff();
         ad.seed(9);
-        // 70 x 40 pixels: more than one im2col tile of whole rows per image.
-        let x = Tensor::<4>::random([2, 3, 70, 40], Normal(0.0, 1.0), &ad).require_grad();
-        let weight = Tensor::<4>::random([5, 3, 3, 3], Normal(0.0, 0.3), &ad).require_grad();
-        let bias = Tensor::<1>::random([5], Normal(0.0, 0.3), &ad).require_grad();
-        let g = Tensor::<4>::random([2, 5, 70, 40], Normal(0.0, 1.0), &ad);
-        let run = |out: Tensor<4>| {
-            let grads = (out.clone() * g.clone()).sum().backward();
-            let v = |t: Tensor<4>| t.inner().try_into_vec_as::<f32>().expect("values");
-            let gx = x.grad(&grads).expect("gradient").try_into_vec_as::<f32>().expect("values");
-            let gw = weight.grad(&grads).expect("gradient").try_into_vec_as::<f32>().expect("values");
-            let gb = bias.grad(&grads).expect("gradient").try_into_vec_as::<f32>().expect("values");
-            [v(out), gx, gw, gb]
-        };
-        let fused = fused::conv3x3_train(x.clone(), weight.clone(), bias.clone())
-            .unwrap_or_else(|_| panic!("the fused op applies"));
-        let options = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
-        let reference = conv2d(x.clone(), weight.clone(), Some(bias.clone()), options);
-        let (a, b) = (run(fused), run(reference));
-        for (k, what) in ["output", "input gradient", "weight gradient", "bias gradient"].iter().enumerate() {
-            let scale = b[k].iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1.0);
-            let worst = a[k].iter().zip(&b[k]).map(|(p, q)| (p - q).abs()).fold(0.0f32, f32::max);
-            assert!(worst < 1e-5 * scale, "{what}: largest difference {worst} (scale {scale})");
+        // 3 channels at 70 x 40: more than one weight-gradient tile per image; 40 channels at
+        // 30 x 40: several forward and input-gradient tiles (360 im2col rows) per image.
+        for (ci, co, h, w) in [(3, 5, 70, 40), (40, 7, 30, 40)] {
+            let x = Tensor::<4>::random([2, ci, h, w], Normal(0.0, 1.0), &ad).require_grad();
+            let weight = Tensor::<4>::random([co, ci, 3, 3], Normal(0.0, 0.3), &ad).require_grad();
+            let bias = Tensor::<1>::random([co], Normal(0.0, 0.3), &ad).require_grad();
+            let g = Tensor::<4>::random([2, co, h, w], Normal(0.0, 1.0), &ad);
+            let run = |out: Tensor<4>| {
+                let grads = (out.clone() * g.clone()).sum().backward();
+                let v = |t: Tensor<4>| t.inner().try_into_vec_as::<f32>().expect("values");
+                let gx = x.grad(&grads).expect("gradient").try_into_vec_as::<f32>().expect("values");
+                let gw = weight.grad(&grads).expect("gradient").try_into_vec_as::<f32>().expect("values");
+                let gb = bias.grad(&grads).expect("gradient").try_into_vec_as::<f32>().expect("values");
+                [v(out), gx, gw, gb]
+            };
+            let fused = fused::conv3x3_train(x.clone(), weight.clone(), bias.clone())
+                .unwrap_or_else(|_| panic!("the fused op applies"));
+            let options = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
+            let reference = conv2d(x.clone(), weight.clone(), Some(bias.clone()), options.clone());
+            let (a, b) = (run(fused), run(reference.clone()));
+            for (k, what) in ["output", "input gradient", "weight gradient", "bias gradient"].iter().enumerate() {
+                let scale = b[k].iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1.0);
+                let worst = a[k].iter().zip(&b[k]).map(|(p, q)| (p - q).abs()).fold(0.0f32, f32::max);
+                assert!(worst < 1e-5 * scale, "{ci} channels, {what}: largest difference {worst} (scale {scale})");
+            }
+            // Inference: convolution, bias and ELU in one pass, against burn's convolution and ELU.
+            let (xi, wi, bi) = (x.clone().inner(), weight.clone().inner(), bias.clone().inner());
+            let fused = fused::conv3x3_elu_inference(xi.clone(), wi.clone(), bi.clone())
+                .unwrap_or_else(|_| panic!("the fused inference op applies"));
+            let reference = burn::tensor::activation::elu(conv2d(xi, wi, Some(bi), options), 1.0);
+            let (a, b) =
+                (fused.try_into_vec_as::<f32>().expect("values"), reference.try_into_vec_as::<f32>().expect("values"));
+            let worst = a.iter().zip(&b).map(|(p, q)| (p - q).abs()).fold(0.0f32, f32::max);
+            assert!(worst < 1e-5 * b.iter().fold(1.0f32, |m, v| m.max(v.abs())), "{ci} channels, inference: {worst}");
         }
     }
 

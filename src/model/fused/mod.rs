@@ -14,7 +14,9 @@ mod norm;
 mod pool;
 mod transformer;
 
-pub use conv::{conv3x3_train, conv3x3_weight_gradient};
+pub use conv::{
+    conv3x3_elu_inference, conv3x3_forward, conv3x3_input_gradient, conv3x3_train, conv3x3_weight_gradient,
+};
 pub use math::exp_nonpositive;
 pub use norm::{batch_norm_elu_train, elu_inference, BatchNormEluOutput};
 pub use pool::max_pool2x2;
