@@ -43,6 +43,8 @@ pub fn ingest_speed(dir: &Path, n: usize) -> anyhow::Result<IngestBench> {
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct CompositeBench {
+    /// The SIMD features the process saw (the composite has AVX-512 and AVX2 paths).
+    pub cpu: String,
     pub size: usize,
     pub iterations: usize,
     pub microseconds_per_composite: f64,
@@ -60,7 +62,12 @@ pub fn composite_speed(size: usize, iterations: usize) -> CompositeBench {
     for _ in 0..iterations {
         std::hint::black_box(composite(std::hint::black_box(&cutout), &settings, scale));
     }
-    CompositeBench { size, iterations, microseconds_per_composite: t.elapsed().as_secs_f64() * 1e6 / iterations as f64 }
+    CompositeBench {
+        cpu: crate::cpu_limit::features_seen(),
+        size,
+        iterations,
+        microseconds_per_composite: t.elapsed().as_secs_f64() * 1e6 / iterations as f64,
+    }
 }
 
 #[derive(Debug, Clone, serde::Serialize)]

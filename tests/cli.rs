@@ -365,3 +365,75 @@ fn evaluating_a_project_with_another_model_is_refused_not_silently_wrong() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("score --project") && err.contains("--model MODEL"), "{err}");
 }
+
+/// `--cpu avx2` hides AVX-512 from every library, and the AVX2 path gives the same pictures and
+/// scores as the native one. Machines without CPUID faulting must refuse it by name instead.
+#[test]
+fn the_avx2_path_hides_avx512_and_renders_and_scores_as_the_native_one() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let bench = lens_inspect(&["--cpu", "avx2", "bench", "composite", "--iterations", "2"]);
+    if !bench.status.success() {
+        let err = String::from_utf8_lossy(&bench.stderr);
+        assert!(err.contains("CPUID faulting") || err.contains("x86-64"), "unexplained refusal: {err}");
+        return;
+    }
+    let line: serde_json::Value = serde_json::from_slice(&bench.stdout).expect("json");
+    let cpu = line["cpu"].as_str().expect("cpu field");
+    assert!(!cpu.contains("avx512"), "AVX-512 still seen: {cpu}");
+    let env_bench = Command::new(env!("CARGO_BIN_EXE_lens-inspect"))
+        .args(["bench", "composite", "--iterations", "1"])
+        .env("LENS_INSPECT_HOME", isolated_home())
+        .env("LENS_INSPECT_CPU", "avx2")
+        .output()
+        .expect("run");
+    let line: serde_json::Value = serde_json::from_slice(&env_bench.stdout).expect("json");
+    assert!(!line["cpu"].as_str().expect("cpu").contains("avx512"), "LENS_INSPECT_CPU=avx2 ignored");
+
+    let data = dir.path().join("sims");
+    let out = lens_inspect(&["simulate", "--look", "kids", "--n", "12", "--seed", "31", "--out", s(&data)]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let evaluate = |cpu: &str, roc: &Path| {
+        let out = lens_inspect(&[
+            "--cpu",
+            cpu,
+            "evaluate",
+            "--data",
+            s(&data),
+            "--bootstrap",
+            "0",
+            "--json",
+            "--roc",
+            s(roc),
+        ]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let thresholds: Vec<f64> = std::fs::read_to_string(roc)
+            .expect("roc")
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').next().expect("threshold").parse().expect("number"))
+            .collect();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        (v["auroc"].as_f64().expect("auroc"), thresholds)
+    };
+    let (auroc_native, t_native) = evaluate("native", &dir.path().join("native.csv"));
+    let (auroc_avx2, t_avx2) = evaluate("avx2", &dir.path().join("avx2.csv"));
+    assert_eq!(auroc_native, auroc_avx2);
+    assert_eq!(t_native.len(), t_avx2.len());
+    for (a, b) in t_native.iter().zip(&t_avx2) {
+        assert!(a == b || (a - b).abs() < 1e-4, "scores differ between the paths: {a} vs {b}");
+    }
+
+    let db = dir.path().join("p.lensproj");
+    assert!(lens_inspect(&["ingest", s(&data), "--project", s(&db)]).status.success());
+    let render = |cpu: &str, png: &Path| {
+        let out =
+            lens_inspect(&["--cpu", cpu, "render", "--project", s(&db), "--candidate", "100000", "--out", s(png)]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        image::open(png).expect("png").to_rgb8()
+    };
+    let native = render("native", &dir.path().join("n.png"));
+    let avx2 = render("avx2", &dir.path().join("a.png"));
+    let worst =
+        native.pixels().zip(avx2.pixels()).flat_map(|(p, q)| (0..3).map(move |k| p.0[k].abs_diff(q.0[k]))).max();
+    assert!(worst.unwrap_or(0) <= 1, "composites differ by {worst:?} levels");
+}
