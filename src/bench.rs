@@ -20,9 +20,9 @@ pub struct IngestBench {
     pub threads: usize,
 }
 
-/// Writes `n` cutouts (101 x 101, 4 band files each, Bologna layout) under `dir`, reads them
-/// once to warm the cache, then times `ingest` into a fresh project.
-pub fn ingest_speed(dir: &Path, n: usize) -> anyhow::Result<IngestBench> {
+/// Writes `n` cutouts (101 x 101, 4 band files each, Bologna layout) under `dir`/bologna, then
+/// reads them once to warm the cache.
+pub fn write_ingest_bench_data(dir: &Path, n: usize) -> anyhow::Result<()> {
     let data = dir.join("bologna");
     (0..n).into_par_iter().try_for_each(|k| write_bologna(&data, &synthetic_cutout(&k.to_string(), 101, k as u64)))?;
     for band in Band::ALL {
@@ -31,6 +31,12 @@ pub fn ingest_speed(dir: &Path, n: usize) -> anyhow::Result<IngestBench> {
             std::hint::black_box(std::fs::read(e?.path())?);
         }
     }
+    Ok(())
+}
+
+/// Times `ingest` of what [`write_ingest_bench_data`] wrote into a fresh project.
+pub fn ingest_speed(dir: &Path, n: usize) -> anyhow::Result<IngestBench> {
+    let data = dir.join("bologna");
     let db = dir.join("bench.lensproj");
     let _ = std::fs::remove_file(&db);
     let mut project = Project::create_or_open(&db)?;
@@ -39,6 +45,16 @@ pub fn ingest_speed(dir: &Path, n: usize) -> anyhow::Result<IngestBench> {
     let seconds = t.elapsed().as_secs_f64();
     anyhow::ensure!(summary.ingested == n, "ingested {} of {n}: {:?}", summary.ingested, summary.errors.first());
     Ok(IngestBench { cutouts: n, seconds, cutouts_per_s: n as f64 / seconds, threads: rayon::current_num_threads() })
+}
+
+/// Runs benches/ingest_astropy.py on the same folder: the notebook way (astropy reads, WCS,
+/// sky sigma, SQLite rows), or with `pixels_only` only the reads.
+pub fn astropy_ingest(python: &Path, script: &Path, dir: &Path, pixels_only: bool) -> anyhow::Result<AstropyCutouts> {
+    let mut args = vec![dir.join("bologna").into_os_string(), dir.join("astropy.db").into_os_string()];
+    if pixels_only {
+        args.push("--pixels-only".into());
+    }
+    run_python_bench(python, script, &args)
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -364,15 +380,22 @@ pub fn astropy_cutouts(python: &Path, script: &Path, dir: &Path) -> anyhow::Resu
     let out = dir.join("out-astropy");
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(&out)?;
+    let args = [dir.join("tiles").into_os_string(), dir.join("catalogue.fits").into_os_string(), out.into_os_string()];
+    run_python_bench(python, script, &args)
+}
+
+/// Runs a Python benchmark script and reads the `{"cutouts": N, "seconds": S}` line it prints last.
+fn run_python_bench(python: &Path, script: &Path, args: &[std::ffi::OsString]) -> anyhow::Result<AstropyCutouts> {
+    use anyhow::Context;
     let o = std::process::Command::new(python)
         .arg(script)
-        .arg(dir.join("tiles"))
-        .arg(dir.join("catalogue.fits"))
-        .arg(&out)
-        .output()?;
+        .args(args)
+        .output()
+        .with_context(|| format!("could not run {}", python.display()))?;
     anyhow::ensure!(o.status.success(), "{} failed: {}", script.display(), String::from_utf8_lossy(&o.stderr));
     let line = String::from_utf8_lossy(&o.stdout);
-    Ok(serde_json::from_str(line.lines().last().unwrap_or(""))?)
+    serde_json::from_str(line.lines().last().unwrap_or(""))
+        .with_context(|| format!("{} printed no JSON line: {line}", script.display()))
 }
 
 #[derive(Debug, Clone, serde::Serialize)]

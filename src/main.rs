@@ -701,7 +701,9 @@ enum ScoreWhat {
 // Parsed once per run: the size of the largest variant does not matter.
 #[allow(clippy::large_enum_variant)]
 enum BenchWhat {
-    /// Cutouts per second through `ingest` (4 band files each, warm cache).
+    /// Cutouts per second through `ingest` (4 band files each, warm cache). With --astropy, also
+    /// runs benches/ingest_astropy.py on the same files, interleaved: the notebook way (astropy
+    /// reads, WCS, sky sigma, SQLite rows) and reads alone (`astropy_pixels_only_*`).
     Ingest {
         /// Number of cutouts to write and ingest.
         #[arg(long, default_value_t = 2000)]
@@ -709,6 +711,14 @@ enum BenchWhat {
         /// Folder for the data (default: a temporary folder, removed afterwards).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// A Python with astropy installed.
+        #[arg(long)]
+        astropy: Option<PathBuf>,
+        #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/ingest_astropy.py"))]
+        astropy_script: PathBuf,
+        /// Interleaved runs with --astropy.
+        #[arg(long, default_value_t = 2)]
+        pairs: usize,
     },
     /// Cutouts per second of the simulator (in memory, and writing files).
     Simulate {
@@ -1256,10 +1266,24 @@ fn run() -> Result<ExitCode> {
         }
         Command::Bench { what } => {
             match what {
-                BenchWhat::Ingest { n, dir } => {
+                BenchWhat::Ingest { n, dir, astropy, astropy_script, pairs } => {
                     let (_tmp, dir) = bench_dir(dir)?;
-                    let r = lens_inspect::bench::ingest_speed(&dir, n)?;
-                    println!("{}", serde_json::to_string(&r)?);
+                    lens_inspect::bench::write_ingest_bench_data(&dir, n)?;
+                    let runs = if astropy.is_some() { pairs.max(1) } else { 1 };
+                    for _ in 0..runs {
+                        let r = lens_inspect::bench::ingest_speed(&dir, n)?;
+                        let mut line = serde_json::to_value(&r)?;
+                        if let Some(python) = &astropy {
+                            for (key, pixels_only) in [("astropy", false), ("astropy_pixels_only", true)] {
+                                let a =
+                                    lens_inspect::bench::astropy_ingest(python, &astropy_script, &dir, pixels_only)?;
+                                let rate = a.cutouts as f64 / a.seconds;
+                                line[format!("{key}_cutouts_per_s")] = rate.into();
+                                line[format!("{key}_ratio")] = (r.cutouts_per_s / rate).into();
+                            }
+                        }
+                        println!("{}", serde_json::to_string(&line)?);
+                    }
                 }
                 BenchWhat::Simulate { n } => {
                     let tmp = tempfile::tempdir()?;

@@ -6,6 +6,7 @@
 
 use super::{NewCandidate, Project, ProjectError, Truth};
 use crate::survey::{self, LayoutError, LayoutKind, SkipReason};
+use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -162,28 +163,37 @@ pub fn ingest(
     };
     for chunk in todo.chunks(CHUNK) {
         let results = survey::read_all_with_wcs(chunk, &tick);
-        let mut batch = Vec::with_capacity(chunk.len());
-        for (spec, result) in chunk.iter().zip(results) {
-            match result {
-                Ok((cutout, wcs)) => {
-                    let mut spec = spec.clone();
-                    if let Some(wcs) = wcs {
-                        // The header's sky position when the input gave none (SPEC: RA/Dec
-                        // everywhere), and the WCS itself for cursor coordinates and regions.
-                        if spec.ra_deg.is_none() || spec.dec_deg.is_none() {
-                            let centre = |n: usize| (n as f64 + 1.0) / 2.0;
-                            if let Some((ra, dec)) = wcs.pixel_to_sky(centre(cutout.width), centre(cutout.height)) {
-                                spec.ra_deg = Some(ra);
-                                spec.dec_deg = Some(dec);
-                            }
+        // Sky statistics (a median per band) and the WCS's JSON on the worker threads too: on
+        // the writer's thread they were a third of the ingest's time.
+        let built: Vec<Result<NewCandidate, SkipReason>> = chunk
+            .par_iter()
+            .zip(results)
+            .map(|(spec, result)| {
+                let (cutout, wcs) = result?;
+                let mut spec = spec.clone();
+                if let Some(wcs) = wcs {
+                    // The header's sky position when the input gave none (SPEC: RA/Dec
+                    // everywhere), and the WCS itself for cursor coordinates and regions.
+                    if spec.ra_deg.is_none() || spec.dec_deg.is_none() {
+                        let centre = |n: usize| (n as f64 + 1.0) / 2.0;
+                        if let Some((ra, dec)) = wcs.pixel_to_sky(centre(cutout.width), centre(cutout.height)) {
+                            spec.ra_deg = Some(ra);
+                            spec.dec_deg = Some(dec);
                         }
-                        spec.metadata.insert(WCS_KEY.into(), wcs.to_json());
                     }
-                    let mut c = NewCandidate::from_cutout(spec.clone(), &cutout, options.store_pixels);
-                    c.truth = truth.as_ref().and_then(|t| t.get(&spec.name).cloned());
-                    c.is_training = options.training;
-                    batch.push(c);
+                    spec.metadata.insert(WCS_KEY.into(), wcs.to_json());
                 }
+                let name = spec.name.clone();
+                let mut c = NewCandidate::from_cutout(spec, &cutout, options.store_pixels);
+                c.truth = truth.as_ref().and_then(|t| t.get(&name).cloned());
+                c.is_training = options.training;
+                Ok(c)
+            })
+            .collect();
+        let mut batch = Vec::with_capacity(chunk.len());
+        for (spec, result) in chunk.iter().zip(built) {
+            match result {
+                Ok(c) => batch.push(c),
                 Err(reason) => summary.skip(spec.name.clone(), &reason),
             }
         }

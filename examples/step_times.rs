@@ -1,0 +1,53 @@
+//! Where one training step of the Lens Detector goes (batch 32): forward with autodiff, backward,
+//! and the Adam update, each timed alone. `cargo run --release --example step_times`
+//! (`LENS_INSPECT_CPU=avx2` for the AVX2 path, `LENS_INSPECT_CONV=burn` for burn's convolution).
+use burn::module::Module;
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::tensor::{Device, Distribution, Tensor};
+use lens_inspect::model::net::{Arch, LensNet};
+use lens_inspect::model::train::bce_with_logits;
+use std::time::Instant;
+
+fn main() {
+    if let Ok(Some(level)) = lens_inspect::cpu_limit::level_from_env() {
+        lens_inspect::cpu_limit::apply(level).expect("cpu level");
+    }
+    println!("cpu: {}", lens_inspect::cpu_limit::features_seen());
+    let ad = Device::flex().autodiff();
+    ad.seed(3);
+    let mut net = LensNet::new(Arch::LensDetector, &ad);
+    let mut optim = AdamConfig::new().init();
+    let x = Tensor::<4>::random([32, 4, 101, 101], Distribution::Normal(0.0, 1.0), &ad);
+    let y = Tensor::<1>::random([32], Distribution::Bernoulli(0.5), &ad);
+    let (mut tf, mut tb, mut to, mut tbb) = (0.0, 0.0, 0.0, 0.0);
+    let steps = 6;
+    for step in 0..=steps {
+        let t = Instant::now();
+        let z = net.features(x.clone());
+        let _ = z.clone().inner().try_into_vec_as::<f32>();
+        let f0 = t.elapsed().as_secs_f64();
+        let loss = bce_with_logits(net.head(z), y.clone());
+        let _ = loss.clone().inner().try_into_vec_as::<f32>();
+        let f = t.elapsed().as_secs_f64();
+        let grads = loss.backward();
+        let b = t.elapsed().as_secs_f64();
+        let grads = GradientsParams::from_grads(grads, &net);
+        net = optim.step(1e-3, net, grads);
+        let _ = net.clone().into_record();
+        let o = t.elapsed().as_secs_f64();
+        if step > 0 {
+            tbb += f0;
+            tf += f;
+            tb += b - f;
+            to += o - b;
+        }
+    }
+    let ms = |v: f64| v * 1000.0 / steps as f64;
+    println!(
+        "per step of 32 (ms): forward {:.0} (backbone {:.0}), backward {:.0}, Adam {:.0}",
+        ms(tf),
+        ms(tbb),
+        ms(tb),
+        ms(to)
+    );
+}
