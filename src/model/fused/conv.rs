@@ -15,7 +15,7 @@ use burn::backend::Flex;
 use burn::tensor::Tensor;
 use rayon::prelude::*;
 
-use super::math::elu_scalar;
+use super::math::{elu_scalar, simd};
 use super::{channel_sums, contiguous_f32, flex_from_vec, lane_sum, plain, record, tracked};
 
 /// `LENS_INSPECT_CONV=burn` sends the forward convolution and its input gradient back to
@@ -82,11 +82,13 @@ pub fn conv3x3_forward(x: &[f32], weight: &[f32], bias: &[f32], dims: [usize; 5]
                 for (c, &b) in bias.iter().enumerate() {
                     // SAFETY: just written by the product above.
                     let tile = unsafe { std::slice::from_raw_parts_mut(yp.add(c * hw + row0 * w), len) };
-                    if elu {
-                        tile.iter_mut().for_each(|v| *v = elu_scalar(*v + b));
-                    } else {
-                        tile.iter_mut().for_each(|v| *v += b);
-                    }
+                    simd(|| {
+                        if elu {
+                            tile.iter_mut().for_each(|v| *v = elu_scalar(*v + b));
+                        } else {
+                            tile.iter_mut().for_each(|v| *v += b);
+                        }
+                    })
                 }
             }
         },

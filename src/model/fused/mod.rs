@@ -96,7 +96,7 @@ pub(super) fn channel_sums(
     plane: usize,
     f: impl Fn(usize, &[f32]) -> f64 + Sync,
 ) -> Vec<f64> {
-    let per_plane: Vec<f64> = data.par_chunks(plane).enumerate().map(|(p, v)| f(p, v)).collect();
+    let per_plane: Vec<f64> = data.par_chunks(plane).enumerate().map(|(p, v)| math::simd(|| f(p, v))).collect();
     let mut sums = vec![0.0f64; channels];
     for (p, s) in per_plane.into_iter().enumerate() {
         sums[p % channels] += s;

@@ -14,14 +14,16 @@ use burn::backend::Flex;
 use burn::tensor::Tensor;
 use rayon::prelude::*;
 
-use super::math::{elu_grad_from_output, elu_scalar};
+use super::math::{elu_grad_from_output, elu_scalar, simd};
 use super::{channel_sums, contiguous_f32, flex_from_vec, lane_sum, record, tracked, CHUNK};
 
 fn elu_in_place(values: &mut [f32]) {
     values.par_chunks_mut(CHUNK).for_each(|chunk| {
-        for v in chunk {
-            *v = elu_scalar(*v);
-        }
+        simd(|| {
+            for v in chunk {
+                *v = elu_scalar(*v);
+            }
+        })
     });
 }
 
@@ -94,16 +96,18 @@ impl Backward<Flex, 3> for BnEluBackward {
         if let Some(node) = node_x {
             let mut dx = vec![0.0f32; x.len()];
             dx.par_chunks_mut(plane).enumerate().for_each(|(p, out)| {
-                let c = p % channels;
-                let (dy_p, y_p, x_p) = (&dy[rows(p)], &y[rows(p)], &x[rows(p)]);
-                let (m, s) = (mean[c], inv_std[c]);
-                let mean_dz = (sum_dz[c] / count) as f32;
-                let mean_dz_xhat = (sum_dz_xhat[c] / count) as f32;
-                let scale = state.gamma[c] * s;
-                for (((o, &g), &yo), &v) in out.iter_mut().zip(dy_p).zip(y_p).zip(x_p) {
-                    let dz = g * elu_grad_from_output(yo);
-                    *o = scale * (dz - mean_dz - (v - m) * s * mean_dz_xhat);
-                }
+                simd(|| {
+                    let c = p % channels;
+                    let (dy_p, y_p, x_p) = (&dy[rows(p)], &y[rows(p)], &x[rows(p)]);
+                    let (m, s) = (mean[c], inv_std[c]);
+                    let mean_dz = (sum_dz[c] / count) as f32;
+                    let mean_dz_xhat = (sum_dz_xhat[c] / count) as f32;
+                    let scale = state.gamma[c] * s;
+                    for (((o, &g), &yo), &v) in out.iter_mut().zip(dy_p).zip(y_p).zip(x_p) {
+                        let dz = g * elu_grad_from_output(yo);
+                        *o = scale * (dz - mean_dz - (v - m) * s * mean_dz_xhat);
+                    }
+                })
             });
             grads.register::<Flex>(node.id, flex_from_vec(dx, shape.clone()));
         }
@@ -153,9 +157,11 @@ pub fn batch_norm_elu_train(
         let c = p % channels;
         let scale = g[c] * inv_std[c];
         let shift = b[c] - mean[c] * scale;
-        for (o, &v) in o.iter_mut().zip(&data[p * plane..(p + 1) * plane]) {
-            *o = elu_scalar(v * scale + shift);
-        }
+        simd(|| {
+            for (o, &v) in o.iter_mut().zip(&data[p * plane..(p + 1) * plane]) {
+                *o = elu_scalar(v * scale + shift);
+            }
+        })
     });
     let y = flex_from_vec(out, shape);
     let state = || BnEluState { x: xf.clone(), y: y.clone(), gamma: g.to_vec(), mean: mean.clone(), inv_std };
