@@ -101,6 +101,7 @@ fn until_ready(h: &mut Harness<'_, GradeView>, frames: &mut Vec<f64>) {
 }
 
 fn main() {
+    lens_inspect::alloc::keep_freed_memory();
     let n: usize = std::env::args().filter_map(|a| a.parse().ok()).next().unwrap_or(100_000);
     let dir = std::env::temp_dir().join("lens-inspect-gui-bench");
     std::fs::create_dir_all(&dir).expect("dir");

@@ -18,13 +18,61 @@ fn fb<const D: usize>(x: &Tensor<D>, f: impl Fn(Tensor<D>) -> Tensor<D>) -> f64 
 }
 
 fn main() {
+    lens_inspect::alloc::keep_freed_memory();
     let ad = Device::flex().autodiff();
+    if std::env::var_os("ENCODER_FORWARD_LOOP").is_some() {
+        // For a profiler: our encoder's training forward, over and over.
+        let x = Tensor::<3>::random([32, 144, 128], Distribution::Normal(0.0, 1.0), &ad);
+        let enc = TransformerEncoderConfig::new(128, 256, 4, 2).with_dropout(0.1).init(&ad);
+        for _ in 0..20 {
+            let _ = lens_inspect::model::encoder::forward(&enc, x.clone()).into_data();
+        }
+        return;
+    }
     let x = Tensor::<3>::random([32, 144, 128], Distribution::Normal(0.0, 1.0), &ad);
     for dropout in [0.1, 0.0] {
         let enc = TransformerEncoderConfig::new(128, 256, 4, 2).with_dropout(dropout).init(&ad);
         let t = fb(&x, |x| enc.forward(TransformerEncoderInput::new(x)));
         println!("encoder (2 layers) fwd+bwd, dropout {dropout}: {t:.1} ms");
     }
+    let enc = TransformerEncoderConfig::new(128, 256, 4, 2).with_dropout(0.1).init(&ad);
+    let ours = fb(&x, |x| lens_inspect::model::encoder::forward(&enc, x));
+    let ours_f = time(|| {
+        let _ = lens_inspect::model::encoder::forward(&enc, x.clone()).into_data();
+    });
+    println!("ours (2 layers), dropout 0.1: forward {ours_f:.1} ms, forward + backward {ours:.1} ms");
+    let plain = Device::flex();
+    let xp = Tensor::<3>::random([32, 144, 128], Distribution::Normal(0.0, 1.0), &plain);
+    let wp = Tensor::<2>::random([128, 384], Distribution::Normal(0.0, 0.1), &plain);
+    let t = time(|| {
+        let _ = xp.clone().matmul(wp.clone().unsqueeze()).into_data();
+    });
+    println!("plain matmul [32,144,128]x[128,384]: {t:.1} ms");
+    let qp = Tensor::<4>::random([32, 4, 144, 32], Distribution::Normal(0.0, 1.0), &plain);
+    let t = time(|| {
+        let _ = qp.clone().matmul(qp.clone().transpose()).into_data();
+    });
+    println!("plain batched q k^T [32,4,144,32]: {t:.1} ms");
+    let heads =
+        || xp.clone().matmul(wp.clone().slice([0..128, 0..128]).unsqueeze()).reshape([32, 144, 4, 32]).swap_dims(1, 2);
+    let (qs, ks) = (heads(), heads());
+    let t = time(|| {
+        let _ = qs.clone().matmul(ks.clone().transpose()).into_data();
+    });
+    println!("plain batched q k^T from swapped heads: {t:.1} ms");
+    let sc = qs.clone().matmul(ks.clone().transpose());
+    let t = time(|| {
+        let _ = sc.clone().matmul(ks.clone()).swap_dims(1, 2).reshape([32, 144, 128]).into_data();
+    });
+    println!("plain weights x v (swapped) and merge heads: {t:.1} ms");
+    let t = time(|| {
+        let _ = lens_inspect::model::encoder::forward(
+            &TransformerEncoderConfig::new(128, 256, 4, 2).init(&plain),
+            xp.clone(),
+        )
+        .into_data();
+    });
+    println!("ours, plain device (inference): {t:.1} ms");
     let base = fb(&x, |x| x);
     println!("base (x*g sum backward) [32,144,128]: {base:.1}");
     let s = Tensor::<4>::random([32, 4, 144, 144], Distribution::Normal(0.0, 1.0), &ad);

@@ -11,6 +11,7 @@ mod timing;
 use timing::time;
 
 fn main() {
+    lens_inspect::alloc::keep_freed_memory();
     let ad = Device::flex().autodiff();
     let dev = Device::flex();
     let shapes = [

@@ -9,6 +9,7 @@ use lens_inspect::model::train::bce_with_logits;
 use std::time::Instant;
 
 fn main() {
+    lens_inspect::alloc::keep_freed_memory();
     if let Ok(Some(level)) = lens_inspect::cpu_limit::level_from_env() {
         lens_inspect::cpu_limit::apply(level).expect("cpu level");
     }

@@ -5,6 +5,7 @@
 //! [`cutout::Cutout`]s, [`render`] draws them, [`project`] keeps candidates and grades in SQLite.
 
 pub mod active;
+pub mod alloc;
 pub mod app;
 pub mod bench;
 pub mod consensus;

@@ -1397,20 +1397,8 @@ fn options_truth_given(s: &lens_inspect::project::ingest::IngestSummary) -> bool
     s.truth_matched + s.truth_unmatched > 0
 }
 
-/// Keeps freed memory in the process instead of returning it to the system at once. The
-/// simulator, scoring and training allocate and free the same large buffers thousands of times a
-/// second; glibc's defaults would unmap and re-fault them each time (15 % of the simulator's time).
-fn keep_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes allocator tuning; it is called before any other thread exists.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
-    }
-}
-
 fn main() -> ExitCode {
-    keep_freed_memory();
+    lens_inspect::alloc::keep_freed_memory();
     match run() {
         Ok(code) => code,
         Err(e) => {
