@@ -92,6 +92,8 @@ pub struct SimulateBench {
     pub threads: usize,
     /// Simulation alone, in memory (4 bands each), KiDS look.
     pub simulate_cutouts_per_s: f64,
+    /// The same on one thread (what to set beside a single-threaded simulator).
+    pub one_thread_cutouts_per_s: f64,
     /// The same with every nuisance randomised and artefacts (what `train --simulate` draws),
     /// then preprocessed for the model, as the training stream does.
     pub randomised_cutouts_per_s: f64,
@@ -112,6 +114,15 @@ pub fn simulate_speed(dir: &Path, n: usize) -> anyhow::Result<SimulateBench> {
         std::hint::black_box(sim.simulate(&k.to_string(), 1, k, None));
     });
     let simulate_cutouts_per_s = n as f64 / t.elapsed().as_secs_f64();
+    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
+    let one_n = (n / 2).max(1);
+    let t = Instant::now();
+    one.install(|| {
+        (0..one_n as u64).into_par_iter().for_each(|k| {
+            std::hint::black_box(sim.simulate(&k.to_string(), 2, k, None));
+        })
+    });
+    let one_thread_cutouts_per_s = one_n as f64 / t.elapsed().as_secs_f64();
     let randomised = Simulator::new(SimConfig::randomised());
     let t = Instant::now();
     (0..n as u64).into_par_iter().for_each(|k| {
@@ -125,6 +136,7 @@ pub fn simulate_speed(dir: &Path, n: usize) -> anyhow::Result<SimulateBench> {
         cutouts: n,
         threads: rayon::current_num_threads(),
         simulate_cutouts_per_s,
+        one_thread_cutouts_per_s,
         randomised_cutouts_per_s,
         write_cutouts_per_s: summary.cutouts_per_s,
     })
@@ -382,6 +394,12 @@ pub fn astropy_cutouts(python: &Path, script: &Path, dir: &Path) -> anyhow::Resu
     std::fs::create_dir_all(&out)?;
     let args = [dir.join("tiles").into_os_string(), dir.join("catalogue.fits").into_os_string(), out.into_os_string()];
     run_python_bench(python, script, &args)
+}
+
+/// Runs benches/simulate_lenstronomy.py: `n` four-band lenses simulated by lenstronomy, the way
+/// a lenstronomy script would make a KiDS-like set.
+pub fn lenstronomy_simulate(python: &Path, script: &Path, n: usize) -> anyhow::Result<AstropyCutouts> {
+    run_python_bench(python, script, &[n.to_string().into()])
 }
 
 /// Runs a Python benchmark script and reads the `{"cutouts": N, "seconds": S}` line it prints last.

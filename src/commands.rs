@@ -659,6 +659,7 @@ pub fn explain(
     model: Option<PathBuf>,
     kind: MapKind,
     opacity: f32,
+    json: bool,
 ) -> Result<ExitCode> {
     use lens_inspect::model::explain;
     use lens_inspect::render::{self, colormap, DisplaySettings};
@@ -707,7 +708,19 @@ pub fn explain(
     let seconds = start.elapsed().as_secs_f64();
     let score = scorer.score(one, 1).map_err(anyhow::Error::msg)?[0];
     render::save_png(out, &picture)?;
-    println!("wrote {} (P(lens) = {score:.3}): {what}; {seconds:.2} s", out.display());
+    if json {
+        let method = match kind {
+            MapKind::Evidence => "evidence",
+            MapKind::Occlusion => "occlusion",
+            MapKind::Gradcam => "gradcam",
+        };
+        let line = serde_json::json!({
+            "out": out, "candidate": candidate, "p_lens": score, "method": method, "map": what, "seconds": seconds,
+        });
+        println!("{line}");
+    } else {
+        println!("wrote {} (P(lens) = {score:.3}): {what}; {seconds:.2} s", out.display());
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -956,6 +969,7 @@ pub fn retrain(
     lr: f64,
     (freeze_backbone, freeze_stem): (bool, bool),
     seed: u64,
+    json: bool,
 ) -> Result<ExitCode> {
     use lens_inspect::active::retrain::{retrain as run_retrain, RetrainConfig};
     let mut p = Project::open_existing(project)?;
@@ -974,10 +988,28 @@ pub fn retrain(
     cfg.train.freeze_backbone = freeze_backbone;
     cfg.train.freeze_stem = freeze_stem;
     cfg.train.arch = base.card.arch;
-    let bar = crate::progress_bar(true);
+    let bar = crate::progress_bar(!json);
     let mut printer = Printer { bar, epoch: 0, saver: None };
     let out = run_retrain(&mut p, &base, &cfg, &mut printer)?;
     printer.bar.finish_and_clear();
+    if json {
+        let line = serde_json::json!({
+            "labels": out.labels,
+            "train_labels": out.splits.train.len(),
+            "stop_labels": out.splits.stop.len(),
+            "decide_labels": out.splits.decide.len(),
+            "old_loss": out.old.loss,
+            "new_loss": out.new.loss,
+            "old_auroc": out.old.auroc,
+            "new_auroc": out.new.auroc,
+            "old_simulated_auroc": out.old_sim.auroc,
+            "new_simulated_auroc": out.new_sim.auroc,
+            "kept": out.kept,
+            "model_version": out.model_version,
+        });
+        println!("{line}");
+        return Ok(ExitCode::SUCCESS);
+    }
     println!(
         "{} labels ({} to train, {} to pick the epoch, {} to decide); on the decision labels loss {:.4} -> {:.4}, AUROC {:.4} -> {:.4}; on unseen simulations AUROC {:.4} -> {:.4}: {} (model version {})",
         out.labels,

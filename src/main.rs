@@ -140,6 +140,9 @@ enum Command {
         /// Limits of the single-band view: zscale, minmax, or two percentiles like 0.5,99.5.
         #[arg(long, default_value = "zscale")]
         limits: String,
+        /// Print what was written as one JSON object.
+        #[arg(long)]
+        json: bool,
     },
     /// Simulate KiDS-like lenses and look-alikes, written in the Bologna challenge layout.
     ///
@@ -408,6 +411,9 @@ enum Command {
         /// Opacity of the map over the composite.
         #[arg(long, default_value_t = 0.7)]
         opacity: f32,
+        /// Print what was written (file, P(lens), map) as one JSON object.
+        #[arg(long)]
+        json: bool,
     },
     /// The candidate catalogue (CSV, or a FITS binary table for TOPCAT), or the raw grade log.
     ///
@@ -499,6 +505,10 @@ enum Command {
         /// Seed.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Print the outcome (labels, losses, AUROCs, kept or not) as one JSON object, without
+        /// the progress bar.
+        #[arg(long)]
+        json: bool,
     },
     /// Project housekeeping.
     Project {
@@ -721,9 +731,19 @@ enum BenchWhat {
         pairs: usize,
     },
     /// Cutouts per second of the simulator (in memory, and writing files).
+    /// With --lenstronomy, also runs benches/simulate_lenstronomy.py (the same kind of four-band
+    /// lens made by lenstronomy, single-threaded) and prints the ratio per core.
     Simulate {
         #[arg(long, default_value_t = 2000)]
         n: usize,
+        /// A Python with lenstronomy installed.
+        #[arg(long)]
+        lenstronomy: Option<PathBuf>,
+        #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/simulate_lenstronomy.py"))]
+        lenstronomy_script: PathBuf,
+        /// Lenses lenstronomy simulates (it makes about 5 per second).
+        #[arg(long, default_value_t = 40)]
+        lenstronomy_n: usize,
     },
     /// Cutouts per second of the network: inference (batch 64) and training steps (batch 32).
     /// With --torch, also runs benches/torch_reference.py (the same network in PyTorch, CPU,
@@ -975,7 +995,7 @@ fn run() -> Result<ExitCode> {
             let bar = progress_bar(!args.json);
             survey_commands::cutouts(args, bar)
         }
-        Command::Render { project, candidate, out, q, stretch, minimum, weights, band, band_stretch, limits } => {
+        Command::Render { project, candidate, out, q, stretch, minimum, weights, band, band_stretch, limits, json } => {
             let p = Project::open_existing(&project)?;
             let row = p.candidate_by_name(&candidate)?;
             let cutout = p.load_cutout(&row)?;
@@ -993,7 +1013,15 @@ fn run() -> Result<ExitCode> {
                 }
             };
             render::save_png(&out, &image)?;
-            println!("wrote {} ({}x{})", out.display(), image.width, image.height);
+            if json {
+                let view = band.map(|b| Band::from(b).to_string()).unwrap_or_else(|| "composite".into());
+                let line = serde_json::json!({
+                    "out": out, "candidate": candidate, "view": view, "width": image.width, "height": image.height,
+                });
+                println!("{line}");
+            } else {
+                println!("wrote {} ({}x{})", out.display(), image.width, image.height);
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Simulate {
@@ -1165,13 +1193,13 @@ fn run() -> Result<ExitCode> {
             commands::evaluate_suite(model, &dir, n, seed, tta.map(usize::from), card, json)
         }
         Command::Ensemble { models, out, tta, json } => commands::ensemble(&models, &out, tta.map(usize::from), json),
-        Command::Explain { project, candidate, out, model, method, opacity } => {
+        Command::Explain { project, candidate, out, model, method, opacity, json } => {
             let method = match method {
                 MethodArg::Evidence => commands::MapKind::Evidence,
                 MethodArg::Occlusion => commands::MapKind::Occlusion,
                 MethodArg::Gradcam => commands::MapKind::Gradcam,
             };
-            commands::explain(&project, &candidate, &out, model, method, opacity)
+            commands::explain(&project, &candidate, &out, model, method, opacity, json)
         }
         Command::Export { project, out, min_verdict, grades, regions, frame, cutouts, zooniverse, json } => {
             use lens_inspect::project::export::MinVerdict;
@@ -1220,13 +1248,13 @@ fn run() -> Result<ExitCode> {
         Command::Inspectors { what: InspectorsWhat::List { project, json } } => {
             commands::inspectors_list(&project, json)
         }
-        Command::Retrain { project, model, epochs, lr, trainable, seed } => {
+        Command::Retrain { project, model, epochs, lr, trainable, seed, json } => {
             let (freeze_backbone, freeze_stem) = match trainable {
                 TrainableArg::Head => (true, false),
                 TrainableArg::TopStage => (false, true),
                 TrainableArg::All => (false, false),
             };
-            commands::retrain(&project, model, epochs, lr, (freeze_backbone, freeze_stem), seed)
+            commands::retrain(&project, model, epochs, lr, (freeze_backbone, freeze_stem), seed, json)
         }
         Command::Project { what: ProjectWhat::Relocate { project, from, to, dry_run, json } } => {
             let mut p = Project::open_existing(&project)?;
@@ -1285,10 +1313,17 @@ fn run() -> Result<ExitCode> {
                         println!("{}", serde_json::to_string(&line)?);
                     }
                 }
-                BenchWhat::Simulate { n } => {
+                BenchWhat::Simulate { n, lenstronomy, lenstronomy_script, lenstronomy_n } => {
                     let tmp = tempfile::tempdir()?;
                     let r = lens_inspect::bench::simulate_speed(tmp.path(), n)?;
-                    println!("{}", serde_json::to_string(&r)?);
+                    let mut line = serde_json::to_value(&r)?;
+                    if let Some(python) = &lenstronomy {
+                        let l = lens_inspect::bench::lenstronomy_simulate(python, &lenstronomy_script, lenstronomy_n)?;
+                        let rate = l.cutouts as f64 / l.seconds;
+                        line["lenstronomy_cutouts_per_s"] = rate.into();
+                        line["ratio_per_core"] = (r.one_thread_cutouts_per_s / rate).into();
+                    }
+                    println!("{}", serde_json::to_string(&line)?);
                 }
                 BenchWhat::Model { arch, repeats, torch: None, .. } => {
                     let r = lens_inspect::bench::model_speed(arch.into(), repeats);

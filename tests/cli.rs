@@ -350,6 +350,16 @@ fn commands_that_report_say_it_in_one_json_object_with_json() {
     let r =
         run(&["pack", "export", "--project", s(&db), "--out", s(&pack), "--inspector", "rita", "--n", "2", "--json"]);
     assert_eq!(r["candidates"], 2);
+    let png = dir.path().join("g.png");
+    let r = run(&["render", "--project", s(&db), "--candidate", "100001", "--out", s(&png), "--band", "g", "--json"]);
+    assert_eq!((r["view"].as_str(), r["width"].as_u64()), (Some("g"), Some(101)), "simulated cutouts are 101 px");
+    assert!(png.exists());
+    let map = dir.path().join("map.png");
+    let r = run(&["explain", "--project", s(&db), "--candidate", "100002", "--out", s(&map), "--json"]);
+    let p = r["p_lens"].as_f64().expect("p_lens");
+    assert!((0.0..=1.0).contains(&p), "P(lens) {p}");
+    assert_eq!(r["method"].as_str(), Some("evidence"));
+    assert!(map.exists());
 }
 
 #[test]
