@@ -31,6 +31,8 @@ pub struct TrainArgs {
     pub stream: Option<StreamArgs>,
     /// Continue from OUT's resume file.
     pub resume: bool,
+    /// Print the outcome as one JSON object on stdout (the training log stays on stderr).
+    pub json: bool,
 }
 
 pub struct StreamArgs {
@@ -127,8 +129,20 @@ impl TrainObserver for Printer<'_> {
 }
 
 pub fn train(args: TrainArgs) -> Result<ExitCode> {
-    let TrainArgs { data, truth, val_data, val_fraction, out, init, mut config, command_line, note, stream, resume } =
-        args;
+    let TrainArgs {
+        data,
+        truth,
+        val_data,
+        val_fraction,
+        out,
+        init,
+        mut config,
+        command_line,
+        note,
+        stream,
+        resume,
+        json: args_json,
+    } = args;
     if config.batch == 0 || config.epochs == 0 {
         bail!("--batch and --epochs must be at least 1");
     }
@@ -325,6 +339,18 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
         // card learns the whole history.
         let (kept, _) = checkpoint::load(&out, &device)?;
         checkpoint::save(&out, &kept, &card)?;
+    }
+    if args_json {
+        let line = serde_json::json!({
+            "out": out,
+            "best_epoch": best.as_ref().map(|b| b.epoch),
+            "val_auroc": best.as_ref().map(|b| b.val_auroc),
+            "val_loss": best.as_ref().map(|b| b.val_loss),
+            "epochs_run": history.len(),
+            "stopped_early": outcome.cancelled,
+        });
+        println!("{line}");
+        return Ok(ExitCode::SUCCESS);
     }
     println!(
         "wrote {} (best epoch {}, val AUROC {:.4}){}",

@@ -236,6 +236,10 @@ enum Command {
         /// Learning rate falls along a half cosine to 1/100 over --epochs.
         #[arg(long)]
         cosine_lr: bool,
+        /// Print the outcome (model file, best epoch, its validation AUROC and loss, epochs run)
+        /// as one JSON object on stdout; the training log stays on stderr.
+        #[arg(long)]
+        json: bool,
         /// Truth CSV for --data (default: DATA/classifications.csv).
         #[arg(long)]
         truth: Option<PathBuf>,
@@ -1134,6 +1138,7 @@ fn run() -> Result<ExitCode> {
             workers,
             resume,
             cosine_lr,
+            json,
         } => {
             let command_line: Vec<String> = std::env::args().collect();
             let config = lens_inspect::model::train::TrainConfig {
@@ -1161,6 +1166,7 @@ fn run() -> Result<ExitCode> {
                 config,
                 command_line,
                 note,
+                json,
             })
         }
         Command::Score { what: Some(ScoreWhat::Merge { files, project, json }), .. } => {

@@ -360,6 +360,28 @@ fn commands_that_report_say_it_in_one_json_object_with_json() {
     assert!((0.0..=1.0).contains(&p), "P(lens) {p}");
     assert_eq!(r["method"].as_str(), Some("evidence"));
     assert!(map.exists());
+    let model = dir.path().join("m.lensmodel");
+    let r = run(&[
+        "train",
+        "--data",
+        s(&sim),
+        "--val-data",
+        s(&sim),
+        "--arch",
+        "cnn",
+        "--epochs",
+        "2",
+        "--steps-per-epoch",
+        "1",
+        "--batch",
+        "2",
+        "--out",
+        s(&model),
+        "--json",
+    ]);
+    assert_eq!(r["epochs_run"], 2);
+    assert!(matches!(r["best_epoch"].as_u64(), Some(1 | 2)), "{r}");
+    assert!(model.exists());
 }
 
 #[test]
