@@ -332,10 +332,11 @@ struct RayMap {
 impl RayMap {
     fn new(grid: &Grid, lens: &SieShear) -> RayMap {
         let mut beta = Vec::with_capacity(grid.size * grid.size);
+        let shooter = lens.shooter();
         for row in 0..grid.size {
             for col in 0..grid.size {
                 let (x, y) = grid.sky_from_pixel(col as f64, row as f64);
-                beta.push(lens.ray_shoot(x, y));
+                beta.push(shooter.ray_shoot(x, y));
             }
         }
         RayMap { beta }
@@ -349,8 +350,9 @@ fn lensed_image(grid: &Grid, lens: &SieShear, rays: &RayMap, source: &Sersic) ->
     let q = source.q.min(1.0 / source.q);
     let reach = 8.0 * source.r_e / q.sqrt() + grid.pixel_arcsec;
     let near = 3.0 * source.r_e / q.sqrt() + 2.0 * grid.pixel_arcsec;
+    let shooter = lens.shooter();
     let f = |x: f64, y: f64| {
-        let (bx, by) = lens.ray_shoot(x, y);
+        let (bx, by) = shooter.ray_shoot(x, y);
         e.at(bx, by)
     };
     let area = grid.pixel_area();
