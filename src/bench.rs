@@ -230,10 +230,9 @@ pub fn torch_speed(
 ) -> anyhow::Result<TorchBench> {
     use anyhow::Context;
     let mut command = std::process::Command::new(python);
-    if !crate::cpu_limit::features_seen().contains("avx512f") {
-        // This process sees no AVX-512 (an AVX2 machine, or `--cpu avx2`, which `exec` drops):
-        // hold PyTorch's own kernels, oneDNN and MKL to AVX2 as well, so both sides take the
-        // same path.
+    if crate::cpu_limit::is_limited() {
+        // `--cpu avx2` does not survive `exec`: hold PyTorch's own kernels, oneDNN and MKL to
+        // AVX2 as well, so both sides take the same path.
         command
             .env("ATEN_CPU_CAPABILITY", "avx2")
             .env("ONEDNN_MAX_CPU_ISA", "AVX2")

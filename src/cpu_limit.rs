@@ -56,6 +56,12 @@ pub fn apply(level: CpuLevel) -> Result<(), CpuLimitError> {
     }
 }
 
+/// Whether [`apply`] limited this process (to AVX2): what a child process, which `exec` frees
+/// from the limit, must be told to match.
+pub fn is_limited() -> bool {
+    imp::is_limited()
+}
+
 /// The SIMD features this process sees, as a short list for benchmark reports ("avx512f avx2
 /// fma"), so a figure always says which path produced it.
 pub fn features_seen() -> String {
@@ -89,6 +95,10 @@ mod imp {
     pub fn limit_to_avx2() -> Result<(), CpuLimitError> {
         Err(CpuLimitError("--cpu avx2 needs Linux on x86-64 (it makes `cpuid` fault and answers it)".into()))
     }
+
+    pub fn is_limited() -> bool {
+        false
+    }
 }
 
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
@@ -106,6 +116,8 @@ mod imp {
     /// The SIGSEGV action that was installed before ours (Rust's stack-overflow reporter), for
     /// every fault that is not a `cpuid`.
     static PREVIOUS: OnceLock<libc::sigaction> = OnceLock::new();
+    /// Set once `cpuid` faults and is answered from [`ANSWERS`].
+    static LIMITED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
     const ARCH_SET_CPUID: libc::c_int = 0x1012;
     /// Subleaves read per leaf: the leaves that use ecx (4, 7, 0xb, 0xd, 0x1f, ...) have fewer.
@@ -198,8 +210,12 @@ mod imp {
         }
     }
 
+    pub fn is_limited() -> bool {
+        LIMITED.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub fn limit_to_avx2() -> Result<(), CpuLimitError> {
-        if ANSWERS.get().is_some() {
+        if is_limited() {
             return Ok(());
         }
         let _ = ANSWERS.set(read_answers());
@@ -232,6 +248,7 @@ mod imp {
                 "--cpu avx2 came too late: the CPU's features were already read in this process".into(),
             ));
         }
+        LIMITED.store(true, std::sync::atomic::Ordering::Relaxed);
         log::info!("CPU limited to AVX2 + FMA (cpuid answered from a masked table)");
         Ok(())
     }

@@ -34,6 +34,66 @@ fn rows_per_tile(taps: usize, w: usize, h: usize) -> usize {
     (TILE_FLOATS / (taps * w)).clamp(1, h)
 }
 
+/// A matrix operand of [`product`]: its first element and the distance (in elements) between
+/// consecutive rows (`rows`: each row contiguous) or consecutive columns (`columns`: each column
+/// contiguous, i.e. the transpose of a row-major matrix).
+#[derive(Clone, Copy)]
+struct Operand {
+    ptr: *const f32,
+    col_stride: isize,
+    row_stride: isize,
+}
+
+impl Operand {
+    fn rows(ptr: *const f32, row_stride: usize) -> Operand {
+        Operand { ptr, col_stride: 1, row_stride: row_stride as isize }
+    }
+
+    fn columns(ptr: *const f32, col_stride: usize) -> Operand {
+        Operand { ptr, col_stride: col_stride as isize, row_stride: 1 }
+    }
+}
+
+/// dst (m x n, rows `dst_row_stride` apart, each contiguous) = lhs (m x k) x rhs (k x n), or
+/// `+=` with `accumulate` (without it the destination is never read, so it may be
+/// uninitialised). One thread: the callers parallelise over images.
+///
+/// # Safety
+/// Every element the shapes and strides address must lie inside its operand's allocation.
+unsafe fn product(
+    [m, n, k]: [usize; 3],
+    dst: *mut f32,
+    dst_row_stride: usize,
+    accumulate: bool,
+    lhs: Operand,
+    rhs: Operand,
+) {
+    // SAFETY: the caller's guarantee.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst,
+            1,
+            dst_row_stride as isize,
+            accumulate,
+            lhs.ptr,
+            lhs.col_stride,
+            lhs.row_stride,
+            rhs.ptr,
+            rhs.col_stride,
+            rhs.row_stride,
+            if accumulate { 1.0 } else { 0.0 },
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
+}
+
 /// y = conv3x3(x, weight) + bias, then ELU when `elu` (inference with batch norm folded into
 /// the weights). `x` is [n, ci, h, w], `weight` [co, ci, 3, 3], the result [n, co, h, w].
 pub fn conv3x3_forward(x: &[f32], weight: &[f32], bias: &[f32], dims: [usize; 5], elu: bool) -> Vec<f32> {
@@ -57,26 +117,13 @@ pub fn conv3x3_forward(x: &[f32], weight: &[f32], bias: &[f32], dims: [usize; 5]
                 // SAFETY: yp addresses this image's co x hw outputs; rows row0..row0+rows of
                 // every channel lie inside it; weight is co x taps and col taps x len.
                 unsafe {
-                    gemm::gemm(
-                        co,
-                        len,
-                        taps,
+                    product(
+                        [co, len, taps],
                         yp.add(row0 * w),
-                        1,
-                        hw as isize,
+                        hw,
                         false,
-                        weight.as_ptr(),
-                        1,
-                        taps as isize,
-                        col.as_ptr(),
-                        1,
-                        len as isize,
-                        0.0,
-                        1.0,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::None,
+                        Operand::rows(weight.as_ptr(), taps),
+                        Operand::rows(col.as_ptr(), len),
                     );
                 }
                 for (c, &b) in bias.iter().enumerate() {
@@ -118,26 +165,13 @@ pub fn conv3x3_input_gradient(dy: &[f32], weight: &[f32], dims: [usize; 5]) -> V
                 // SAFETY: col holds taps x len; weight is co x taps (read transposed); dyi's
                 // rows row0..row0+rows of every channel lie inside it.
                 unsafe {
-                    gemm::gemm(
-                        taps,
-                        len,
-                        co,
+                    product(
+                        [taps, len, co],
                         col.as_mut_ptr(),
-                        1,
-                        len as isize,
+                        len,
                         false,
-                        weight.as_ptr(),
-                        taps as isize,
-                        1,
-                        dyi.as_ptr().add(row0 * w),
-                        1,
-                        hw as isize,
-                        0.0,
-                        1.0,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::None,
+                        Operand::columns(weight.as_ptr(), taps),
+                        Operand::rows(dyi.as_ptr().add(row0 * w), hw),
                     );
                 }
                 col2im_rows(&col[..taps * len], dxi, [ci, h, w], row0, rows);
@@ -234,26 +268,13 @@ pub fn conv3x3_weight_gradient(x: &[f32], dy: &[f32], dims: [usize; 5]) -> Vec<f
                     // dyi's rows row0..row0+rows of each output channel, and col (taps x len),
                     // all inside their slices (sizes asserted above and set by im2col_rows).
                     unsafe {
-                        gemm::gemm(
-                            co,
-                            taps,
-                            len,
+                        product(
+                            [co, taps, len],
                             acc.as_mut_ptr(),
-                            1,
-                            taps as isize,
+                            taps,
                             true,
-                            dyi.as_ptr().add(row0 * w),
-                            1,
-                            hw as isize,
-                            col.as_ptr(),
-                            len as isize,
-                            1,
-                            1.0,
-                            1.0,
-                            false,
-                            false,
-                            false,
-                            gemm::Parallelism::None,
+                            Operand::rows(dyi.as_ptr().add(row0 * w), hw),
+                            Operand::columns(col.as_ptr(), len),
                         );
                     }
                 }
