@@ -279,6 +279,12 @@ enum Command {
         /// With --init: train only the attention and head, keep the convolutions.
         #[arg(long, requires = "init")]
         freeze_backbone: bool,
+        /// Augmentation of each training cutout: `full` (90-degree and free rotations, flips,
+        /// zoom up to x1.5, shifts, added noise: for a fixed folder seen many times), `dihedral`
+        /// (90-degree turns and flips only, no resampling: for fresh simulations, whose noise
+        /// interpolation would smooth), or `none`.
+        #[arg(long, value_enum, default_value_t = AugmentArg::Full)]
+        augment: AugmentArg,
         /// A note kept in the model card, e.g. the commands that made the data.
         #[arg(long)]
         note: Option<String>,
@@ -844,6 +850,27 @@ impl From<ArchArg> for Arch {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum AugmentArg {
+    /// Rotations (90-degree and free), flips, zoom, shifts, noise (SPEC 5).
+    Full,
+    /// 90-degree turns and flips only: pixels moved, never resampled.
+    Dihedral,
+    /// The cutouts as they are.
+    None,
+}
+
+impl From<AugmentArg> for lens_inspect::model::data::Augment {
+    fn from(a: AugmentArg) -> Self {
+        use lens_inspect::model::data::Augment;
+        match a {
+            AugmentArg::Full => Augment::default(),
+            AugmentArg::Dihedral => Augment::dihedral_only(),
+            AugmentArg::None => Augment::none(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum BandArg {
     U,
     G,
@@ -1130,6 +1157,7 @@ fn run() -> Result<ExitCode> {
             steps_per_epoch,
             init,
             freeze_backbone,
+            augment,
             note,
             simulate,
             look,
@@ -1151,6 +1179,7 @@ fn run() -> Result<ExitCode> {
                 steps_per_epoch,
                 freeze_backbone,
                 cosine_lr,
+                augment: augment.into(),
                 ..Default::default()
             };
             let stream = simulate.then_some(commands::StreamArgs { look, data_share, val_n, workers });

@@ -375,6 +375,8 @@ fn commands_that_report_say_it_in_one_json_object_with_json() {
         "1",
         "--batch",
         "2",
+        "--augment",
+        "dihedral",
         "--out",
         s(&model),
         "--json",
@@ -382,6 +384,12 @@ fn commands_that_report_say_it_in_one_json_object_with_json() {
     assert_eq!(r["epochs_run"], 2);
     assert!(matches!(r["best_epoch"].as_u64(), Some(1 | 2)), "{r}");
     assert!(model.exists());
+    // The card says which augmentation trained the model: here turns and flips only.
+    let card: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(model.with_extension("json")).expect("card")).expect("json");
+    let aug = &card["provenance"]["config"]["augment"];
+    assert_eq!((aug["dihedral"].as_bool(), aug["free_rotation"].as_bool()), (Some(true), Some(false)), "{aug}");
+    assert_eq!((aug["max_zoom"].as_f64(), aug["max_noise"].as_f64()), (Some(1.0), Some(0.0)), "{aug}");
 }
 
 #[test]
