@@ -314,7 +314,7 @@ pub fn peak_rss_mb() -> f64 {
 /// zero pixels) and a catalogue of `objects` sources spread over them, under `dir`.
 pub fn write_cutout_bench_data(dir: &Path, tiles: usize, side: usize, objects: usize) -> anyhow::Result<()> {
     use crate::survey::tile_fixtures::{band_wcs, write_catalogue, write_sparse_tile, Source, SourceColumns, TileSpec};
-    use rand::{Rng, SeedableRng};
+    use rand::{RngExt, SeedableRng};
     let tile_dir = dir.join("tiles");
     std::fs::create_dir_all(&tile_dir)?;
     let scale = 0.2 / 3600.0;

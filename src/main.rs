@@ -204,8 +204,8 @@ enum Command {
     ///
     /// DATA is a folder `ingest` can read, with its truth in DATA/classifications.csv (as
     /// `simulate` writes it) or --truth. Preprocessing per band: median subtracted, divided by the
-    /// robust sky sigma, clipped. Augmentation: 90-degree and free rotations, flips, zoom up to
-    /// x1.5, shifts, noise. Adam; validation each epoch; stops early when the validation loss stops
+    /// robust sky sigma, clipped. Augmentation (--augment): 90-degree and free rotations, flips,
+    /// zoom up to x1.5, shifts, noise. Adam; validation each epoch; stops early when the validation loss stops
     /// improving and keeps the best epoch. The model card (beside the model as JSON) records this
     /// command.
     Train {

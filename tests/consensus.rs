@@ -10,7 +10,7 @@ use lens_inspect::project::export::{catalogue, write_catalogue, MinVerdict, Prov
 use lens_inspect::project::pack::{export_pack, merge_pack, PackError, PackOptions};
 use lens_inspect::project::{NewCandidate, NewGrade, Project, Role, Score, Truth};
 use lens_inspect::survey::{ObjectSource, ObjectSpec};
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use std::collections::BTreeMap;
 use std::path::Path;
 

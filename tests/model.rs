@@ -168,7 +168,7 @@ fn the_network_learns_lenses_from_non_lenses() {
 /// lenses have a blue one (g band only), non-lenses a red one (i band only). Returns the data,
 /// the cutouts and where each coloured blob is.
 fn colour_set(n: usize, seed: u64) -> (Dataset, Vec<lens_inspect::cutout::Cutout>, Vec<(f32, f32)>) {
-    use rand::{Rng, SeedableRng};
+    use rand::{RngExt, SeedableRng};
     let size = 32;
     let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(seed);
     let mut d = Dataset::default();

@@ -8,7 +8,7 @@
 
 use crate::cutout::{preprocess, Cutout};
 use burn::tensor::{Device, Tensor, TensorData};
-use rand::Rng;
+use rand::{Rng, RngExt};
 
 /// Preprocessed cutouts with labels. `labels` are probabilities (1 = lens), so soft labels work.
 #[derive(Debug, Clone, Default)]
@@ -169,7 +169,7 @@ pub fn augment_into(input: &[f32], size: usize, aug: &Augment, rng: &mut impl Rn
 pub fn batch(
     data: &Dataset,
     items: &[usize],
-    aug: Option<(&Augment, &mut dyn rand::RngCore)>,
+    aug: Option<(&Augment, &mut dyn rand::Rng)>,
     device: &Device,
 ) -> (Tensor<4>, Tensor<1>) {
     let per = data.per_item();

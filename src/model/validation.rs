@@ -6,7 +6,7 @@
 //! (score, truth, group) triples.
 
 use super::metrics::{challenge_metrics, roc_curve};
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use serde::Serialize;
 
 /// A value with its bootstrap 95 % interval (2.5th and 97.5th percentiles).

@@ -8,7 +8,7 @@
 
 use super::ranges::ArtefactRates;
 use super::scene::Rng64;
-use rand::Rng;
+use rand::RngExt;
 
 /// Puts artefacts on `bands` (4 planes of `size` x `size`) as `rates` say. `sigma` is each band's
 /// sky noise and `fwhm_px` its seeing in pixels. Returns the names of what was added, joined by

@@ -10,7 +10,7 @@ use super::scene::{
     ring_image, sersic_image, shaped_ring, small_galaxy_reach, spiral_image, tail_image, Arms, Kind, Rng64, Scene,
     SimConfig,
 };
-use rand::Rng;
+use rand::RngExt;
 use std::f64::consts::PI;
 
 /// Draws a non-lens of `kind` into `scene` (with the field every cutout has). Returns the ring

@@ -11,7 +11,7 @@ use super::mass::SieShear;
 use super::psf::{psf_kernel, Convolver, PsfShape, Spectrum};
 use super::ranges::{LookMix, Ranges, RingRecipe, Span};
 use crate::cutout::{Band, Cutout};
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use rand_distr::{Distribution, Normal, Poisson};
 use serde::Serialize;
 use std::f64::consts::PI;

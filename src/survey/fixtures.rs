@@ -3,7 +3,7 @@
 //! statistics to exercise reading, storing and drawing.
 
 use crate::cutout::Cutout;
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use rand_distr::{Distribution, Normal};
 
 /// A `size` x `size` cutout in KiDS-like flux units (ZP = 0, sky sigma ~1e-12), deterministic in
