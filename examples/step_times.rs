@@ -21,7 +21,8 @@ fn main() {
     let x = Tensor::<4>::random([32, 4, 101, 101], Distribution::Normal(0.0, 1.0), &ad);
     let y = Tensor::<1>::random([32], Distribution::Bernoulli(0.5), &ad);
     let (mut tf, mut tb, mut to, mut tbb) = (0.0, 0.0, 0.0, 0.0);
-    let steps = 6;
+    // STEPS=N for a longer run (a profile of the steady state, after the first touches of memory).
+    let steps: usize = std::env::var("STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(6);
     for step in 0..=steps {
         let t = Instant::now();
         let z = net.features(x.clone());
