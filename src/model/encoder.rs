@@ -3,15 +3,15 @@
 //! dropouts (burn's drew a ChaCha f32 per element; the encoder's five dropouts per layer were
 //! more than half of its training time: `cargo run --release --example encoder_times`, 458 ms
 //! per step with dropout 0.1, 198 ms without), [`fused::gelu`] for exact GELU, and
-//! [`fused::softmax_scaled`] for the attention's scaling and softmax; at inference dropout does
-//! nothing and the other two run without autodiff.
+//! [`fused::softmax_scaled`] for the attention's scaling and softmax, and [`fused::linear`] for
+//! its six dense layers; at inference dropout does nothing and the others run without autodiff.
 
 use burn::nn::activation::Activation;
 use burn::nn::attention::MultiHeadAttention;
 use burn::nn::transformer::{
     PositionWiseFeedForward, TransformerEncoder, TransformerEncoderInput, TransformerEncoderLayer,
 };
-use burn::nn::Dropout;
+use burn::nn::{Dropout, Linear};
 use burn::tensor::Tensor;
 
 use super::fused;
@@ -48,23 +48,32 @@ fn layer_forward(layer: &TransformerEncoderLayer, x: Tensor<3>) -> Tensor<3> {
 fn self_attention(mha: &MultiHeadAttention, x: Tensor<3>) -> Tensor<3> {
     let [batch, tokens, d_model] = x.dims();
     let heads = |linear: &burn::nn::Linear| {
-        linear.forward(x.clone()).reshape([batch, tokens, mha.n_heads, mha.d_k]).swap_dims(1, 2)
+        dense(linear, x.clone()).reshape([batch, tokens, mha.n_heads, mha.d_k]).swap_dims(1, 2)
     };
     let (query, key, value) = (heads(&mha.query), heads(&mha.key), heads(&mha.value));
     let scores = query.matmul(key.transpose());
     let weights = dropout(&mha.dropout, fused::softmax_scaled(scores, 1.0 / (mha.d_k as f32).sqrt()));
     let context = weights.matmul(value).swap_dims(1, 2).reshape([batch, tokens, d_model]);
-    mha.output.forward(context)
+    dense(&mha.output, context)
 }
 
 /// burn's `PositionWiseFeedForward::forward`, with [`fused::gelu`] for exact GELU.
 fn feed_forward(pwff: &PositionWiseFeedForward, x: Tensor<3>) -> Tensor<3> {
-    let inner = pwff.linear_inner.forward(x);
+    let inner = dense(&pwff.linear_inner, x);
     let hidden = match &pwff.activation {
         Activation::Gelu(g) if !g.approximate => fused::gelu(inner),
         other => other.forward(inner),
     };
-    pwff.linear_outer.forward(dropout(&pwff.dropout, hidden))
+    dense(&pwff.linear_outer, dropout(&pwff.dropout, hidden))
+}
+
+/// burn's `Linear::forward` through [`fused::linear`] (which falls back to burn's own where it
+/// does not apply).
+fn dense(linear: &Linear, x: Tensor<3>) -> Tensor<3> {
+    match &linear.bias {
+        Some(bias) => fused::linear(x, linear.weight.val(), bias.val()),
+        None => linear.forward(x),
+    }
 }
 
 /// burn's `Dropout::forward` conditions, with the fast mask.

@@ -16,6 +16,7 @@ use burn::tensor::Tensor;
 use rayon::prelude::*;
 
 use super::math::{elu_scalar, simd};
+use super::matmul::{product, Operand};
 use super::{channel_sums, contiguous_f32, flex_from_vec, lane_sum, plain, record, tracked};
 
 /// `LENS_INSPECT_CONV=burn` sends the forward convolution and its input gradient back to
@@ -32,66 +33,6 @@ const TILE_FLOATS: usize = 128 * 1024;
 /// Output rows per tile for an input of `taps` (= channels x 9) rows and width `w`.
 fn rows_per_tile(taps: usize, w: usize, h: usize) -> usize {
     (TILE_FLOATS / (taps * w)).clamp(1, h)
-}
-
-/// A matrix operand of [`product`]: its first element and the distance (in elements) between
-/// consecutive rows (`rows`: each row contiguous) or consecutive columns (`columns`: each column
-/// contiguous, i.e. the transpose of a row-major matrix).
-#[derive(Clone, Copy)]
-struct Operand {
-    ptr: *const f32,
-    col_stride: isize,
-    row_stride: isize,
-}
-
-impl Operand {
-    fn rows(ptr: *const f32, row_stride: usize) -> Operand {
-        Operand { ptr, col_stride: 1, row_stride: row_stride as isize }
-    }
-
-    fn columns(ptr: *const f32, col_stride: usize) -> Operand {
-        Operand { ptr, col_stride: col_stride as isize, row_stride: 1 }
-    }
-}
-
-/// dst (m x n, rows `dst_row_stride` apart, each contiguous) = lhs (m x k) x rhs (k x n), or
-/// `+=` with `accumulate` (without it the destination is never read, so it may be
-/// uninitialised). One thread: the callers parallelise over images.
-///
-/// # Safety
-/// Every element the shapes and strides address must lie inside its operand's allocation.
-unsafe fn product(
-    [m, n, k]: [usize; 3],
-    dst: *mut f32,
-    dst_row_stride: usize,
-    accumulate: bool,
-    lhs: Operand,
-    rhs: Operand,
-) {
-    // SAFETY: the caller's guarantee.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst,
-            1,
-            dst_row_stride as isize,
-            accumulate,
-            lhs.ptr,
-            lhs.col_stride,
-            lhs.row_stride,
-            rhs.ptr,
-            rhs.col_stride,
-            rhs.row_stride,
-            if accumulate { 1.0 } else { 0.0 },
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        )
-    }
 }
 
 /// y = conv3x3(x, weight) + bias, then ELU when `elu` (inference with batch norm folded into
