@@ -281,10 +281,12 @@ enum Command {
         freeze_backbone: bool,
         /// Augmentation of each training cutout: `full` (90-degree and free rotations, flips,
         /// zoom up to x1.5, shifts, added noise: for a fixed folder seen many times), `dihedral`
-        /// (90-degree turns and flips only, no resampling: for fresh simulations, whose noise
-        /// interpolation would smooth), or `none`.
-        #[arg(long, value_enum, default_value_t = AugmentArg::Full)]
-        augment: AugmentArg,
+        /// (90-degree turns and flips only, no resampling: fresh simulations already vary
+        /// orientation, size and PSF, and interpolating them would smooth their noise), or
+        /// `none`. Default: `dihedral` with --simulate, `full` otherwise (docs/robustness.md
+        /// measures the two).
+        #[arg(long, value_enum)]
+        augment: Option<AugmentArg>,
         /// A note kept in the model card, e.g. the commands that made the data.
         #[arg(long)]
         note: Option<String>,
@@ -1179,7 +1181,7 @@ fn run() -> Result<ExitCode> {
                 steps_per_epoch,
                 freeze_backbone,
                 cosine_lr,
-                augment: augment.into(),
+                augment: augment.unwrap_or(if simulate { AugmentArg::Dihedral } else { AugmentArg::Full }).into(),
                 ..Default::default()
             };
             let stream = simulate.then_some(commands::StreamArgs { look, data_share, val_n, workers });

@@ -477,3 +477,34 @@ fn the_avx2_path_hides_avx512_and_renders_and_scores_as_the_native_one() {
         native.pixels().zip(avx2.pixels()).flat_map(|(p, q)| (0..3).map(move |k| p.0[k].abs_diff(q.0[k]))).max();
     assert!(worst.unwrap_or(0) <= 1, "composites differ by {worst:?} levels");
 }
+
+/// Training on fresh simulations turns and flips them only (resampling would smooth their
+/// noise); a folder seen many times gets the full augmentation. The card says which.
+#[test]
+fn train_defaults_to_dihedral_augmentation_on_fresh_simulations_and_full_on_folders() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let augment_of = |model: &Path| -> serde_json::Value {
+        let card: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(model.with_extension("json")).expect("card")).expect("json");
+        card["provenance"]["config"]["augment"].clone()
+    };
+    let tiny = ["--arch", "cnn", "--epochs", "1", "--steps-per-epoch", "1", "--batch", "2", "--json"];
+    let streamed = dir.path().join("streamed.lensmodel");
+    let mut args = vec!["train", "--simulate", "--look", "kids", "--val-n", "6", "--out", s(&streamed)];
+    args.extend(tiny);
+    let o = lens_inspect(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let aug = augment_of(&streamed);
+    assert_eq!((aug["dihedral"].as_bool(), aug["free_rotation"].as_bool()), (Some(true), Some(false)), "{aug}");
+    assert_eq!(aug["max_zoom"].as_f64(), Some(1.0), "{aug}");
+
+    let sim = dir.path().join("sim");
+    assert!(lens_inspect(&["simulate", "--look", "kids", "--n", "6", "--out", s(&sim)]).status.success());
+    let folder = dir.path().join("folder.lensmodel");
+    let mut args = vec!["train", "--data", s(&sim), "--val-data", s(&sim), "--out", s(&folder)];
+    args.extend(tiny);
+    let o = lens_inspect(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let aug = augment_of(&folder);
+    assert_eq!((aug["free_rotation"].as_bool(), aug["max_zoom"].as_f64()), (Some(true), Some(1.5)), "{aug}");
+}
