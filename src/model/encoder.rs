@@ -3,8 +3,9 @@
 //! dropouts (burn's drew a ChaCha f32 per element; the encoder's five dropouts per layer were
 //! more than half of its training time: `cargo run --release --example encoder_times`, 458 ms
 //! per step with dropout 0.1, 198 ms without), [`fused::gelu`] for exact GELU, and
-//! [`fused::softmax_scaled`] for the attention's scaling and softmax, and [`fused::linear`] for
-//! its six dense layers; at inference dropout does nothing and the others run without autodiff.
+//! [`fused::softmax_scaled`] for the attention's scaling and softmax, [`fused::linear`] for its
+//! six dense layers, and [`fused::attention_scores`] / [`fused::attention_context`] for the
+//! products per head; at inference dropout does nothing and the others run without autodiff.
 
 use burn::nn::activation::Activation;
 use burn::nn::attention::MultiHeadAttention;
@@ -46,15 +47,10 @@ fn layer_forward(layer: &TransformerEncoderLayer, x: Tensor<3>) -> Tensor<3> {
 
 /// burn's `MultiHeadAttention::forward` for self-attention without masks: the context only.
 fn self_attention(mha: &MultiHeadAttention, x: Tensor<3>) -> Tensor<3> {
-    let [batch, tokens, d_model] = x.dims();
-    let heads = |linear: &burn::nn::Linear| {
-        dense(linear, x.clone()).reshape([batch, tokens, mha.n_heads, mha.d_k]).swap_dims(1, 2)
-    };
-    let (query, key, value) = (heads(&mha.query), heads(&mha.key), heads(&mha.value));
-    let scores = query.matmul(key.transpose());
+    let (query, key, value) = (dense(&mha.query, x.clone()), dense(&mha.key, x.clone()), dense(&mha.value, x));
+    let scores = fused::attention_scores(query, key, mha.n_heads);
     let weights = dropout(&mha.dropout, fused::softmax_scaled(scores, 1.0 / (mha.d_k as f32).sqrt()));
-    let context = weights.matmul(value).swap_dims(1, 2).reshape([batch, tokens, d_model]);
-    dense(&mha.output, context)
+    dense(&mha.output, fused::attention_context(weights, value))
 }
 
 /// burn's `PositionWiseFeedForward::forward`, with [`fused::gelu`] for exact GELU.

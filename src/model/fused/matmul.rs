@@ -250,6 +250,224 @@ pub fn linear<const D: usize>(x: Tensor<D>, weight: Tensor<2>, bias: Tensor<1>) 
     Tensor::from_primitive::<Flex>(flex_from_vec(y, out_shape))
 }
 
+/// A destination shared by tasks that write disjoint blocks of it.
+#[derive(Clone, Copy)]
+struct SharedOut(*mut f32);
+// SAFETY: the tasks given one write disjoint elements (each its own head's columns).
+unsafe impl Send for SharedOut {}
+unsafe impl Sync for SharedOut {}
+
+impl SharedOut {
+    fn at(self, offset: usize) -> *mut f32 {
+        // SAFETY: the callers' offsets lie inside the allocation.
+        unsafe { self.0.add(offset) }
+    }
+}
+
+/// The shape of an attention's heads: `batch` x `tokens`, `heads` of `d_k` features each, laid
+/// out as the dense layers give them ([batch, tokens, heads x d_k], a head's features side by
+/// side) so no head is ever copied out.
+#[derive(Debug, Clone, Copy)]
+struct Heads {
+    batch: usize,
+    tokens: usize,
+    heads: usize,
+    d_k: usize,
+}
+
+impl Heads {
+    fn width(self) -> usize {
+        self.heads * self.d_k
+    }
+
+    /// Offset of head `hd` of image `b`'s first token.
+    fn offset(self, b: usize, hd: usize) -> usize {
+        b * self.tokens * self.width() + hd * self.d_k
+    }
+}
+
+/// scores[b, h] = Q_bh K_bh^T, [tokens x tokens] per image and head.
+fn scores_forward(q: &[f32], k: &[f32], s: Heads) -> Vec<f32> {
+    let (t, w) = (s.tokens, s.width());
+    let mut out: Vec<f32> = Vec::with_capacity(s.batch * s.heads * t * t);
+    out.spare_capacity_mut()[..s.batch * s.heads * t * t].par_chunks_mut(t * t).enumerate().for_each(|(bh, dst)| {
+        let o = s.offset(bh / s.heads, bh % s.heads);
+        // SAFETY: dst is t x t; Q_bh is t x d_k with rows w apart; K_bh^T reads K_bh by columns.
+        unsafe {
+            product(
+                [t, t, s.d_k],
+                dst.as_mut_ptr() as *mut f32,
+                t,
+                false,
+                Operand::rows(q.as_ptr().add(o), w),
+                Operand::columns(k.as_ptr().add(o), w),
+            )
+        }
+    });
+    // SAFETY: every block written above.
+    unsafe { out.set_len(s.batch * s.heads * t * t) };
+    out
+}
+
+/// context[b, :, head h] = W_bh V_bh, written in the dense layers' layout [batch, tokens, width].
+fn context_forward(weights: &[f32], v: &[f32], s: Heads) -> Vec<f32> {
+    let (t, w) = (s.tokens, s.width());
+    let n = s.batch * t * w;
+    let mut out: Vec<f32> = Vec::with_capacity(n);
+    let dst = SharedOut(out.as_mut_ptr());
+    (0..s.batch * s.heads).into_par_iter().for_each(|bh| {
+        let o = s.offset(bh / s.heads, bh % s.heads);
+        // SAFETY: this task writes head h's d_k columns of image b's t rows (rows w apart), which
+        // no other task writes; W_bh is t x t, V_bh t x d_k with rows w apart.
+        unsafe {
+            product(
+                [t, s.d_k, t],
+                dst.at(o),
+                w,
+                false,
+                Operand::rows(weights.as_ptr().add(bh * t * t), t),
+                Operand::rows(v.as_ptr().add(o), w),
+            )
+        }
+    });
+    // SAFETY: the heads cover every column of every row.
+    unsafe { out.set_len(n) };
+    out
+}
+
+/// For `out[b, :, head h] = X_bh Y_bh` (X_bh t x t from `square`, read transposed when
+/// `transpose_square`; Y_bh from `heads`, t x d_k with rows `width` apart): the [batch, tokens,
+/// width] result. Serves the gradients of both attention products.
+fn heads_product(square: &[f32], transpose_square: bool, heads: &[f32], s: Heads) -> Vec<f32> {
+    let (t, w) = (s.tokens, s.width());
+    let n = s.batch * t * w;
+    let mut out: Vec<f32> = Vec::with_capacity(n);
+    let dst = SharedOut(out.as_mut_ptr());
+    (0..s.batch * s.heads).into_par_iter().for_each(|bh| {
+        let o = s.offset(bh / s.heads, bh % s.heads);
+        let sq = square[bh * t * t..].as_ptr();
+        let lhs = if transpose_square { Operand::columns(sq, t) } else { Operand::rows(sq, t) };
+        // SAFETY: as in `context_forward`.
+        unsafe { product([t, s.d_k, t], dst.at(o), w, false, lhs, Operand::rows(heads.as_ptr().add(o), w)) }
+    });
+    // SAFETY: the heads cover every column of every row.
+    unsafe { out.set_len(n) };
+    out
+}
+
+#[derive(Debug, Clone)]
+struct HeadsState {
+    a: FlexTensor,
+    b: FlexTensor,
+    shape: Heads,
+}
+
+/// Backward of [`attention_scores`]: dQ_bh = dS_bh K_bh, dK_bh = dS_bh^T Q_bh.
+#[derive(Debug)]
+struct ScoresBackward;
+
+impl Backward<Flex, 2> for ScoresBackward {
+    type State = HeadsState;
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        let [node_q, node_k] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node);
+        let ds = contiguous_f32(&grad).expect("attention scores: f32 gradient");
+        let HeadsState { a: q, b: k, shape } = ops.state;
+        let dims = vec![shape.batch, shape.tokens, shape.width()];
+        if let Some(node) = node_q {
+            let dq = heads_product(ds.storage(), false, k.storage(), shape);
+            grads.register::<Flex>(node.id, flex_from_vec(dq, dims.clone()));
+        }
+        if let Some(node) = node_k {
+            let dk = heads_product(ds.storage(), true, q.storage(), shape);
+            grads.register::<Flex>(node.id, flex_from_vec(dk, dims));
+        }
+    }
+}
+
+/// Backward of [`attention_context`]: dW_bh = dC_bh V_bh^T, dV_bh = W_bh^T dC_bh.
+#[derive(Debug)]
+struct ContextBackward;
+
+impl Backward<Flex, 2> for ContextBackward {
+    type State = HeadsState;
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        let [node_w, node_v] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node);
+        let dc = contiguous_f32(&grad).expect("attention context: f32 gradient");
+        let HeadsState { a: weights, b: v, shape } = ops.state;
+        if let Some(node) = node_w {
+            // dC_bh V_bh^T has the shape of the scores: the scores' forward on (dC, V).
+            let dw = scores_forward(dc.storage(), v.storage(), shape);
+            grads.register::<Flex>(
+                node.id,
+                flex_from_vec(dw, vec![shape.batch, shape.heads, shape.tokens, shape.tokens]),
+            );
+        }
+        if let Some(node) = node_v {
+            let dv = heads_product(weights.storage(), true, dc.storage(), shape);
+            grads.register::<Flex>(node.id, flex_from_vec(dv, vec![shape.batch, shape.tokens, shape.width()]));
+        }
+    }
+}
+
+/// Attention scores Q K^T per head, from the query and key layers' outputs [batch, tokens,
+/// heads x d_k] as they are: [batch, heads, tokens, tokens]. burn's way (reshape, swap, matmul)
+/// copies each head out and the product's output once more.
+pub fn attention_scores(q: Tensor<3>, k: Tensor<3>, heads: usize) -> Tensor<4> {
+    let [batch, tokens, width] = q.dims();
+    let burns = |q: Tensor<3>, k: Tensor<3>| {
+        let split = |x: Tensor<3>| x.reshape([batch, tokens, heads, width / heads]).swap_dims(1, 2);
+        split(q).matmul(split(k).transpose())
+    };
+    if heads == 0 || width % heads != 0 || k.dims() != [batch, tokens, width] {
+        return burns(q, k);
+    }
+    let shape = Heads { batch, tokens, heads, d_k: width / heads };
+    let (Some((qa, qf)), Some((ka, kf))) = (flex_values(&q), flex_values(&k)) else {
+        return burns(q, k);
+    };
+    let y = flex_from_vec(scores_forward(qf.storage(), kf.storage(), shape), vec![batch, heads, tokens, tokens]);
+    match (qa, ka) {
+        (Some(qa), Some(ka)) => {
+            drop((q, k));
+            record(ScoresBackward, [qa.node(), ka.node()], || HeadsState { a: qf, b: kf, shape }, y)
+        }
+        (None, None) => Tensor::from_primitive::<Flex>(y),
+        _ => burns(q, k),
+    }
+}
+
+/// The attention's context, weights x values per head, written straight into the layout the
+/// output layer reads: weights [batch, heads, tokens, tokens] and the value layer's output
+/// [batch, tokens, heads x d_k] give [batch, tokens, heads x d_k].
+pub fn attention_context(weights: Tensor<4>, v: Tensor<3>) -> Tensor<3> {
+    let [batch, heads, tokens, _] = weights.dims();
+    let [_, _, width] = v.dims();
+    let burns = |weights: Tensor<4>, v: Tensor<3>| {
+        let split = v.reshape([batch, tokens, heads, width / heads]).swap_dims(1, 2);
+        weights.matmul(split).swap_dims(1, 2).reshape([batch, tokens, width])
+    };
+    if heads == 0 || width % heads != 0 || v.dims() != [batch, tokens, width] || weights.dims()[3] != tokens {
+        return burns(weights, v);
+    }
+    let shape = Heads { batch, tokens, heads, d_k: width / heads };
+    let (Some((wa, wf)), Some((va, vf))) = (flex_values(&weights), flex_values(&v)) else {
+        return burns(weights, v);
+    };
+    let y = flex_from_vec(context_forward(wf.storage(), vf.storage(), shape), vec![batch, tokens, width]);
+    match (wa, va) {
+        (Some(wa), Some(va)) => {
+            drop((weights, v));
+            record(ContextBackward, [wa.node(), va.node()], || HeadsState { a: wf, b: vf, shape }, y)
+        }
+        (None, None) => Tensor::from_primitive::<Flex>(y),
+        _ => burns(weights, v),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -301,6 +519,60 @@ mod tests {
             let plain = linear(x.clone().inner(), w.clone().inner(), b.clone().inner());
             let d = worst(&plain.try_into_vec_as::<f32>().expect("values"), &burns.0);
             assert!(d < 1e-5, "inference: {d}");
+        }
+    }
+
+    /// Both attention products against burn's reshape / swap / matmul, in value and in the
+    /// gradient of each input, with and without autodiff.
+    #[test]
+    fn attention_products_are_burns_per_head_in_value_and_every_gradient() {
+        let ad = Device::flex().autodiff();
+        ad.seed(8);
+        for [batch, tokens, heads, d_k] in [[2usize, 5, 1, 3], [3, 17, 4, 8], [4, 144, 4, 32]] {
+            let width = heads * d_k;
+            let normal =
+                |shape: [usize; 3]| Tensor::<3>::random(shape, Distribution::Normal(0.0, 1.0), &ad).require_grad();
+            let (q, k, v) =
+                (normal([batch, tokens, width]), normal([batch, tokens, width]), normal([batch, tokens, width]));
+            let gs = Tensor::<4>::random([batch, heads, tokens, tokens], Distribution::Normal(0.0, 1.0), &ad);
+            let gc = Tensor::<3>::random([batch, tokens, width], Distribution::Normal(0.0, 1.0), &ad);
+            let split = |x: Tensor<3>| x.reshape([batch, tokens, heads, d_k]).swap_dims(1, 2);
+            // Scores, then a softmax so the context's weights are weights.
+            let run = |fused: bool| {
+                let s = if fused {
+                    attention_scores(q.clone(), k.clone(), heads)
+                } else {
+                    split(q.clone()).matmul(split(k.clone()).transpose())
+                };
+                let w = burn::tensor::activation::softmax(s.clone(), 3);
+                let c = if fused {
+                    attention_context(w, v.clone())
+                } else {
+                    w.matmul(split(v.clone())).swap_dims(1, 2).reshape([batch, tokens, width])
+                };
+                let loss = (s.clone() * gs.clone()).sum() + (c.clone() * gc.clone()).sum();
+                let grads = loss.backward();
+                let g = |t: &Tensor<3>| t.grad(&grads).expect("gradient").try_into_vec_as::<f32>().expect("values");
+                (values(s), values(c), g(&q), g(&k), g(&v))
+            };
+            let (ours, burns) = (run(true), run(false));
+            for (a, b, what) in [
+                (&ours.0, &burns.0, "scores"),
+                (&ours.1, &burns.1, "context"),
+                (&ours.2, &burns.2, "query gradient"),
+                (&ours.3, &burns.3, "key gradient"),
+                (&ours.4, &burns.4, "value gradient"),
+            ] {
+                let d = worst(a, b);
+                assert!(d < 1e-5, "[{batch}, {tokens}, {heads} x {d_k}], {what}: relative difference {d}");
+            }
+            let (pq, pk, pv) = (q.clone().inner(), k.clone().inner(), v.clone().inner());
+            let s = attention_scores(pq, pk, heads);
+            let d = worst(&s.clone().try_into_vec_as::<f32>().expect("values"), &burns.0);
+            assert!(d < 1e-5, "scores without autodiff: {d}");
+            let c = attention_context(burn::tensor::activation::softmax(s, 3), pv);
+            let d = worst(&c.try_into_vec_as::<f32>().expect("values"), &burns.1);
+            assert!(d < 1e-5, "context without autodiff: {d}");
         }
     }
 }

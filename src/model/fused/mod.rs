@@ -19,7 +19,9 @@ pub use conv::{
     conv3x3_elu_inference, conv3x3_forward, conv3x3_input_gradient, conv3x3_train, conv3x3_weight_gradient,
 };
 pub use math::exp_nonpositive;
-pub use matmul::{linear, linear_forward, linear_input_gradient, linear_weight_gradient};
+pub use matmul::{
+    attention_context, attention_scores, linear, linear_forward, linear_input_gradient, linear_weight_gradient,
+};
 pub use norm::{batch_norm_elu_train, elu_inference, BatchNormEluOutput};
 pub use pool::max_pool2x2;
 pub use transformer::{dropout, gelu, softmax_scaled};
