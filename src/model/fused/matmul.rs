@@ -5,7 +5,9 @@
 //! (docs/flamegraphs/training-step-avx2.svg), on top of the transposed copies its backward makes.
 //! The dense layers of the transformer encoder (queries, keys, values, output, and the
 //! feed-forward pair) run here instead: forward, input gradient and weight gradient each one
-//! `gemm` per block of rows, straight into the result.
+//! `gemm` per block of rows, straight into the result. So do the attention's two products per
+//! head, which read the dense layers' outputs in place (a head is a block of their columns)
+//! instead of copying every head out first.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::grads::Gradients;

@@ -1,8 +1,8 @@
 //! Hand-written operations for where burn's CPU backend (Flex) spent most of a training step
 //! of the Lens Detector, each a single autodiff operation with a hand-written backward (or a
 //! single pass without gradients): batch norm + ELU, the 3 x 3 convolution's weight gradient,
-//! the 2 x 2 max-pool, and the transformer's dropout, GELU and softmax. docs/speed.md has the
-//! measurements behind each, against PyTorch.
+//! the 2 x 2 max-pool, and the transformer's dropout, GELU, softmax, dense layers and attention
+//! products. docs/speed.md has the measurements behind each, against PyTorch.
 //!
 //! Each applies only to f32 tensors on the Flex backend (the one this program runs on); on any
 //! other backend or layout the callers fall back to burn's own operations, which compute the same
