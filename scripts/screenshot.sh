@@ -36,6 +36,9 @@ shot() { # name, args...
   wait $pid 2>/dev/null || true
 }
 shot grade --inspector screenshot-volunteer
+# Review views are for researchers, and only a researcher of the project grants that role: the
+# screenshot inspector is given it here (in a project of your own, run this yourself or skip it).
+"$bin" inspectors add screenshot-researcher --role researcher --project "$project" >/dev/null
 shot review --inspector screenshot-researcher --role researcher --review
 shot gallery --inspector screenshot-researcher --role researcher --review --review-tab gallery
 shot dashboard --inspector screenshot-researcher --role researcher --review --review-tab dashboard
