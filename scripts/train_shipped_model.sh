@@ -13,7 +13,7 @@
 #            resampling of fresh simulations), 20 epochs at lr 1.5e-4 (about 2 hours)
 #            -> models/lens-detector.lensmodel. Stages 1-4 ran with the full augmentation that
 #            was then the default (`--augment full`), which the script now names. The shipped
-#            file is stage 5's best epoch when it was taken: epoch 8 of 20 (the session ended
+#            file is stage 5's best epoch when it was taken: epoch 12 of 20 (the session ended
 #            while the run went on; its card records the epochs it saw);
 # then measures it on the in-domain test set and the stress suite and writes that into its card.
 #
