@@ -49,7 +49,7 @@ pub fn ingest_speed(dir: &Path, n: usize) -> anyhow::Result<IngestBench> {
 
 /// Runs benches/ingest_astropy.py on the same folder: the notebook way (astropy reads, WCS,
 /// sky sigma, SQLite rows), or with `pixels_only` only the reads.
-pub fn astropy_ingest(python: &Path, script: &Path, dir: &Path, pixels_only: bool) -> anyhow::Result<AstropyCutouts> {
+pub fn astropy_ingest(python: &Path, script: &Path, dir: &Path, pixels_only: bool) -> anyhow::Result<PythonBench> {
     let mut args = vec![dir.join("bologna").into_os_string(), dir.join("astropy.db").into_os_string()];
     if pixels_only {
         args.push("--pixels-only".into());
@@ -379,15 +379,16 @@ pub fn cutouts_speed(dir: &Path, tiles: usize, side: usize, objects: usize) -> a
     })
 }
 
+/// What a Python benchmark script (astropy, lenstronomy) reports: how many cutouts in how long.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct AstropyCutouts {
+pub struct PythonBench {
     pub cutouts: usize,
     pub seconds: f64,
 }
 
 /// Runs benches/cutouts_astropy.py (astropy `Cutout2D` on memory-mapped tiles, the same tiles and
 /// catalogue, writing the same cubes) and reads its JSON line.
-pub fn astropy_cutouts(python: &Path, script: &Path, dir: &Path) -> anyhow::Result<AstropyCutouts> {
+pub fn astropy_cutouts(python: &Path, script: &Path, dir: &Path) -> anyhow::Result<PythonBench> {
     let out = dir.join("out-astropy");
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(&out)?;
@@ -397,12 +398,12 @@ pub fn astropy_cutouts(python: &Path, script: &Path, dir: &Path) -> anyhow::Resu
 
 /// Runs benches/simulate_lenstronomy.py: `n` four-band lenses simulated by lenstronomy, the way
 /// a lenstronomy script would make a KiDS-like set.
-pub fn lenstronomy_simulate(python: &Path, script: &Path, n: usize) -> anyhow::Result<AstropyCutouts> {
+pub fn lenstronomy_simulate(python: &Path, script: &Path, n: usize) -> anyhow::Result<PythonBench> {
     run_python_bench(python, script, &[n.to_string().into()])
 }
 
 /// Runs a Python benchmark script and reads the `{"cutouts": N, "seconds": S}` line it prints last.
-fn run_python_bench(python: &Path, script: &Path, args: &[std::ffi::OsString]) -> anyhow::Result<AstropyCutouts> {
+fn run_python_bench(python: &Path, script: &Path, args: &[std::ffi::OsString]) -> anyhow::Result<PythonBench> {
     use anyhow::Context;
     let o = std::process::Command::new(python)
         .arg(script)

@@ -32,7 +32,7 @@ pub struct RayShooter<'a> {
 }
 
 impl RayShooter<'_> {
-    /// The source-plane position of an image-plane position, as [`SieShear::ray_shoot`].
+    /// The source-plane position of an image-plane position: beta = theta - alpha(theta).
     pub fn ray_shoot(&self, x: f64, y: f64) -> (f64, f64) {
         let (ax, ay) = self.lens.deflection_in_frame(self.frame, x, y);
         (x - ax, y - ay)
@@ -66,8 +66,7 @@ impl SieShear {
 
     /// The source-plane position of an image-plane position: beta = theta - alpha(theta).
     pub fn ray_shoot(&self, x: f64, y: f64) -> (f64, f64) {
-        let (ax, ay) = self.deflection(x, y);
-        (x - ax, y - ay)
+        self.shooter().ray_shoot(x, y)
     }
 
     /// Signed magnification at (x, y), from the Jacobian of the lens map by central differences.

@@ -311,35 +311,10 @@ fn scores_forward(q: &[f32], k: &[f32], s: Heads) -> Vec<f32> {
     out
 }
 
-/// context[b, :, head h] = W_bh V_bh, written in the dense layers' layout [batch, tokens, width].
-fn context_forward(weights: &[f32], v: &[f32], s: Heads) -> Vec<f32> {
-    let (t, w) = (s.tokens, s.width());
-    let n = s.batch * t * w;
-    let mut out: Vec<f32> = Vec::with_capacity(n);
-    let dst = SharedOut(out.as_mut_ptr());
-    (0..s.batch * s.heads).into_par_iter().for_each(|bh| {
-        let o = s.offset(bh / s.heads, bh % s.heads);
-        // SAFETY: this task writes head h's d_k columns of image b's t rows (rows w apart), which
-        // no other task writes; W_bh is t x t, V_bh t x d_k with rows w apart.
-        unsafe {
-            product(
-                [t, s.d_k, t],
-                dst.at(o),
-                w,
-                false,
-                Operand::rows(weights.as_ptr().add(bh * t * t), t),
-                Operand::rows(v.as_ptr().add(o), w),
-            )
-        }
-    });
-    // SAFETY: the heads cover every column of every row.
-    unsafe { out.set_len(n) };
-    out
-}
-
-/// For `out[b, :, head h] = X_bh Y_bh` (X_bh t x t from `square`, read transposed when
-/// `transpose_square`; Y_bh from `heads`, t x d_k with rows `width` apart): the [batch, tokens,
-/// width] result. Serves the gradients of both attention products.
+/// `out[b, :, head h] = X_bh Y_bh` (X_bh t x t from `square`, read transposed when
+/// `transpose_square`; Y_bh from `heads`, t x d_k with rows `width` apart), written in the dense
+/// layers' layout [batch, tokens, width]: the context (weights x values) and the gradients of
+/// both attention products.
 fn heads_product(square: &[f32], transpose_square: bool, heads: &[f32], s: Heads) -> Vec<f32> {
     let (t, w) = (s.tokens, s.width());
     let n = s.batch * t * w;
@@ -349,7 +324,8 @@ fn heads_product(square: &[f32], transpose_square: bool, heads: &[f32], s: Heads
         let o = s.offset(bh / s.heads, bh % s.heads);
         let sq = square[bh * t * t..].as_ptr();
         let lhs = if transpose_square { Operand::columns(sq, t) } else { Operand::rows(sq, t) };
-        // SAFETY: as in `context_forward`.
+        // SAFETY: this task writes head h's d_k columns of image b's t rows (rows w apart), which
+        // no other task writes; X_bh is t x t, Y_bh t x d_k with rows w apart.
         unsafe { product([t, s.d_k, t], dst.at(o), w, false, lhs, Operand::rows(heads.as_ptr().add(o), w)) }
     });
     // SAFETY: the heads cover every column of every row.
@@ -459,7 +435,7 @@ pub fn attention_context(weights: Tensor<4>, v: Tensor<3>) -> Tensor<3> {
     let (Some((wa, wf)), Some((va, vf))) = (flex_values(&weights), flex_values(&v)) else {
         return burns(weights, v);
     };
-    let y = flex_from_vec(context_forward(wf.storage(), vf.storage(), shape), vec![batch, tokens, width]);
+    let y = flex_from_vec(heads_product(wf.storage(), false, vf.storage(), shape), vec![batch, tokens, width]);
     match (wa, va) {
         (Some(wa), Some(va)) => {
             drop((weights, v));
