@@ -19,3 +19,4 @@ pub mod queue;
 pub mod render;
 pub mod sim;
 pub mod survey;
+pub mod vmath;

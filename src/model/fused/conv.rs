@@ -70,13 +70,16 @@ pub fn conv3x3_forward(x: &[f32], weight: &[f32], bias: &[f32], dims: [usize; 5]
                 for (c, &b) in bias.iter().enumerate() {
                     // SAFETY: just written by the product above.
                     let tile = unsafe { std::slice::from_raw_parts_mut(yp.add(c * hw + row0 * w), len) };
-                    simd(|| {
-                        if elu {
-                            tile.iter_mut().for_each(|v| *v = elu_scalar(*v + b));
-                        } else {
-                            tile.iter_mut().for_each(|v| *v += b);
-                        }
-                    })
+                    simd(
+                        #[inline(always)]
+                        || {
+                            if elu {
+                                tile.iter_mut().for_each(|v| *v = elu_scalar(*v + b));
+                            } else {
+                                tile.iter_mut().for_each(|v| *v += b);
+                            }
+                        },
+                    )
                 }
             }
         },
@@ -288,7 +291,13 @@ impl Backward<Flex, 3> for Conv3x3Backward {
             grads.register::<Flex>(node.id, flex_from_vec(dw, vec![co, ci, 3, 3]));
         }
         if let Some(node) = node_b {
-            let sums = channel_sums(dy.storage::<f32>(), co, h * w, |_, v| lane_sum(v, v, v, |a, _, _| a));
+            let sums = channel_sums(
+                dy.storage::<f32>(),
+                co,
+                h * w,
+                #[inline(always)]
+                |_, v| lane_sum(v, v, v, |a, _, _| a),
+            );
             let db: Vec<f32> = sums.iter().map(|&v| v as f32).collect();
             grads.register::<Flex>(node.id, flex_from_vec(db, vec![co]));
         }

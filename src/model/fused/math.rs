@@ -1,65 +1,7 @@
-//! Scalar kernels written so that loops over slices vectorise: no library calls, no branches
-//! beyond selects; and [`simd`], which compiles such a loop for the widest vectors the CPU has.
+//! Scalar kernels of the network's fused operations, written so that loops over slices
+//! vectorise (see [`crate::vmath`], which holds `exp` and the dispatcher [`simd`]).
 
-/// Runs `f` compiled for AVX-512 or for AVX2 + FMA when the CPU has them, else as built (SSE2 on
-/// x86-64). The program is built for any x86-64, so without this every loop of the fused kernels
-/// ran 4 lanes wide. No floating-point contraction is allowed either way, so every path gives
-/// the same bits.
-#[inline(always)]
-pub(crate) fn simd<R>(f: impl FnOnce() -> R) -> R {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512bw")
-            && std::arch::is_x86_feature_detected!("avx512dq")
-            && std::arch::is_x86_feature_detected!("avx512vl")
-        {
-            // SAFETY: the CPU has every feature `with_avx512` is compiled for.
-            return unsafe { with_avx512(f) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-            // SAFETY: as above, for AVX2 and FMA.
-            return unsafe { with_avx2(f) };
-        }
-    }
-    f()
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
-unsafe fn with_avx512<R>(f: impl FnOnce() -> R) -> R {
-    f()
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
-    f()
-}
-
-/// `exp(x)` for `x <= 0` (larger values are clamped to 0): Cody-Waite range reduction and a
-/// degree-6 polynomial, within 2 ulp of `f32::exp`. No branches and no library call, so a loop
-/// over a slice vectorises (the library `expf` does not).
-#[inline(always)]
-pub fn exp_nonpositive(x: f32) -> f32 {
-    // 1.5 * 2^23: adding it rounds to an integer held in the low mantissa bits.
-    const MAGIC: f32 = 12_582_912.0;
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    let x = x.clamp(-87.0, 0.0);
-    let t = x * std::f32::consts::LOG2_E + MAGIC;
-    let n = t - MAGIC;
-    let exponent = (t.to_bits() as i32).wrapping_sub(MAGIC.to_bits() as i32);
-    let r = x - n * LN2_HI - n * LN2_LO;
-    let mut p = 1.987_569_1e-4_f32;
-    p = p * r + 1.398_199_9e-3;
-    p = p * r + 8.333_452e-3;
-    p = p * r + 4.166_579_6e-2;
-    p = p * r + 1.666_666_5e-1;
-    p = p * r + 0.5;
-    let e = p * r * r + r + 1.0;
-    e * f32::from_bits(((exponent + 127) as u32) << 23)
-}
+pub(crate) use crate::vmath::{exp_nonpositive, simd};
 
 /// ELU with alpha 1 of one value.
 #[inline(always)]
@@ -126,21 +68,6 @@ pub(super) fn keeps(seed: [u32; 2], threshold: u32, i: u32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn exp_matches_the_library_within_two_ulp_over_the_negative_range() {
-        let mut worst = 0.0f64;
-        let mut x = -87.0f32;
-        while x <= 0.0 {
-            let (want, got) = (x.exp() as f64, exp_nonpositive(x) as f64);
-            worst = worst.max(((got - want) / want).abs());
-            x += 0.000_37;
-        }
-        assert!(worst < 2.5e-7, "largest relative error {worst}");
-        assert_eq!(exp_nonpositive(0.0), 1.0);
-        assert_eq!(exp_nonpositive(5.0), 1.0, "positive inputs are clamped to 0");
-        assert!(exp_nonpositive(-200.0) < 1e-37);
-    }
 
     #[test]
     fn elu_and_its_gradient_from_the_output() {

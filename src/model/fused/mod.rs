@@ -18,7 +18,6 @@ mod transformer;
 pub use conv::{
     conv3x3_elu_inference, conv3x3_forward, conv3x3_input_gradient, conv3x3_train, conv3x3_weight_gradient,
 };
-pub use math::exp_nonpositive;
 pub use matmul::{
     attention_context, attention_scores, linear, linear_forward, linear_input_gradient, linear_weight_gradient,
 };
@@ -100,7 +99,16 @@ pub(super) fn channel_sums(
     plane: usize,
     f: impl Fn(usize, &[f32]) -> f64 + Sync,
 ) -> Vec<f64> {
-    let per_plane: Vec<f64> = data.par_chunks(plane).enumerate().map(|(p, v)| math::simd(|| f(p, v))).collect();
+    let per_plane: Vec<f64> = data
+        .par_chunks(plane)
+        .enumerate()
+        .map(|(p, v)| {
+            math::simd(
+                #[inline(always)]
+                || f(p, v),
+            )
+        })
+        .collect();
     let mut sums = vec![0.0f64; channels];
     for (p, s) in per_plane.into_iter().enumerate() {
         sums[p % channels] += s;

@@ -19,11 +19,14 @@ use super::{channel_sums, contiguous_f32, flex_from_vec, lane_sum, record, track
 
 fn elu_in_place(values: &mut [f32]) {
     values.par_chunks_mut(CHUNK).for_each(|chunk| {
-        simd(|| {
-            for v in chunk {
-                *v = elu_scalar(*v);
-            }
-        })
+        simd(
+            #[inline(always)]
+            || {
+                for v in chunk {
+                    *v = elu_scalar(*v);
+                }
+            },
+        )
     });
 }
 
@@ -83,31 +86,46 @@ impl Backward<Flex, 3> for BnEluBackward {
         let (mean, inv_std) = (&state.mean, &state.inv_std);
         let rows = |p: usize| p * plane..(p + 1) * plane;
         // dz = dy * elu'(z); sums of dz and of dz * xhat per channel.
-        let sum_dz = channel_sums(dy, channels, plane, |p, dy_p| {
-            let y_p = &y[rows(p)];
-            lane_sum(dy_p, y_p, y_p, |g, o, _| g * elu_grad_from_output(o))
-        });
-        let sum_dz_xhat = channel_sums(dy, channels, plane, |p, dy_p| {
-            let c = p % channels;
-            let (y_p, x_p) = (&y[rows(p)], &x[rows(p)]);
-            let (m, s) = (mean[c], inv_std[c]);
-            lane_sum(dy_p, y_p, x_p, |g, o, v| g * elu_grad_from_output(o) * (v - m) * s)
-        });
+        let sum_dz = channel_sums(
+            dy,
+            channels,
+            plane,
+            #[inline(always)]
+            |p, dy_p| {
+                let y_p = &y[rows(p)];
+                lane_sum(dy_p, y_p, y_p, |g, o, _| g * elu_grad_from_output(o))
+            },
+        );
+        let sum_dz_xhat = channel_sums(
+            dy,
+            channels,
+            plane,
+            #[inline(always)]
+            |p, dy_p| {
+                let c = p % channels;
+                let (y_p, x_p) = (&y[rows(p)], &x[rows(p)]);
+                let (m, s) = (mean[c], inv_std[c]);
+                lane_sum(dy_p, y_p, x_p, |g, o, v| g * elu_grad_from_output(o) * (v - m) * s)
+            },
+        );
         if let Some(node) = node_x {
             let mut dx = vec![0.0f32; x.len()];
             dx.par_chunks_mut(plane).enumerate().for_each(|(p, out)| {
-                simd(|| {
-                    let c = p % channels;
-                    let (dy_p, y_p, x_p) = (&dy[rows(p)], &y[rows(p)], &x[rows(p)]);
-                    let (m, s) = (mean[c], inv_std[c]);
-                    let mean_dz = (sum_dz[c] / count) as f32;
-                    let mean_dz_xhat = (sum_dz_xhat[c] / count) as f32;
-                    let scale = state.gamma[c] * s;
-                    for (((o, &g), &yo), &v) in out.iter_mut().zip(dy_p).zip(y_p).zip(x_p) {
-                        let dz = g * elu_grad_from_output(yo);
-                        *o = scale * (dz - mean_dz - (v - m) * s * mean_dz_xhat);
-                    }
-                })
+                simd(
+                    #[inline(always)]
+                    || {
+                        let c = p % channels;
+                        let (dy_p, y_p, x_p) = (&dy[rows(p)], &y[rows(p)], &x[rows(p)]);
+                        let (m, s) = (mean[c], inv_std[c]);
+                        let mean_dz = (sum_dz[c] / count) as f32;
+                        let mean_dz_xhat = (sum_dz_xhat[c] / count) as f32;
+                        let scale = state.gamma[c] * s;
+                        for (((o, &g), &yo), &v) in out.iter_mut().zip(dy_p).zip(y_p).zip(x_p) {
+                            let dz = g * elu_grad_from_output(yo);
+                            *o = scale * (dz - mean_dz - (v - m) * s * mean_dz_xhat);
+                        }
+                    },
+                )
             });
             grads.register::<Flex>(node.id, flex_from_vec(dx, shape.clone()));
         }
@@ -139,14 +157,26 @@ pub fn batch_norm_elu_train(
     let (channels, plane) = (shape[1], shape[2] * shape[3]);
     let count = (shape[0] * plane) as f64;
     let data = xf.storage::<f32>();
-    let mean: Vec<f32> = channel_sums(data, channels, plane, |_, v| lane_sum(v, v, v, |a, _, _| a))
-        .iter()
-        .map(|s| (s / count) as f32)
-        .collect();
-    let variance: Vec<f32> = channel_sums(data, channels, plane, |p, v| {
-        let m = mean[p % channels];
-        lane_sum(v, v, v, |a, _, _| (a - m) * (a - m))
-    })
+    let mean: Vec<f32> = channel_sums(
+        data,
+        channels,
+        plane,
+        #[inline(always)]
+        |_, v| lane_sum(v, v, v, |a, _, _| a),
+    )
+    .iter()
+    .map(|s| (s / count) as f32)
+    .collect();
+    let variance: Vec<f32> = channel_sums(
+        data,
+        channels,
+        plane,
+        #[inline(always)]
+        |p, v| {
+            let m = mean[p % channels];
+            lane_sum(v, v, v, |a, _, _| (a - m) * (a - m))
+        },
+    )
     .iter()
     .map(|s| (s / count) as f32)
     .collect();
@@ -157,11 +187,14 @@ pub fn batch_norm_elu_train(
         let c = p % channels;
         let scale = g[c] * inv_std[c];
         let shift = b[c] - mean[c] * scale;
-        simd(|| {
-            for (o, &v) in o.iter_mut().zip(&data[p * plane..(p + 1) * plane]) {
-                *o = elu_scalar(v * scale + shift);
-            }
-        })
+        simd(
+            #[inline(always)]
+            || {
+                for (o, &v) in o.iter_mut().zip(&data[p * plane..(p + 1) * plane]) {
+                    *o = elu_scalar(v * scale + shift);
+                }
+            },
+        )
     });
     let y = flex_from_vec(out, shape);
     let state = || BnEluState { x: xf.clone(), y: y.clone(), gamma: g.to_vec(), mean: mean.clone(), inv_std };

@@ -14,13 +14,16 @@ use super::{contiguous_f32, flex_from_vec, flex_values, lane_sum, record, tracke
 /// `out[i] = values[i] * scale` where element `i` survives the mask, else 0.
 fn apply_dropout(values: &[f32], out: &mut [f32], seed: [u32; 2], threshold: u32, scale: f32) {
     out.par_chunks_mut(CHUNK).enumerate().for_each(|(k, o)| {
-        simd(|| {
-            let start = k * CHUNK;
-            for (j, (o, &v)) in o.iter_mut().zip(&values[start..]).enumerate() {
-                let keep = keeps(seed, threshold, (start + j) as u32);
-                *o = if keep { v * scale } else { 0.0 };
-            }
-        })
+        simd(
+            #[inline(always)]
+            || {
+                let start = k * CHUNK;
+                for (j, (o, &v)) in o.iter_mut().zip(&values[start..]).enumerate() {
+                    let keep = keeps(seed, threshold, (start + j) as u32);
+                    *o = if keep { v * scale } else { 0.0 };
+                }
+            },
+        )
     });
 }
 
@@ -91,12 +94,15 @@ impl Backward<Flex, 1> for GeluBackward {
             let (dy, values) = (dy.storage::<f32>(), x.storage::<f32>());
             let mut dx = vec![0.0f32; values.len()];
             dx.par_chunks_mut(CHUNK).enumerate().for_each(|(k, out)| {
-                simd(|| {
-                    let start = k * CHUNK;
-                    for ((o, &g), &v) in out.iter_mut().zip(&dy[start..]).zip(&values[start..]) {
-                        *o = g * gelu_and_slope(v).1;
-                    }
-                })
+                simd(
+                    #[inline(always)]
+                    || {
+                        let start = k * CHUNK;
+                        for ((o, &g), &v) in out.iter_mut().zip(&dy[start..]).zip(&values[start..]) {
+                            *o = g * gelu_and_slope(v).1;
+                        }
+                    },
+                )
             });
             flex_from_vec(dx, x.layout().shape().to_vec())
         });
@@ -114,12 +120,15 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     let values = xf.storage::<f32>();
     let mut out = vec![0.0f32; values.len()];
     out.par_chunks_mut(CHUNK).enumerate().for_each(|(k, o)| {
-        simd(|| {
-            let start = k * CHUNK;
-            for (o, &v) in o.iter_mut().zip(&values[start..]) {
-                *o = gelu_and_slope(v).0;
-            }
-        })
+        simd(
+            #[inline(always)]
+            || {
+                let start = k * CHUNK;
+                for (o, &v) in o.iter_mut().zip(&values[start..]) {
+                    *o = gelu_and_slope(v).0;
+                }
+            },
+        )
     });
     let y = flex_from_vec(out, xf.layout().shape().to_vec());
     match handle {
@@ -131,19 +140,22 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 /// Softmax over rows of `width` values, each value first multiplied by `scale`.
 fn softmax_rows(x: &[f32], out: &mut [f32], width: usize, scale: f32) {
     out.par_chunks_mut(width * 64).enumerate().for_each(|(k, block)| {
-        simd(|| {
-            let start = k * width * 64;
-            for (r, o) in block.chunks_mut(width).enumerate() {
-                let row = &x[start + r * width..start + (r + 1) * width];
-                let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v * scale));
-                for (o, &v) in o.iter_mut().zip(row) {
-                    *o = exp_nonpositive(v * scale - max);
+        simd(
+            #[inline(always)]
+            || {
+                let start = k * width * 64;
+                for (r, o) in block.chunks_mut(width).enumerate() {
+                    let row = &x[start + r * width..start + (r + 1) * width];
+                    let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v * scale));
+                    for (o, &v) in o.iter_mut().zip(row) {
+                        *o = exp_nonpositive(v * scale - max);
+                    }
+                    let total = lane_sum(o, o, o, |a, _, _| a) as f32;
+                    let inv = 1.0 / total;
+                    o.iter_mut().for_each(|v| *v *= inv);
                 }
-                let total = lane_sum(o, o, o, |a, _, _| a) as f32;
-                let inv = 1.0 / total;
-                o.iter_mut().for_each(|v| *v *= inv);
-            }
-        })
+            },
+        )
     });
 }
 
@@ -169,17 +181,20 @@ impl Backward<Flex, 1> for SoftmaxBackward {
             let mut dx = vec![0.0f32; y.len()];
             // dx = scale * y * (dy - sum(dy * y)) per row.
             dx.par_chunks_mut(width * 64).enumerate().for_each(|(k, block)| {
-                simd(|| {
-                    let start = k * width * 64;
-                    for (r, o) in block.chunks_mut(width).enumerate() {
-                        let range = start + r * width..start + (r + 1) * width;
-                        let (g, p) = (&dy[range.clone()], &y[range]);
-                        let dot = lane_sum(g, p, p, |a, b, _| a * b) as f32;
-                        for ((o, &a), &b) in o.iter_mut().zip(g).zip(p) {
-                            *o = scale * b * (a - dot);
+                simd(
+                    #[inline(always)]
+                    || {
+                        let start = k * width * 64;
+                        for (r, o) in block.chunks_mut(width).enumerate() {
+                            let range = start + r * width..start + (r + 1) * width;
+                            let (g, p) = (&dy[range.clone()], &y[range]);
+                            let dot = lane_sum(g, p, p, |a, b, _| a * b) as f32;
+                            for ((o, &a), &b) in o.iter_mut().zip(g).zip(p) {
+                                *o = scale * b * (a - dot);
+                            }
                         }
-                    }
-                })
+                    },
+                )
             });
             flex_from_vec(dx, shape)
         });
