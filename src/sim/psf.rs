@@ -73,9 +73,11 @@ pub fn psf_kernel(shape: &PsfShape, pixel_arcsec: f64, half: usize) -> Vec<f64> 
 /// FFT convolution of `size` x `size` images with kernels of side up to `2 * half + 1`.
 ///
 /// Spectra are kept transposed (the layout after row then column transforms), which saves two
-/// transposes per convolution; rows known to be zero (padding) are not transformed; and two real
-/// images (or kernels) share one complex transform, their spectra separated by Hermitian
-/// symmetry: with A = F(x + i y), X(k) = (A(k) + conj A(-k)) / 2, Y(k) = (A(k) - conj A(-k)) / 2i.
+/// transposes per convolution; rows known to be zero (padding, and all but a kernel's few rows)
+/// are not transformed; and two real images (or kernels) share one complex transform, their
+/// spectra separated by Hermitian symmetry: with A = F(x + i y), X(k) = (A(k) + conj A(-k)) / 2,
+/// Y(k) = (A(k) - conj A(-k)) / 2i. Buffers live in a per-thread [`Workspace`], so a simulation
+/// neither allocates nor zeroes its n x n planes.
 pub struct Convolver {
     size: usize,
     half: usize,
@@ -87,6 +89,37 @@ pub struct Convolver {
 /// A kernel's spectrum in the [`Convolver`]'s (transposed) layout.
 pub type Spectrum = Vec<Complex<f64>>;
 
+/// The n x n planes and FFT scratch one convolution needs, kept per thread between calls.
+#[derive(Default)]
+struct Workspace {
+    /// The padded input; rows a transform skips must be zero on entry.
+    data: Vec<Complex<f64>>,
+    /// The transposed spectrum.
+    spectrum: Vec<Complex<f64>>,
+    /// The product of spectra, transformed back in place.
+    product: Vec<Complex<f64>>,
+    scratch: Vec<Complex<f64>>,
+}
+
+impl Workspace {
+    /// Sizes every plane for an n x n transform; `data` comes back all zero.
+    fn ready(&mut self, n: usize, scratch: usize) {
+        for plane in [&mut self.data, &mut self.spectrum, &mut self.product] {
+            if plane.len() != n * n {
+                *plane = vec![Complex::default(); n * n];
+            }
+        }
+        self.data.fill(Complex::default());
+        if self.scratch.len() < scratch {
+            self.scratch = vec![Complex::default(); scratch];
+        }
+    }
+}
+
+thread_local! {
+    static WORKSPACE: std::cell::RefCell<Workspace> = std::cell::RefCell::new(Workspace::default());
+}
+
 impl Convolver {
     pub fn new(size: usize, half: usize) -> Convolver {
         let n = (size + 2 * half).next_power_of_two();
@@ -94,43 +127,48 @@ impl Convolver {
         Convolver { size, half, n, forward: planner.plan_fft_forward(n), inverse: planner.plan_fft_inverse(n) }
     }
 
-    /// Forward 2-D transform of an n x n buffer whose rows from `rows` on are zero; the result is
-    /// transposed.
-    fn forward2(&self, data: &mut [Complex<f64>], rows: usize) -> Vec<Complex<f64>> {
-        let n = self.n;
-        let mut scratch = vec![Complex::default(); self.forward.get_inplace_scratch_len()];
-        self.forward.process_with_scratch(&mut data[..rows * n], &mut scratch);
-        let mut t = vec![Complex::default(); n * n];
-        transpose::transpose(data, &mut t, n, n);
-        self.forward.process_with_scratch(&mut t, &mut scratch);
-        t
+    fn scratch_len(&self) -> usize {
+        self.forward.get_inplace_scratch_len().max(self.inverse.get_inplace_scratch_len())
     }
 
-    /// Inverse of [`Convolver::forward2`], computing only the first `rows` output rows.
-    fn inverse2(&self, mut t: Vec<Complex<f64>>, rows: usize) -> Vec<Complex<f64>> {
+    /// Forward 2-D transform of `data` into `out`, transposed. Only the rows in `rows` are
+    /// transformed along their length: the others must be zero (their transform is zero).
+    fn forward2(
+        &self,
+        data: &mut [Complex<f64>],
+        rows: impl IntoIterator<Item = std::ops::Range<usize>>,
+        out: &mut [Complex<f64>],
+        scratch: &mut [Complex<f64>],
+    ) {
         let n = self.n;
-        let mut scratch = vec![Complex::default(); self.inverse.get_inplace_scratch_len()];
-        self.inverse.process_with_scratch(&mut t, &mut scratch);
-        let mut data = vec![Complex::default(); n * n];
-        transpose::transpose(&t, &mut data, n, n);
-        self.inverse.process_with_scratch(&mut data[..rows * n], &mut scratch);
-        data
+        for r in rows {
+            self.forward.process_with_scratch(&mut data[r.start * n..r.end * n], scratch);
+        }
+        transpose::transpose(data, out, n, n);
+        self.forward.process_with_scratch(out, scratch);
     }
 
-    /// Splits the transform of x + i y into the transforms of x and y.
-    fn split(&self, a: &[Complex<f64>]) -> (Spectrum, Spectrum) {
+    /// Inverse of [`Convolver::forward2`] of `t` (overwritten) into `out`, computing only the
+    /// first `rows` output rows.
+    fn inverse2(&self, t: &mut [Complex<f64>], rows: usize, out: &mut [Complex<f64>], scratch: &mut [Complex<f64>]) {
         let n = self.n;
-        let mut x = vec![Complex::default(); n * n];
-        let mut y = vec![Complex::default(); n * n];
+        self.inverse.process_with_scratch(t, scratch);
+        transpose::transpose(t, out, n, n);
+        self.inverse.process_with_scratch(&mut out[..rows * n], scratch);
+    }
+
+    /// Calls `f(k, A(k), conj A(-k))` for every index k of an n x n spectrum: the pairs that
+    /// separate two real signals sharing one transform.
+    #[inline]
+    fn with_partners(&self, a: &[Complex<f64>], mut f: impl FnMut(usize, Complex<f64>, Complex<f64>)) {
+        let n = self.n;
         for r in 0..n {
+            let mirror_row = &a[((n - r) % n) * n..][..n];
+            let row = &a[r * n..][..n];
             for c in 0..n {
-                let k = r * n + c;
-                let m = a[((n - r) % n) * n + (n - c) % n].conj();
-                x[k] = (a[k] + m) * 0.5;
-                y[k] = (a[k] - m) * Complex::new(0.0, -0.5);
+                f(r * n + c, row[c], mirror_row[(n - c) % n].conj());
             }
         }
-        (x, y)
     }
 
     fn kernel_buffer(&self, kernel: &[f64], into_imag: bool, buf: &mut [Complex<f64>]) {
@@ -152,22 +190,30 @@ impl Convolver {
 
     /// The spectra of several kernels (side `2 * half + 1`, centred), two per transform.
     pub fn spectra(&self, kernels: &[Vec<f64>]) -> Vec<Spectrum> {
-        let n = self.n;
-        let mut out = Vec::with_capacity(kernels.len());
-        for pair in kernels.chunks(2) {
-            let mut buf = vec![Complex::default(); n * n];
-            self.kernel_buffer(&pair[0], false, &mut buf);
-            if let Some(second) = pair.get(1) {
-                self.kernel_buffer(second, true, &mut buf);
+        let (n, half) = (self.n, self.half);
+        // A centred kernel wraps around: its rows are the first half + 1 and the last half.
+        let rows = [0..half + 1, n - half..n];
+        WORKSPACE.with_borrow_mut(|w| {
+            let mut out = Vec::with_capacity(kernels.len());
+            for pair in kernels.chunks(2) {
+                w.ready(n, self.scratch_len());
+                self.kernel_buffer(&pair[0], false, &mut w.data);
+                if let Some(second) = pair.get(1) {
+                    self.kernel_buffer(second, true, &mut w.data);
+                }
+                self.forward2(&mut w.data, rows.clone(), &mut w.spectrum, &mut w.scratch);
+                let (mut x, mut y) = (Vec::with_capacity(n * n), Vec::with_capacity(n * n));
+                self.with_partners(&w.spectrum, |_, ak, m| {
+                    x.push((ak + m) * 0.5);
+                    y.push((ak - m) * Complex::new(0.0, -0.5));
+                });
+                out.push(x);
+                if pair.len() == 2 {
+                    out.push(y);
+                }
             }
-            let a = self.forward2(&mut buf, n);
-            let (x, y) = self.split(&a);
-            out.push(x);
-            if pair.len() == 2 {
-                out.push(y);
-            }
-        }
-        out
+            out
+        })
     }
 
     /// The spectrum of one kernel.
@@ -181,39 +227,54 @@ impl Convolver {
     pub fn apply_many(&self, images: &[&[f64]], spectra: &[&Spectrum]) -> Vec<Vec<f64>> {
         assert_eq!(images.len(), spectra.len());
         let (n, size) = (self.n, self.size);
-        let mut out = Vec::with_capacity(images.len());
-        for (imgs, specs) in images.chunks(2).zip(spectra.chunks(2)) {
-            let mut buf = vec![Complex::default(); n * n];
-            for r in 0..size {
-                for c in 0..size {
-                    buf[r * n + c].re = imgs[0][r * size + c];
-                    if let Some(second) = imgs.get(1) {
-                        buf[r * n + c].im = second[r * size + c];
-                    }
-                }
-            }
-            let a = self.forward2(&mut buf, size);
-            let z: Vec<Complex<f64>> = if imgs.len() == 2 {
-                let (x, y) = self.split(&a);
-                let i = Complex::new(0.0, 1.0);
-                (0..n * n).map(|k| x[k] * specs[0][k] + i * y[k] * specs[1][k]).collect()
-            } else {
-                a.iter().zip(specs[0].iter()).map(|(p, q)| p * q).collect()
-            };
-            let data = self.inverse2(z, size);
-            let norm = 1.0 / (n * n) as f64;
-            for part in 0..imgs.len() {
-                let mut o = vec![0.0; size * size];
+        WORKSPACE.with_borrow_mut(|w| {
+            w.ready(n, self.scratch_len());
+            let mut out = Vec::with_capacity(images.len());
+            for (imgs, specs) in images.chunks(2).zip(spectra.chunks(2)) {
+                // Rows from `size` on stay zero (no transform writes them); the first `size`
+                // rows are rewritten whole, padding columns included.
                 for r in 0..size {
-                    for c in 0..size {
-                        let v = data[r * n + c];
-                        o[r * size + c] = if part == 0 { v.re } else { v.im } * norm;
+                    let row = &mut w.data[r * n..(r + 1) * n];
+                    for (c, v) in row.iter_mut().enumerate() {
+                        *v = if c < size {
+                            Complex::new(imgs[0][r * size + c], imgs.get(1).map_or(0.0, |second| second[r * size + c]))
+                        } else {
+                            Complex::default()
+                        };
                     }
                 }
-                out.push(o);
+                self.forward2(&mut w.data, std::iter::once(0..size), &mut w.spectrum, &mut w.scratch);
+                let a = &w.spectrum;
+                if imgs.len() == 2 {
+                    // The two images' spectra, each times its kernel's, recombined as x + i y.
+                    let i = Complex::new(0.0, 1.0);
+                    let product = &mut w.product;
+                    self.with_partners(a, |k, ak, m| {
+                        let x = (ak + m) * 0.5;
+                        let y = (ak - m) * Complex::new(0.0, -0.5);
+                        product[k] = x * specs[0][k] + i * y * specs[1][k];
+                    });
+                } else {
+                    for ((z, p), q) in w.product.iter_mut().zip(a.iter()).zip(specs[0].iter()) {
+                        *z = p * q;
+                    }
+                }
+                self.inverse2(&mut w.product, size, &mut w.data, &mut w.scratch);
+                let norm = 1.0 / (n * n) as f64;
+                for part in 0..imgs.len() {
+                    let mut o = Vec::with_capacity(size * size);
+                    for r in 0..size {
+                        o.extend(
+                            w.data[r * n..r * n + size].iter().map(|v| if part == 0 { v.re } else { v.im } * norm),
+                        );
+                    }
+                    out.push(o);
+                }
+                // The inverse filled every row; the next pair's transform skips those past `size`.
+                w.data[size * n..].fill(Complex::default());
             }
-        }
-        out
+            out
+        })
     }
 
     /// Convolves one image with a kernel given by its spectrum.

@@ -5,7 +5,7 @@
 //! index, so results do not depend on the number of threads or on the order of work.
 
 use super::artefacts;
-use super::light::{integrate, subsampled, Grid, Sampling, Sersic};
+use super::light::{integrate, integrate_many, pixel_mean, Grid, SamplePoints, Sampling, Sersic};
 use super::lookalikes;
 use super::mass::SieShear;
 use super::psf::{psf_kernel, Convolver, PsfShape, Spectrum};
@@ -310,7 +310,7 @@ pub(super) fn sersic_image(grid: &Grid, s: &Sersic, max_radius_arcsec: f64) -> V
         mid_radius_arcsec: (s.r_e + 2.0 * grid.pixel_arcsec).min(1.5),
         max_radius_arcsec,
     };
-    integrate(grid, |x, y| e.at(x, y), s.center, sampling)
+    integrate_many(grid, |xs, ys, out| e.at_many(xs, ys, out), s.center, sampling)
 }
 
 /// Radius beyond which a small galaxy's light is ignored: 10 effective radii along its minor
@@ -344,31 +344,46 @@ impl RayMap {
 }
 
 /// The lensed image of a unit-flux Sersic source: pixels whose centre maps near the source are
-/// ray-shot again on a 4 x 4 sub-grid; those mapping beyond the source's reach stay dark.
+/// ray-shot again on a 4 x 4 sub-grid; those mapping beyond the source's reach stay dark. Every
+/// source-plane point is gathered first and the profile evaluated on all of them at once.
 fn lensed_image(grid: &Grid, lens: &SieShear, rays: &RayMap, source: &Sersic) -> Vec<f64> {
     let e = source.evaluator();
     let q = source.q.min(1.0 / source.q);
     let reach = 8.0 * source.r_e / q.sqrt() + grid.pixel_arcsec;
     let near = 3.0 * source.r_e / q.sqrt() + 2.0 * grid.pixel_arcsec;
     let shooter = lens.shooter();
-    let f = |x: f64, y: f64| {
-        let (bx, by) = shooter.ray_shoot(x, y);
-        e.at(bx, by)
-    };
     let area = grid.pixel_area();
     let mut out = vec![0.0; grid.size * grid.size];
+    let (mut sky, mut source_plane) = (SamplePoints::default(), SamplePoints::default());
+    // (pixel, sub) in the order of `source_plane`'s points.
+    let mut pixels: Vec<(usize, usize)> = Vec::new();
     for (k, &(bx, by)) in rays.beta.iter().enumerate() {
         let d = ((bx - source.center.0).powi(2) + (by - source.center.1).powi(2)).sqrt();
         if d > reach {
             continue;
         }
-        let value = if d < near {
+        if d < near {
             let (x, y) = grid.sky_from_pixel((k % grid.size) as f64, (k / grid.size) as f64);
-            subsampled(grid, &f, x, y, 4)
+            sky.clear();
+            sky.push_pixel(grid, x, y, 4);
+            for (&sx, &sy) in sky.xs.iter().zip(&sky.ys) {
+                let (bx, by) = shooter.ray_shoot(sx, sy);
+                source_plane.xs.push(bx);
+                source_plane.ys.push(by);
+            }
+            pixels.push((k, 4));
         } else {
-            e.at(bx, by)
-        };
-        out[k] = value * area;
+            source_plane.xs.push(bx);
+            source_plane.ys.push(by);
+            pixels.push((k, 1));
+        }
+    }
+    let values = source_plane.evaluate(&mut |xs, ys, out| e.at_many(xs, ys, out));
+    let mut at = 0;
+    for &(k, sub) in &pixels {
+        let n = sub * sub;
+        out[k] = pixel_mean(&values[at..at + n], sub) * area;
+        at += n;
     }
     out
 }
@@ -447,15 +462,19 @@ pub(super) fn spiral_image(grid: &Grid, disk: &Sersic, arms: &Arms) -> Vec<f64> 
 /// A chain of Gaussian blobs along a circular arc (tidal tail), total flux 1.
 pub(super) fn tail_image(grid: &Grid, center: (f64, f64), radius: f64, from: f64, span: f64, width: f64) -> Vec<f64> {
     let steps = 24;
+    // The blobs' centres and fades once, not per pixel (the same values, so the same image).
+    let blobs: Vec<(f64, f64, f64)> = (0..steps)
+        .map(|k| {
+            let t = from + span * k as f64 / (steps - 1) as f64;
+            let r = radius * (1.0 + 0.25 * k as f64 / steps as f64);
+            let fade = 1.0 - 0.7 * k as f64 / steps as f64;
+            (center.0 + r * t.cos(), center.1 + r * t.sin(), fade)
+        })
+        .collect();
     let f = |x: f64, y: f64| {
-        (0..steps)
-            .map(|k| {
-                let t = from + span * k as f64 / (steps - 1) as f64;
-                let r = radius * (1.0 + 0.25 * k as f64 / steps as f64);
-                let (px, py) = (center.0 + r * t.cos(), center.1 + r * t.sin());
-                let fade = 1.0 - 0.7 * k as f64 / steps as f64;
-                fade * (-((x - px).powi(2) + (y - py).powi(2)) / (2.0 * width * width)).exp()
-            })
+        blobs
+            .iter()
+            .map(|&(px, py, fade)| fade * (-((x - px).powi(2) + (y - py).powi(2)) / (2.0 * width * width)).exp())
             .sum()
     };
     normalised(integrate(grid, f, center, COARSE))
