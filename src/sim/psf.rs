@@ -8,6 +8,7 @@
 //! Convolution is done by FFT on a zero-padded square (no wrap-around), with one FFT plan per
 //! size kept in a [`Convolver`].
 
+use crate::vmath;
 use rustfft::num_complex::Complex;
 use rustfft::{Fft, FftPlanner};
 use std::sync::Arc;
@@ -47,23 +48,42 @@ pub fn psf_kernel(shape: &PsfShape, pixel_arcsec: f64, half: usize) -> Vec<f64> 
     let q = (1.0 - shape.ellipticity).clamp(0.05, 1.0);
     let (sin, cos) = shape.angle_rad.sin_cos();
     let side = 2 * half + 1;
-    let mut k = vec![0.0; side * side];
+    // Every sample's 1 + (r / alpha)^2 in the order the pixels sum them, then all the powers at
+    // once in wide vectors (f32: 1e-6 relative, and the kernel is normalised afterwards).
+    let mut bases: Vec<f32> = Vec::with_capacity(side * side + 49 * 24);
+    let mut subs: Vec<usize> = Vec::with_capacity(side * side);
     for j in 0..side {
         for i in 0..side {
             let near = (i as i64 - half as i64).abs() <= 3 && (j as i64 - half as i64).abs() <= 3;
             let sub = if near { 5 } else { 1 };
-            let mut s = 0.0;
             for sj in 0..sub {
                 for si in 0..sub {
                     let dx = i as f64 - half as f64 + (si as f64 + 0.5) / sub as f64 - 0.5 - shape.offset_px.0;
                     let dy = j as f64 - half as f64 + (sj as f64 + 0.5) / sub as f64 - 0.5 - shape.offset_px.1;
                     let (x, y) = (dx * pixel_arcsec, dy * pixel_arcsec);
                     let (u, v) = (cos * x + sin * y, -sin * x + cos * y);
-                    s += (1.0 + (q * u * u + v * v / q) / (alpha * alpha)).powf(-beta);
+                    bases.push((1.0 + (q * u * u + v * v / q) / (alpha * alpha)) as f32);
                 }
             }
-            k[j * side + i] = s / (sub * sub) as f64;
+            subs.push(sub);
         }
+    }
+    let mut powers = vec![0.0f32; bases.len()];
+    let exponent = -beta as f32;
+    vmath::simd(
+        #[inline(always)]
+        || {
+            for (p, &b) in powers.iter_mut().zip(&bases) {
+                *p = vmath::pow(b, exponent);
+            }
+        },
+    );
+    let mut k = Vec::with_capacity(side * side);
+    let mut at = 0;
+    for sub in subs {
+        let n = sub * sub;
+        k.push(powers[at..at + n].iter().map(|&p| p as f64).sum::<f64>() / n as f64);
+        at += n;
     }
     let total: f64 = k.iter().sum();
     k.iter_mut().for_each(|v| *v /= total);

@@ -792,19 +792,23 @@ fn observe(
         });
         let (gx, gy) = look.sky_gradient_sigma[b];
         let offset = look.sky_offset_sigma[b];
-        convolved[b]
-            .iter()
-            .enumerate()
-            .map(|(k, &v)| {
+        // Row by row (no division per pixel to find its row); the noise draws stay in pixel order.
+        let mut out = Vec::with_capacity(size * size);
+        for row in 0..size {
+            let y = (row as f64 - centre) / size as f64;
+            for col in 0..size {
+                let k = row * size + col;
+                let v = convolved[b][k];
                 let noise = match &sky_noise {
                     None => (sigma * sigma + v.max(0.0) * per_flux).sqrt() * normal.sample(rng),
                     Some(n) => sigma * n[k] + (v.max(0.0) * per_flux).sqrt() * normal.sample(rng),
                 };
-                let (x, y) = (((k % size) as f64 - centre) / size as f64, ((k / size) as f64 - centre) / size as f64);
+                let x = (col as f64 - centre) / size as f64;
                 let sky = sigma * (offset + gx * x + gy * y);
-                (v + noise + sky) as f32
-            })
-            .collect()
+                out.push((v + noise + sky) as f32);
+            }
+        }
+        out
     })
 }
 
