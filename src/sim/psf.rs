@@ -98,27 +98,30 @@ pub fn psf_kernel(shape: &PsfShape, pixel_arcsec: f64, half: usize) -> Vec<f64> 
 /// spectra separated by Hermitian symmetry: with A = F(x + i y), X(k) = (A(k) + conj A(-k)) / 2,
 /// Y(k) = (A(k) - conj A(-k)) / 2i. Buffers live in a per-thread [`Workspace`], so a simulation
 /// neither allocates nor zeroes its n x n planes.
+///
+/// The transforms are in f32 (twice the lanes of f64): their round-off is ~1e-7 of the image's
+/// brightest pixel, spread over the image, far below the sky noise even beside a saturated star.
 pub struct Convolver {
     size: usize,
     half: usize,
     n: usize,
-    forward: Arc<dyn Fft<f64>>,
-    inverse: Arc<dyn Fft<f64>>,
+    forward: Arc<dyn Fft<f32>>,
+    inverse: Arc<dyn Fft<f32>>,
 }
 
 /// A kernel's spectrum in the [`Convolver`]'s (transposed) layout.
-pub type Spectrum = Vec<Complex<f64>>;
+pub type Spectrum = Vec<Complex<f32>>;
 
 /// The n x n planes and FFT scratch one convolution needs, kept per thread between calls.
 #[derive(Default)]
 struct Workspace {
     /// The padded input; rows a transform skips must be zero on entry.
-    data: Vec<Complex<f64>>,
+    data: Vec<Complex<f32>>,
     /// The transposed spectrum.
-    spectrum: Vec<Complex<f64>>,
+    spectrum: Vec<Complex<f32>>,
     /// The product of spectra, transformed back in place.
-    product: Vec<Complex<f64>>,
-    scratch: Vec<Complex<f64>>,
+    product: Vec<Complex<f32>>,
+    scratch: Vec<Complex<f32>>,
 }
 
 impl Workspace {
@@ -155,10 +158,10 @@ impl Convolver {
     /// transformed along their length: the others must be zero (their transform is zero).
     fn forward2(
         &self,
-        data: &mut [Complex<f64>],
+        data: &mut [Complex<f32>],
         rows: impl IntoIterator<Item = std::ops::Range<usize>>,
-        out: &mut [Complex<f64>],
-        scratch: &mut [Complex<f64>],
+        out: &mut [Complex<f32>],
+        scratch: &mut [Complex<f32>],
     ) {
         let n = self.n;
         for r in rows {
@@ -170,7 +173,7 @@ impl Convolver {
 
     /// Inverse of [`Convolver::forward2`] of `t` (overwritten) into `out`, computing only the
     /// first `rows` output rows.
-    fn inverse2(&self, t: &mut [Complex<f64>], rows: usize, out: &mut [Complex<f64>], scratch: &mut [Complex<f64>]) {
+    fn inverse2(&self, t: &mut [Complex<f32>], rows: usize, out: &mut [Complex<f32>], scratch: &mut [Complex<f32>]) {
         let n = self.n;
         self.inverse.process_with_scratch(t, scratch);
         transpose::transpose(t, out, n, n);
@@ -180,7 +183,7 @@ impl Convolver {
     /// Calls `f(k, A(k), conj A(-k))` for every index k of an n x n spectrum: the pairs that
     /// separate two real signals sharing one transform.
     #[inline]
-    fn with_partners(&self, a: &[Complex<f64>], mut f: impl FnMut(usize, Complex<f64>, Complex<f64>)) {
+    fn with_partners(&self, a: &[Complex<f32>], mut f: impl FnMut(usize, Complex<f32>, Complex<f32>)) {
         let n = self.n;
         for r in 0..n {
             let mirror_row = &a[((n - r) % n) * n..][..n];
@@ -191,7 +194,7 @@ impl Convolver {
         }
     }
 
-    fn kernel_buffer(&self, kernel: &[f64], into_imag: bool, buf: &mut [Complex<f64>]) {
+    fn kernel_buffer(&self, kernel: &[f64], into_imag: bool, buf: &mut [Complex<f32>]) {
         let (n, half) = (self.n, self.half);
         let side = 2 * half + 1;
         assert_eq!(kernel.len(), side * side, "kernel side");
@@ -200,9 +203,9 @@ impl Convolver {
             for i in 0..side {
                 let v = &mut buf[((j + n - half) % n) * n + (i + n - half) % n];
                 if into_imag {
-                    v.im = kernel[j * side + i];
+                    v.im = kernel[j * side + i] as f32;
                 } else {
-                    v.re = kernel[j * side + i];
+                    v.re = kernel[j * side + i] as f32;
                 }
             }
         }
@@ -257,7 +260,10 @@ impl Convolver {
                     let row = &mut w.data[r * n..(r + 1) * n];
                     for (c, v) in row.iter_mut().enumerate() {
                         *v = if c < size {
-                            Complex::new(imgs[0][r * size + c], imgs.get(1).map_or(0.0, |second| second[r * size + c]))
+                            Complex::new(
+                                imgs[0][r * size + c] as f32,
+                                imgs.get(1).map_or(0.0, |second| second[r * size + c] as f32),
+                            )
                         } else {
                             Complex::default()
                         };
@@ -280,12 +286,14 @@ impl Convolver {
                     }
                 }
                 self.inverse2(&mut w.product, size, &mut w.data, &mut w.scratch);
-                let norm = 1.0 / (n * n) as f64;
+                let norm = 1.0 / (n * n) as f32;
                 for part in 0..imgs.len() {
                     let mut o = Vec::with_capacity(size * size);
                     for r in 0..size {
                         o.extend(
-                            w.data[r * n..r * n + size].iter().map(|v| if part == 0 { v.re } else { v.im } * norm),
+                            w.data[r * n..r * n + size]
+                                .iter()
+                                .map(|v| (if part == 0 { v.re } else { v.im } * norm) as f64),
                         );
                     }
                     out.push(o);
@@ -343,6 +351,9 @@ mod tests {
         image[10 * size + 4] = -0.7;
         let conv = Convolver::new(size, half).convolve(&image, &kernel);
         let side = 2 * half + 1;
+        // The transforms are f32: round-off ~1e-7 of the largest input value, spread everywhere
+        // (an error in the method, a wrong shift or a wrap-around, is of the order of the values).
+        let tol = 1e-6 * 6.0;
         for r in 0..size {
             for c in 0..size {
                 let mut direct = 0.0;
@@ -355,7 +366,7 @@ mod tests {
                         }
                     }
                 }
-                assert!((conv[r * size + c] - direct).abs() < 1e-12, "({r},{c})");
+                assert!((conv[r * size + c] - direct).abs() < tol, "({r},{c}): {} vs {direct}", conv[r * size + c]);
             }
         }
         // Two images with two kernels in one transform give the same as one at a time.
@@ -367,13 +378,13 @@ mod tests {
         let single_a = conv.convolve(&image, &kernel);
         let single_b = conv.convolve(&other, &other_kernel);
         for k in 0..size * size {
-            assert!((both[0][k] - single_a[k]).abs() < 1e-12 && (both[1][k] - single_b[k]).abs() < 1e-12, "{k}");
+            assert!((both[0][k] - single_a[k]).abs() < tol && (both[1][k] - single_b[k]).abs() < tol, "{k}");
         }
         // A source far from the edges keeps its flux.
         let mut one = vec![0.0; size * size];
         one[15 * size + 15] = 1.0;
         let s: f64 = Convolver::new(size, half).convolve(&one, &kernel).iter().sum();
-        assert!((s - 1.0).abs() < 1e-12);
+        assert!((s - 1.0).abs() < 1e-5, "flux {s}");
     }
 }
 
