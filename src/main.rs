@@ -1359,6 +1359,7 @@ fn run() -> Result<ExitCode> {
                         let rate = l.cutouts as f64 / l.seconds;
                         line["lenstronomy_cutouts_per_s"] = rate.into();
                         line["ratio_per_core"] = (r.one_thread_cutouts_per_s / rate).into();
+                        line["lenses_ratio_per_core"] = (r.one_thread_lenses_per_s / rate).into();
                     }
                     println!("{}", serde_json::to_string(&line)?);
                 }
