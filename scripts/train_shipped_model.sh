@@ -13,8 +13,8 @@
 #            resampling of fresh simulations), 20 epochs at lr 1.5e-4 (about 2 hours)
 #            -> models/lens-detector.lensmodel. Stages 1-4 ran with the full augmentation that
 #            was then the default (`--augment full`), which the script now names. The shipped
-#            file is stage 5's best epoch when it was taken: epoch 12 of 20 (the session ended
-#            while the run went on; its card records the epochs it saw);
+#            file is stage 5's best validation epoch of all 20: epoch 19 (the run was interrupted
+#            after epoch 14 and resumed with RESUME=1's `--resume`);
 # then measures it on the in-domain test set and the stress suite and writes that into its card.
 #
 # Usage: scripts/train_shipped_model.sh [WORK_DIR] [EVAL_DIR]
