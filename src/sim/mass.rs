@@ -13,6 +13,8 @@
 //! Tests check the circular limit against the SIS closed forms (image positions and signed
 //! magnifications) and the q = 0.6 deflection against a direct numerical integral of kappa.
 
+use crate::vmath;
+
 /// An SIE with external shear. Angles in arcsec; `angle_rad` is the major axis's position angle
 /// from +x towards +y.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -36,6 +38,73 @@ impl RayShooter<'_> {
     pub fn ray_shoot(&self, x: f64, y: f64) -> (f64, f64) {
         let (ax, ay) = self.lens.deflection_in_frame(self.frame, x, y);
         (x - ax, y - ay)
+    }
+
+    /// [`RayShooter::ray_shoot`] of every (xs[k], ys[k]) into (bxs[k], bys[k]), as a few simple
+    /// passes over the points that each compile to wide vectors ([`vmath`]'s `atan64` and
+    /// `atanh64` instead of the library's, which take one value per call): within a few ulp of
+    /// one ray at a time. The SIE's `atan` and `atanh` per ray were an eighth of a simulation.
+    pub fn ray_shoot_many(&self, xs: &[f64], ys: &[f64], bxs: &mut [f64], bys: &mut [f64]) {
+        let n = xs.len();
+        assert!(ys.len() == n && bxs.len() == n && bys.len() == n, "point counts");
+        let lens = self.lens;
+        let (s, c) = self.frame;
+        let q = lens.q.clamp(1e-3, 1.0);
+        let b = lens.theta_e * q.sqrt();
+        let e2 = 1.0 - q * q;
+        let sis = e2 < 1e-8;
+        let e = e2.sqrt();
+        let (cx, cy, g1, g2) = (lens.center.0, lens.center.1, lens.gamma1, lens.gamma2);
+        // The SIS deflection is b (x, y) / psi; the SIE's functions take e (x, y) / psi.
+        let numerator = if sis { b } else { e };
+        // Pass 1: the lens-frame arguments of atan and atanh (or the SIS deflection itself) into
+        // bxs and bys; as in the scalar form, the centre (psi = 0) is deflected by nothing.
+        vmath::simd(
+            #[inline(always)]
+            || {
+                for k in 0..n {
+                    let (dx, dy) = (xs[k] - cx, ys[k] - cy);
+                    let (xl, yl) = (c * dx + s * dy, -s * dx + c * dy);
+                    let psi = (q * q * xl * xl + yl * yl).sqrt();
+                    let scale = if psi == 0.0 { 0.0 } else { numerator / psi };
+                    bxs[k] = scale * xl;
+                    bys[k] = scale * yl;
+                }
+            },
+        );
+        // Passes 2 and 3: the SIE's functions, each alone in its loop.
+        if !sis {
+            let pre = b / e;
+            vmath::simd(
+                #[inline(always)]
+                || {
+                    for v in bxs.iter_mut() {
+                        *v = pre * vmath::atan64(*v);
+                    }
+                },
+            );
+            vmath::simd(
+                #[inline(always)]
+                || {
+                    for v in bys.iter_mut() {
+                        *v = pre * vmath::atanh64(*v);
+                    }
+                },
+            );
+        }
+        // Pass 4: back to the sky frame, the shear, and beta = theta - alpha.
+        vmath::simd(
+            #[inline(always)]
+            || {
+                for k in 0..n {
+                    let (dx, dy) = (xs[k] - cx, ys[k] - cy);
+                    let (axl, ayl) = (bxs[k], bys[k]);
+                    let (ax, ay) = (c * axl - s * ayl, s * axl + c * ayl);
+                    bxs[k] = xs[k] - (ax + g1 * dx + g2 * dy);
+                    bys[k] = ys[k] - (ay + g2 * dx - g1 * dy);
+                }
+            },
+        );
     }
 }
 
@@ -195,5 +264,36 @@ mod tests {
         let (dx, dy) = (1.0, 1.0);
         assert!((ax - (0.05 * dx - 0.03 * dy)).abs() < 1e-12);
         assert!((ay - (-0.03 * dx - 0.05 * dy)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn rays_shot_together_land_where_rays_shot_one_at_a_time_do() {
+        for (q, gamma1, gamma2) in
+            [(0.6, 0.03, -0.02), (1.0, 0.0, 0.05), (0.999_999_999, 0.01, 0.0), (0.2, -0.04, 0.04)]
+        {
+            let lens = SieShear { theta_e: 1.7, q, angle_rad: 0.9, center: (0.13, -0.21), gamma1, gamma2 };
+            let shooter = lens.shooter();
+            // A grid through the centre itself, where the deflection is taken as 0.
+            let (mut xs, mut ys) = (Vec::new(), Vec::new());
+            for i in -40..=40 {
+                for j in -40..=40 {
+                    xs.push(0.13 + i as f64 * 0.11);
+                    ys.push(-0.21 + j as f64 * 0.097);
+                }
+            }
+            let (mut bxs, mut bys) = (vec![0.0; xs.len()], vec![0.0; xs.len()]);
+            shooter.ray_shoot_many(&xs, &ys, &mut bxs, &mut bys);
+            for k in 0..xs.len() {
+                let (bx, by) = shooter.ray_shoot(xs[k], ys[k]);
+                assert!(
+                    (bx - bxs[k]).abs() < 1e-13 && (by - bys[k]).abs() < 1e-13,
+                    "q {q} at ({}, {}): ({bx}, {by}) vs ({}, {})",
+                    xs[k],
+                    ys[k],
+                    bxs[k],
+                    bys[k]
+                );
+            }
+        }
     }
 }

@@ -331,31 +331,35 @@ struct RayMap {
 
 impl RayMap {
     fn new(grid: &Grid, lens: &SieShear) -> RayMap {
-        let mut beta = Vec::with_capacity(grid.size * grid.size);
-        let shooter = lens.shooter();
+        let n = grid.size * grid.size;
+        let (mut xs, mut ys) = (Vec::with_capacity(n), Vec::with_capacity(n));
         for row in 0..grid.size {
             for col in 0..grid.size {
                 let (x, y) = grid.sky_from_pixel(col as f64, row as f64);
-                beta.push(shooter.ray_shoot(x, y));
+                xs.push(x);
+                ys.push(y);
             }
         }
-        RayMap { beta }
+        let (mut bxs, mut bys) = (vec![0.0; n], vec![0.0; n]);
+        lens.shooter().ray_shoot_many(&xs, &ys, &mut bxs, &mut bys);
+        RayMap { beta: bxs.into_iter().zip(bys).collect() }
     }
 }
 
 /// The lensed image of a unit-flux Sersic source: pixels whose centre maps near the source are
 /// ray-shot again on a 4 x 4 sub-grid; those mapping beyond the source's reach stay dark. Every
-/// source-plane point is gathered first and the profile evaluated on all of them at once.
+/// ray and every source-plane point is gathered first, then shot and evaluated all at once.
 fn lensed_image(grid: &Grid, lens: &SieShear, rays: &RayMap, source: &Sersic) -> Vec<f64> {
     let e = source.evaluator();
     let q = source.q.min(1.0 / source.q);
     let reach = 8.0 * source.r_e / q.sqrt() + grid.pixel_arcsec;
     let near = 3.0 * source.r_e / q.sqrt() + 2.0 * grid.pixel_arcsec;
-    let shooter = lens.shooter();
     let area = grid.pixel_area();
     let mut out = vec![0.0; grid.size * grid.size];
-    let (mut sky, mut source_plane) = (SamplePoints::default(), SamplePoints::default());
-    // (pixel, sub) in the order of `source_plane`'s points.
+    // Sub-grids of the pixels near the source (image plane, then shot), and the centres of the
+    // others within reach (already shot).
+    let (mut fine, mut coarse) = (SamplePoints::default(), SamplePoints::default());
+    // (pixel, sub) in the order their points were pushed.
     let mut pixels: Vec<(usize, usize)> = Vec::new();
     for (k, &(bx, by)) in rays.beta.iter().enumerate() {
         let d = ((bx - source.center.0).powi(2) + (by - source.center.1).powi(2)).sqrt();
@@ -364,26 +368,30 @@ fn lensed_image(grid: &Grid, lens: &SieShear, rays: &RayMap, source: &Sersic) ->
         }
         if d < near {
             let (x, y) = grid.sky_from_pixel((k % grid.size) as f64, (k / grid.size) as f64);
-            sky.clear();
-            sky.push_pixel(grid, x, y, 4);
-            for (&sx, &sy) in sky.xs.iter().zip(&sky.ys) {
-                let (bx, by) = shooter.ray_shoot(sx, sy);
-                source_plane.xs.push(bx);
-                source_plane.ys.push(by);
-            }
+            fine.push_pixel(grid, x, y, 4);
             pixels.push((k, 4));
         } else {
-            source_plane.xs.push(bx);
-            source_plane.ys.push(by);
+            coarse.xs.push(bx);
+            coarse.ys.push(by);
             pixels.push((k, 1));
         }
     }
-    let values = source_plane.evaluate(&mut |xs, ys, out| e.at_many(xs, ys, out));
-    let mut at = 0;
+    let (mut bxs, mut bys) = (vec![0.0; fine.xs.len()], vec![0.0; fine.xs.len()]);
+    lens.shooter().ray_shoot_many(&fine.xs, &fine.ys, &mut bxs, &mut bys);
+    (fine.xs, fine.ys) = (bxs, bys);
+    let mut profile = |xs: &[f64], ys: &[f64], out: &mut [f64]| e.at_many(xs, ys, out);
+    let fine_values = fine.evaluate(&mut profile).to_vec();
+    let coarse_values = coarse.evaluate(&mut profile);
+    let (mut at_fine, mut at_coarse) = (0, 0);
     for &(k, sub) in &pixels {
-        let n = sub * sub;
-        out[k] = pixel_mean(&values[at..at + n], sub) * area;
-        at += n;
+        let value = if sub == 1 {
+            at_coarse += 1;
+            coarse_values[at_coarse - 1]
+        } else {
+            at_fine += sub * sub;
+            pixel_mean(&fine_values[at_fine - sub * sub..at_fine], sub)
+        };
+        out[k] = value * area;
     }
     out
 }
