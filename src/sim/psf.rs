@@ -188,8 +188,10 @@ impl Convolver {
         for r in 0..n {
             let mirror_row = &a[((n - r) % n) * n..][..n];
             let row = &a[r * n..][..n];
-            for c in 0..n {
-                f(r * n + c, row[c], mirror_row[(n - c) % n].conj());
+            // Column 0 is its own partner; column c's is n - c (no division per element).
+            f(r * n, row[0], mirror_row[0].conj());
+            for c in 1..n {
+                f(r * n + c, row[c], mirror_row[n - c].conj());
             }
         }
     }
