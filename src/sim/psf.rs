@@ -180,22 +180,6 @@ impl Convolver {
         self.inverse.process_with_scratch(&mut out[..rows * n], scratch);
     }
 
-    /// Calls `f(k, A(k), conj A(-k))` for every index k of an n x n spectrum: the pairs that
-    /// separate two real signals sharing one transform.
-    #[inline]
-    fn with_partners(&self, a: &[Complex<f32>], mut f: impl FnMut(usize, Complex<f32>, Complex<f32>)) {
-        let n = self.n;
-        for r in 0..n {
-            let mirror_row = &a[((n - r) % n) * n..][..n];
-            let row = &a[r * n..][..n];
-            // Column 0 is its own partner; column c's is n - c (no division per element).
-            f(r * n, row[0], mirror_row[0].conj());
-            for c in 1..n {
-                f(r * n + c, row[c], mirror_row[n - c].conj());
-            }
-        }
-    }
-
     fn kernel_buffer(&self, kernel: &[f64], into_imag: bool, buf: &mut [Complex<f32>]) {
         let (n, half) = (self.n, self.half);
         let side = 2 * half + 1;
@@ -227,11 +211,25 @@ impl Convolver {
                     self.kernel_buffer(second, true, &mut w.data);
                 }
                 self.forward2(&mut w.data, rows.clone(), &mut w.spectrum, &mut w.scratch);
-                let (mut x, mut y) = (Vec::with_capacity(n * n), Vec::with_capacity(n * n));
-                self.with_partners(&w.spectrum, |_, ak, m| {
-                    x.push((ak + m) * 0.5);
-                    y.push((ak - m) * Complex::new(0.0, -0.5));
-                });
+                let (mut x, mut y) = (vec![Complex::default(); n * n], vec![Complex::default(); n * n]);
+                let a = &w.spectrum;
+                let split = |a: Complex<f32>, m: Complex<f32>| ((a + m) * 0.5, (a - m) * Complex::new(0.0, -0.5));
+                vmath::simd(
+                    #[inline(always)]
+                    || {
+                        for r in 0..n {
+                            let mirror = ((n - r) % n) * n;
+                            let (row, partner) = (&a[r * n..][..n], &a[mirror..][..n]);
+                            let (xr, yr) = (&mut x[r * n..][..n], &mut y[r * n..][..n]);
+                            // Column 0 is its own partner; column c's is n - c.
+                            (xr[0], yr[0]) = split(row[0], partner[0].conj());
+                            let rest = xr[1..].iter_mut().zip(yr[1..].iter_mut());
+                            for ((xo, yo), (&ak, &mk)) in rest.zip(row[1..].iter().zip(partner[1..].iter().rev())) {
+                                (*xo, *yo) = split(ak, mk.conj());
+                            }
+                        }
+                    },
+                );
                 out.push(x);
                 if pair.len() == 2 {
                     out.push(y);
@@ -274,14 +272,31 @@ impl Convolver {
                 self.forward2(&mut w.data, std::iter::once(0..size), &mut w.spectrum, &mut w.scratch);
                 let a = &w.spectrum;
                 if imgs.len() == 2 {
-                    // The two images' spectra, each times its kernel's, recombined as x + i y.
-                    let i = Complex::new(0.0, 1.0);
+                    // The two images' spectra, each times its kernel's, recombined as x + i y:
+                    // with X = (A + M) / 2 and Y = (A - M) / 2i (M = conj A(-k)), X S0 + i Y S1 =
+                    // ((A + M) S0 + (A - M) S1) / 2. Row by row over slices, the partner row
+                    // read backwards, so that the loop compiles to wide vectors.
+                    let combine = |a: Complex<f32>, m: Complex<f32>, s0: Complex<f32>, s1: Complex<f32>| {
+                        ((a + m) * s0 + (a - m) * s1) * 0.5
+                    };
                     let product = &mut w.product;
-                    self.with_partners(a, |k, ak, m| {
-                        let x = (ak + m) * 0.5;
-                        let y = (ak - m) * Complex::new(0.0, -0.5);
-                        product[k] = x * specs[0][k] + i * y * specs[1][k];
-                    });
+                    vmath::simd(
+                        #[inline(always)]
+                        || {
+                            for r in 0..n {
+                                let mirror = ((n - r) % n) * n;
+                                let (row, partner) = (&a[r * n..][..n], &a[mirror..][..n]);
+                                let (s0, s1) = (&specs[0][r * n..][..n], &specs[1][r * n..][..n]);
+                                let out = &mut product[r * n..][..n];
+                                // Column 0 is its own partner; column c's is n - c.
+                                out[0] = combine(row[0], partner[0].conj(), s0[0], s1[0]);
+                                let rest = out[1..].iter_mut().zip(&row[1..]).zip(partner[1..].iter().rev());
+                                for (((o, &ak), &mk), (&k0, &k1)) in rest.zip(s0[1..].iter().zip(&s1[1..])) {
+                                    *o = combine(ak, mk.conj(), k0, k1);
+                                }
+                            }
+                        },
+                    );
                 } else {
                     for ((z, p), q) in w.product.iter_mut().zip(a.iter()).zip(specs[0].iter()) {
                         *z = p * q;
