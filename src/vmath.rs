@@ -49,33 +49,24 @@ unsafe fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
 /// over a slice vectorises (the library `expf` does not).
 #[inline(always)]
 pub fn exp_nonpositive(x: f32) -> f32 {
+    exp_in_range(x.clamp(-87.0, 0.0))
+}
+
+/// `exp(x)` over the whole f32 range (below -87 it returns ~1e-38, above 88 it saturates at
+/// e^88): [`exp_nonpositive`] without its upper clamp at 0.
+#[inline(always)]
+pub fn exp(x: f32) -> f32 {
+    exp_in_range(x.clamp(-87.0, 88.0))
+}
+
+/// The shared kernel of [`exp`] and [`exp_nonpositive`], for `x` in [-87, 88] (outside it the
+/// exponent bits overflow).
+#[inline(always)]
+fn exp_in_range(x: f32) -> f32 {
     // 1.5 * 2^23: adding it rounds to an integer held in the low mantissa bits.
     const MAGIC: f32 = 12_582_912.0;
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
-    let x = x.clamp(-87.0, 0.0);
-    let t = x * std::f32::consts::LOG2_E + MAGIC;
-    let n = t - MAGIC;
-    let exponent = (t.to_bits() as i32).wrapping_sub(MAGIC.to_bits() as i32);
-    let r = x - n * LN2_HI - n * LN2_LO;
-    let mut p = 1.987_569_1e-4_f32;
-    p = p * r + 1.398_199_9e-3;
-    p = p * r + 8.333_452e-3;
-    p = p * r + 4.166_579_6e-2;
-    p = p * r + 1.666_666_5e-1;
-    p = p * r + 0.5;
-    let e = p * r * r + r + 1.0;
-    e * f32::from_bits(((exponent + 127) as u32) << 23)
-}
-
-/// `exp(x)` over the whole f32 range (below -87 it returns ~1e-38, above 88 it saturates at
-/// e^88): [`exp_nonpositive`]'s reduction and polynomial without its upper clamp at 0.
-#[inline(always)]
-pub fn exp(x: f32) -> f32 {
-    const MAGIC: f32 = 12_582_912.0;
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    let x = x.clamp(-87.0, 88.0);
     let t = x * std::f32::consts::LOG2_E + MAGIC;
     let n = t - MAGIC;
     let exponent = (t.to_bits() as i32).wrapping_sub(MAGIC.to_bits() as i32);
