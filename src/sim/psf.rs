@@ -143,6 +143,17 @@ thread_local! {
     static WORKSPACE: std::cell::RefCell<Workspace> = std::cell::RefCell::new(Workspace::default());
 }
 
+/// Row `r` of an n x n spectrum paired with its Hermitian partners: (A(k), conj A(-k)) for each
+/// column, the partner of column c being column (n - c) mod n of row (n - r) mod n. Column 0 is
+/// its own partner; the rest of the partner row is read backwards, which keeps the loops that
+/// use it in wide vectors.
+#[inline(always)]
+fn partners(a: &[Complex<f32>], n: usize, r: usize) -> impl Iterator<Item = (Complex<f32>, Complex<f32>)> + '_ {
+    let (row, partner) = (&a[r * n..][..n], &a[((n - r) % n) * n..][..n]);
+    let rest = row[1..].iter().zip(partner[1..].iter().rev()).map(|(&ak, &mk)| (ak, mk.conj()));
+    std::iter::once((row[0], partner[0].conj())).chain(rest)
+}
+
 impl Convolver {
     pub fn new(size: usize, half: usize) -> Convolver {
         let n = (size + 2 * half).next_power_of_two();
@@ -218,14 +229,9 @@ impl Convolver {
                     #[inline(always)]
                     || {
                         for r in 0..n {
-                            let mirror = ((n - r) % n) * n;
-                            let (row, partner) = (&a[r * n..][..n], &a[mirror..][..n]);
                             let (xr, yr) = (&mut x[r * n..][..n], &mut y[r * n..][..n]);
-                            // Column 0 is its own partner; column c's is n - c.
-                            (xr[0], yr[0]) = split(row[0], partner[0].conj());
-                            let rest = xr[1..].iter_mut().zip(yr[1..].iter_mut());
-                            for ((xo, yo), (&ak, &mk)) in rest.zip(row[1..].iter().zip(partner[1..].iter().rev())) {
-                                (*xo, *yo) = split(ak, mk.conj());
+                            for ((xo, yo), (ak, mk)) in xr.iter_mut().zip(yr.iter_mut()).zip(partners(a, n, r)) {
+                                (*xo, *yo) = split(ak, mk);
                             }
                         }
                     },
@@ -284,15 +290,10 @@ impl Convolver {
                         #[inline(always)]
                         || {
                             for r in 0..n {
-                                let mirror = ((n - r) % n) * n;
-                                let (row, partner) = (&a[r * n..][..n], &a[mirror..][..n]);
                                 let (s0, s1) = (&specs[0][r * n..][..n], &specs[1][r * n..][..n]);
-                                let out = &mut product[r * n..][..n];
-                                // Column 0 is its own partner; column c's is n - c.
-                                out[0] = combine(row[0], partner[0].conj(), s0[0], s1[0]);
-                                let rest = out[1..].iter_mut().zip(&row[1..]).zip(partner[1..].iter().rev());
-                                for (((o, &ak), &mk), (&k0, &k1)) in rest.zip(s0[1..].iter().zip(&s1[1..])) {
-                                    *o = combine(ak, mk.conj(), k0, k1);
+                                let out = product[r * n..][..n].iter_mut().zip(partners(a, n, r));
+                                for ((o, (ak, mk)), (&k0, &k1)) in out.zip(s0.iter().zip(s1)) {
+                                    *o = combine(ak, mk, k0, k1);
                                 }
                             }
                         },
