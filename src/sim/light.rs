@@ -306,7 +306,7 @@ impl SamplePoints {
 }
 
 /// The mean of one pixel's `sub` x `sub` samples (its single sample for `sub <= 1`), summed in
-/// the order [`subsampled`] sums them.
+/// the order [`SamplePoints::push_pixel`] lays them out.
 #[inline]
 pub fn pixel_mean(values: &[f64], sub: usize) -> f64 {
     if sub <= 1 {
@@ -315,23 +315,6 @@ pub fn pixel_mean(values: &[f64], sub: usize) -> f64 {
     let mut sum = 0.0;
     for v in values {
         sum += v;
-    }
-    sum / (sub * sub) as f64
-}
-
-/// Mean of `f` over a pixel centred at (x, y), on a `sub` x `sub` grid.
-#[inline]
-pub fn subsampled(grid: &Grid, f: &impl Fn(f64, f64) -> f64, x: f64, y: f64, sub: usize) -> f64 {
-    if sub <= 1 {
-        return f(x, y);
-    }
-    let step = grid.pixel_arcsec / sub as f64;
-    let start = -0.5 * grid.pixel_arcsec + 0.5 * step;
-    let mut sum = 0.0;
-    for j in 0..sub {
-        for i in 0..sub {
-            sum += f(x + start + i as f64 * step, y + start + j as f64 * step);
-        }
     }
     sum / (sub * sub) as f64
 }

@@ -380,18 +380,15 @@ fn lensed_image(grid: &Grid, lens: &SieShear, rays: &RayMap, source: &Sersic) ->
     lens.shooter().ray_shoot_many(&fine.xs, &fine.ys, &mut bxs, &mut bys);
     (fine.xs, fine.ys) = (bxs, bys);
     let mut profile = |xs: &[f64], ys: &[f64], out: &mut [f64]| e.at_many(xs, ys, out);
-    let fine_values = fine.evaluate(&mut profile).to_vec();
-    let coarse_values = coarse.evaluate(&mut profile);
-    let (mut at_fine, mut at_coarse) = (0, 0);
-    for &(k, sub) in &pixels {
-        let value = if sub == 1 {
-            at_coarse += 1;
-            coarse_values[at_coarse - 1]
-        } else {
-            at_fine += sub * sub;
-            pixel_mean(&fine_values[at_fine - sub * sub..at_fine], sub)
-        };
-        out[k] = value * area;
+    let values = fine.evaluate(&mut profile);
+    let mut at = 0;
+    for &(k, sub) in pixels.iter().filter(|p| p.1 > 1) {
+        out[k] = pixel_mean(&values[at..at + sub * sub], sub) * area;
+        at += sub * sub;
+    }
+    let values = coarse.evaluate(&mut profile);
+    for (&(k, _), &v) in pixels.iter().filter(|p| p.1 == 1).zip(values) {
+        out[k] = v * area;
     }
     out
 }
