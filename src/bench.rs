@@ -112,34 +112,32 @@ pub fn simulate_speed(dir: &Path, n: usize) -> anyhow::Result<SimulateBench> {
     (0..20u64).into_par_iter().for_each(|k| {
         std::hint::black_box(sim.simulate("w", 0, k, None));
     });
-    let t = Instant::now();
-    (0..n as u64).into_par_iter().for_each(|k| {
+    // Objects simulated per second by `f(index)` over `count` indices on the current pool.
+    let rate = |count: usize, f: &(dyn Fn(u64) + Sync)| {
+        let t = Instant::now();
+        (0..count as u64).into_par_iter().for_each(f);
+        count as f64 / t.elapsed().as_secs_f64()
+    };
+    let simulate_cutouts_per_s = rate(n, &|k| {
         std::hint::black_box(sim.simulate(&k.to_string(), 1, k, None));
     });
-    let simulate_cutouts_per_s = n as f64 / t.elapsed().as_secs_f64();
     let one = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
     let one_n = (n / 2).max(1);
-    let t = Instant::now();
-    one.install(|| {
-        (0..one_n as u64).into_par_iter().for_each(|k| {
+    let one_thread_cutouts_per_s = one.install(|| {
+        rate(one_n, &|k| {
             std::hint::black_box(sim.simulate(&k.to_string(), 2, k, None));
         })
     });
-    let one_thread_cutouts_per_s = one_n as f64 / t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    one.install(|| {
-        (0..one_n as u64).into_par_iter().for_each(|k| {
+    let one_thread_lenses_per_s = one.install(|| {
+        rate(one_n, &|k| {
             std::hint::black_box(sim.simulate(&k.to_string(), 3, k, Some(true)));
         })
     });
-    let one_thread_lenses_per_s = one_n as f64 / t.elapsed().as_secs_f64();
     let randomised = Simulator::new(SimConfig::randomised());
-    let t = Instant::now();
-    (0..n as u64).into_par_iter().for_each(|k| {
+    let randomised_cutouts_per_s = rate(n, &|k| {
         let o = randomised.simulate(&k.to_string(), 1, k, None);
         std::hint::black_box(crate::cutout::preprocess(&o.cutout, crate::cutout::DEFAULT_CLIP_SIGMA));
     });
-    let randomised_cutouts_per_s = n as f64 / t.elapsed().as_secs_f64();
     let out = dir.join("sim");
     let summary = crate::sim::write_run(&sim, n, 1, &out, &|_| {})?;
     Ok(SimulateBench {
