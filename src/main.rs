@@ -287,6 +287,11 @@ enum Command {
         /// measures the two).
         #[arg(long, value_enum)]
         augment: Option<AugmentArg>,
+        /// Share of training cutouts (0-1) shown without colour: every band replaced by one
+        /// random mix of the four, so the network must also find arcs by shape, whatever their
+        /// colour (docs/robustness.md). 0: off.
+        #[arg(long, default_value_t = 0.0, value_parser = share_in_unit_interval)]
+        colour_drop: f32,
         /// A note kept in the model card, e.g. the commands that made the data.
         #[arg(long)]
         note: Option<String>,
@@ -1160,6 +1165,7 @@ fn run() -> Result<ExitCode> {
             init,
             freeze_backbone,
             augment,
+            colour_drop,
             note,
             simulate,
             look,
@@ -1181,7 +1187,10 @@ fn run() -> Result<ExitCode> {
                 steps_per_epoch,
                 freeze_backbone,
                 cosine_lr,
-                augment: augment.unwrap_or(if simulate { AugmentArg::Dihedral } else { AugmentArg::Full }).into(),
+                augment: lens_inspect::model::data::Augment {
+                    colour_drop,
+                    ..augment.unwrap_or(if simulate { AugmentArg::Dihedral } else { AugmentArg::Full }).into()
+                },
                 ..Default::default()
             };
             let stream = simulate.then_some(commands::StreamArgs { look, data_share, val_n, workers });
@@ -1478,5 +1487,15 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// A share between 0 and 1, refused with the value named otherwise.
+fn share_in_unit_interval(text: &str) -> Result<f32, String> {
+    let v: f32 = text.parse().map_err(|_| format!("'{text}' is not a number"))?;
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{v} is not a share between 0 and 1"))
     }
 }

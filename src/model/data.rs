@@ -83,6 +83,14 @@ pub struct Augment {
     pub max_shift_px: f32,
     /// Largest added noise, as a fraction of the sky sigma.
     pub max_noise: f32,
+    /// Share of cutouts whose colour is taken away: every band replaced by one random mix of
+    /// the four. A lensed source can be any colour (a dusty or high-redshift source is as red as
+    /// its lens), but a simulator's sources span a finite range of colours, and a network
+    /// that finds arcs by their blueness misses the rest. Cutouts without colour can only be
+    /// told apart by shape, which is what should carry over to sources of any colour. The mix's
+    /// weights are scaled so the sky noise keeps its unit sigma.
+    #[serde(default)]
+    pub colour_drop: f32,
 }
 
 fn yes() -> bool {
@@ -91,7 +99,14 @@ fn yes() -> bool {
 
 impl Default for Augment {
     fn default() -> Augment {
-        Augment { dihedral: true, free_rotation: true, max_zoom: 1.5, max_shift_px: 4.0, max_noise: 0.3 }
+        Augment {
+            dihedral: true,
+            free_rotation: true,
+            max_zoom: 1.5,
+            max_shift_px: 4.0,
+            max_noise: 0.3,
+            colour_drop: 0.0,
+        }
     }
 }
 
@@ -106,7 +121,14 @@ impl Augment {
 
     /// No augmentation at all.
     pub fn none() -> Augment {
-        Augment { dihedral: false, free_rotation: false, max_zoom: 1.0, max_shift_px: 0.0, max_noise: 0.0 }
+        Augment {
+            dihedral: false,
+            free_rotation: false,
+            max_zoom: 1.0,
+            max_shift_px: 0.0,
+            max_noise: 0.0,
+            colour_drop: 0.0,
+        }
     }
 }
 
@@ -161,6 +183,29 @@ pub fn augment_into(input: &[f32], size: usize, aug: &Augment, rng: &mut impl Rn
             // Box-Muller from two uniforms.
             let (u1, u2): (f32, f32) = (rng.random_range(f32::EPSILON..1.0), rng.random_range(0.0..1.0));
             *v += noise * (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos();
+        }
+    }
+    // Drawn only when asked for, so runs without it draw the same augmentations as before.
+    if aug.colour_drop > 0.0 && rng.random_bool(f64::from(aug.colour_drop.min(1.0))) {
+        let bands = out.len() / n;
+        let weights: Vec<f32> = (0..bands).map(|_| rng.random_range(0.0..1.0f32)).collect();
+        drop_colour(out, n, &weights);
+    }
+}
+
+/// Replaces every band of `planes` (bands of `n` pixels each) by the mix `weights` of all of
+/// them, scaled to unit norm: independent bands of unit noise give a mix of unit noise.
+fn drop_colour(planes: &mut [f32], n: usize, weights: &[f32]) {
+    let norm = weights.iter().map(|w| w * w).sum::<f32>().sqrt();
+    let weights: Vec<f32> = if norm > 1e-6 {
+        weights.iter().map(|w| w / norm).collect()
+    } else {
+        vec![1.0 / (weights.len() as f32).sqrt(); weights.len()]
+    };
+    for p in 0..n {
+        let mix: f32 = weights.iter().enumerate().map(|(b, w)| w * planes[b * n + p]).sum();
+        for b in 0..weights.len() {
+            planes[b * n + p] = mix;
         }
     }
 }
@@ -247,6 +292,44 @@ mod tests {
             orientations.insert((corner, next));
         }
         assert_eq!(orientations.len(), 8, "all 8 rotations and flips are drawn");
+    }
+
+    #[test]
+    fn colour_drop_leaves_one_grey_mix_with_the_noise_level_kept() {
+        let size = 64;
+        let n = size * size;
+        // Independent unit noise in each band plus a source seen only in the reddest band.
+        let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(11);
+        let mut input: Vec<f32> = (0..4 * n)
+            .map(|_| {
+                let (u1, u2): (f32, f32) = (rng.random_range(f32::EPSILON..1.0), rng.random_range(0.0..1.0));
+                (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
+            })
+            .collect();
+        input[3 * n + n / 2 + size / 2] += 50.0;
+        let never = Augment { colour_drop: 0.0, ..Augment::none() };
+        let always = Augment { colour_drop: 1.0, ..Augment::none() };
+        let mut out = vec![0f32; input.len()];
+        augment_into(&input, size, &never, &mut rng, &mut out);
+        assert_eq!(out, input, "no colour drop: the cutout as it was");
+        let mut grey_sd = Vec::new();
+        for _ in 0..20 {
+            augment_into(&input, size, &always, &mut rng, &mut out);
+            for b in 1..4 {
+                assert_eq!(out[b * n..(b + 1) * n], out[..n], "band {b} is the same mix as band 0");
+            }
+            // The source now shows in every band, at the weight the mix gave its band.
+            let centre = n / 2 + size / 2;
+            assert!(out[centre] > 0.0, "the i-band source shows through: {}", out[centre]);
+            let mean = out[..n].iter().sum::<f32>() / n as f32;
+            let var = out[..n].iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n as f32;
+            grey_sd.push(var.sqrt());
+        }
+        // One source pixel of 50 adds at most 50^2/4096 = 0.6 to the variance; the noise's sd
+        // stays within a few per cent of 1 whatever the weights.
+        for sd in &grey_sd {
+            assert!((0.95..1.3).contains(sd), "sd of the grey mix {sd}");
+        }
     }
 
     #[test]
