@@ -162,6 +162,60 @@ pub fn atan64(z: f64) -> f64 {
     r.copysign(z)
 }
 
+/// Two independent standard normal deviates per 64 random bits, in f32, for every element of
+/// `out`: the Box-Muller transform, vectorised. The first half of `out` takes the cosine of each
+/// pair, the second half the sine, so both halves are plain lane-wise loops. Sky noise is most of
+/// a simulated cutout's random numbers (40,000 and more per cutout); one ziggurat draw in f64
+/// per pixel was an eighth of the simulator's time.
+///
+/// Bits of each word: 24 for the radius's uniform (never 0, so the tail ends at 5.9 sigma, a
+/// value 1 pixel in 3e8 would exceed), 24 for an angle in [-pi/4, pi/4) by its series (error
+/// below 1e-8), and 3 for swapping the pair and their signs, which spread that angle over the
+/// whole circle.
+pub fn standard_normals(rng: &mut impl rand::Rng, out: &mut [f32]) {
+    const CHUNK: usize = 512;
+    let mut words = [0u64; CHUNK];
+    for block in out.chunks_mut(2 * CHUNK) {
+        let pairs = block.len().div_ceil(2);
+        words[..pairs].iter_mut().for_each(|w| *w = rng.next_u64());
+        if block.len() % 2 == 0 {
+            simd(
+                #[inline(always)]
+                || normals_from_words(&words[..pairs], block),
+            );
+        } else {
+            let mut even = [0f32; 2 * CHUNK];
+            let even = &mut even[..2 * pairs];
+            simd(
+                #[inline(always)]
+                || normals_from_words(&words[..pairs], even),
+            );
+            block.copy_from_slice(&even[..block.len()]);
+        }
+    }
+}
+
+/// The transform of [`standard_normals`]: `words.len()` pairs into `out` (twice as long).
+#[inline(always)]
+fn normals_from_words(words: &[u64], out: &mut [f32]) {
+    const SCALE: f32 = 1.0 / (1u32 << 24) as f32;
+    let (cosines, sines) = out.split_at_mut(words.len());
+    for ((&w, c), s) in words.iter().zip(cosines).zip(sines) {
+        let u = ((w >> 40) as f32 + 0.5) * SCALE;
+        let t = (((w >> 16) & 0x00ff_ffff) as f32 + 0.5) * SCALE;
+        let r = (-2.0 * ln(u)).sqrt();
+        let a = std::f32::consts::FRAC_PI_4 * (2.0 * t - 1.0);
+        let a2 = a * a;
+        let sin = a * (1.0 - a2 / 6.0 * (1.0 - a2 / 20.0 * (1.0 - a2 / 42.0 * (1.0 - a2 / 72.0))));
+        let cos = 1.0 - a2 / 2.0 * (1.0 - a2 / 12.0 * (1.0 - a2 / 30.0 * (1.0 - a2 / 56.0 * (1.0 - a2 / 90.0))));
+        let (x, y) = ((r * cos).to_bits(), (r * sin).to_bits());
+        let swap = 0u32.wrapping_sub((w & 1) as u32);
+        let (x, y) = ((x & !swap) | (y & swap), (y & !swap) | (x & swap));
+        *c = f32::from_bits(x ^ (((w >> 1) & 1) as u32) << 31);
+        *s = f32::from_bits(y ^ (((w >> 2) & 1) as u32) << 31);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,5 +312,47 @@ mod tests {
             assert!((got - want).abs() <= tol * want.abs().max(1.0), "atanh({z}) = {got}, library {want}");
         }
         assert!((atanh64(-0.999) - -3.800_201_167_250_199_6).abs() < 1e-15, "against a 40-digit value");
+    }
+
+    #[test]
+    fn standard_normals_have_the_normal_distribution_and_no_correlation() {
+        use rand::SeedableRng;
+        let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(17);
+        // An odd length: the last pair's second value is dropped, the rest are used.
+        let n = 2_000_001;
+        let mut z = vec![0f32; n];
+        standard_normals(&mut rng, &mut z);
+        let z: Vec<f64> = z.iter().map(|&v| f64::from(v)).collect();
+        let mean = z.iter().sum::<f64>() / n as f64;
+        let var = z.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n as f64;
+        let kurtosis = z.iter().map(|v| (v - mean).powi(4)).sum::<f64>() / n as f64 / (var * var);
+        // Standard errors at n = 2e6: mean 7e-4, variance 1e-3, kurtosis 3.5e-3.
+        assert!(mean.abs() < 4e-3, "mean {mean}");
+        assert!((var - 1.0).abs() < 5e-3, "variance {var}");
+        assert!((kurtosis - 3.0).abs() < 2e-2, "kurtosis {kurtosis}");
+        // The distribution function at a few points against Phi (values to 7 digits); the
+        // standard error of a share at n = 2e6 is below 3.6e-4.
+        for (x, phi) in [
+            (-3.0, 0.001_349_9),
+            (-1.5, 0.066_807_2),
+            (-0.3, 0.382_088_6),
+            (0.0, 0.5),
+            (0.7, 0.758_036_3),
+            (2.2, 0.986_096_6),
+        ] {
+            let share = z.iter().filter(|&&v| v <= x).count() as f64 / n as f64;
+            assert!((share - phi).abs() < 1.5e-3, "P(z <= {x}) = {share}, want {phi}");
+        }
+        // Neighbours, the two values made from one word (i and i + half a block) and the halves'
+        // signs are independent.
+        let corr = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>() / a.len() as f64;
+        assert!(corr(&z[..n - 1], &z[1..]).abs() < 4e-3, "lag-1 correlation");
+        assert!(corr(&z[..512], &z[512..1024]).abs() < 0.2, "one word's pair");
+        let pairs: Vec<(f64, f64)> = (0..n / 1024).map(|k| (z[k * 1024], z[k * 1024 + 512])).collect();
+        let r2: f64 = pairs.iter().map(|(a, b)| a * a * b * b).sum::<f64>() / pairs.len() as f64;
+        assert!((r2 - 1.0).abs() < 0.25, "E[x^2 y^2] of a pair {r2}");
+        let quadrants = pairs.iter().filter(|(a, b)| *a > 0.0 && *b > 0.0).count() as f64 / pairs.len() as f64;
+        assert!((quadrants - 0.25).abs() < 0.06, "share of pairs in the first quadrant {quadrants}");
+        assert!(z.iter().all(|v| v.is_finite() && v.abs() < 6.0), "the tail ends at 5.9 sigma");
     }
 }

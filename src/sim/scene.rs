@@ -11,8 +11,9 @@ use super::mass::SieShear;
 use super::psf::{psf_kernel, Convolver, PsfShape, Spectrum};
 use super::ranges::{LookMix, Ranges, RingRecipe, Span};
 use crate::cutout::{Band, Cutout};
+use crate::vmath::standard_normals;
 use rand::{RngExt, SeedableRng};
-use rand_distr::{Distribution, Normal, Poisson};
+use rand_distr::{Distribution, Poisson};
 use serde::Serialize;
 use std::f64::consts::PI;
 
@@ -756,7 +757,6 @@ fn observe(
 ) -> [Vec<f32>; 4] {
     let grid = cfg.grid();
     let size = grid.size;
-    let normal = Normal::new(0.0, 1.0).expect("unit normal");
     let models: Vec<Vec<f64>> = (0..4)
         .map(|b| {
             let mut model = scene.bands[b].clone();
@@ -791,26 +791,40 @@ fn observe(
         // Poisson noise sigma).
         let per_flux = sigma * sigma / cfg.sky_level(band);
         let c = look.noise_correlation;
+        let n = size * size;
         let sky_noise: Option<Vec<f64>> = (c > 0.0).then(|| {
-            let white: Vec<f64> = (0..size * size).map(|_| normal.sample(rng)).collect();
+            let mut white = vec![0f32; n];
+            standard_normals(rng, &mut white);
+            let white: Vec<f64> = white.iter().map(|&v| f64::from(v)).collect();
             correlate(&white, size, c)
         });
+        let mut z = vec![0f32; n];
+        standard_normals(rng, &mut z);
         let (gx, gy) = look.sky_gradient_sigma[b];
         let offset = look.sky_offset_sigma[b];
-        // Row by row (no division per pixel to find its row); the noise draws stay in pixel order.
-        let mut out = Vec::with_capacity(size * size);
+        // Row by row (no division per pixel to find its row), every draw made beforehand, so
+        // the loop is arithmetic only.
+        let mut out = vec![0f32; n];
+        let xs: Vec<f64> = (0..size).map(|col| (col as f64 - centre) / size as f64).collect();
         for row in 0..size {
             let y = (row as f64 - centre) / size as f64;
-            for col in 0..size {
-                let k = row * size + col;
-                let v = convolved[b][k];
-                let noise = match &sky_noise {
-                    None => (sigma * sigma + v.max(0.0) * per_flux).sqrt() * normal.sample(rng),
-                    Some(n) => sigma * n[k] + (v.max(0.0) * per_flux).sqrt() * normal.sample(rng),
-                };
-                let x = (col as f64 - centre) / size as f64;
-                let sky = sigma * (offset + gx * x + gy * y);
-                out.push((v + noise + sky) as f32);
+            let span = row * size..(row + 1) * size;
+            let (v, z, out) = (&convolved[b][span.clone()], &z[span.clone()], &mut out[span.clone()]);
+            let sky_y = offset + gy * y;
+            match &sky_noise {
+                None => {
+                    for (((o, &v), &z), &x) in out.iter_mut().zip(v).zip(z).zip(&xs) {
+                        let noise = (sigma * sigma + v.max(0.0) * per_flux).sqrt() * f64::from(z);
+                        *o = (v + noise + sigma * (sky_y + gx * x)) as f32;
+                    }
+                }
+                Some(sky) => {
+                    let sky = &sky[span];
+                    for ((((o, &v), &z), &x), &s) in out.iter_mut().zip(v).zip(z).zip(&xs).zip(sky) {
+                        let noise = sigma * s + (v.max(0.0) * per_flux).sqrt() * f64::from(z);
+                        *o = (v + noise + sigma * (sky_y + gx * x)) as f32;
+                    }
+                }
             }
         }
         out
