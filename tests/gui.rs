@@ -603,9 +603,11 @@ fn open_in_ds9_writes_the_cube_and_starts_ds9_or_says_it_is_missing() {
     let dir = tempfile::tempdir().expect("tmp");
     let path = dir.path().join("p.lensproj");
     let ids = make_project(&path, 2);
-    // A stand-in for ds9 that records its arguments.
+    // A stand-in for ds9 that records its arguments. It lives under Cargo's own scratch folder,
+    // not the system's temporary folder, which CI machines often mount without exec permission.
+    let bin_dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("scratch");
     let args_file = dir.path().join("ds9-args.txt");
-    let fake = dir.path().join("fake-ds9");
+    let fake = bin_dir.path().join("fake-ds9");
     std::fs::write(
         &fake,
         format!("#!/bin/sh\nprintf '%s\\n' \"$@\" > {}.tmp && mv {0}.tmp {0}\n", args_file.display()),
@@ -623,7 +625,11 @@ fn open_in_ds9_writes_the_cube_and_starts_ds9_or_says_it_is_missing() {
     h.get_by_label("Open in ds9").click();
     let deadline = Instant::now() + Duration::from_secs(30);
     while !args_file.exists() || h.query_by_label_contains("ds9 opened").is_none() {
-        assert!(Instant::now() < deadline, "ds9 was never started");
+        assert!(
+            Instant::now() < deadline,
+            "ds9 was never started; the page says: {:?}",
+            h.state().ds9_message.lock().map(|m| m.clone()).ok().flatten()
+        );
         h.step();
         std::thread::yield_now();
     }

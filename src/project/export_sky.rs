@@ -140,13 +140,34 @@ pub fn open_in_ds9(project: &Path, name: &str, ds9: &Path) -> Result<String, Str
     if region.exists() {
         command.arg("-regions").arg(&region);
     }
-    match command.spawn() {
-        Ok(_) => Ok(format!("ds9 opened {} (plane 3 = r band)", cube.display())),
+    match spawn_patiently(&mut command) {
+        Ok(mut child) => {
+            // Reaped when the user closes ds9, so no zombie outlives it.
+            std::thread::spawn(move || child.wait());
+            Ok(format!("ds9 opened {} (plane 3 = r band)", cube.display()))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(format!(
             "ds9 is not installed (no `{}` on the PATH; install SAOImageDS9, or set LENS_INSPECT_DS9 to its path). The cube is at {}",
             ds9.display(),
             cube.display()
         )),
         Err(e) => Err(format!("cannot start {}: {e}. The cube is at {}", ds9.display(), cube.display())),
+    }
+}
+
+/// Starts `command`, trying again for up to a second while the program file is busy (ETXTBSY).
+/// A script written a moment ago can be reported busy while any other thread of this process
+/// forks, until that child execs; ds9 wrappers and the tests' stand-in are such scripts.
+fn spawn_patiently(command: &mut std::process::Command) -> std::io::Result<std::process::Child> {
+    const ETXTBSY: i32 = 26;
+    let mut tries = 0;
+    loop {
+        match command.spawn() {
+            Err(e) if cfg!(unix) && e.raw_os_error() == Some(ETXTBSY) && tries < 20 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => return other,
+        }
     }
 }
