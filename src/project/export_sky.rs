@@ -125,7 +125,14 @@ pub fn write_cutouts(project: &Project, names: &[String], dir: &Path) -> Result<
 /// `ds9` on them. Returns what to tell the user, or why it failed, in words.
 pub fn open_in_ds9(project: &Path, name: &str, ds9: &Path) -> Result<String, String> {
     let p = Project::open_read_only(project).map_err(|e| e.to_string())?;
-    let dir = std::env::temp_dir().join("lens-inspect-ds9");
+    // One folder per user: on a shared machine another user's folder of the same name would
+    // not be writable.
+    #[cfg(unix)]
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let folder = format!("lens-inspect-ds9-{}", unsafe { libc::getuid() });
+    #[cfg(not(unix))]
+    let folder = "lens-inspect-ds9".to_string();
+    let dir = std::env::temp_dir().join(folder);
     let r = write_cutouts(&p, &[name.to_string()], &dir).map_err(|e| e.to_string())?;
     if let Some((_, why)) = r.failed.first() {
         return Err(format!("cannot show {name}: {why}"));
