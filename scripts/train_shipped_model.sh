@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rebuilds the shipped model from nothing but this program, in five stages (docs/robustness.md):
+# Rebuilds the shipped model from nothing but this program, in six stages (docs/robustness.md):
 #   stage 1: the narrow KiDS look, from simulated folders -> models/lens-detector-kids.lensmodel
 #            (about 25 minutes on 2 CPU cores);
 #   stage 2: 16 epochs on fresh domain-randomised simulations made while training, never the
@@ -11,15 +11,19 @@
 #            models/lens-detector-stage4-run.lensmodel);
 #   stage 5: the same mixture, seed 18, with turns and flips as the only augmentation (no
 #            resampling of fresh simulations), 20 epochs at lr 1.5e-4 (about 2 hours)
-#            -> models/lens-detector.lensmodel. Stages 1-4 ran with the full augmentation that
-#            was then the default (`--augment full`), which the script now names. The shipped
+#            -> WORK_DIR/stage5.lensmodel (kept in the repository as
+#            models/lens-detector-stage5.lensmodel). Stages 1-4 ran with the full augmentation
+#            that was then the default (`--augment full`), which the script now names. The kept
 #            file is stage 5's best validation epoch of all 20: epoch 19 (the run was interrupted
 #            after epoch 14 and resumed with RESUME=1's `--resume`);
+#   stage 6: fine-tuned from stage 5, seed 20, 12 epochs at lr 1.5e-4, a fifth of the cutouts
+#            shown as one grey mix of the bands (`--colour-drop 0.2`; about 40 minutes)
+#            -> models/lens-detector.lensmodel (in docs/robustness.md: "stage 6c");
 # then measures it on the in-domain test set and the stress suite and writes that into its card.
 #
 # Usage: scripts/train_shipped_model.sh [WORK_DIR] [EVAL_DIR]
 #   WORK_DIR (default ./data, ~3 GB) holds stage 1's data and stages 2 and 3's models; EVAL_DIR (default
-#   ./data/robustness, ~1 GB) the test sets. Stopped midway? Run it again with START=2 ... START=5
+#   ./data/robustness, ~1 GB) the test sets. Stopped midway? Run it again with START=2 ... START=6
 #   to skip the finished stages and RESUME=1 to continue the stopped one from its resume file
 #   (written after every epoch).
 set -euo pipefail
@@ -36,6 +40,7 @@ kids=models/lens-detector-kids.lensmodel
 stage2="$work/stage2.lensmodel"
 stage3="$work/stage3.lensmodel"
 stage4="$work/stage4.lensmodel"
+stage5="$work/stage5.lensmodel"
 out=models/lens-detector.lensmodel
 if (( start <= 1 )); then
   $bin simulate --look kids --n 16000 --out "$work/train" --seed 1001
@@ -62,9 +67,17 @@ if (( start <= 4 )); then
     $( (( start == 4 )) && echo "${resume[@]}" ) \
     --note "stage 4: fine-tuned from stage 3 on fresh simulations, 80 % randomised and 20 % KiDS look (seed 17), 20 epochs at lr 2e-4; validation: 2000 cutouts of the same mixture (seed 1000017)"
 fi
-$bin train --simulate --look randomised:0.8,kids:0.2 --workers 1 --val-n 2000 --out "$out" --init "$stage4" \
-  --epochs 20 --steps-per-epoch 400 --batch 32 --lr 1.5e-4 --cosine-lr --seed 18 --patience 100 --augment dihedral \
-  $( (( start == 5 )) && echo "${resume[@]}" ) \
-  --note "stage 5: fine-tuned from stage 4 on fresh simulations, 80 % randomised and 20 % KiDS look (seed 18), turns and flips only (--augment dihedral: fresh simulations are not resampled), 20 epochs at lr 1.5e-4; validation: 2000 cutouts of the same mixture (seed 1000018)"
+if (( start <= 5 )); then
+  $bin train --simulate --look randomised:0.8,kids:0.2 --workers 1 --val-n 2000 --out "$stage5" --init "$stage4" \
+    --epochs 20 --steps-per-epoch 400 --batch 32 --lr 1.5e-4 --cosine-lr --seed 18 --patience 100 --augment dihedral \
+    $( (( start == 5 )) && echo "${resume[@]}" ) \
+    --note "stage 5: fine-tuned from stage 4 on fresh simulations, 80 % randomised and 20 % KiDS look (seed 18), turns and flips only (--augment dihedral: fresh simulations are not resampled), 20 epochs at lr 1.5e-4; validation: 2000 cutouts of the same mixture (seed 1000018)"
+fi
+# START=6 without a stage-5 run of your own starts from the one in the repository.
+if [[ ! -f "$stage5" ]]; then stage5=models/lens-detector-stage5.lensmodel; fi
+$bin train --simulate --look randomised:0.8,kids:0.2 --workers 1 --val-n 2000 --out "$out" --init "$stage5" \
+  --epochs 12 --steps-per-epoch 400 --batch 32 --lr 1.5e-4 --cosine-lr --seed 20 --patience 100 --augment dihedral \
+  --colour-drop 0.2 $( (( start == 6 )) && echo "${resume[@]}" ) \
+  --note "stage 6c: fine-tuned from stage 5 (epoch 19) on fresh simulations, 80 % randomised and 20 % KiDS look (seed 20), turns and flips, 20 % of cutouts shown as one grey mix of the bands (--colour-drop 0.2), 12 epochs at lr 1.5e-4; validation: 2000 cutouts of the same mixture (seed 1000020)"
 # Held-out measurement: the in-domain test set, the KiDS look and every stress set (fresh seeds).
 $bin evaluate-suite --model "$out" --dir "$eval_dir" --n 2000 --seed 2026 --card
