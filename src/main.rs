@@ -292,6 +292,11 @@ enum Command {
         /// colour (docs/robustness.md). 0: off.
         #[arg(long, default_value_t = 0.0, value_parser = share_in_unit_interval)]
         colour_drop: f32,
+        /// Largest depth each band loses, in magnitudes (0-3): every band of every training
+        /// cutout is made shallower by its own random amount up to this, with the sky noise
+        /// kept, so the finder does not lean on one survey's depth ratios between bands. 0: off.
+        #[arg(long, default_value_t = 0.0, value_parser = magnitudes_up_to_3)]
+        band_depth_jitter: f32,
         /// A note kept in the model card, e.g. the commands that made the data.
         #[arg(long)]
         note: Option<String>,
@@ -1166,6 +1171,7 @@ fn run() -> Result<ExitCode> {
             freeze_backbone,
             augment,
             colour_drop,
+            band_depth_jitter,
             note,
             simulate,
             look,
@@ -1189,6 +1195,7 @@ fn run() -> Result<ExitCode> {
                 cosine_lr,
                 augment: lens_inspect::model::data::Augment {
                     colour_drop,
+                    band_depth_jitter_mag: band_depth_jitter,
                     ..augment.unwrap_or(if simulate { AugmentArg::Dihedral } else { AugmentArg::Full }).into()
                 },
                 ..Default::default()
@@ -1491,6 +1498,15 @@ fn main() -> ExitCode {
 }
 
 /// A share between 0 and 1, refused with the value named otherwise.
+fn magnitudes_up_to_3(text: &str) -> Result<f32, String> {
+    let v: f32 = text.parse().map_err(|_| format!("'{text}' is not a number"))?;
+    if (0.0..=3.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{v} is not between 0 and 3 magnitudes"))
+    }
+}
+
 fn share_in_unit_interval(text: &str) -> Result<f32, String> {
     let v: f32 = text.parse().map_err(|_| format!("'{text}' is not a number"))?;
     if (0.0..=1.0).contains(&v) {

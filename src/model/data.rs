@@ -91,6 +91,15 @@ pub struct Augment {
     /// weights are scaled so the sky noise keeps its unit sigma.
     #[serde(default)]
     pub colour_drop: f32,
+    /// Largest loss of depth per band, in magnitudes: each band of each cutout is made
+    /// shallower by its own amount drawn from 0 to this. Surveys differ in how deep each band is
+    /// relative to the others (KiDS's i is 1.3 mag shallower than its r; other surveys' are
+    /// not), so the colours a network sees in sky sigmas move from survey to survey; a finder
+    /// that leans on one survey's ratios fails on the next. Only shallower: the signal is
+    /// scaled by k < 1 and fresh noise of sigma sqrt(1 - k^2) keeps the sky at unit sigma (a
+    /// noisy image cannot be made deeper).
+    #[serde(default)]
+    pub band_depth_jitter_mag: f32,
 }
 
 fn yes() -> bool {
@@ -106,6 +115,7 @@ impl Default for Augment {
             max_shift_px: 4.0,
             max_noise: 0.3,
             colour_drop: 0.0,
+            band_depth_jitter_mag: 0.0,
         }
     }
 }
@@ -128,6 +138,7 @@ impl Augment {
             max_shift_px: 0.0,
             max_noise: 0.0,
             colour_drop: 0.0,
+            band_depth_jitter_mag: 0.0,
         }
     }
 }
@@ -190,6 +201,28 @@ pub fn augment_into(input: &[f32], size: usize, aug: &Augment, rng: &mut impl Rn
         let bands = out.len() / n;
         let weights: Vec<f32> = (0..bands).map(|_| rng.random_range(0.0..1.0f32)).collect();
         drop_colour(out, n, &weights);
+    }
+    if aug.band_depth_jitter_mag > 0.0 {
+        let bands = out.len() / n;
+        let loss: Vec<f32> = (0..bands).map(|_| rng.random_range(0.0..=aug.band_depth_jitter_mag)).collect();
+        fade_bands(out, n, &loss, rng);
+    }
+}
+
+/// Makes band `b` of `planes` shallower by `loss_mag[b]` magnitudes: signal times
+/// k = 10^(-0.4 loss), plus fresh noise of sigma sqrt(1 - k^2), so unit sky noise stays unit.
+fn fade_bands(planes: &mut [f32], n: usize, loss_mag: &[f32], rng: &mut impl Rng) {
+    let mut z = vec![0f32; n];
+    for (b, &loss) in loss_mag.iter().enumerate() {
+        let k = 10f32.powf(-0.4 * loss.max(0.0));
+        if k >= 1.0 {
+            continue;
+        }
+        crate::vmath::standard_normals(rng, &mut z);
+        let fresh = (1.0 - k * k).sqrt();
+        for (v, z) in planes[b * n..(b + 1) * n].iter_mut().zip(&z) {
+            *v = k * *v + fresh * z;
+        }
     }
 }
 
@@ -330,6 +363,48 @@ mod tests {
         for sd in &grey_sd {
             assert!((0.95..1.3).contains(sd), "sd of the grey mix {sd}");
         }
+    }
+
+    #[test]
+    fn band_depth_jitter_fades_each_band_by_its_own_amount_and_keeps_unit_noise() {
+        let size = 101;
+        let n = size * size;
+        let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(23);
+        // Unit noise in every band, and a bright flat source of 20 sigma over the middle rows.
+        let mut input = vec![0f32; 4 * n];
+        crate::vmath::standard_normals(&mut rng, &mut input);
+        let source = |p: usize| (40 * size..60 * size).contains(&p);
+        for b in 0..4 {
+            for p in 0..n {
+                if source(p) {
+                    input[b * n + p] += 20.0;
+                }
+            }
+        }
+        let off = Augment { band_depth_jitter_mag: 0.0, ..Augment::none() };
+        let mut out = vec![0f32; 4 * n];
+        augment_into(&input, size, &off, &mut rng, &mut out);
+        assert_eq!(out, input, "no jitter: the cutout as it was");
+        let on = Augment { band_depth_jitter_mag: 1.0, ..Augment::none() };
+        let mut factors = Vec::new();
+        for _ in 0..10 {
+            augment_into(&input, size, &on, &mut rng, &mut out);
+            for b in 0..4 {
+                let plane = &out[b * n..(b + 1) * n];
+                let sky: Vec<f32> = (0..n).filter(|&p| !source(p)).map(|p| plane[p]).collect();
+                let mean = sky.iter().sum::<f32>() / sky.len() as f32;
+                let sd = (sky.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / sky.len() as f32).sqrt();
+                assert!((0.96..1.04).contains(&sd), "band {b}: sky sigma {sd}, want 1");
+                let signal = (0..n).filter(|&p| source(p)).map(|p| plane[p]).sum::<f32>() / (20 * size) as f32;
+                // The source keeps between 10^-0.4 = 0.40 and all of its 20 sigma.
+                let k = signal / 20.0;
+                assert!((0.38..1.02).contains(&k), "band {b}: kept {k} of the signal");
+                factors.push(k);
+            }
+        }
+        // Each band draws its own loss: the kept shares spread over the range, not one value.
+        let (lo, hi) = factors.iter().fold((f32::MAX, f32::MIN), |(a, b), &k| (a.min(k), b.max(k)));
+        assert!(hi - lo > 0.3, "kept shares from {lo} to {hi}");
     }
 
     #[test]
