@@ -31,6 +31,9 @@ pub struct TrainArgs {
     pub stream: Option<StreamArgs>,
     /// Continue from OUT's resume file.
     pub resume: bool,
+    /// Compress input values beyond this many robust sigmas (0: the hard clip alone); recorded
+    /// in the card, so scoring, maps and retraining use the same.
+    pub knee_sigma: f32,
     /// Print the outcome as one JSON object on stdout (the training log stays on stderr).
     pub json: bool,
 }
@@ -141,6 +144,7 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
         note,
         stream,
         resume,
+        knee_sigma,
         json: args_json,
     } = args;
     if config.batch == 0 || config.epochs == 0 {
@@ -149,7 +153,7 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
     if !(config.lr > 0.0 && config.lr.is_finite()) {
         bail!("--lr must be a positive number");
     }
-    let clip = lens_inspect::cutout::DEFAULT_CLIP_SIGMA;
+    let clip = lens_inspect::cutout::Normalisation { clip_sigma: lens_inspect::cutout::DEFAULT_CLIP_SIGMA, knee_sigma };
     let device = burn::tensor::Device::flex();
     let mut resume_state = None;
     let mut history: Vec<EpochReport> = Vec::new();
@@ -186,7 +190,8 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
     };
     let start = std::time::Instant::now();
     let bar = crate::progress_bar(true);
-    let mut card = ModelCard::new(config.arch, 0, clip);
+    let mut card = ModelCard::new(config.arch, 0, clip.clip_sigma);
+    card.knee_sigma = clip.knee_sigma;
     card.provenance = serde_json::json!({"command": command_line.join(" "), "config": config});
     let epochs_done = resume_state.as_ref().map_or(0, |r| r.epochs_done);
     // Every run saves its best model to OUT and its current weights to the resume file after
@@ -363,7 +368,12 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
 }
 
 /// A fixed labelled set of `n` simulated cutouts (seed `seed`), made in parallel.
-pub fn simulated_set(sim: &MixedSimulator, n: usize, seed: u64, clip: f32) -> Result<Dataset> {
+pub fn simulated_set(
+    sim: &MixedSimulator,
+    n: usize,
+    seed: u64,
+    clip: lens_inspect::cutout::Normalisation,
+) -> Result<Dataset> {
     use rayon::prelude::*;
     let objects: Vec<_> = (0..n as u64).into_par_iter().map(|k| sim.simulate(&k.to_string(), seed, k, None)).collect();
     let mut d = Dataset::default();
@@ -508,7 +518,7 @@ pub fn evaluate(a: EvaluateArgs) -> Result<ExitCode> {
             if let Some(v) = tta {
                 scorer = scorer.with_views(v);
             }
-            let (set, problems) = load_labelled(&dir, truth.as_deref(), scorer.card.clip_sigma)?;
+            let (set, problems) = load_labelled(&dir, truth.as_deref(), scorer.card.normalisation())?;
             if !json {
                 report_problems(&problems);
             }
@@ -693,7 +703,7 @@ pub fn explain(
     let p = Project::open_existing(project)?;
     let row = p.candidate_by_name(candidate)?;
     let cutout = p.load_cutout(&row)?;
-    let clip = scorer.card.clip_sigma;
+    let clip = scorer.card.normalisation();
     let one = std::slice::from_ref(&cutout);
     let start = std::time::Instant::now();
     let image = render::composite(&cutout, &DisplaySettings::default(), p.flux_scale()?);
@@ -975,8 +985,8 @@ fn gradcam_mask_ratio(model: Option<&Path>, dir: &Path, n: usize) -> Result<(f64
         let mask_path = dir.join(lens_inspect::sim::MASK_FOLDER).join(format!("mask-{}.fits", spec.name));
         let Ok(mask) = read_single_band(&mask_path) else { continue };
         let Ok(cutout) = load(spec) else { continue };
-        let map =
-            gradcam(&scorer.net, std::slice::from_ref(&cutout), scorer.card.clip_sigma).map_err(anyhow::Error::msg)?;
+        let map = gradcam(&scorer.net, std::slice::from_ref(&cutout), scorer.card.normalisation())
+            .map_err(anyhow::Error::msg)?;
         let mask: Vec<bool> = mask.data.iter().map(|&v| v > 0.5).collect();
         if let Some(r) = map.first().and_then(|m| mask_concentration(m, &mask)) {
             ratios.push(r);
@@ -1147,7 +1157,7 @@ pub fn bench_active_learning(a: ActiveLearningArgs) -> Result<ExitCode> {
         bail!("--rounds and --batch must be at least 1");
     }
     let scorer = Scorer::load_or_shipped(a.model.as_deref())?;
-    let (pool, problems) = load_labelled(&a.pool, a.truth.as_deref(), scorer.card.clip_sigma)
+    let (pool, problems) = load_labelled(&a.pool, a.truth.as_deref(), scorer.card.normalisation())
         .with_context(|| format!("reading the pool {}", a.pool.display()))?;
     for (name, why) in problems.iter().take(10) {
         eprintln!("skipped {name}: {why}");
@@ -1290,16 +1300,18 @@ pub fn ensemble(models: &[PathBuf], out: &Path, tta: Option<usize>, json: bool) 
     for m in models {
         let (members, c) = checkpoint::load_members(m, &device)?;
         if let Some(first) = &card {
-            if (c.arch, c.input_size, c.clip_sigma) != (first.arch, first.input_size, first.clip_sigma) {
+            if (c.arch, c.input_size, c.normalisation()) != (first.arch, first.input_size, first.normalisation()) {
                 bail!(
-                    "{} is a {} for {} px cutouts clipped at {} sigma; the first model is a {} for {} px at {}: an ensemble needs one kind",
+                    "{} is a {} for {} px cutouts clipped at {} sigma (knee {}); the first model is a {} for {} px at {} (knee {}): an ensemble needs one kind",
                     m.display(),
                     c.arch.name(),
                     c.input_size,
                     c.clip_sigma,
+                    c.knee_sigma,
                     first.arch.name(),
                     first.input_size,
-                    first.clip_sigma
+                    first.clip_sigma,
+                    first.knee_sigma
                 );
             }
         }

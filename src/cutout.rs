@@ -173,6 +173,43 @@ pub fn sky_stats(values: &[f32]) -> Option<SkyStats> {
 /// Default clip, in robust sigmas, of the model's input (SPEC 2.2: configurable).
 pub const DEFAULT_CLIP_SIGMA: f32 = 50.0;
 
+/// How a band's values in robust sigmas become the model's input, as a model card records it.
+/// A hard clip at 50 sigma turns a bright galaxy's core into a flat plateau with a sharp round
+/// edge; plain ellipticals whose cores pass it score as lenses far more often than fainter
+/// ones, on our simulations and on lenstronomy's (docs/robustness.md). With a knee, values
+/// beyond it are compressed logarithmically (an asinh of half the knee's scale) before the
+/// clip, so a core keeps its shape up to thousands of sigmas while everything fainter than the
+/// knee, arcs included, passes unchanged.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Normalisation {
+    /// Clip, in robust sigmas, after any compression.
+    pub clip_sigma: f32,
+    /// Values beyond this many robust sigmas are compressed; 0: none (the hard clip alone).
+    pub knee_sigma: f32,
+}
+
+impl From<f32> for Normalisation {
+    /// A hard clip only (models before knees existed).
+    fn from(clip_sigma: f32) -> Normalisation {
+        Normalisation { clip_sigma, knee_sigma: 0.0 }
+    }
+}
+
+impl Normalisation {
+    /// One value in robust sigmas as the model sees it.
+    #[inline]
+    pub fn apply(&self, x: f32) -> f32 {
+        let k = self.knee_sigma;
+        let y = if k > 0.0 && x.abs() > k {
+            let s = 0.5 * k;
+            (k + s * ((x.abs() - k) / s).asinh()).copysign(x)
+        } else {
+            x
+        };
+        y.clamp(-self.clip_sigma, self.clip_sigma)
+    }
+}
+
 /// How far from its band's median, in robust sigmas, a pixel is taken to be non-physical
 /// (SPEC 2.2: "beyond ~1e4 robust sigma"). The brightest real things in a 101-pixel cutout (the
 /// core of a saturated star) reach a few thousand sky sigmas; sentinels such as 100 in fluxes of
@@ -298,7 +335,8 @@ fn mask_outliers(plane: &[f32], mask: &mut [bool]) -> usize {
 /// Returns `4 * height * width` values, band-major in [`Band::ALL`] order. A band whose robust
 /// sigma is 0 (constant, or more than half the pixels identical) falls back to its standard
 /// deviation, and to 1 if that is 0 too, so the output is always finite.
-pub fn preprocess(cutout: &Cutout, clip_sigma: f32) -> Vec<f32> {
+pub fn preprocess(cutout: &Cutout, norm: impl Into<Normalisation>) -> Vec<f32> {
+    let norm = norm.into();
     let (masks, _) = non_physical_mask(cutout);
     let n = cutout.width * cutout.height;
     let mut out = Vec::with_capacity(4 * n);
@@ -313,7 +351,7 @@ pub fn preprocess(cutout: &Cutout, clip_sigma: f32) -> Vec<f32> {
             sigma = 1.0;
         }
         for (&v, &m) in plane.iter().zip(mask) {
-            out.push(if m { 0.0 } else { ((v - stats.median) / sigma).clamp(-clip_sigma, clip_sigma) });
+            out.push(if m { 0.0 } else { norm.apply((v - stats.median) / sigma) });
         }
     }
     out
@@ -348,6 +386,50 @@ mod tests {
         assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
         assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), Some(2.5));
         assert_eq!(median(&[]), None);
+    }
+
+    #[test]
+    fn a_knee_keeps_faint_values_and_the_shape_of_bright_cores() {
+        let hard = Normalisation::from(50.0);
+        let soft = Normalisation { clip_sigma: 50.0, knee_sigma: 10.0 };
+        // Below the knee nothing changes; the hard clip is the old clamp.
+        for x in [-9.5f32, -1.0, 0.0, 0.3, 4.0, 10.0] {
+            assert_eq!(soft.apply(x), x);
+            assert_eq!(hard.apply(x), x);
+        }
+        assert_eq!(hard.apply(80.0), 50.0);
+        assert_eq!(hard.apply(-1e4), -50.0);
+        // Beyond it: continuous at the knee, odd, strictly increasing up to 5,000 sigma (no
+        // plateau where a core passes 50 sigma), and inside the clip.
+        assert!((soft.apply(10.001) - 10.001).abs() < 1e-3);
+        let xs: Vec<f32> = (0..400).map(|k| 10.0 * 1.02f32.powi(k)).filter(|&x| x <= 5.0e3).collect();
+        for w in xs.windows(2) {
+            let (a, b) = (soft.apply(w[0]), soft.apply(w[1]));
+            assert!(b > a, "{} -> {a}, {} -> {b}", w[0], w[1]);
+            assert!(b < 50.0);
+            assert_eq!(soft.apply(-w[1]), -b);
+        }
+        // 50 and 500 sigma stay apart (a hard clip makes them equal).
+        assert!(soft.apply(500.0) - soft.apply(50.0) > 5.0);
+        // A bright core through `preprocess`: the hard clip flattens its brightest pixels to one
+        // value, the knee keeps them in order.
+        let n = 21;
+        let mut r = vec![0f32; n * n];
+        for (k, v) in r.iter_mut().enumerate() {
+            let (x, y) = ((k % n) as f32 - 10.0, (k / n) as f32 - 10.0);
+            *v = ((k as u32).wrapping_mul(2654435761) >> 16) as f32 / 65536.0 - 0.5
+                + 3000.0 * (-(x * x + y * y) / 4.0).exp();
+        }
+        let c = Cutout::from_planes("core", n, n, [r.clone(), r.clone(), r.clone(), r]);
+        let at_max = |p: &[f32]| {
+            let max = p.iter().cloned().fold(f32::MIN, f32::max);
+            p.iter().filter(|&&v| v == max).count()
+        };
+        assert!(at_max(&preprocess(&c, hard)[..n * n]) > 20, "the hard clip's plateau");
+        assert_eq!(at_max(&preprocess(&c, soft)[..n * n]), 1, "one brightest pixel, as in the image");
+        let soft_core: Vec<f32> = preprocess(&c, soft)[..n * n].to_vec();
+        let centre = 10 * n + 10;
+        assert!(soft_core[centre] > soft_core[centre + 1] && soft_core[centre + 1] > soft_core[centre + 2]);
     }
 
     #[test]

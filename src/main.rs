@@ -297,6 +297,11 @@ enum Command {
         /// kept, so the finder does not lean on one survey's depth ratios between bands. 0: off.
         #[arg(long, default_value_t = 0.0, value_parser = magnitudes_up_to_3)]
         band_depth_jitter: f32,
+        /// Compress input values beyond this many robust sigmas (logarithmically) instead of
+        /// only clipping them at 50, so bright galaxy cores keep their shape (docs/robustness.md).
+        /// Recorded in the model card. 0: the hard clip alone.
+        #[arg(long, default_value_t = 0.0, value_parser = knee_in_sigmas)]
+        knee_sigma: f32,
         /// A note kept in the model card, e.g. the commands that made the data.
         #[arg(long)]
         note: Option<String>,
@@ -1172,6 +1177,7 @@ fn run() -> Result<ExitCode> {
             augment,
             colour_drop,
             band_depth_jitter,
+            knee_sigma,
             note,
             simulate,
             look,
@@ -1213,6 +1219,7 @@ fn run() -> Result<ExitCode> {
                 config,
                 command_line,
                 note,
+                knee_sigma,
                 json,
             })
         }
@@ -1498,6 +1505,15 @@ fn main() -> ExitCode {
 }
 
 /// A share between 0 and 1, refused with the value named otherwise.
+fn knee_in_sigmas(text: &str) -> Result<f32, String> {
+    let v: f32 = text.parse().map_err(|_| format!("'{text}' is not a number"))?;
+    if v == 0.0 || (1.0..=50.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{v} sigma: the knee is 0 (off) or between 1 and 50"))
+    }
+}
+
 fn magnitudes_up_to_3(text: &str) -> Result<f32, String> {
     let v: f32 = text.parse().map_err(|_| format!("'{text}' is not a number"))?;
     if (0.0..=3.0).contains(&v) {

@@ -143,7 +143,7 @@ pub fn retrain(
         candidates.iter().map(|c| (c.id, c)).collect();
     let ids: Vec<i64> = labels.keys().copied().collect();
     let splits = split_labels(&ids, cfg, cfg.train.seed);
-    let clip = base.card.clip_sigma;
+    let clip = base.card.normalisation();
     let (mut train_set, mut stop_set, mut decide_set) = (Dataset::default(), Dataset::default(), Dataset::default());
     for (part, target) in
         [(&splits.train, &mut train_set), (&splits.stop, &mut stop_set), (&splits.decide, &mut decide_set)]

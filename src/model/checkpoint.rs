@@ -30,6 +30,10 @@ pub struct ModelCard {
     pub input_size: usize,
     /// Preprocessing: clip in robust sigmas (SPEC 2.2).
     pub clip_sigma: f32,
+    /// Preprocessing: compression beyond this many robust sigmas before the clip
+    /// ([`crate::cutout::Normalisation`]); 0, and absent in older cards: none.
+    #[serde(default)]
+    pub knee_sigma: f32,
     pub conv_channels: Vec<usize>,
     /// How the model was made: commands, seeds, data, epochs, the parent model.
     #[serde(default)]
@@ -47,12 +51,18 @@ pub struct ModelCard {
 }
 
 impl ModelCard {
+    /// How this model's input is made from a cutout; scoring, maps and retraining all use it.
+    pub fn normalisation(&self) -> crate::cutout::Normalisation {
+        crate::cutout::Normalisation { clip_sigma: self.clip_sigma, knee_sigma: self.knee_sigma }
+    }
+
     pub fn new(arch: Arch, input_size: usize, clip_sigma: f32) -> ModelCard {
         ModelCard {
             arch,
             band_order: Band::ALL.iter().map(|b| b.letter().to_string()).collect(),
             input_size,
             clip_sigma,
+            knee_sigma: 0.0,
             conv_channels: CONV_CHANNELS.to_vec(),
             provenance: serde_json::Value::Null,
             metrics: serde_json::Value::Null,

@@ -6,7 +6,7 @@
 //! (outside the cutout: 0, the sky level after preprocessing), then Gaussian noise with sigma a
 //! random fraction of the sky noise (which preprocessing made 1).
 
-use crate::cutout::{preprocess, Cutout};
+use crate::cutout::{preprocess, Cutout, Normalisation};
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::{Rng, RngExt};
 
@@ -33,7 +33,7 @@ impl Dataset {
     }
 
     /// Adds a cutout (must have the dataset's size; a dataset's first cutout sets it).
-    pub fn push(&mut self, cutout: &Cutout, label: f32, clip_sigma: f32) -> Result<(), String> {
+    pub fn push(&mut self, cutout: &Cutout, label: f32, norm: impl Into<Normalisation>) -> Result<(), String> {
         if cutout.width != cutout.height {
             return Err(format!("{}: cutouts must be square, not {}x{}", cutout.name, cutout.width, cutout.height));
         }
@@ -46,7 +46,7 @@ impl Dataset {
                 cutout.name, cutout.width, self.size
             ));
         }
-        self.inputs.extend(preprocess(cutout, clip_sigma));
+        self.inputs.extend(preprocess(cutout, norm));
         self.labels.push(label);
         self.names.push(cutout.name.clone());
         Ok(())

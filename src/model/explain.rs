@@ -35,20 +35,34 @@ pub const OCCLUSION_PATCH: usize = 12;
 pub const OCCLUSION_STRIDE: usize = 6;
 
 /// Signed evidence maps (logit units per feature-map cell) for a batch of cutouts.
-pub fn evidence(net: &LensNet, cutouts: &[Cutout], clip_sigma: f32) -> Result<Vec<Vec<f32>>, String> {
-    feature_maps(net, cutouts, clip_sigma, true)
+pub fn evidence(
+    net: &LensNet,
+    cutouts: &[Cutout],
+    norm: impl Into<crate::cutout::Normalisation>,
+) -> Result<Vec<Vec<f32>>, String> {
+    feature_maps(net, cutouts, norm, true)
 }
 
 /// Grad-CAM maps for a batch of cutouts, each `size * size` in [0, 1] (all zero when the network
 /// finds nothing that raises the logit).
-pub fn gradcam(net: &LensNet, cutouts: &[Cutout], clip_sigma: f32) -> Result<Vec<Vec<f32>>, String> {
-    feature_maps(net, cutouts, clip_sigma, false)
+pub fn gradcam(
+    net: &LensNet,
+    cutouts: &[Cutout],
+    norm: impl Into<crate::cutout::Normalisation>,
+) -> Result<Vec<Vec<f32>>, String> {
+    feature_maps(net, cutouts, norm, false)
 }
 
-fn feature_maps(net: &LensNet, cutouts: &[Cutout], clip_sigma: f32, signed: bool) -> Result<Vec<Vec<f32>>, String> {
+fn feature_maps(
+    net: &LensNet,
+    cutouts: &[Cutout],
+    norm: impl Into<crate::cutout::Normalisation>,
+    signed: bool,
+) -> Result<Vec<Vec<f32>>, String> {
+    let norm = norm.into();
     let mut data = Dataset::default();
     for c in cutouts {
-        data.push(c, 0.0, clip_sigma)?;
+        data.push(c, 0.0, norm)?;
     }
     if data.is_empty() {
         return Ok(Vec::new());
@@ -96,12 +110,12 @@ fn feature_maps(net: &LensNet, cutouts: &[Cutout], clip_sigma: f32, signed: bool
 pub fn occlusion(
     net: &LensNet,
     cutout: &Cutout,
-    clip_sigma: f32,
+    norm: impl Into<crate::cutout::Normalisation>,
     patch: usize,
     stride: usize,
 ) -> Result<Vec<f32>, String> {
     let mut data = Dataset::default();
-    data.push(cutout, 0.0, clip_sigma)?;
+    data.push(cutout, 0.0, norm)?;
     let size = data.size;
     let base = data.item(0).to_vec();
     let device = Device::flex();

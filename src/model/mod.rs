@@ -61,8 +61,9 @@ pub enum DataError {
 pub fn load_labelled(
     dir: &Path,
     truth: Option<&Path>,
-    clip_sigma: f32,
+    norm: impl Into<crate::cutout::Normalisation>,
 ) -> Result<(Dataset, Vec<(String, String)>), DataError> {
+    let norm = norm.into();
     let truth_path = match truth {
         Some(t) => t.to_path_buf(),
         None => {
@@ -85,7 +86,7 @@ pub fn load_labelled(
             continue;
         };
         match r {
-            Ok(c) => data.push(&c, if t.is_lens { 1.0 } else { 0.0 }, clip_sigma).map_err(DataError::Shape)?,
+            Ok(c) => data.push(&c, if t.is_lens { 1.0 } else { 0.0 }, norm).map_err(DataError::Shape)?,
             Err(e) => problems.push((spec.name.clone(), e.to_string())),
         }
     }

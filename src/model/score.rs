@@ -113,7 +113,7 @@ impl Scorer {
     pub fn score(&self, cutouts: &[Cutout], batch: usize) -> Result<Vec<f32>, String> {
         let mut data = Dataset::default();
         for c in cutouts {
-            data.push(c, 0.0, self.card.clip_sigma)?;
+            data.push(c, 0.0, self.card.normalisation())?;
         }
         if data.size != 0 && data.size != self.card.input_size {
             return Err(format!("cutouts are {} pixels, the model takes {}", data.size, self.card.input_size));

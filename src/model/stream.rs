@@ -63,7 +63,7 @@ impl SimStream {
         first_index: u64,
         workers: usize,
         capacity: usize,
-        clip_sigma: f32,
+        norm: crate::cutout::Normalisation,
     ) -> SimStream {
         let size = sim.size();
         let shared = Arc::new(Shared {
@@ -81,7 +81,7 @@ impl SimStream {
             .map(|_| {
                 let shared = Arc::clone(&shared);
                 let sim = Arc::clone(&sim);
-                std::thread::spawn(move || worker(&shared, &sim, seed, capacity, clip_sigma))
+                std::thread::spawn(move || worker(&shared, &sim, seed, capacity, norm))
             })
             .collect();
         SimStream { shared, threads, size, waited: Duration::ZERO, consumed: 0 }
@@ -105,7 +105,7 @@ impl SimStream {
     }
 }
 
-fn worker(shared: &Shared, sim: &MixedSimulator, seed: u64, capacity: u64, clip_sigma: f32) {
+fn worker(shared: &Shared, sim: &MixedSimulator, seed: u64, capacity: u64, norm: crate::cutout::Normalisation) {
     loop {
         if shared.stop.load(Ordering::SeqCst) {
             return;
@@ -122,7 +122,7 @@ fn worker(shared: &Shared, sim: &MixedSimulator, seed: u64, capacity: u64, clip_
         }
         let start = Instant::now();
         let obj = sim.simulate(&k.to_string(), seed, k, None);
-        let item = (preprocess(&obj.cutout, clip_sigma), if obj.truth.is_lens { 1.0 } else { 0.0 });
+        let item = (preprocess(&obj.cutout, norm), if obj.truth.is_lens { 1.0 } else { 0.0 });
         shared.busy_ns.fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
         shared.produced.fetch_add(1, Ordering::Relaxed);
         let mut ready = shared.ready.lock().unwrap_or_else(|p| p.into_inner());
@@ -190,7 +190,7 @@ mod tests {
                 100,
                 workers,
                 8,
-                50.0,
+                50.0.into(),
             );
             (0..12).map(|_| s.next_item()).collect()
         };
@@ -203,8 +203,14 @@ mod tests {
         assert_eq!(one[5].0, preprocess(&direct.cutout, 50.0));
         assert_eq!(one[5].1, if direct.truth.is_lens { 1.0 } else { 0.0 });
         // A stream resumed at 105 continues the same sequence.
-        let mut resumed =
-            SimStream::start(MixedSimulator::new(&config, LookMix::single(Look::Randomised)), 9, 105, 2, 4, 50.0);
+        let mut resumed = SimStream::start(
+            MixedSimulator::new(&config, LookMix::single(Look::Randomised)),
+            9,
+            105,
+            2,
+            4,
+            50.0.into(),
+        );
         assert_eq!(resumed.next_item(), one[5]);
         assert_eq!(resumed.position(), 106);
     }
