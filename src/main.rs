@@ -1504,30 +1504,29 @@ fn main() -> ExitCode {
     }
 }
 
-/// A share between 0 and 1, refused with the value named otherwise.
-fn knee_in_sigmas(text: &str) -> Result<f32, String> {
+/// A number from `text` inside `range`, refused with the value and the range named otherwise.
+fn number_in(text: &str, range: std::ops::RangeInclusive<f32>, what: &str) -> Result<f32, String> {
     let v: f32 = text.parse().map_err(|_| format!("'{text}' is not a number"))?;
-    if v == 0.0 || (1.0..=50.0).contains(&v) {
+    if range.contains(&v) {
         Ok(v)
     } else {
-        Err(format!("{v} sigma: the knee is 0 (off) or between 1 and 50"))
+        Err(format!("{v} is not {what} between {} and {}", range.start(), range.end()))
     }
+}
+
+/// A knee in robust sigmas: 0 (off) or 1-50.
+fn knee_in_sigmas(text: &str) -> Result<f32, String> {
+    if text.parse::<f32>() == Ok(0.0) {
+        return Ok(0.0);
+    }
+    number_in(text, 1.0..=50.0, "a knee in sigmas (0 turns it off)")
 }
 
 fn magnitudes_up_to_3(text: &str) -> Result<f32, String> {
-    let v: f32 = text.parse().map_err(|_| format!("'{text}' is not a number"))?;
-    if (0.0..=3.0).contains(&v) {
-        Ok(v)
-    } else {
-        Err(format!("{v} is not between 0 and 3 magnitudes"))
-    }
+    number_in(text, 0.0..=3.0, "a depth loss in magnitudes")
 }
 
+/// A share between 0 and 1, refused with the value named otherwise.
 fn share_in_unit_interval(text: &str) -> Result<f32, String> {
-    let v: f32 = text.parse().map_err(|_| format!("'{text}' is not a number"))?;
-    if (0.0..=1.0).contains(&v) {
-        Ok(v)
-    } else {
-        Err(format!("{v} is not a share between 0 and 1"))
-    }
+    number_in(text, 0.0..=1.0, "a share")
 }

@@ -276,6 +276,22 @@ fn choice_flags_list_their_values_and_refuse_others() {
 }
 
 #[test]
+fn numeric_training_flags_refuse_values_outside_their_range_naming_value_and_range() {
+    for (flag, value, want) in [
+        ("--colour-drop", "1.5", "1.5 is not a share between 0 and 1"),
+        ("--band-depth-jitter", "3.5", "3.5 is not a depth loss in magnitudes between 0 and 3"),
+        ("--knee-sigma", "0.5", "between 1 and 50"),
+        ("--knee-sigma", "abc", "'abc' is not a number"),
+    ] {
+        let out = lens_inspect(&["train", "--simulate", "--out", "never.lensmodel", flag, value]);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}: a usage error");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(flag) && err.contains(want), "{flag} {value}: {err}");
+    }
+    assert!(!Path::new("never.lensmodel").exists(), "nothing trained or written");
+}
+
+#[test]
 fn pack_merge_exit_codes_follow_the_table() {
     let dir = tempfile::tempdir().expect("tmp");
     let root = dir.path().join("c");
