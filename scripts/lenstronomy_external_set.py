@@ -52,13 +52,12 @@ def ellipse(rng, q_low, q_high, phi=None):
     return param_util.phi_q2_ellipticity(phi, rng.uniform(q_low, q_high))
 
 
-def star_forming(rng, x, y, tangential_to=None):
-    """A blue galaxy: one Sersic disc plus 0-3 Gaussian knots, as LightModel kwargs per unit amp."""
-    phi = None
-    if tangential_to is not None:
-        phi = np.arctan2(y, x) + np.pi / 2
-    e1, e2 = ellipse(rng, 0.25 if tangential_to is not None else 0.4, 0.6 if tangential_to is not None else 0.95, phi)
-    r = rng.uniform(0.12, 0.45) if tangential_to is None else rng.uniform(0.4, 0.8)
+def star_forming(rng, x, y, tangential=False):
+    """A blue galaxy: one Sersic disc plus 0-3 Gaussian knots, as LightModel kwargs per unit amp.
+    `tangential`: elongated and lying across the line to the cutout's centre, like an arc."""
+    phi = np.arctan2(y, x) + np.pi / 2 if tangential else None
+    e1, e2 = ellipse(rng, *((0.25, 0.6) if tangential else (0.4, 0.95)), phi)
+    r = rng.uniform(0.4, 0.8) if tangential else rng.uniform(0.12, 0.45)
     parts = [("SERSIC_ELLIPSE", {"amp": 1.0, "R_sersic": r, "n_sersic": rng.uniform(0.7, 1.5), "e1": e1, "e2": e2, "center_x": x, "center_y": y})]
     for _ in range(rng.integers(0, 4)):
         dx, dy = rng.normal(0, 0.6 * r, 2)
@@ -141,7 +140,7 @@ def main():
                 extra += star_forming(rng, d * np.cos(a), d * np.sin(a))
         elif kind == "tangential_companion":
             d, a = rng.uniform(1.5, 3.5), rng.uniform(0, 2 * np.pi)
-            extra = star_forming(rng, d * np.cos(a), d * np.sin(a), tangential_to=(0.0, 0.0))
+            extra = star_forming(rng, d * np.cos(a), d * np.sin(a), tangential=True)
         source_colour = colours(BLUE, rng, 0.2)
         # Brightness: lens peak, and the blue light's S/N in g as the challenge defines it, log-uniform.
         peak = np.exp(rng.uniform(np.log(30), np.log(300)))
