@@ -6,24 +6,55 @@
 use super::light::{Grid, Sersic};
 use super::ranges::RingRecipe;
 use super::scene::{
-    add_field, angle_diff, blob_image, blue_colours, fluxes, mags, normalised, pick, red_colours, red_galaxy,
-    ring_image, sersic_image, shaped_ring, small_galaxy_reach, spiral_image, tail_image, Arms, Kind, Rng64, Scene,
-    SimConfig,
+    add_field, add_host_light, angle_diff, blob_image, blue_colours, fluxes, log_uniform, mags, normalised, pick,
+    red_colours, red_galaxy, ring_image, sersic_image, shaped_ring, small_galaxy_reach, spiral_image, tail_image, Arms,
+    Kind, Rng64, Scene, SimConfig,
 };
 use rand::RngExt;
 use std::f64::consts::PI;
 
-/// Draws a non-lens of `kind` into `scene` (with the field every cutout has). Returns the ring
-/// recipe when it drew a ring galaxy.
-pub(super) fn draw(rng: &mut Rng64, cfg: &SimConfig, grid: &Grid, kind: Kind, scene: &mut Scene) -> Option<RingRecipe> {
+/// What [`draw`] reports about the non-lens it drew, for the truth table.
+#[derive(Debug, Default)]
+pub(super) struct Drawn {
+    pub ring_recipe: Option<RingRecipe>,
+    /// Total r magnitude of the central red galaxy, for the kinds built around one.
+    pub host_mag_r: Option<f64>,
+}
+
+/// The central red galaxy of a look-alike: as a lens galaxy is drawn (size and brightness from
+/// the Einstein-radius range, envelope and disc) when the ranges say so, else one Sersic of the
+/// given size hint. Returns its profile and its main component's magnitudes (for the colours of
+/// what is added around it) and its total r magnitude.
+fn host_galaxy(
+    rng: &mut Rng64,
+    cfg: &SimConfig,
+    grid: &Grid,
+    scene: &mut Scene,
+    size_hint: f64,
+) -> (Sersic, [f64; 4], f64) {
+    let (light, m) = red_galaxy(rng, &cfg.ranges, size_hint);
+    let total_r = if cfg.ranges.hosts_as_lenses {
+        add_host_light(rng, cfg, grid, scene, &light, m)
+    } else {
+        scene.add(&sersic_image(grid, &light, f64::INFINITY), fluxes(cfg, m));
+        m[2]
+    };
+    (light, m, total_r)
+}
+
+/// Draws a non-lens of `kind` into `scene` (with the field every cutout has).
+pub(super) fn draw(rng: &mut Rng64, cfg: &SimConfig, grid: &Grid, kind: Kind, scene: &mut Scene) -> Drawn {
     let ranges = &cfg.ranges;
     let wide = ranges.wide_lookalikes;
-    let size_hint = rng.random_range(0.8..2.5);
-    let mut recipe = None;
+    // A lens galaxy's size and brightness follow its Einstein radius; a look-alike's galaxy is
+    // drawn from the same range when it stands in for one.
+    let size_hint =
+        if ranges.hosts_as_lenses { log_uniform(rng, ranges.theta_e_arcsec) } else { rng.random_range(0.8..2.5) };
+    let mut drawn = Drawn::default();
     match kind {
         Kind::Elliptical | Kind::EllipticalCompanions | Kind::TangentialCompanion => {
-            let (light, m) = red_galaxy(rng, ranges, size_hint);
-            scene.add(&sersic_image(grid, &light, f64::INFINITY), fluxes(cfg, m));
+            let (light, _, total_r) = host_galaxy(rng, cfg, grid, scene, size_hint);
+            drawn.host_mag_r = Some(total_r);
             let n = match kind {
                 Kind::Elliptical => 0,
                 Kind::TangentialCompanion if wide => rng.random_range(1..4),
@@ -91,12 +122,12 @@ pub(super) fn draw(rng: &mut Rng64, cfg: &SimConfig, grid: &Grid, kind: Kind, sc
         }
         Kind::RingGalaxy => {
             let r = pick(rng, &ranges.ring_recipes);
-            recipe = Some(r);
+            drawn.ring_recipe = Some(r);
             ring_galaxy(rng, cfg, grid, r, scene);
         }
         Kind::PolarRing => polar_ring(rng, cfg, grid, scene),
         Kind::EdgeOnDisc => edge_on_disc(rng, cfg, grid, scene),
-        Kind::ShellsStreams => shells_and_streams(rng, cfg, grid, scene),
+        Kind::ShellsStreams => drawn.host_mag_r = Some(shells_and_streams(rng, cfg, grid, scene, size_hint)),
         Kind::Group => {
             for k in 0..rng.random_range(2..6) {
                 let (mut g, m) = {
@@ -112,8 +143,8 @@ pub(super) fn draw(rng: &mut Rng64, cfg: &SimConfig, grid: &Grid, kind: Kind, sc
             }
         }
         Kind::Merger => {
-            let (a, ma) = red_galaxy(rng, ranges, size_hint);
-            scene.add(&sersic_image(grid, &a, f64::INFINITY), fluxes(cfg, ma));
+            let (a, ma, total_r) = host_galaxy(rng, cfg, grid, scene, size_hint);
+            drawn.host_mag_r = Some(total_r);
             let (d, phi) = (rng.random_range(0.8..2.5), rng.random_range(0.0..2.0 * PI));
             let mut b = a;
             b.center = (a.center.0 + d * phi.cos(), a.center.1 + d * phi.sin());
@@ -136,12 +167,12 @@ pub(super) fn draw(rng: &mut Rng64, cfg: &SimConfig, grid: &Grid, kind: Kind, sc
         Kind::StarField => {
             let stars = rng.random_range(2..6);
             add_field(rng, cfg, grid, scene, stars);
-            return None;
+            return drawn;
         }
         Kind::LensArc | Kind::LensRing | Kind::LensDouble | Kind::LensQuad => {}
     }
     add_field(rng, cfg, grid, scene, 0);
-    recipe
+    drawn
 }
 
 /// Colours of star-forming rings: blue to yellowish.
@@ -309,13 +340,10 @@ fn edge_on_disc(rng: &mut Rng64, cfg: &SimConfig, grid: &Grid, scene: &mut Scene
 }
 
 /// An elliptical with faint shells (concentric partial rings on alternating sides) or a long
-/// tidal stream, the light of its own colour.
-fn shells_and_streams(rng: &mut Rng64, cfg: &SimConfig, grid: &Grid, scene: &mut Scene) {
-    let (host, m) = {
-        let hint = rng.random_range(1.0..2.5);
-        red_galaxy(rng, &cfg.ranges, hint)
-    };
-    scene.add(&sersic_image(grid, &host, f64::INFINITY), fluxes(cfg, m));
+/// tidal stream, the light of its own colour. Returns the host's total r magnitude.
+fn shells_and_streams(rng: &mut Rng64, cfg: &SimConfig, grid: &Grid, scene: &mut Scene, size_hint: f64) -> f64 {
+    let hint = if cfg.ranges.hosts_as_lenses { size_hint } else { rng.random_range(1.0..2.5) };
+    let (host, m, total_r) = host_galaxy(rng, cfg, grid, scene, hint);
     let fainter = rng.random_range(1.5..3.0);
     let axis = rng.random_range(0.0..2.0 * PI);
     let mut total = vec![0.0; grid.size * grid.size];
@@ -348,4 +376,5 @@ fn shells_and_streams(rng: &mut Rng64, cfg: &SimConfig, grid: &Grid, scene: &mut
     let colour_shift = rng.random_range(-0.2..0.1);
     let sm = [m[0] + fainter + colour_shift, m[1] + fainter + colour_shift, m[2] + fainter, m[3] + fainter];
     scene.add(&normalised(total), fluxes(cfg, sm));
+    total_r
 }

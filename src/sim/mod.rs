@@ -78,14 +78,14 @@ pub fn write_run(
     let mut csv = std::io::BufWriter::new(std::fs::File::create(out.join(TRUTH_FILE))?);
     writeln!(
         csv,
-        "ID,is_lens,Einstein_area,numb_pix_lensed_image,flux_lensed_image_in_sigma,kind,theta_e_arcsec,source_mag_r,arc_snr_g,magnification,fwhm_g_arcsec,psf_beta,depth_offset_g_mag,source_g_r,ring_recipe,artefacts"
+        "ID,is_lens,Einstein_area,numb_pix_lensed_image,flux_lensed_image_in_sigma,kind,theta_e_arcsec,source_mag_r,arc_snr_g,magnification,fwhm_g_arcsec,psf_beta,depth_offset_g_mag,source_g_r,ring_recipe,host_mag_r,artefacts"
     )?;
     let opt = |v: Option<f64>| v.map(|x| format!("{x:.4}")).unwrap_or_default();
     for (name, t) in &truths {
         let area = t.theta_e_arcsec.map(|e| std::f64::consts::PI * e * e);
         writeln!(
             csv,
-            "{name},{},{},{},{:.3},{},{},{},{},{},{:.3},{:.2},{:.3},{},{},{}",
+            "{name},{},{},{},{:.3},{},{},{},{},{},{:.3},{:.2},{:.3},{},{},{},{}",
             t.is_lens as u8,
             opt(area),
             t.lensed_pixels,
@@ -100,6 +100,7 @@ pub fn write_run(
             t.depth_offset_g_mag,
             opt(t.source_g_r),
             t.ring_recipe.map(|r| r.name()).unwrap_or_default(),
+            opt(t.host_mag_r),
             if t.artefacts.is_empty() { "none" } else { &t.artefacts },
         )?;
     }

@@ -17,6 +17,7 @@
 //! | correlated noise (neighbour weight) | 0 | 0 - 0.45 | |
 //! | sky offset / gradient (sky sigmas) | 0 / 0 | +-1 / up to 2 edge to edge | |
 //! | lens light | one Sersic | + envelope (50 %), + disc (20 %), colour gradient | |
+//! | look-alikes' central galaxies | one Sersic, 0.8 - 2.5" size hint | drawn as lens galaxies: size and brightness from the Einstein-radius range, same envelope and disc (since stage 9) | |
 //! | lens centre | +-0.1" | +-0.5" | |
 //! | Einstein radius | 0.8 - 3" | 0.6 - 4" (log-uniform) | `theta-e`: 4 - 5.5" |
 //! | arc S/N in g | >= 40 | 10 - 200 (log-uniform) | `faint-arcs`: 6 - 10 |
@@ -133,6 +134,12 @@ pub struct Ranges {
     pub ring_recipes: Vec<(RingRecipe, f64)>,
     /// Use the widened set of look-alikes (polar rings, edge-on discs, shells, groups).
     pub wide_lookalikes: bool,
+    /// Look-alikes built around a red galaxy (plain ellipticals, companions, shells and streams,
+    /// mergers) draw it as a lens galaxy is drawn: size and brightness from the Einstein-radius
+    /// range, with the same envelope and disc. Otherwise only lenses have the biggest, brightest
+    /// and most extended galaxies, and a finder learns that a bright galaxy is a lens (what it did
+    /// on other simulators' ellipticals before this was set).
+    pub hosts_as_lenses: bool,
     pub artefacts: ArtefactRates,
 }
 
@@ -160,6 +167,7 @@ impl Ranges {
             source_g_r: (-0.1, 0.5),
             ring_recipes: vec![(RingRecipe::Smooth, 1.0)],
             wide_lookalikes: false,
+            hosts_as_lenses: false,
             artefacts: ArtefactRates::NONE,
         }
     }
@@ -192,6 +200,7 @@ impl Ranges {
                 (RingRecipe::Knotty, 0.25),
             ],
             wide_lookalikes: true,
+            hosts_as_lenses: true,
             artefacts: ArtefactRates {
                 cosmic_rays: 0.15,
                 satellite_trail: 0.04,

@@ -223,6 +223,9 @@ pub struct SimTruth {
     pub source_g_r: Option<f64>,
     /// The recipe of a ring galaxy's ring.
     pub ring_recipe: Option<RingRecipe>,
+    /// Total r magnitude of the central red galaxy (bulge, envelope and disc) of a lens or of a
+    /// look-alike built around one, so that scores can be broken down by how bright it is.
+    pub host_mag_r: Option<f64>,
     /// Artefacts put on the cutout (names joined by '+'), empty when none.
     pub artefacts: String,
 }
@@ -655,7 +658,7 @@ fn uniform(rng: &mut Rng64, (lo, hi): Span) -> f64 {
     }
 }
 
-fn log_uniform(rng: &mut Rng64, (lo, hi): Span) -> f64 {
+pub(super) fn log_uniform(rng: &mut Rng64, (lo, hi): Span) -> f64 {
     uniform(rng, (lo.ln(), hi.ln())).exp()
 }
 
@@ -853,11 +856,20 @@ fn correlate(white: &[f64], size: usize, c: f64) -> Vec<f64> {
     out
 }
 
-/// Adds the light of a lens galaxy: its main (bulge) component, and as the ranges say an envelope
-/// that is larger and bluer (a colour gradient) and a disc.
-fn add_lens_light(rng: &mut Rng64, cfg: &SimConfig, grid: &Grid, scene: &mut Scene, main: &Sersic, m: [f64; 4]) {
+/// Adds the light of a lens galaxy (or of a look-alike's galaxy drawn as one): its main (bulge)
+/// component, and as the ranges say an envelope that is larger and bluer (a colour gradient) and
+/// a disc. Returns the total r magnitude of what it added.
+pub(super) fn add_host_light(
+    rng: &mut Rng64,
+    cfg: &SimConfig,
+    grid: &Grid,
+    scene: &mut Scene,
+    main: &Sersic,
+    m: [f64; 4],
+) -> f64 {
     let r = &cfg.ranges;
     scene.add(&sersic_image(grid, main, f64::INFINITY), fluxes(cfg, m));
+    let mut flux_r = 10f64.powf(-0.4 * m[2]);
     if rng.random_bool(r.lens_envelope) {
         let envelope = Sersic {
             center: main.center,
@@ -870,6 +882,7 @@ fn add_lens_light(rng: &mut Rng64, cfg: &SimConfig, grid: &Grid, scene: &mut Sce
         let (du, dg) = (rng.random_range(0.1..0.5), rng.random_range(0.05..0.3));
         let em = [m[0] + fainter - du, m[1] + fainter - dg, m[2] + fainter, m[3] + fainter + 0.3 * dg];
         scene.add(&sersic_image(grid, &envelope, f64::INFINITY), fluxes(cfg, em));
+        flux_r += 10f64.powf(-0.4 * em[2]);
     }
     if rng.random_bool(r.lens_disc) {
         let disc = Sersic {
@@ -881,7 +894,9 @@ fn add_lens_light(rng: &mut Rng64, cfg: &SimConfig, grid: &Grid, scene: &mut Sce
         };
         let dm = mags(m[2] + rng.random_range(0.2..1.5), rng.random_range(1.2..2.0), rng.random_range(0.4..0.8), 0.3);
         scene.add(&sersic_image(grid, &disc, f64::INFINITY), fluxes(cfg, dm));
+        flux_r += 10f64.powf(-0.4 * dm[2]);
     }
+    -2.5 * flux_r.log10()
 }
 
 /// Reusable FFT plans and sizes for one configuration.
@@ -965,6 +980,7 @@ impl Simulator {
             depth_offset_g_mag: look.depth_offset_mag[Band::G.index()],
             source_g_r: None,
             ring_recipe: None,
+            host_mag_r: None,
             artefacts: String::new(),
         };
         let sigma_g = look.sigma[Band::G.index()];
@@ -974,7 +990,7 @@ impl Simulator {
         if is_lens {
             let theta_e = log_uniform(&mut rng, ranges.theta_e_arcsec);
             let (light, lens_mags) = red_galaxy(&mut rng, ranges, theta_e);
-            add_lens_light(&mut rng, cfg, &grid, &mut scene, &light, lens_mags);
+            truth.host_mag_r = Some(add_host_light(&mut rng, cfg, &grid, &mut scene, &light, lens_mags));
             let lens = draw_mass(&mut rng, kind, theta_e, &light);
             let rays = RayMap::new(&grid, &lens);
             let sources = 1 + rng.random_bool(ranges.second_source) as usize;
@@ -1001,7 +1017,9 @@ impl Simulator {
             }
             add_field(&mut rng, cfg, &grid, &mut scene, 0);
         } else {
-            truth.ring_recipe = lookalikes::draw(&mut rng, cfg, &grid, kind, &mut scene);
+            let drawn = lookalikes::draw(&mut rng, cfg, &grid, kind, &mut scene);
+            truth.ring_recipe = drawn.ring_recipe;
+            truth.host_mag_r = drawn.host_mag_r;
         }
         let mut bands = observe(&mut rng, cfg, &look, &scene, &spectra, &self.conv);
         let fwhm_px = look.psf.map(|p| p.fwhm_arcsec / grid.pixel_arcsec);
