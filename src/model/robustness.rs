@@ -7,7 +7,7 @@ use super::data::Dataset;
 use super::score::Scorer;
 use super::validation::{bootstrap, by_group, threshold_at_tpr, GroupRates, MetricsWithIntervals};
 use crate::project::ingest::read_truth_csv;
-use crate::sim::{write_run, Look, SimConfig, Simulator, StressSet, TRUTH_FILE};
+use crate::sim::{write_run, Look, SimConfig, Simulator, StressSet, SIMULATOR_VERSION, TRUTH_FILE};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -29,6 +29,9 @@ pub struct Suite {
     pub n_per_set: usize,
     pub seed: u64,
     pub tta_views: usize,
+    /// The [`SIMULATOR_VERSION`] that made the sets: figures of different versions are of
+    /// different cutouts.
+    pub simulator_version: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,7 +92,8 @@ pub fn run(scorer: &Scorer, root: &Path, n: usize, seed: u64, progress: &dyn Fn(
     let mut in_domain_by_kind = Vec::new();
     for (k, (name, look, what)) in sets().into_iter().enumerate() {
         progress(&name);
-        let dir = root.join(format!("{name}-n{n}-seed{}", seed + k as u64));
+        // The simulator's version in the name: sets of an older simulator stay on disk, unused.
+        let dir = root.join(format!("{name}-n{n}-seed{}-sim{SIMULATOR_VERSION}", seed + k as u64));
         ensure_set(&dir, look, n, seed + k as u64)?;
         let (scores, is_lens, kinds) = score_set(scorer, &dir)?;
         let metrics = bootstrap(&scores, &is_lens, 1000, seed);
@@ -102,7 +106,14 @@ pub fn run(scorer: &Scorer, root: &Path, n: usize, seed: u64, progress: &dyn Fn(
         }
         rows.push(SuiteRow { set: name, what, metrics, ring_fpr_at_tpr50 });
     }
-    Ok(Suite { rows, in_domain_by_kind, n_per_set: n, seed, tta_views: scorer.views })
+    Ok(Suite {
+        rows,
+        in_domain_by_kind,
+        n_per_set: n,
+        seed,
+        tta_views: scorer.views,
+        simulator_version: SIMULATOR_VERSION,
+    })
 }
 
 impl Suite {
@@ -128,6 +139,10 @@ impl Suite {
                 pct(r.ring_fpr_at_tpr50)
             ));
         }
+        s.push_str(&format!(
+            "\n{} cutouts per set, seeds {} on, made by simulator version {}.\n",
+            self.n_per_set, self.seed, self.simulator_version
+        ));
         s.push_str("\nIn-domain set, per kind (threshold: the score that keeps 50 % of all lenses):\n\n");
         s.push_str("| kind | n | lenses found (at threshold / P > 0.5) | false positives (at threshold / P > 0.5) | AUROC against the other class |\n|---|---|---|---|---|\n");
         for g in &self.in_domain_by_kind {

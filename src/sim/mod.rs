@@ -27,6 +27,11 @@ use std::path::Path;
 
 /// Name of the truth table a run writes beside `Band1..Band4`.
 pub const TRUTH_FILE: &str = "classifications.csv";
+
+/// What the simulator draws for a seed, numbered: raised by every change that alters the
+/// cutouts of a seed (2: look-alikes' galaxies drawn as lens galaxies), so that test sets kept
+/// on disk from an older simulator are made again instead of being taken for current ones.
+pub const SIMULATOR_VERSION: u32 = 2;
 /// Folder of lensed-light masks (one 8-bit FITS per lens, 1 where lensed light is above sigma_g).
 pub const MASK_FOLDER: &str = "masks";
 /// The challenge numbered its objects from 100000; so do we, so that names look familiar.
