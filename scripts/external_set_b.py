@@ -33,8 +33,11 @@ from lenstronomy.Data.psf import PSF
 from lenstronomy.ImSim.image_model import ImageModel
 from lenstronomy.LensModel.lens_model import LensModel
 from lenstronomy.LightModel.light_model import LightModel
-import lenstronomy.Util.param_util as param_util
 import lenstronomy.Util.simulation_util as sim_util
+
+# Recipe A's helpers (same folder): the flux for a given S/N as the challenge defines it, and
+# an ellipse draw.
+from lenstronomy_external_set import amp_for_snr, ellipse
 
 SIZE, PIXEL = 101, 0.2
 BANDS = ["u", "g", "r", "i"]
@@ -59,11 +62,6 @@ def moffat_kernel(fwhm, beta, size=25):
     y, x = np.mgrid[: size, : size] - size // 2
     k = (1 + (x**2 + y**2) / alpha**2) ** (-beta)
     return k / k.sum()
-
-
-def ellipse(rng, q_low, q_high, phi=None):
-    phi = rng.uniform(0, np.pi) if phi is None else phi
-    return param_util.phi_q2_ellipticity(phi, rng.uniform(q_low, q_high))
 
 
 def colour_ratios(rng, g_r):
@@ -98,19 +96,6 @@ def render(kwargs_data, kernel, parts, lens=None):
         return model.image(kwargs_lens=lens[1], kwargs_source=kw, lens_light_add=False)
     model = ImageModel(data, psf, lens_light_model_class=light, kwargs_numerics=numerics)
     return model.image(kwargs_lens_light=kw, source_add=False)
-
-
-def snr(image, sigma):
-    above = image > sigma
-    return image[above].sum() / (sigma * np.sqrt(above.sum())) if above.any() else 0.0
-
-
-def scale_for_snr(unit, sigma, target):
-    lo, hi = 1e-8, 1e8
-    for _ in range(60):
-        mid = np.sqrt(lo * hi)
-        lo, hi = (mid, hi) if snr(unit * mid, sigma) < target else (lo, mid)
-    return np.sqrt(lo * hi)
 
 
 def red_host(rng, x, y, scale, r_mag):
@@ -230,7 +215,7 @@ def main():
             blue_colours = colour_ratios(rng, rng.uniform(-0.1, 0.7))
             unit_g = render(kwargs_data, kernels["g"], times(blue, blue_colours["g"]), lens)
             snr_g = float(np.exp(rng.uniform(np.log(15), np.log(150))))
-            factor = scale_for_snr(unit_g, sigma["g"], snr_g)
+            factor = amp_for_snr(unit_g, sigma["g"], snr_g)
             for b in BANDS:
                 (lensed if lens else per_band)[b] += times(blue, factor * blue_colours[b])
         hits = rng.integers(2, 6) if rng.uniform() < 0.1 else 0
