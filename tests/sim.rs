@@ -186,33 +186,48 @@ fn randomised_ranges_draw_every_kind_artefact_and_range() {
     assert_eq!(drawn, BTreeSet::from(["collisional"]));
 }
 
-/// Share of lens galaxies brighter (total r magnitude) than the brightest tenth of the galaxies
-/// that look-alikes are built around: 0.1 when both come from one population.
-fn lens_hosts_above_the_lookalikes_brightest_tenth(ranges: lens_inspect::sim::Ranges) -> (f64, usize) {
+/// What a finder could read off a lens galaxy alone, for `ranges`: the share of lens galaxies
+/// brighter (total r magnitude) than the brightest tenth of the galaxies that look-alikes are
+/// built around (0.1 when both come from one population), how many look-alikes had such a
+/// galaxy, and the correlation of log effective radius with log Einstein radius among lenses.
+fn lens_galaxy_cues(ranges: lens_inspect::sim::Ranges) -> (f64, usize, f64) {
     let sim = Simulator::new(SimConfig { ranges, ..SimConfig::default() });
-    let lens_hosts: Vec<f64> = (0..200).filter_map(|k| sim.simulate("x", 31, k, Some(true)).truth.host_mag_r).collect();
+    let lenses: Vec<_> = (0..200).map(|k| sim.simulate("x", 31, k, Some(true)).truth).collect();
+    let lens_hosts: Vec<f64> = lenses.iter().filter_map(|t| t.host_mag_r).collect();
     let mut other_hosts: Vec<f64> =
         (0..500).filter_map(|k| sim.simulate("x", 32, k, Some(false)).truth.host_mag_r).collect();
     assert!(lens_hosts.len() >= 190, "every lens has a galaxy: {}", lens_hosts.len());
     other_hosts.sort_by(f64::total_cmp);
     let tenth = other_hosts[other_hosts.len() / 10];
-    let brighter = lens_hosts.iter().filter(|&&m| m < tenth).count();
-    (brighter as f64 / lens_hosts.len() as f64, other_hosts.len())
+    let brighter = lens_hosts.iter().filter(|&&m| m < tenth).count() as f64 / lens_hosts.len() as f64;
+    let pairs: Vec<(f64, f64)> =
+        lenses.iter().filter_map(|t| Some((t.theta_e_arcsec?.ln(), t.host_r_e_arcsec?.ln()))).collect();
+    let n = pairs.len() as f64;
+    let (mx, my) = (pairs.iter().map(|p| p.0).sum::<f64>() / n, pairs.iter().map(|p| p.1).sum::<f64>() / n);
+    let cov: f64 = pairs.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    let vx: f64 = pairs.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    let vy: f64 = pairs.iter().map(|p| (p.1 - my).powi(2)).sum();
+    (brighter, other_hosts.len(), cov / (vx * vy).sqrt())
 }
 
 #[test]
-fn look_alikes_are_built_around_galaxies_as_bright_as_lens_galaxies() {
+fn a_lens_galaxy_alone_does_not_tell_a_lens() {
     use lens_inspect::sim::Ranges;
-    // Otherwise a bright, extended galaxy is itself a sign of a lens, and the finder learns it.
-    // With look-alikes' galaxies drawn the old way (`hosts_as_lenses: false`: one Sersic, sizes
-    // 0.8 - 2.5") this share is 17 %; drawn as lens galaxies, 7 %.
-    let (share, n) = lens_hosts_above_the_lookalikes_brightest_tenth(Ranges::randomised());
+    // Look-alikes are built around galaxies as bright as lens galaxies: otherwise a bright,
+    // extended galaxy is itself a sign of a lens. Drawn the version-1 way (one Sersic, sizes
+    // 0.8 - 2.5") this share was 17 %.
+    let (share, n, size_corr) = lens_galaxy_cues(Ranges::randomised());
     assert!(n >= 150, "look-alikes built around a galaxy are common: {n} of 500");
     assert!(
         (0.03..=0.13).contains(&share),
         "{:.0} % of lens galaxies are brighter than the look-alikes' brightest tenth",
         share * 100.0
     );
+    // A lens galaxy's size says nothing of its Einstein radius in training, so a wide arc around
+    // a small galaxy is a lens the finder has seen. The KiDS look keeps them tied.
+    assert!(size_corr.abs() < 0.2, "size and Einstein radius correlate: {size_corr:.2}");
+    let (_, _, kids_corr) = lens_galaxy_cues(Ranges::kids());
+    assert!(kids_corr > 0.5, "the KiDS look ties size to the Einstein radius: {kids_corr:.2}");
 }
 
 #[test]

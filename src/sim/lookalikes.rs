@@ -6,9 +6,9 @@
 use super::light::{Grid, Sersic};
 use super::ranges::RingRecipe;
 use super::scene::{
-    add_field, add_host_light, angle_diff, blob_image, blue_colours, fluxes, log_uniform, mags, normalised, pick,
-    red_colours, red_galaxy, ring_image, sersic_image, shaped_ring, small_galaxy_reach, spiral_image, tail_image, Arms,
-    Kind, Rng64, Scene, SimConfig,
+    add_field, add_host_light, angle_diff, blob_image, blue_colours, fluxes, lens_galaxy, log_uniform, mags,
+    normalised, pick, red_colours, red_galaxy, ring_image, sersic_image, shaped_ring, small_galaxy_reach, spiral_image,
+    tail_image, Arms, Kind, Rng64, Scene, SimConfig,
 };
 use rand::RngExt;
 use std::f64::consts::PI;
@@ -19,12 +19,14 @@ pub(super) struct Drawn {
     pub ring_recipe: Option<RingRecipe>,
     /// Total r magnitude of the central red galaxy, for the kinds built around one.
     pub host_mag_r: Option<f64>,
+    /// Effective radius of that galaxy's main component, arcsec.
+    pub host_r_e_arcsec: Option<f64>,
 }
 
-/// The central red galaxy of a look-alike: as a lens galaxy is drawn (size and brightness from
-/// the Einstein-radius range, envelope and disc) when the ranges say so, else one Sersic of the
-/// given size hint. Returns its profile and its main component's magnitudes (for the colours of
-/// what is added around it) and its total r magnitude.
+/// The central red galaxy of a look-alike: as a lens galaxy of Einstein radius `size_hint` is
+/// drawn (size and brightness as the ranges draw a lens galaxy's, envelope and disc) when the
+/// ranges say so, else one Sersic of the given size hint. Returns its profile, its main
+/// component's magnitudes (for the colours of what is added around it) and its total r magnitude.
 fn host_galaxy(
     rng: &mut Rng64,
     cfg: &SimConfig,
@@ -32,14 +34,15 @@ fn host_galaxy(
     scene: &mut Scene,
     size_hint: f64,
 ) -> (Sersic, [f64; 4], f64) {
-    let (light, m) = red_galaxy(rng, &cfg.ranges, size_hint);
-    let total_r = if cfg.ranges.hosts_as_lenses {
-        add_host_light(rng, cfg, grid, scene, &light, m)
+    if cfg.ranges.hosts_as_lenses {
+        let (light, m) = lens_galaxy(rng, &cfg.ranges, size_hint);
+        let total_r = add_host_light(rng, cfg, grid, scene, &light, m);
+        (light, m, total_r)
     } else {
+        let (light, m) = red_galaxy(rng, &cfg.ranges, size_hint);
         scene.add(&sersic_image(grid, &light, f64::INFINITY), fluxes(cfg, m));
-        m[2]
-    };
-    (light, m, total_r)
+        (light, m, m[2])
+    }
 }
 
 /// Draws a non-lens of `kind` into `scene` (with the field every cutout has).
@@ -55,6 +58,7 @@ pub(super) fn draw(rng: &mut Rng64, cfg: &SimConfig, grid: &Grid, kind: Kind, sc
         Kind::Elliptical | Kind::EllipticalCompanions | Kind::TangentialCompanion => {
             let (light, _, total_r) = host_galaxy(rng, cfg, grid, scene, size_hint);
             drawn.host_mag_r = Some(total_r);
+            drawn.host_r_e_arcsec = Some(light.r_e);
             let n = match kind {
                 Kind::Elliptical => 0,
                 Kind::TangentialCompanion if wide => rng.random_range(1..4),
@@ -127,7 +131,11 @@ pub(super) fn draw(rng: &mut Rng64, cfg: &SimConfig, grid: &Grid, kind: Kind, sc
         }
         Kind::PolarRing => polar_ring(rng, cfg, grid, scene),
         Kind::EdgeOnDisc => edge_on_disc(rng, cfg, grid, scene),
-        Kind::ShellsStreams => drawn.host_mag_r = Some(shells_and_streams(rng, cfg, grid, scene, size_hint)),
+        Kind::ShellsStreams => {
+            let (total_r, r_e) = shells_and_streams(rng, cfg, grid, scene, size_hint);
+            drawn.host_mag_r = Some(total_r);
+            drawn.host_r_e_arcsec = Some(r_e);
+        }
         Kind::Group => {
             for k in 0..rng.random_range(2..6) {
                 let (mut g, m) = {
@@ -145,6 +153,7 @@ pub(super) fn draw(rng: &mut Rng64, cfg: &SimConfig, grid: &Grid, kind: Kind, sc
         Kind::Merger => {
             let (a, ma, total_r) = host_galaxy(rng, cfg, grid, scene, size_hint);
             drawn.host_mag_r = Some(total_r);
+            drawn.host_r_e_arcsec = Some(a.r_e);
             let (d, phi) = (rng.random_range(0.8..2.5), rng.random_range(0.0..2.0 * PI));
             let mut b = a;
             b.center = (a.center.0 + d * phi.cos(), a.center.1 + d * phi.sin());
@@ -340,8 +349,9 @@ fn edge_on_disc(rng: &mut Rng64, cfg: &SimConfig, grid: &Grid, scene: &mut Scene
 }
 
 /// An elliptical with faint shells (concentric partial rings on alternating sides) or a long
-/// tidal stream, the light of its own colour. Returns the host's total r magnitude.
-fn shells_and_streams(rng: &mut Rng64, cfg: &SimConfig, grid: &Grid, scene: &mut Scene, size_hint: f64) -> f64 {
+/// tidal stream, the light of its own colour. Returns the host's total r magnitude and effective
+/// radius.
+fn shells_and_streams(rng: &mut Rng64, cfg: &SimConfig, grid: &Grid, scene: &mut Scene, size_hint: f64) -> (f64, f64) {
     let hint = if cfg.ranges.hosts_as_lenses { size_hint } else { rng.random_range(1.0..2.5) };
     let (host, m, total_r) = host_galaxy(rng, cfg, grid, scene, hint);
     let fainter = rng.random_range(1.5..3.0);
@@ -376,5 +386,5 @@ fn shells_and_streams(rng: &mut Rng64, cfg: &SimConfig, grid: &Grid, scene: &mut
     let colour_shift = rng.random_range(-0.2..0.1);
     let sm = [m[0] + fainter + colour_shift, m[1] + fainter + colour_shift, m[2] + fainter, m[3] + fainter];
     scene.add(&normalised(total), fluxes(cfg, sm));
-    total_r
+    (total_r, host.r_e)
 }

@@ -17,7 +17,8 @@
 //! | correlated noise (neighbour weight) | 0 | 0 - 0.45 | |
 //! | sky offset / gradient (sky sigmas) | 0 / 0 | +-1 / up to 2 edge to edge | |
 //! | lens light | one Sersic | + envelope (50 %), + disc (20 %), colour gradient | |
-//! | look-alikes' central galaxies | one Sersic, 0.8 - 2.5" size hint | drawn as lens galaxies: size and brightness from the Einstein-radius range, same envelope and disc (since stage 9) | |
+//! | lens galaxy size | follows theta_E (r_e 0.5 - 1.3 theta_E) | independent of theta_E: size hint 0.4 - 3.5" log-uniform, r_e 0.5 - 1.3 times it, brightness following it (simulator version 3) | |
+//! | look-alikes' central galaxies | one Sersic, 0.8 - 2.5" size hint | drawn as lens galaxies are, same envelope and disc (since simulator version 2) | |
 //! | lens centre | +-0.1" | +-0.5" | |
 //! | Einstein radius | 0.8 - 3" | 0.6 - 4" (log-uniform) | `theta-e`: 4 - 5.5" |
 //! | arc S/N in g | >= 40 | 10 - 200 (log-uniform) | `faint-arcs`: 6 - 10 |
@@ -140,6 +141,12 @@ pub struct Ranges {
     /// and most extended galaxies, and a finder learns that a bright galaxy is a lens (what it did
     /// on other simulators' ellipticals before this was set).
     pub hosts_as_lenses: bool,
+    /// Size hint of a lens galaxy (and of look-alikes' galaxies drawn as lens galaxies), arcsec,
+    /// log-uniform and independent of the Einstein radius; the galaxy's effective radius is 0.5 -
+    /// 1.3 times it and its brightness follows it. `None`: the hint is the Einstein radius. Tied
+    /// to it, an arc far out around a small galaxy never happens in training, and a finder learns
+    /// that it is no lens (what it did on another simulator's lenses before this was set).
+    pub host_size_hint_arcsec: Option<Span>,
     pub artefacts: ArtefactRates,
 }
 
@@ -168,6 +175,7 @@ impl Ranges {
             ring_recipes: vec![(RingRecipe::Smooth, 1.0)],
             wide_lookalikes: false,
             hosts_as_lenses: false,
+            host_size_hint_arcsec: None,
             artefacts: ArtefactRates::NONE,
         }
     }
@@ -201,6 +209,7 @@ impl Ranges {
             ],
             wide_lookalikes: true,
             hosts_as_lenses: true,
+            host_size_hint_arcsec: Some((0.4, 3.5)),
             artefacts: ArtefactRates {
                 cosmic_rays: 0.15,
                 satellite_trail: 0.04,

@@ -226,6 +226,8 @@ pub struct SimTruth {
     /// Total r magnitude of the central red galaxy (bulge, envelope and disc) of a lens or of a
     /// look-alike built around one, so that scores can be broken down by how bright it is.
     pub host_mag_r: Option<f64>,
+    /// Effective radius of that galaxy's main component, arcsec.
+    pub host_r_e_arcsec: Option<f64>,
     /// Artefacts put on the cutout (names joined by '+'), empty when none.
     pub artefacts: String,
 }
@@ -507,6 +509,16 @@ pub(super) fn normalised(mut v: Vec<f64>) -> Vec<f64> {
         v.iter_mut().for_each(|x| *x /= total);
     }
     v
+}
+
+/// The galaxy of a lens of Einstein radius `theta_e` (or of a look-alike drawn as one): its size
+/// and brightness follow `theta_e`, or are drawn on their own when the ranges say so.
+pub(super) fn lens_galaxy(rng: &mut Rng64, ranges: &Ranges, theta_e: f64) -> (Sersic, [f64; 4]) {
+    let hint = match ranges.host_size_hint_arcsec {
+        Some(span) => log_uniform(rng, span),
+        None => theta_e,
+    };
+    red_galaxy(rng, ranges, hint)
 }
 
 /// The central red galaxy of lenses and of several look-alikes, its colours and centre drawn
@@ -981,6 +993,7 @@ impl Simulator {
             source_g_r: None,
             ring_recipe: None,
             host_mag_r: None,
+            host_r_e_arcsec: None,
             artefacts: String::new(),
         };
         let sigma_g = look.sigma[Band::G.index()];
@@ -989,7 +1002,8 @@ impl Simulator {
         let mut lensed_g: Option<Vec<f64>> = None;
         if is_lens {
             let theta_e = log_uniform(&mut rng, ranges.theta_e_arcsec);
-            let (light, lens_mags) = red_galaxy(&mut rng, ranges, theta_e);
+            let (light, lens_mags) = lens_galaxy(&mut rng, ranges, theta_e);
+            truth.host_r_e_arcsec = Some(light.r_e);
             truth.host_mag_r = Some(add_host_light(&mut rng, cfg, &grid, &mut scene, &light, lens_mags));
             let lens = draw_mass(&mut rng, kind, theta_e, &light);
             let rays = RayMap::new(&grid, &lens);
@@ -1020,6 +1034,7 @@ impl Simulator {
             let drawn = lookalikes::draw(&mut rng, cfg, &grid, kind, &mut scene);
             truth.ring_recipe = drawn.ring_recipe;
             truth.host_mag_r = drawn.host_mag_r;
+            truth.host_r_e_arcsec = drawn.host_r_e_arcsec;
         }
         let mut bands = observe(&mut rng, cfg, &look, &scene, &spectra, &self.conv);
         let fwhm_px = look.psf.map(|p| p.fwhm_arcsec / grid.pixel_arcsec);
