@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rebuilds the shipped model from nothing but this program, in seven stages (docs/robustness.md):
+# Rebuilds the shipped model from nothing but this program, in eight stages (docs/robustness.md):
 #   stage 1: the narrow KiDS look, from simulated folders -> models/lens-detector-kids.lensmodel
 #            (about 25 minutes on 2 CPU cores);
 #   stage 2: 16 epochs on fresh domain-randomised simulations made while training, never the
@@ -22,15 +22,19 @@
 #            repository as models/lens-detector-stage6c.lensmodel);
 #   stage 9: fine-tuned from stage 6c, seed 23, 16 epochs at lr 1.5e-4, colour drop 0.2, on
 #            simulations whose look-alikes are built around galaxies drawn as lens galaxies are
-#            (simulator version 2; about 35 minutes) -> models/lens-detector.lensmodel;
+#            (simulator version 2; about 35 minutes) -> WORK_DIR/stage9.lensmodel (kept in the
+#            repository as models/lens-detector-stage9.lensmodel);
+#   stage 11: fine-tuned from stage 9, seed 25, 16 epochs at lr 1.5e-4, colour drop 0.2, on
+#            simulations whose lens galaxies' sizes are drawn apart from their Einstein radii
+#            (simulator version 3; about 35 minutes) -> models/lens-detector.lensmodel;
 # then measures it on the in-domain test set and the stress suite and writes that into its card.
-# Stages 2 - 6 of the files in the repository ran on simulator version 1 (look-alikes' galaxies
-# drawn apart from lens galaxies); a rebuild runs them on version 2, so its intermediate files
-# differ from the repository's.
+# Stages 2 - 6 of the files in the repository ran on simulator version 1 and stage 9 on version 2
+# (docs/robustness.md); a rebuild runs every stage on the current simulator, so its intermediate
+# files differ from the repository's.
 #
 # Usage: scripts/train_shipped_model.sh [WORK_DIR] [EVAL_DIR]
 #   WORK_DIR (default ./data, ~3 GB) holds stage 1's data and stages 2 and 3's models; EVAL_DIR (default
-#   ./data/robustness, ~1 GB) the test sets. Stopped midway? Run it again with START=2 ... START=6 or START=9
+#   ./data/robustness, ~1 GB) the test sets. Stopped midway? Run it again with START=2 ... START=6, START=9 or START=11
 #   to skip the finished stages and RESUME=1 to continue the stopped one from its resume file
 #   (written after every epoch).
 set -euo pipefail
@@ -49,6 +53,7 @@ stage3="$work/stage3.lensmodel"
 stage4="$work/stage4.lensmodel"
 stage5="$work/stage5.lensmodel"
 stage6c="$work/stage6c.lensmodel"
+stage9="$work/stage9.lensmodel"
 out=models/lens-detector.lensmodel
 if (( start <= 1 )); then
   $bin simulate --look kids --n 16000 --out "$work/train" --seed 1001
@@ -92,9 +97,17 @@ fi
 # START=9 without a stage-6c run of your own starts from the one in the repository. (Stages 7
 # and 8 were tried and not shipped: docs/robustness.md.)
 if [[ ! -f "$stage6c" ]]; then stage6c=models/lens-detector-stage6c.lensmodel; fi
-$bin train --simulate --look randomised:0.8,kids:0.2 --workers 1 --val-n 2000 --out "$out" --init "$stage6c" \
-  --epochs 16 --steps-per-epoch 400 --batch 32 --lr 1.5e-4 --cosine-lr --seed 23 --patience 100 --augment dihedral \
-  --colour-drop 0.2 $( (( start == 9 )) && echo "${resume[@]}" ) \
-  --note "stage 9: fine-tuned from stage 6c on fresh simulations whose look-alikes are built around galaxies drawn as lens galaxies are (hosts_as_lenses), 80 % randomised and 20 % KiDS look (seed 23), turns and flips, colour drop 0.2, 16 epochs at lr 1.5e-4; validation: 2000 cutouts of the same mixture (seed 1000023)"
+if (( start <= 9 )); then
+  $bin train --simulate --look randomised:0.8,kids:0.2 --workers 1 --val-n 2000 --out "$stage9" --init "$stage6c" \
+    --epochs 16 --steps-per-epoch 400 --batch 32 --lr 1.5e-4 --cosine-lr --seed 23 --patience 100 --augment dihedral \
+    --colour-drop 0.2 $( (( start == 9 )) && echo "${resume[@]}" ) \
+    --note "stage 9: fine-tuned from stage 6c on fresh simulations whose look-alikes are built around galaxies drawn as lens galaxies are (hosts_as_lenses), 80 % randomised and 20 % KiDS look (seed 23), turns and flips, colour drop 0.2, 16 epochs at lr 1.5e-4; validation: 2000 cutouts of the same mixture (seed 1000023)"
+fi
+# START=11 without a stage-9 run of your own starts from the one in the repository.
+if [[ ! -f "$stage9" ]]; then stage9=models/lens-detector-stage9.lensmodel; fi
+$bin train --simulate --look randomised:0.8,kids:0.2 --workers 1 --val-n 2000 --out "$out" --init "$stage9" \
+  --epochs 16 --steps-per-epoch 400 --batch 32 --lr 1.5e-4 --cosine-lr --seed 25 --patience 100 --augment dihedral \
+  --colour-drop 0.2 $( (( start == 11 )) && echo "${resume[@]}" ) \
+  --note "stage 11: fine-tuned from stage 9 on fresh simulations of simulator version 3 (a lens galaxy's size drawn apart from its Einstein radius), 80 % randomised and 20 % KiDS look (seed 25), turns and flips, colour drop 0.2, 16 epochs at lr 1.5e-4; validation: 2000 cutouts of the same mixture (seed 1000025)"
 # Held-out measurement: the in-domain test set, the KiDS look and every stress set (fresh seeds).
 $bin evaluate-suite --model "$out" --dir "$eval_dir" --n 2000 --seed 2026 --card
