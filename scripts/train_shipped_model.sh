@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rebuilds the shipped model from nothing but this program, in eight stages (docs/robustness.md):
+# Rebuilds the shipped model from nothing but this program, in nine stages (docs/robustness.md):
 #   stage 1: the narrow KiDS look, from simulated folders -> models/lens-detector-kids.lensmodel
 #            (about 25 minutes on 2 CPU cores);
 #   stage 2: 16 epochs on fresh domain-randomised simulations made while training, never the
@@ -7,26 +7,28 @@
 #   stage 3: 16 epochs on a mixture, 80 % randomised and 20 % the KiDS look, so the look a survey
 #            has is not forgotten (about 100 minutes) -> WORK_DIR/stage3.lensmodel;
 #   stage 4: the same mixture, fresh seed, 20 epochs at a lower rate (about 2 hours)
-#            -> WORK_DIR/stage4.lensmodel (its best epoch, 18, is in the repository as
-#            models/lens-detector-stage4-run.lensmodel);
+#            -> WORK_DIR/stage4.lensmodel (its best epoch, 18, is in the repository's history as
+#            models/lens-detector-stage4-run.lensmodel, commit fb0bc3f);
 #   stage 5: the same mixture, seed 18, with turns and flips as the only augmentation (no
 #            resampling of fresh simulations), 20 epochs at lr 1.5e-4 (about 2 hours)
-#            -> WORK_DIR/stage5.lensmodel (kept in the repository as
-#            models/lens-detector-stage5.lensmodel). Stages 1-4 ran with the full augmentation
+#            -> WORK_DIR/stage5.lensmodel (in the repository's history). Stages 1-4 ran with the full augmentation
 #            that was then the default (`--augment full`), which the script now names. The kept
 #            file is stage 5's best validation epoch of all 20: epoch 19 (the run was interrupted
 #            after epoch 14 and resumed with RESUME=1's `--resume`);
 #   stage 6: fine-tuned from stage 5, seed 20, 12 epochs at lr 1.5e-4, a fifth of the cutouts
 #            shown as one grey mix of the bands (`--colour-drop 0.2`; about 40 minutes)
-#            -> WORK_DIR/stage6c.lensmodel (in docs/robustness.md: "stage 6c"; kept in the
-#            repository as models/lens-detector-stage6c.lensmodel);
+#            -> WORK_DIR/stage6c.lensmodel (in docs/robustness.md: "stage 6c"; in the
+#            repository's history);
 #   stage 9: fine-tuned from stage 6c, seed 23, 16 epochs at lr 1.5e-4, colour drop 0.2, on
 #            simulations whose look-alikes are built around galaxies drawn as lens galaxies are
-#            (simulator version 2; about 35 minutes) -> WORK_DIR/stage9.lensmodel (kept in the
-#            repository as models/lens-detector-stage9.lensmodel);
+#            (simulator version 2; about 35 minutes) -> WORK_DIR/stage9.lensmodel (in the
+#            repository's history);
 #   stage 11: fine-tuned from stage 9, seed 25, 16 epochs at lr 1.5e-4, colour drop 0.2, on
 #            simulations whose lens galaxies' sizes are drawn apart from their Einstein radii
-#            (simulator version 3; about 35 minutes) -> models/lens-detector.lensmodel;
+#            (simulator version 3; about 35 minutes) -> WORK_DIR/stage11.lensmodel (kept in the
+#            repository as models/lens-detector-stage11.lensmodel);
+#   stage 12: stage 11 again, seed 26, 12 epochs at lr 1e-4 (about 25 minutes)
+#            -> models/lens-detector.lensmodel;
 # then measures it on the in-domain test set and the stress suite and writes that into its card.
 # Stages 2 - 6 of the files in the repository ran on simulator version 1 and stage 9 on version 2
 # (docs/robustness.md); a rebuild runs every stage on the current simulator, so its intermediate
@@ -34,7 +36,7 @@
 #
 # Usage: scripts/train_shipped_model.sh [WORK_DIR] [EVAL_DIR]
 #   WORK_DIR (default ./data, ~3 GB) holds stage 1's data and stages 2 and 3's models; EVAL_DIR (default
-#   ./data/robustness, ~1 GB) the test sets. Stopped midway? Run it again with START=2 ... START=6, START=9 or START=11
+#   ./data/robustness, ~1 GB) the test sets. Stopped midway? Run it again with START=2 ... START=6, 9, 11 or 12
 #   to skip the finished stages and RESUME=1 to continue the stopped one from its resume file
 #   (written after every epoch).
 set -euo pipefail
@@ -48,12 +50,17 @@ bin=target/release/lens-inspect
 cargo build --release
 mkdir -p "$work"
 kids=models/lens-detector-kids.lensmodel
+# The shipped files of earlier stages, for a START that skips them without a run of your own:
+# taken from the repository's history (the working tree keeps only stage 11's).
+shipped=fb0bc3f87075181fd3dba7671c125a2bf46b3588
+from_history() { git show "$shipped:models/lens-detector-$1.lensmodel" > "$work/shipped-$1.lensmodel" && echo "$work/shipped-$1.lensmodel"; }
 stage2="$work/stage2.lensmodel"
 stage3="$work/stage3.lensmodel"
 stage4="$work/stage4.lensmodel"
 stage5="$work/stage5.lensmodel"
 stage6c="$work/stage6c.lensmodel"
 stage9="$work/stage9.lensmodel"
+stage11="$work/stage11.lensmodel"
 out=models/lens-detector.lensmodel
 if (( start <= 1 )); then
   $bin simulate --look kids --n 16000 --out "$work/train" --seed 1001
@@ -87,7 +94,7 @@ if (( start <= 5 )); then
     --note "stage 5: fine-tuned from stage 4 on fresh simulations, 80 % randomised and 20 % KiDS look (seed 18), turns and flips only (--augment dihedral: fresh simulations are not resampled), 20 epochs at lr 1.5e-4; validation: 2000 cutouts of the same mixture (seed 1000018)"
 fi
 # START=6 without a stage-5 run of your own starts from the one in the repository.
-if [[ ! -f "$stage5" ]]; then stage5=models/lens-detector-stage5.lensmodel; fi
+if [[ ! -f "$stage5" ]]; then stage5=$(from_history stage5); fi
 if (( start <= 6 )); then
   $bin train --simulate --look randomised:0.8,kids:0.2 --workers 1 --val-n 2000 --out "$stage6c" --init "$stage5" \
     --epochs 12 --steps-per-epoch 400 --batch 32 --lr 1.5e-4 --cosine-lr --seed 20 --patience 100 --augment dihedral \
@@ -96,18 +103,26 @@ if (( start <= 6 )); then
 fi
 # START=9 without a stage-6c run of your own starts from the one in the repository. (Stages 7
 # and 8 were tried and not shipped: docs/robustness.md.)
-if [[ ! -f "$stage6c" ]]; then stage6c=models/lens-detector-stage6c.lensmodel; fi
+if [[ ! -f "$stage6c" ]]; then stage6c=$(from_history stage6c); fi
 if (( start <= 9 )); then
   $bin train --simulate --look randomised:0.8,kids:0.2 --workers 1 --val-n 2000 --out "$stage9" --init "$stage6c" \
     --epochs 16 --steps-per-epoch 400 --batch 32 --lr 1.5e-4 --cosine-lr --seed 23 --patience 100 --augment dihedral \
     --colour-drop 0.2 $( (( start == 9 )) && echo "${resume[@]}" ) \
     --note "stage 9: fine-tuned from stage 6c on fresh simulations whose look-alikes are built around galaxies drawn as lens galaxies are (hosts_as_lenses), 80 % randomised and 20 % KiDS look (seed 23), turns and flips, colour drop 0.2, 16 epochs at lr 1.5e-4; validation: 2000 cutouts of the same mixture (seed 1000023)"
 fi
-# START=11 without a stage-9 run of your own starts from the one in the repository.
-if [[ ! -f "$stage9" ]]; then stage9=models/lens-detector-stage9.lensmodel; fi
-$bin train --simulate --look randomised:0.8,kids:0.2 --workers 1 --val-n 2000 --out "$out" --init "$stage9" \
-  --epochs 16 --steps-per-epoch 400 --batch 32 --lr 1.5e-4 --cosine-lr --seed 25 --patience 100 --augment dihedral \
-  --colour-drop 0.2 $( (( start == 11 )) && echo "${resume[@]}" ) \
-  --note "stage 11: fine-tuned from stage 9 on fresh simulations of simulator version 3 (a lens galaxy's size drawn apart from its Einstein radius), 80 % randomised and 20 % KiDS look (seed 25), turns and flips, colour drop 0.2, 16 epochs at lr 1.5e-4; validation: 2000 cutouts of the same mixture (seed 1000025)"
+# START=11 without a stage-9 run of your own starts from the shipped one.
+if [[ ! -f "$stage9" ]]; then stage9=$(from_history stage9); fi
+if (( start <= 11 )); then
+  $bin train --simulate --look randomised:0.8,kids:0.2 --workers 1 --val-n 2000 --out "$stage11" --init "$stage9" \
+    --epochs 16 --steps-per-epoch 400 --batch 32 --lr 1.5e-4 --cosine-lr --seed 25 --patience 100 --augment dihedral \
+    --colour-drop 0.2 $( (( start == 11 )) && echo "${resume[@]}" ) \
+    --note "stage 11: fine-tuned from stage 9 on fresh simulations of simulator version 3 (a lens galaxy's size drawn apart from its Einstein radius), 80 % randomised and 20 % KiDS look (seed 25), turns and flips, colour drop 0.2, 16 epochs at lr 1.5e-4; validation: 2000 cutouts of the same mixture (seed 1000025)"
+fi
+# START=12 without a stage-11 run of your own starts from the one in the repository.
+if [[ ! -f "$stage11" ]]; then stage11=models/lens-detector-stage11.lensmodel; fi
+$bin train --simulate --look randomised:0.8,kids:0.2 --workers 1 --val-n 2000 --out "$out" --init "$stage11" \
+  --epochs 12 --steps-per-epoch 400 --batch 32 --lr 1e-4 --cosine-lr --seed 26 --patience 100 --augment dihedral \
+  --colour-drop 0.2 $( (( start == 12 )) && echo "${resume[@]}" ) \
+  --note "stage 12: stage 11 fine-tuned again on simulator version 3 (seed 26), turns and flips, colour drop 0.2, 12 epochs at lr 1e-4; validation: 2000 cutouts of the mixture (seed 1000026)"
 # Held-out measurement: the in-domain test set, the KiDS look and every stress set (fresh seeds).
 $bin evaluate-suite --model "$out" --dir "$eval_dir" --n 2000 --seed 2026 --card
