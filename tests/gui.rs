@@ -621,6 +621,14 @@ fn open_in_ds9_writes_the_cube_and_starts_ds9_or_says_it_is_missing() {
     let mut h = Harness::builder()
         .with_size(egui::vec2(1200.0, 900.0))
         .build_ui_state(|ui, r: &mut lens_inspect::app::review::ReviewView| r.ui(ui), review);
+    // The button sits below the page's images: click it once they are drawn, or the layout moves
+    // it between the click and the frame that handles it (as on a loaded machine).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while h.query_by_label("composite").is_none() {
+        assert!(Instant::now() < deadline, "the candidate's page was never rendered");
+        h.step();
+        std::thread::yield_now();
+    }
     h.run_steps(2);
     h.get_by_label("Open in ds9").click();
     let deadline = Instant::now() + Duration::from_secs(30);
