@@ -22,12 +22,9 @@ kind, theta_e_arcsec, arc_snr_g, seeing_arcsec), read by `lens-inspect evaluate 
 
 Usage: python external_set_b.py OUT_DIR [N] [SEED]   (needs lenstronomy, astropy)
 """
-import csv
-import os
 import sys
 
 import numpy as np
-from astropy.io import fits
 from lenstronomy.Data.imaging_data import ImageData
 from lenstronomy.Data.psf import PSF
 from lenstronomy.ImSim.image_model import ImageModel
@@ -35,13 +32,10 @@ from lenstronomy.LensModel.lens_model import LensModel
 from lenstronomy.LightModel.light_model import LightModel
 import lenstronomy.Util.simulation_util as sim_util
 
-# Recipe A's helpers (same folder): the flux for a given S/N as the challenge defines it, and
-# an ellipse draw.
-from lenstronomy_external_set import amp_for_snr, ellipse
+# Recipe A's geometry and helpers (same folder): cutout size and bands, the command line, the
+# Bologna layout's files, the flux for a given S/N as the challenge defines it, an ellipse draw.
+from lenstronomy_external_set import BANDS, PIXEL, SIZE, amp_for_snr, arguments, ellipse, write_band, write_truth
 
-SIZE, PIXEL = 101, 0.2
-BANDS = ["u", "g", "r", "i"]
-FOLDER = {"r": "Band1", "i": "Band2", "g": "Band3", "u": "Band4"}
 # 5-sigma depths in a 2" aperture (KiDS-like), and the median seeing per band.
 DEPTH = {"u": 24.2, "g": 25.1, "r": 25.0, "i": 23.7}
 SEEING = {"u": 1.0, "g": 0.85, "r": 0.7, "i": 0.8}
@@ -123,11 +117,7 @@ def times(parts, factor):
 
 
 def main():
-    out_dir = sys.argv[1]
-    n = int(sys.argv[2]) if len(sys.argv) > 2 else 2000
-    rng = np.random.default_rng(int(sys.argv[3]) if len(sys.argv) > 3 else 4711)
-    for f in FOLDER.values():
-        os.makedirs(os.path.join(out_dir, f), exist_ok=True)
+    out_dir, n, rng = arguments(4711)
     kwargs_data = sim_util.data_configure_simple(SIZE, PIXEL, 1.0, 1.0)
     rows = []
     kinds = ["elliptical", "tangential_companion", "ring_galaxy", "spiral", "pair"]
@@ -228,18 +218,11 @@ def main():
             for y, x in hit_pixels:
                 if rng.uniform() < 0.5:
                     noisy[y, x] += sigma[b] * rng.uniform(20, 200)
-            hdu = fits.PrimaryHDU(noisy.astype(np.float32))
-            hdu.header["FILTER"] = f"SDSS_{b.upper()}"
-            hdu.header["BUNIT"] = "nanomaggy"
-            hdu.header["ORIGIN"] = "external set, recipe B"
-            hdu.writeto(os.path.join(out_dir, FOLDER[b], f"imageSDSS_{b.upper()}-{ident}.fits"), overwrite=True)
+            write_band(out_dir, ident, b, noisy, {"BUNIT": "nanomaggy", "ORIGIN": "external set, recipe B"})
         rows.append([ident, int(is_lens), kind, f"{theta_e:.3f}" if is_lens else "", f"{snr_g:.1f}" if snr_g else "", f"{fwhm['r']:.3f}"])
         if (k + 1) % 100 == 0:
             print(f"{k + 1}/{n}", file=sys.stderr, flush=True)
-    with open(os.path.join(out_dir, "classifications.csv"), "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["ID", "is_lens", "kind", "theta_e_arcsec", "arc_snr_g", "seeing_arcsec"])
-        w.writerows(rows)
+    write_truth(out_dir, rows)
 
 
 if __name__ == "__main__":

@@ -104,12 +104,35 @@ def scaled(parts, factor):
     return [(name, dict(kw, amp=kw["amp"] * factor)) for name, kw in parts]
 
 
-def main():
+def arguments(default_seed):
+    """OUT_DIR [N] [SEED] from the command line, the band folders made: (out_dir, n, rng)."""
     out_dir = sys.argv[1]
     n = int(sys.argv[2]) if len(sys.argv) > 2 else 2000
-    rng = np.random.default_rng(int(sys.argv[3]) if len(sys.argv) > 3 else 31337)
+    rng = np.random.default_rng(int(sys.argv[3]) if len(sys.argv) > 3 else default_seed)
     for f in FOLDER.values():
         os.makedirs(os.path.join(out_dir, f), exist_ok=True)
+    return out_dir, n, rng
+
+
+def write_band(out_dir, ident, band, image, keys):
+    """One band of one object as float32 FITS in the Bologna layout, with FILTER and `keys`."""
+    hdu = fits.PrimaryHDU(image.astype(np.float32))
+    hdu.header["FILTER"] = f"SDSS_{band.upper()}"
+    for key, value in keys.items():
+        hdu.header[key] = value
+    hdu.writeto(os.path.join(out_dir, FOLDER[band], f"imageSDSS_{band.upper()}-{ident}.fits"), overwrite=True)
+
+
+def write_truth(out_dir, rows):
+    """classifications.csv: one row per object, as `lens-inspect evaluate --by` reads it."""
+    with open(os.path.join(out_dir, "classifications.csv"), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["ID", "is_lens", "kind", "theta_e_arcsec", "arc_snr_g", "seeing_arcsec"])
+        w.writerows(rows)
+
+
+def main():
+    out_dir, n, rng = arguments(31337)
     kwargs_data = sim_util.data_configure_simple(SIZE, PIXEL, 1.0, 1.0)
     rows = []
     for k in range(n):
@@ -161,17 +184,11 @@ def main():
             shot = np.sqrt(np.clip(image, 0, None) / GAIN)
             noisy = image + rng.normal(0, 1, image.shape) * np.sqrt(sigma**2 + shot**2)
             # Fluxes in arbitrary survey-like units (1e-12 per sky sigma of r).
-            hdu = fits.PrimaryHDU((noisy * 1e-12).astype(np.float32))
-            hdu.header["FILTER"] = f"SDSS_{b.upper()}"
-            hdu.header["ORIGIN"] = "lenstronomy external set"
-            hdu.writeto(os.path.join(out_dir, FOLDER[b], f"imageSDSS_{b.upper()}-{ident}.fits"), overwrite=True)
+            write_band(out_dir, ident, b, noisy * 1e-12, {"ORIGIN": "lenstronomy external set"})
         rows.append([ident, int(is_lens), kind, f"{theta_e:.3f}" if is_lens else "", f"{snr_g:.1f}" if extra else "", f"{seeing:.3f}"])
         if (k + 1) % 100 == 0:
             print(f"{k + 1}/{n}", file=sys.stderr, flush=True)
-    with open(os.path.join(out_dir, "classifications.csv"), "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["ID", "is_lens", "kind", "theta_e_arcsec", "arc_snr_g", "seeing_arcsec"])
-        w.writerows(rows)
+    write_truth(out_dir, rows)
 
 
 if __name__ == "__main__":
