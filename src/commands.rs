@@ -190,8 +190,7 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
     };
     let start = std::time::Instant::now();
     let bar = crate::progress_bar(true);
-    let mut card = ModelCard::new(config.arch, 0, clip.clip_sigma);
-    card.knee_sigma = clip.knee_sigma;
+    let mut card = ModelCard::new(config.arch, 0, clip);
     card.provenance = serde_json::json!({"command": command_line.join(" "), "config": config});
     let epochs_done = resume_state.as_ref().map_or(0, |r| r.epochs_done);
     // Every run saves its best model to OUT and its current weights to the resume file after

@@ -1522,6 +1522,7 @@ fn knee_in_sigmas(text: &str) -> Result<f32, String> {
     number_in(text, 1.0..=50.0, "a knee in sigmas (0 turns it off)")
 }
 
+/// A depth loss in magnitudes, 0-3.
 fn magnitudes_up_to_3(text: &str) -> Result<f32, String> {
     number_in(text, 0.0..=3.0, "a depth loss in magnitudes")
 }

@@ -56,13 +56,14 @@ impl ModelCard {
         crate::cutout::Normalisation { clip_sigma: self.clip_sigma, knee_sigma: self.knee_sigma }
     }
 
-    pub fn new(arch: Arch, input_size: usize, clip_sigma: f32) -> ModelCard {
+    pub fn new(arch: Arch, input_size: usize, norm: impl Into<crate::cutout::Normalisation>) -> ModelCard {
+        let norm = norm.into();
         ModelCard {
             arch,
             band_order: Band::ALL.iter().map(|b| b.letter().to_string()).collect(),
             input_size,
-            clip_sigma,
-            knee_sigma: 0.0,
+            clip_sigma: norm.clip_sigma,
+            knee_sigma: norm.knee_sigma,
             conv_channels: CONV_CHANNELS.to_vec(),
             provenance: serde_json::Value::Null,
             metrics: serde_json::Value::Null,

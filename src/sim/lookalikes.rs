@@ -23,18 +23,19 @@ pub(super) struct Drawn {
     pub host_r_e_arcsec: Option<f64>,
 }
 
-/// The central red galaxy of a look-alike: as a lens galaxy of Einstein radius `size_hint` is
-/// drawn (size and brightness as the ranges draw a lens galaxy's, envelope and disc) when the
-/// ranges say so, else one Sersic of the given size hint. Returns its profile, its main
-/// component's magnitudes (for the colours of what is added around it) and its total r magnitude.
+/// The central red galaxy of a look-alike, recorded in `drawn`: drawn as a lens galaxy of
+/// Einstein radius `size_hint` is (size and brightness as the ranges draw a lens galaxy's,
+/// envelope and disc) when the ranges say so, else one Sersic of the given size hint. Returns
+/// its profile and its main component's magnitudes (for the colours of what is added around it).
 fn host_galaxy(
     rng: &mut Rng64,
     cfg: &SimConfig,
     grid: &Grid,
     scene: &mut Scene,
     size_hint: f64,
-) -> (Sersic, [f64; 4], f64) {
-    if cfg.ranges.hosts_as_lenses {
+    drawn: &mut Drawn,
+) -> (Sersic, [f64; 4]) {
+    let (light, m, total_r) = if cfg.ranges.hosts_as_lenses {
         let (light, m) = lens_galaxy(rng, &cfg.ranges, size_hint);
         let total_r = add_host_light(rng, cfg, grid, scene, &light, m);
         (light, m, total_r)
@@ -42,23 +43,24 @@ fn host_galaxy(
         let (light, m) = red_galaxy(rng, &cfg.ranges, size_hint);
         scene.add(&sersic_image(grid, &light, f64::INFINITY), fluxes(cfg, m));
         (light, m, m[2])
-    }
+    };
+    drawn.host_mag_r = Some(total_r);
+    drawn.host_r_e_arcsec = Some(light.r_e);
+    (light, m)
 }
 
 /// Draws a non-lens of `kind` into `scene` (with the field every cutout has).
 pub(super) fn draw(rng: &mut Rng64, cfg: &SimConfig, grid: &Grid, kind: Kind, scene: &mut Scene) -> Drawn {
     let ranges = &cfg.ranges;
     let wide = ranges.wide_lookalikes;
-    // A lens galaxy's size and brightness follow its Einstein radius; a look-alike's galaxy is
-    // drawn from the same range when it stands in for one.
+    // A look-alike's galaxy that stands in for a lens galaxy is drawn for an Einstein radius from
+    // the lenses' range (which sets its size unless the ranges draw sizes on their own).
     let size_hint =
         if ranges.hosts_as_lenses { log_uniform(rng, ranges.theta_e_arcsec) } else { rng.random_range(0.8..2.5) };
     let mut drawn = Drawn::default();
     match kind {
         Kind::Elliptical | Kind::EllipticalCompanions | Kind::TangentialCompanion => {
-            let (light, _, total_r) = host_galaxy(rng, cfg, grid, scene, size_hint);
-            drawn.host_mag_r = Some(total_r);
-            drawn.host_r_e_arcsec = Some(light.r_e);
+            let (light, _) = host_galaxy(rng, cfg, grid, scene, size_hint, &mut drawn);
             let n = match kind {
                 Kind::Elliptical => 0,
                 Kind::TangentialCompanion if wide => rng.random_range(1..4),
@@ -131,11 +133,7 @@ pub(super) fn draw(rng: &mut Rng64, cfg: &SimConfig, grid: &Grid, kind: Kind, sc
         }
         Kind::PolarRing => polar_ring(rng, cfg, grid, scene),
         Kind::EdgeOnDisc => edge_on_disc(rng, cfg, grid, scene),
-        Kind::ShellsStreams => {
-            let (total_r, r_e) = shells_and_streams(rng, cfg, grid, scene, size_hint);
-            drawn.host_mag_r = Some(total_r);
-            drawn.host_r_e_arcsec = Some(r_e);
-        }
+        Kind::ShellsStreams => shells_and_streams(rng, cfg, grid, scene, size_hint, &mut drawn),
         Kind::Group => {
             for k in 0..rng.random_range(2..6) {
                 let (mut g, m) = {
@@ -151,9 +149,7 @@ pub(super) fn draw(rng: &mut Rng64, cfg: &SimConfig, grid: &Grid, kind: Kind, sc
             }
         }
         Kind::Merger => {
-            let (a, ma, total_r) = host_galaxy(rng, cfg, grid, scene, size_hint);
-            drawn.host_mag_r = Some(total_r);
-            drawn.host_r_e_arcsec = Some(a.r_e);
+            let (a, ma) = host_galaxy(rng, cfg, grid, scene, size_hint, &mut drawn);
             let (d, phi) = (rng.random_range(0.8..2.5), rng.random_range(0.0..2.0 * PI));
             let mut b = a;
             b.center = (a.center.0 + d * phi.cos(), a.center.1 + d * phi.sin());
@@ -349,11 +345,17 @@ fn edge_on_disc(rng: &mut Rng64, cfg: &SimConfig, grid: &Grid, scene: &mut Scene
 }
 
 /// An elliptical with faint shells (concentric partial rings on alternating sides) or a long
-/// tidal stream, the light of its own colour. Returns the host's total r magnitude and effective
-/// radius.
-fn shells_and_streams(rng: &mut Rng64, cfg: &SimConfig, grid: &Grid, scene: &mut Scene, size_hint: f64) -> (f64, f64) {
+/// tidal stream, the light of its own colour. The host is recorded in `drawn`.
+fn shells_and_streams(
+    rng: &mut Rng64,
+    cfg: &SimConfig,
+    grid: &Grid,
+    scene: &mut Scene,
+    size_hint: f64,
+    drawn: &mut Drawn,
+) {
     let hint = if cfg.ranges.hosts_as_lenses { size_hint } else { rng.random_range(1.0..2.5) };
-    let (host, m, total_r) = host_galaxy(rng, cfg, grid, scene, hint);
+    let (host, m) = host_galaxy(rng, cfg, grid, scene, hint, drawn);
     let fainter = rng.random_range(1.5..3.0);
     let axis = rng.random_range(0.0..2.0 * PI);
     let mut total = vec![0.0; grid.size * grid.size];
@@ -386,5 +388,4 @@ fn shells_and_streams(rng: &mut Rng64, cfg: &SimConfig, grid: &Grid, scene: &mut
     let colour_shift = rng.random_range(-0.2..0.1);
     let sm = [m[0] + fainter + colour_shift, m[1] + fainter + colour_shift, m[2] + fainter, m[3] + fainter];
     scene.add(&normalised(total), fluxes(cfg, sm));
-    (total_r, host.r_e)
 }

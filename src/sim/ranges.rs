@@ -136,8 +136,8 @@ pub struct Ranges {
     /// Use the widened set of look-alikes (polar rings, edge-on discs, shells, groups).
     pub wide_lookalikes: bool,
     /// Look-alikes built around a red galaxy (plain ellipticals, companions, shells and streams,
-    /// mergers) draw it as a lens galaxy is drawn: size and brightness from the Einstein-radius
-    /// range, with the same envelope and disc. Otherwise only lenses have the biggest, brightest
+    /// mergers) draw it as a lens galaxy is drawn: for an Einstein radius from the lenses' range,
+    /// with the same size and brightness, envelope and disc. Otherwise only lenses have the biggest, brightest
     /// and most extended galaxies, and a finder learns that a bright galaxy is a lens (what it did
     /// on other simulators' ellipticals before this was set).
     pub hosts_as_lenses: bool,
