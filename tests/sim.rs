@@ -137,7 +137,7 @@ fn randomised_ranges_draw_every_kind_artefact_and_range() {
     use std::collections::BTreeSet;
     let sim = Simulator::new(SimConfig::randomised());
     let (mut kinds, mut artefacts, mut recipes) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
-    let (mut betas, mut thetas, mut snrs) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut betas, mut thetas, mut snrs, mut shots) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for k in 0..400 {
         let o = sim.simulate("x", 21, k, None);
         kinds.insert(o.truth.kind.name());
@@ -148,6 +148,7 @@ fn randomised_ranges_draw_every_kind_artefact_and_range() {
             recipes.insert(r.name());
         }
         betas.push(o.truth.psf_beta);
+        shots.push(o.truth.shot_noise_factor);
         if let (Some(t), Some(s)) = (o.truth.theta_e_arcsec, o.truth.arc_snr_g) {
             thetas.push(t);
             snrs.push(s);
@@ -167,6 +168,10 @@ fn randomised_ranges_draw_every_kind_artefact_and_range() {
             && thetas.iter().any(|&t| t < 0.8)
             && thetas.iter().any(|&t| t > 3.0)
     );
+    // Log-uniform over two decades: a third of the draws in each two-thirds of a decade.
+    assert!(shots.iter().all(|f| (1.0..=100.0).contains(f)));
+    let low = shots.iter().filter(|&&f| f < 10f64.powf(2.0 / 3.0)).count();
+    assert!((100..=170).contains(&low), "{low} of 400 shot-noise factors below 4.6");
     // The arc S/N is drawn down to 10, and the measured S/N follows the target (a second source
     // can only add to it).
     let faint = snrs.iter().filter(|&&s| s < 20.0).count();
@@ -281,4 +286,38 @@ fn sentinel_artefacts_are_masked_by_preprocessing() {
         }
     }
     assert!(checked > 24, "sentinels were put down ({checked} pixels)");
+}
+
+#[test]
+fn the_shot_noise_factor_scales_the_variance_a_galaxys_light_adds() {
+    // The same scenes and the same normal draws at two factors (a range of one value draws
+    // nothing): the images differ by z (sqrt(s^2 + 100 v p) - sqrt(s^2 + v p)) in a pixel of
+    // model flux v, where p = s^2 / sky is the variance per unit flux of the KiDS look.
+    let run = |factor: f64| {
+        let mut cfg = SimConfig::default();
+        cfg.ranges.shot_noise_factor = (factor, factor);
+        let sim = Simulator::new(cfg);
+        (0..12).map(|k| sim.simulate("x", 41, k, None).cutout).collect::<Vec<_>>()
+    };
+    let (plain, grainy) = (run(1.0), run(100.0));
+    let cfg = SimConfig::default();
+    for band in [Band::G, Band::R] {
+        let s = cfg.sky_sigma(band);
+        let p = s * s / cfg.sky_level(band);
+        let (mut measured, mut expected, mut bright) = (0.0, 0.0, 0usize);
+        for (a, b) in plain.iter().zip(&grainy) {
+            for (&v1, &v100) in a.band(band).iter().zip(b.band(band)) {
+                let (v1, d) = (v1 as f64, v100 as f64 - v1 as f64);
+                if v1 > 20.0 * s {
+                    // The galaxy's own flux, read off the plain image (its noise is a few per cent).
+                    measured += d * d;
+                    expected += ((s * s + 100.0 * v1 * p).sqrt() - (s * s + v1 * p).sqrt()).powi(2);
+                    bright += 1;
+                }
+            }
+        }
+        assert!(bright > 200, "band {band}: too few bright pixels to measure ({bright})");
+        let ratio = measured / expected;
+        assert!((ratio - 1.0).abs() < 0.15, "band {band}: added variance {ratio:.2} of the expected");
+    }
 }

@@ -15,6 +15,7 @@
 //! | PSF centre offset between bands | 0 | up to 0.3 px | |
 //! | depth | KiDS DR4 | +-0.8 mag per object, +-0.2 per band | |
 //! | correlated noise (neighbour weight) | 0 | 0 - 0.45 | |
+//! | Poisson noise of the sources (variance per unit flux) | KiDS's sky level | 1 - 100 times it, log-uniform (simulator version 4) | |
 //! | sky offset / gradient (sky sigmas) | 0 / 0 | +-1 / up to 2 edge to edge | |
 //! | lens light | one Sersic | + envelope (50 %), + disc (20 %), colour gradient | |
 //! | lens galaxy size | follows theta_E (r_e 0.5 - 1.3 theta_E) | independent of theta_E: size hint 0.4 - 3.5" log-uniform, r_e 0.5 - 1.3 times it, brightness following it (simulator version 3) | |
@@ -107,6 +108,12 @@ pub struct Ranges {
     /// Largest weight of the 4 nearest neighbours in the noise's smoothing kernel (coadd
     /// resampling correlates neighbouring pixels' noise).
     pub noise_correlation_max: f64,
+    /// Factor on the variance a source's own light adds (its Poisson noise), log-uniform. 1 is
+    /// KiDS's deep r-band coadds, where the sky outshines a galaxy's core; shallower or darker-sky
+    /// data (short exposures, u band, space) have tens to hundreds of times more per unit flux, and
+    /// the core of a bright galaxy turns grainy. A finder that never saw grainy cores reads the
+    /// grain as arcs: it did, on another simulator's ellipticals, before this was drawn.
+    pub shot_noise_factor: Span,
     /// Largest constant sky residual, in sky sigmas.
     pub sky_offset_sigma_max: f64,
     /// Largest sky gradient, in sky sigmas from one edge to the other.
@@ -161,6 +168,7 @@ impl Ranges {
             depth_offset_mag: (0.0, 0.0),
             depth_band_scatter_mag: 0.0,
             noise_correlation_max: 0.0,
+            shot_noise_factor: (1.0, 1.0),
             sky_offset_sigma_max: 0.0,
             sky_gradient_sigma_max: 0.0,
             centre_offset_arcsec: 0.1,
@@ -190,6 +198,7 @@ impl Ranges {
             depth_offset_mag: (-0.8, 0.8),
             depth_band_scatter_mag: 0.2,
             noise_correlation_max: 0.45,
+            shot_noise_factor: (1.0, 100.0),
             sky_offset_sigma_max: 1.0,
             sky_gradient_sigma_max: 2.0,
             centre_offset_arcsec: 0.5,

@@ -228,6 +228,8 @@ pub struct SimTruth {
     pub host_mag_r: Option<f64>,
     /// Effective radius of that galaxy's main component, arcsec.
     pub host_r_e_arcsec: Option<f64>,
+    /// Factor on the Poisson noise's variance per unit flux ([`Ranges::shot_noise_factor`]).
+    pub shot_noise_factor: f64,
     /// Artefacts put on the cutout (names joined by '+'), empty when none.
     pub artefacts: String,
 }
@@ -720,6 +722,8 @@ struct Look {
     /// Sky residual per band: constant, and gradient (x, y) across the cutout, in sky sigmas.
     sky_offset_sigma: [f64; 4],
     sky_gradient_sigma: [(f64, f64); 4],
+    /// Factor on the variance per unit of a source's flux (see [`Ranges::shot_noise_factor`]).
+    shot_noise_factor: f64,
 }
 
 impl Look {
@@ -756,7 +760,17 @@ impl Look {
             let a = amplitude * rng.random_range(0.5..=1.0);
             (a * direction.cos(), a * direction.sin())
         });
-        Look { psf, sigma, depth_offset_mag, noise_correlation, sky_offset_sigma, sky_gradient_sigma }
+        // Last, and drawn only from a real range: the KiDS look's stream is what it was.
+        let shot_noise_factor = log_uniform(rng, r.shot_noise_factor);
+        Look {
+            psf,
+            sigma,
+            depth_offset_mag,
+            noise_correlation,
+            sky_offset_sigma,
+            sky_gradient_sigma,
+            shot_noise_factor,
+        }
     }
 }
 
@@ -803,8 +817,8 @@ fn observe(
         let band = Band::ALL[b];
         let sigma = look.sigma[b];
         // A source of flux F adds variance F sigma^2 / sky (the gain that makes the sky's own
-        // Poisson noise sigma).
-        let per_flux = sigma * sigma / cfg.sky_level(band);
+        // Poisson noise sigma), times the look's factor.
+        let per_flux = look.shot_noise_factor * sigma * sigma / cfg.sky_level(band);
         let c = look.noise_correlation;
         let n = size * size;
         let sky_noise: Option<Vec<f64>> = (c > 0.0).then(|| {
@@ -994,6 +1008,7 @@ impl Simulator {
             ring_recipe: None,
             host_mag_r: None,
             host_r_e_arcsec: None,
+            shot_noise_factor: look.shot_noise_factor,
             artefacts: String::new(),
         };
         let sigma_g = look.sigma[Band::G.index()];
