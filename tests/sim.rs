@@ -321,3 +321,29 @@ fn the_shot_noise_factor_scales_the_variance_a_galaxys_light_adds() {
         assert!((ratio - 1.0).abs() < 0.15, "band {band}: added variance {ratio:.2} of the expected");
     }
 }
+
+/// Share of the look-alikes' added light (companions, rings, tails) brighter, as S/N in g, than
+/// the 99th percentile of lensed arcs, for `ranges`.
+fn features_brighter_than_arcs(ranges: lens_inspect::sim::Ranges) -> (f64, usize) {
+    let sim = Simulator::new(SimConfig { ranges, ..SimConfig::default() });
+    let mut arcs: Vec<f64> = (0..200).filter_map(|k| sim.simulate("x", 51, k, Some(true)).truth.arc_snr_g).collect();
+    arcs.sort_by(f64::total_cmp);
+    let top = arcs[arcs.len() * 99 / 100];
+    let features: Vec<f64> =
+        (0..400).filter_map(|k| sim.simulate("x", 52, k, Some(false)).truth.feature_snr_g).collect();
+    (features.iter().filter(|&&s| s > top).count() as f64 / features.len() as f64, features.len())
+}
+
+#[test]
+fn look_alikes_are_no_brighter_than_arcs() {
+    use lens_inspect::sim::Ranges;
+    // With arcs drawn up to S/N 200 (simulator version 4), a tenth of what look-alikes add is
+    // brighter than almost every arc, and "very bright means no lens" is learnt: the rule that
+    // buries bright Einstein rings. The statistic is shown to see it there.
+    let (share, n) = features_brighter_than_arcs(Ranges::randomised());
+    assert!(n > 250, "most look-alikes add light around their galaxy: {n} of 400");
+    assert!(share < 0.04, "{:.1} % of look-alikes' features outshine 99 % of arcs", share * 100.0);
+    let old = Ranges { arc_snr_g: Some((10.0, 200.0)), ..Ranges::randomised() };
+    let (old_share, _) = features_brighter_than_arcs(old);
+    assert!(old_share > 0.06, "arcs up to S/N 200: {:.1} % outshine them", old_share * 100.0);
+}

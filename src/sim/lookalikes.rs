@@ -4,11 +4,11 @@
 //! must see most of in training.
 
 use super::light::{Grid, Sersic};
-use super::ranges::RingRecipe;
+use super::ranges::{Ranges, RingRecipe};
 use super::scene::{
-    add_field, add_host_light, angle_diff, blob_image, blue_colours, fluxes, lens_galaxy, log_uniform, mags,
-    normalised, pick, red_colours, red_galaxy, ring_image, sersic_image, shaped_ring, small_galaxy_reach, spiral_image,
-    tail_image, Arms, Kind, Rng64, Scene, SimConfig,
+    add_field, add_host_light, angle_diff, blob_image, blue_colours, feature_colours, fluxes, lens_galaxy, log_uniform,
+    mags, normalised, pick, red_colours, red_galaxy, ring_image, sersic_image, shaped_ring, small_galaxy_reach,
+    spiral_image, tail_image, Arms, Kind, Rng64, Scene, SimConfig,
 };
 use rand::RngExt;
 use std::f64::consts::PI;
@@ -83,15 +83,17 @@ pub(super) fn draw(rng: &mut Rng64, cfg: &SimConfig, grid: &Grid, kind: Kind, sc
                         rng.random_range(0.0..PI)
                     },
                 };
-                let (u_r, g_r, r_i) = if wide && rng.random_bool(0.25) { red_colours(rng) } else { blue_colours(rng) };
-                let m = mags(rng.random_range(21.0..23.5), u_r, g_r, r_i);
+                let (u_r, g_r, r_i) =
+                    if wide && rng.random_bool(0.25) { red_colours(rng) } else { feature_colours(rng, ranges) };
+                // As bright as arcs get in the wide look (version 5): a bright blue companion is no lens.
+                let m = mags(rng.random_range(if wide { 19.5 } else { 21.0 }..23.5), u_r, g_r, r_i);
                 if tangential && wide && rng.random_bool(0.5) {
                     // A curved companion: a short arc of blobs bent around the galaxy.
                     let span = rng.random_range(0.3..0.9);
                     let img = tail_image(grid, light.center, d, phi - span / 2.0, span, rng.random_range(0.1..0.25));
-                    scene.add(&img, fluxes(cfg, m));
+                    scene.add_feature(&img, fluxes(cfg, m));
                 } else {
-                    scene.add(&sersic_image(grid, &s, small_galaxy_reach(&s)), fluxes(cfg, m));
+                    scene.add_feature(&sersic_image(grid, &s, small_galaxy_reach(&s)), fluxes(cfg, m));
                 }
             }
         }
@@ -121,9 +123,9 @@ pub(super) fn draw(rng: &mut Rng64, cfg: &SimConfig, grid: &Grid, kind: Kind, sc
                 let (s, c) = angle.sin_cos();
                 let (u, v) = (d * phi.cos() / q.sqrt(), d * phi.sin() * q.sqrt());
                 let pos = (center.0 + c * u - s * v, center.1 + s * u + c * v);
-                let (u_r, g_r, r_i) = blue_colours(rng);
+                let (u_r, g_r, r_i) = feature_colours(rng, ranges);
                 let m = mags(r_mag + rng.random_range(3.0..5.0), u_r, g_r, r_i);
-                scene.add(&blob_image(grid, pos, rng.random_range(0.08..0.2)), fluxes(cfg, m));
+                scene.add_feature(&blob_image(grid, pos, rng.random_range(0.08..0.2)), fluxes(cfg, m));
             }
         }
         Kind::RingGalaxy => {
@@ -145,7 +147,12 @@ pub(super) fn draw(rng: &mut Rng64, cfg: &SimConfig, grid: &Grid, kind: Kind, sc
                     g.center = (g.center.0 + d * phi.cos(), g.center.1 + d * phi.sin());
                 }
                 let fainter = if k == 0 { 0.0 } else { rng.random_range(0.0..2.0) };
-                scene.add(&sersic_image(grid, &g, f64::INFINITY), fluxes(cfg, m.map(|x| x + fainter)));
+                let image = sersic_image(grid, &g, f64::INFINITY);
+                if k == 0 {
+                    scene.add(&image, fluxes(cfg, m));
+                } else {
+                    scene.add_feature(&image, fluxes(cfg, m.map(|x| x + fainter)));
+                }
             }
         }
         Kind::Merger => {
@@ -155,9 +162,9 @@ pub(super) fn draw(rng: &mut Rng64, cfg: &SimConfig, grid: &Grid, kind: Kind, sc
             b.center = (a.center.0 + d * phi.cos(), a.center.1 + d * phi.sin());
             b.r_e = (a.r_e * rng.random_range(0.4..1.0)).max(0.3);
             b.angle_rad = rng.random_range(0.0..PI);
-            let colours = if rng.random_bool(0.5) { red_colours(rng) } else { blue_colours(rng) };
+            let colours = if rng.random_bool(0.5) { red_colours(rng) } else { feature_colours(rng, ranges) };
             let mb = mags(ma[2] + rng.random_range(0.0..1.5), colours.0, colours.1, colours.2);
-            scene.add(&sersic_image(grid, &b, f64::INFINITY), fluxes(cfg, mb));
+            scene.add_feature(&sersic_image(grid, &b, f64::INFINITY), fluxes(cfg, mb));
             let tail = tail_image(
                 grid,
                 a.center,
@@ -166,8 +173,8 @@ pub(super) fn draw(rng: &mut Rng64, cfg: &SimConfig, grid: &Grid, kind: Kind, sc
                 rng.random_range(0.8..2.0),
                 rng.random_range(0.15..0.35),
             );
-            let (u_r, g_r, r_i) = blue_colours(rng);
-            scene.add(&tail, fluxes(cfg, mags(ma[2] + rng.random_range(2.0..3.5), u_r + 0.5, g_r + 0.3, r_i)));
+            let (u_r, g_r, r_i) = feature_colours(rng, ranges);
+            scene.add_feature(&tail, fluxes(cfg, mags(ma[2] + rng.random_range(2.0..3.5), u_r + 0.5, g_r + 0.3, r_i)));
         }
         Kind::StarField => {
             let stars = rng.random_range(2..6);
@@ -181,8 +188,10 @@ pub(super) fn draw(rng: &mut Rng64, cfg: &SimConfig, grid: &Grid, kind: Kind, sc
 }
 
 /// Colours of star-forming rings: blue to yellowish.
-fn ring_colours(rng: &mut Rng64, wide: bool) -> (f64, f64, f64) {
-    if wide && rng.random_bool(0.3) {
+fn ring_colours(rng: &mut Rng64, ranges: &Ranges, wide: bool) -> (f64, f64, f64) {
+    if ranges.feature_g_r.is_some() {
+        feature_colours(rng, ranges)
+    } else if wide && rng.random_bool(0.3) {
         (rng.random_range(1.0..2.0), rng.random_range(0.4..0.9), rng.random_range(0.1..0.4))
     } else {
         blue_colours(rng)
@@ -200,7 +209,7 @@ fn ring_galaxy(rng: &mut Rng64, cfg: &SimConfig, grid: &Grid, recipe: RingRecipe
     let width = if wide { rng.random_range(0.08..0.6) } else { rng.random_range(0.12..0.35) };
     let q = rng.random_range(if wide { 0.4 } else { 0.6 }..1.0);
     let angle = rng.random_range(0.0..PI);
-    let (u_r, g_r, r_i) = ring_colours(rng, wide);
+    let (u_r, g_r, r_i) = ring_colours(rng, &cfg.ranges, wide);
     let ring_m = mags(rng.random_range(19.0..if wide { 22.5 } else { 21.5 }), u_r, g_r, r_i);
     let image = match recipe {
         RingRecipe::Smooth => {
@@ -233,7 +242,7 @@ fn ring_galaxy(rng: &mut Rng64, cfg: &SimConfig, grid: &Grid, recipe: RingRecipe
         }
         RingRecipe::Collisional => collisional_ring(rng, grid, core.center, radius, width, q, angle),
     };
-    scene.add(&image, fluxes(cfg, ring_m));
+    scene.add_feature(&image, fluxes(cfg, ring_m));
     if recipe == RingRecipe::Collisional && rng.random_bool(0.5) {
         // The intruder that made the ring: a small companion a few ring radii away.
         let (d, phi) = (radius * rng.random_range(1.3..2.5), rng.random_range(0.0..2.0 * PI));
@@ -244,8 +253,11 @@ fn ring_galaxy(rng: &mut Rng64, cfg: &SimConfig, grid: &Grid, recipe: RingRecipe
             q: rng.random_range(0.5..1.0),
             angle_rad: rng.random_range(0.0..PI),
         };
-        let (u_r, g_r, r_i) = if rng.random_bool(0.5) { red_colours(rng) } else { blue_colours(rng) };
-        scene.add(&sersic_image(grid, &s, small_galaxy_reach(&s)), fluxes(cfg, mags(core_m[2] + 1.0, u_r, g_r, r_i)));
+        let (u_r, g_r, r_i) = if rng.random_bool(0.5) { red_colours(rng) } else { feature_colours(rng, &cfg.ranges) };
+        scene.add_feature(
+            &sersic_image(grid, &s, small_galaxy_reach(&s)),
+            fluxes(cfg, mags(core_m[2] + 1.0, u_r, g_r, r_i)),
+        );
     }
 }
 
@@ -303,8 +315,8 @@ fn polar_ring(rng: &mut Rng64, cfg: &SimConfig, grid: &Grid, scene: &mut Scene) 
         host.angle_rad + PI / 2.0 + rng.random_range(-0.3..0.3),
         &[],
     );
-    let (u_r, g_r, r_i) = ring_colours(rng, true);
-    scene.add(&ring, fluxes(cfg, mags(m[2] + rng.random_range(0.5..2.0), u_r, g_r, r_i)));
+    let (u_r, g_r, r_i) = ring_colours(rng, &cfg.ranges, true);
+    scene.add_feature(&ring, fluxes(cfg, mags(m[2] + rng.random_range(0.5..2.0), u_r, g_r, r_i)));
 }
 
 /// An edge-on disc galaxy: a thin exponential disc with a bulge, and often a dust lane that
@@ -387,5 +399,5 @@ fn shells_and_streams(
     }
     let colour_shift = rng.random_range(-0.2..0.1);
     let sm = [m[0] + fainter + colour_shift, m[1] + fainter + colour_shift, m[2] + fainter, m[3] + fainter];
-    scene.add(&normalised(total), fluxes(cfg, sm));
+    scene.add_feature(&normalised(total), fluxes(cfg, sm));
 }

@@ -22,10 +22,11 @@
 //! | look-alikes' central galaxies | one Sersic, 0.8 - 2.5" size hint | drawn as lens galaxies are, same envelope and disc (since simulator version 2) | |
 //! | lens centre | +-0.1" | +-0.5" | |
 //! | Einstein radius | 0.8 - 3" | 0.6 - 4" (log-uniform) | `theta-e`: 4 - 5.5" |
-//! | arc S/N in g | >= 40 | 10 - 200 (log-uniform) | `faint-arcs`: 6 - 10 |
+//! | arc S/N in g | >= 40 | 10 - 600 (log-uniform; 10 - 200 before simulator version 5, when 13 % of ring galaxies' rings were brighter than any arc) | `faint-arcs`: 6 - 10 |
 //! | source clumps | 0 - 3 | 0 - 8, up to 1.5 r_e away | |
 //! | second source | never | 15 % | |
 //! | source g - r | -0.1 - 0.5 | -0.2 - 1.0 | `red-sources`: 1.0 - 1.6 |
+//! | look-alikes' companions, rings, tails (g - r) | blue, -0.1 - 0.5 (rings sometimes yellowish) | as sources: -0.2 - 1.0 (simulator version 5) | |
 //! | ring galaxies | smooth ring | smooth, partial, lopsided, knotty; radius 0.8 - 5" | `rings`: collisional |
 //! | other look-alikes | 7 kinds | 11 kinds (+ polar rings, edge-on discs, shells and streams, groups) | |
 //! | artefacts | none | cosmic rays, satellite trails, saturated stars with spikes, bad columns, masked regions, tile edges, sentinels (0, 100, 1e30, NaN) | |
@@ -138,6 +139,12 @@ pub struct Ranges {
     pub second_source: f64,
     /// Source g - r colour; u - r and r - i follow it with a scatter.
     pub source_g_r: Span,
+    /// g - r of what look-alikes add that could pass for a lensed source (blue companions, rings,
+    /// tails, spiral knots), drawn as sources' colours are; `None`: blue (-0.1 - 0.5) and, for rings,
+    /// sometimes yellowish. Kept apart from `source_g_r`, so that a stress set reddening the
+    /// sources leaves the look-alikes as training saw them. Drawn only blue, a green or yellow arc
+    /// was always a lens in training (version 4 and before).
+    pub feature_g_r: Option<Span>,
     /// Ring-galaxy recipes to draw from, with weights.
     pub ring_recipes: Vec<(RingRecipe, f64)>,
     /// Use the widened set of look-alikes (polar rings, edge-on discs, shells, groups).
@@ -180,6 +187,7 @@ impl Ranges {
             source_clumps_max: 3,
             second_source: 0.0,
             source_g_r: (-0.1, 0.5),
+            feature_g_r: None,
             ring_recipes: vec![(RingRecipe::Smooth, 1.0)],
             wide_lookalikes: false,
             hosts_as_lenses: false,
@@ -206,10 +214,11 @@ impl Ranges {
             lens_disc: 0.2,
             lens_colour_spread: 1.0,
             theta_e_arcsec: (0.6, 4.0),
-            arc_snr_g: Some((10.0, 200.0)),
+            arc_snr_g: Some((10.0, 600.0)),
             source_clumps_max: 8,
             second_source: 0.15,
             source_g_r: (-0.2, 1.0),
+            feature_g_r: Some((-0.2, 1.0)),
             ring_recipes: vec![
                 (RingRecipe::Smooth, 0.25),
                 (RingRecipe::Partial, 0.25),

@@ -230,6 +230,9 @@ pub struct SimTruth {
     pub host_r_e_arcsec: Option<f64>,
     /// Factor on the Poisson noise's variance per unit flux ([`Ranges::shot_noise_factor`]).
     pub shot_noise_factor: f64,
+    /// A look-alike's light around its central galaxy (companions, ring, tail, shells), as S/N in
+    /// g measured as `arc_snr_g` is: how bright what could pass for an arc is.
+    pub feature_snr_g: Option<f64>,
     /// Artefacts put on the cutout (names joined by '+'), empty when none.
     pub artefacts: String,
 }
@@ -290,11 +293,21 @@ pub(super) fn pick<T: Copy>(rng: &mut Rng64, table: &[(T, f64)]) -> T {
 pub(super) struct Scene {
     pub(super) bands: [Vec<f64>; 4],
     pub(super) stars: Vec<((f64, f64), [f64; 4])>,
+    /// The g band of what a look-alike adds around its central galaxy (companions, rings, tails,
+    /// shells), kept apart so its S/N can be measured as a lensed arc's is.
+    pub(super) features_g: Vec<f64>,
 }
 
 impl Scene {
     pub(super) fn new(n: usize) -> Scene {
-        Scene { bands: std::array::from_fn(|_| vec![0.0; n]), stars: Vec::new() }
+        Scene { bands: std::array::from_fn(|_| vec![0.0; n]), stars: Vec::new(), features_g: vec![0.0; n] }
+    }
+
+    /// [`Scene::add`] for light a look-alike adds around its central galaxy.
+    pub(super) fn add_feature(&mut self, unit: &[f64], fluxes: [f64; 4]) {
+        self.add(unit, fluxes);
+        let g = fluxes[Band::G.index()];
+        self.features_g.iter_mut().zip(unit).for_each(|(o, u)| *o += u * g);
     }
 
     /// Adds a unit-flux image scaled to each band's flux.
@@ -656,12 +669,27 @@ fn lensed_clumps(
 /// Colours (u-r, g-r, r-i) of a lensed source: g - r from the ranges, u - r and r - i following
 /// it as star-forming to passive galaxies do, with a scatter; then the configured shift.
 fn source_colours(rng: &mut Rng64, cfg: &SimConfig) -> (f64, f64, f64) {
-    let (lo, hi) = cfg.ranges.source_g_r;
+    let (u_r, g_r, r_i) = star_forming_colours(rng, cfg.ranges.source_g_r);
+    let [du, dg, di] = cfg.source_colour_shift;
+    (u_r + du, g_r + dg, r_i + di)
+}
+
+/// Colours (u-r, g-r, r-i) of a star-forming galaxy with g - r drawn from `g_r`: lensed sources,
+/// and look-alikes' companions and rings when [`Ranges::feature_g_r`] says so.
+pub(super) fn star_forming_colours(rng: &mut Rng64, (lo, hi): Span) -> (f64, f64, f64) {
     let g_r = if hi > lo { rng.random_range(lo..hi) } else { lo };
     let u_r = 0.5 + 1.7 * g_r + rng.random_range(-0.3..0.3);
     let r_i = 0.05 + 0.35 * g_r + rng.random_range(-0.1..0.1);
-    let [du, dg, di] = cfg.source_colour_shift;
-    (u_r + du, g_r + dg, r_i + di)
+    (u_r, g_r, r_i)
+}
+
+/// Colours of what a look-alike adds that could pass for a lensed source (companions, rings,
+/// tails): those of sources where the ranges say so, else blue star-forming ones.
+pub(super) fn feature_colours(rng: &mut Rng64, ranges: &Ranges) -> (f64, f64, f64) {
+    match ranges.feature_g_r {
+        Some(span) => star_forming_colours(rng, span),
+        None => blue_colours(rng),
+    }
 }
 
 fn uniform(rng: &mut Rng64, (lo, hi): Span) -> f64 {
@@ -1009,6 +1037,7 @@ impl Simulator {
             host_mag_r: None,
             host_r_e_arcsec: None,
             shot_noise_factor: look.shot_noise_factor,
+            feature_snr_g: None,
             artefacts: String::new(),
         };
         let sigma_g = look.sigma[Band::G.index()];
@@ -1050,6 +1079,10 @@ impl Simulator {
             truth.ring_recipe = drawn.ring_recipe;
             truth.host_mag_r = drawn.host_mag_r;
             truth.host_r_e_arcsec = drawn.host_r_e_arcsec;
+            if scene.features_g.iter().any(|&v| v > 0.0) {
+                let conv = self.conv.apply(&scene.features_g, &spectra[Band::G.index()]);
+                truth.feature_snr_g = Some(arc_snr(&conv, 1.0, sigma_g));
+            }
         }
         let mut bands = observe(&mut rng, cfg, &look, &scene, &spectra, &self.conv);
         let fwhm_px = look.psf.map(|p| p.fwhm_arcsec / grid.pixel_arcsec);
