@@ -299,7 +299,7 @@ impl StressSet {
             StressSet::Psf => "Moffat beta 8-15, near-Gaussian (train 2-5)",
             StressSet::Rings => "collisional ring galaxies (recipe not in training)",
             StressSet::RedSources => "source g-r 1.0-1.6 (train -0.2-1.0)",
-            StressSet::FaintArcs => "arc S/N in g 6-10 (train 10-200)",
+            StressSet::FaintArcs => "arc S/N in g 6-10 (train 10-600)",
         }
     }
 }
