@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rebuilds the shipped model from nothing but this program, in nine stages (docs/robustness.md):
+# Rebuilds the shipped model from nothing but this program, in eleven stages (docs/robustness.md):
 #   stage 1: the narrow KiDS look, from simulated folders -> models/lens-detector-kids.lensmodel
 #            (about 25 minutes on 2 CPU cores);
 #   stage 2: 16 epochs on fresh domain-randomised simulations made while training, never the
@@ -25,18 +25,26 @@
 #            repository's history);
 #   stage 11: fine-tuned from stage 9, seed 25, 16 epochs at lr 1.5e-4, colour drop 0.2, on
 #            simulations whose lens galaxies' sizes are drawn apart from their Einstein radii
-#            (simulator version 3; about 35 minutes) -> WORK_DIR/stage11.lensmodel (kept in the
-#            repository as models/lens-detector-stage11.lensmodel);
+#            (simulator version 3; about 35 minutes) -> WORK_DIR/stage11.lensmodel (in the
+#            repository's history, commit 66eb958);
 #   stage 12: stage 11 again, seed 26, 12 epochs at lr 1e-4 (about 25 minutes)
-#            -> models/lens-detector.lensmodel;
+#            -> WORK_DIR/stage12.lensmodel (in the repository's history);
+#   stage 13: fine-tuned from stage 12, seed 27, 16 epochs at lr 1.5e-4, colour drop 0.2, on
+#            simulations whose sources' Poisson noise is 1 - 100 times KiDS's per unit flux
+#            (simulator version 4; about 30 minutes) -> WORK_DIR/stage13.lensmodel (kept in the
+#            repository as models/lens-detector-stage13.lensmodel);
+#   stage 14: fine-tuned from stage 13, seed 28, 14 epochs at lr 1.5e-4, colour drop 0.2, on
+#            simulations whose look-alikes' companions and rings are coloured and as bright as
+#            arcs (simulator version 5; about 30 minutes) -> models/lens-detector.lensmodel;
 # then measures it on the in-domain test set and the stress suite and writes that into its card.
-# Stages 2 - 6 of the files in the repository ran on simulator version 1 and stage 9 on version 2
+# Stages 2 - 6 of the files in the repository ran on simulator version 1, stage 9 on version 2,
+# stages 11 - 12 on version 3 and stage 13 on version 4
 # (docs/robustness.md); a rebuild runs every stage on the current simulator, so its intermediate
 # files differ from the repository's.
 #
 # Usage: scripts/train_shipped_model.sh [WORK_DIR] [EVAL_DIR]
 #   WORK_DIR (default ./data, ~3 GB) holds stage 1's data and stages 2 and 3's models; EVAL_DIR (default
-#   ./data/robustness, ~1 GB) the test sets. Stopped midway? Run it again with START=2 ... START=6, 9, 11 or 12
+#   ./data/robustness, ~1 GB) the test sets. Stopped midway? Run it again with START=2 ... START=6, 9, 11, 12, 13 or 14
 #   to skip the finished stages and RESUME=1 to continue the stopped one from its resume file
 #   (written after every epoch).
 set -euo pipefail
@@ -52,8 +60,12 @@ mkdir -p "$work"
 kids=models/lens-detector-kids.lensmodel
 # The shipped files of earlier stages, for a START that skips them without a run of your own:
 # taken from the repository's history (the working tree keeps only stage 11's).
+# from_history STAGE [COMMIT [FILE]]: the file models/lens-detector-STAGE.lensmodel (or FILE)
+# at COMMIT (default: the one that still held stages 4 - 9).
 shipped=fb0bc3f87075181fd3dba7671c125a2bf46b3588
-from_history() { git show "$shipped:models/lens-detector-$1.lensmodel" > "$work/shipped-$1.lensmodel" && echo "$work/shipped-$1.lensmodel"; }
+from_history() {
+  git show "${2:-$shipped}:${3:-models/lens-detector-$1.lensmodel}" > "$work/shipped-$1.lensmodel" && echo "$work/shipped-$1.lensmodel"
+}
 stage2="$work/stage2.lensmodel"
 stage3="$work/stage3.lensmodel"
 stage4="$work/stage4.lensmodel"
@@ -61,6 +73,8 @@ stage5="$work/stage5.lensmodel"
 stage6c="$work/stage6c.lensmodel"
 stage9="$work/stage9.lensmodel"
 stage11="$work/stage11.lensmodel"
+stage12="$work/stage12.lensmodel"
+stage13="$work/stage13.lensmodel"
 out=models/lens-detector.lensmodel
 if (( start <= 1 )); then
   $bin simulate --look kids --n 16000 --out "$work/train" --seed 1001
@@ -118,11 +132,29 @@ if (( start <= 11 )); then
     --colour-drop 0.2 $( (( start == 11 )) && echo "${resume[@]}" ) \
     --note "stage 11: fine-tuned from stage 9 on fresh simulations of simulator version 3 (a lens galaxy's size drawn apart from its Einstein radius), 80 % randomised and 20 % KiDS look (seed 25), turns and flips, colour drop 0.2, 16 epochs at lr 1.5e-4; validation: 2000 cutouts of the same mixture (seed 1000025)"
 fi
-# START=12 without a stage-11 run of your own starts from the one in the repository.
-if [[ ! -f "$stage11" ]]; then stage11=models/lens-detector-stage11.lensmodel; fi
-$bin train --simulate --look randomised:0.8,kids:0.2 --workers 1 --val-n 2000 --out "$out" --init "$stage11" \
-  --epochs 12 --steps-per-epoch 400 --batch 32 --lr 1e-4 --cosine-lr --seed 26 --patience 100 --augment dihedral \
-  --colour-drop 0.2 $( (( start == 12 )) && echo "${resume[@]}" ) \
-  --note "stage 12: stage 11 fine-tuned again on simulator version 3 (seed 26), turns and flips, colour drop 0.2, 12 epochs at lr 1e-4; validation: 2000 cutouts of the mixture (seed 1000026)"
+# START=12 without a stage-11 run of your own starts from the shipped one (commit 66eb958).
+if [[ ! -f "$stage11" ]]; then stage11=$(from_history stage11 66eb958b7d9d273e2c6750172d4e880df773e5f1); fi
+if (( start <= 12 )); then
+  $bin train --simulate --look randomised:0.8,kids:0.2 --workers 1 --val-n 2000 --out "$stage12" --init "$stage11" \
+    --epochs 12 --steps-per-epoch 400 --batch 32 --lr 1e-4 --cosine-lr --seed 26 --patience 100 --augment dihedral \
+    --colour-drop 0.2 $( (( start == 12 )) && echo "${resume[@]}" ) \
+    --note "stage 12: stage 11 fine-tuned again on simulator version 3 (seed 26), turns and flips, colour drop 0.2, 12 epochs at lr 1e-4; validation: 2000 cutouts of the mixture (seed 1000026)"
+fi
+# START=13 without a stage-12 run of your own starts from the shipped one (commit 66eb958).
+if [[ ! -f "$stage12" ]]; then
+  stage12=$(from_history stage12 66eb958b7d9d273e2c6750172d4e880df773e5f1 models/lens-detector.lensmodel)
+fi
+if (( start <= 13 )); then
+  $bin train --simulate --look randomised:0.8,kids:0.2 --workers 1 --val-n 2000 --out "$stage13" --init "$stage12" \
+    --epochs 16 --steps-per-epoch 400 --batch 32 --lr 1.5e-4 --cosine-lr --seed 27 --patience 100 --augment dihedral \
+    --colour-drop 0.2 $( (( start == 13 )) && echo "${resume[@]}" ) \
+    --note "stage 13: fine-tuned from stage 12 on fresh simulations of simulator version 4 (the sources' Poisson noise 1 - 100 times KiDS's per unit flux), 80 % randomised and 20 % KiDS look (seed 27), turns and flips, colour drop 0.2, 16 epochs at lr 1.5e-4; validation: 2000 cutouts of the mixture (seed 1000027)"
+fi
+# START=14 without a stage-13 run of your own starts from the one in the repository.
+if [[ ! -f "$stage13" ]]; then stage13=models/lens-detector-stage13.lensmodel; fi
+$bin train --simulate --look randomised:0.8,kids:0.2 --workers 1 --val-n 2000 --out "$out" --init "$stage13" \
+  --epochs 14 --steps-per-epoch 400 --batch 32 --lr 1.5e-4 --cosine-lr --seed 28 --patience 100 --augment dihedral \
+  --colour-drop 0.2 $( (( start == 14 )) && echo "${resume[@]}" ) \
+  --note "stage 14: fine-tuned from stage 13 on fresh simulations of simulator version 5 (look-alikes' companions, rings and tails coloured as sources are; arcs and companions up to S/N 600), 80 % randomised and 20 % KiDS look (seed 28), turns and flips, colour drop 0.2, 14 epochs at lr 1.5e-4; validation: 2000 cutouts of the mixture (seed 1000028)"
 # Held-out measurement: the in-domain test set, the KiDS look and every stress set (fresh seeds).
 $bin evaluate-suite --model "$out" --dir "$eval_dir" --n 2000 --seed 2026 --card
