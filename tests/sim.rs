@@ -347,3 +347,39 @@ fn look_alikes_are_no_brighter_than_arcs() {
     let (old_share, _) = features_brighter_than_arcs(old);
     assert!(old_share > 0.06, "arcs up to S/N 200: {:.1} % outshine them", old_share * 100.0);
 }
+
+/// Shares of lenses' Einstein radii and of look-alikes' companion distances and ring radii in
+/// bins of arcsec (below 1.2, 1.2 - 2.4, 2.4 - 4, beyond 4), for `ranges`.
+fn arc_radius_shares(ranges: lens_inspect::sim::Ranges) -> ([f64; 4], [f64; 4], usize) {
+    let sim = Simulator::new(SimConfig { ranges, ..SimConfig::default() });
+    let shares = |radii: &[f64]| {
+        let mut bins = [0.0; 4];
+        for &r in radii {
+            bins[[1.2, 2.4, 4.0].iter().filter(|&&edge| r >= edge).count()] += 1.0 / radii.len() as f64;
+        }
+        bins
+    };
+    let lenses: Vec<f64> = (0..300).filter_map(|k| sim.simulate("x", 61, k, Some(true)).truth.theta_e_arcsec).collect();
+    let features: Vec<f64> = (0..600)
+        .map(|k| sim.simulate("x", 62, k, Some(false)).truth)
+        .filter(|t| matches!(t.kind.name(), "ring_galaxy" | "companions" | "tangential_companion"))
+        .filter_map(|t| t.feature_radius_arcsec)
+        .collect();
+    (shares(&lenses), shares(&features), features.len())
+}
+
+#[test]
+fn look_alikes_put_their_arcs_where_lenses_do() {
+    use lens_inspect::sim::Ranges;
+    // Companions at 1 - 4.5" and rings at 0.8 - 5", uniform, against Einstein radii log-uniform in
+    // 0.6 - 4" (simulator version 5): almost all light 3 - 5" from a galaxy was a look-alike's,
+    // and a wide arc was learnt to be no lens. The old draws are shown to fail the same check.
+    let (lenses, features, n) = arc_radius_shares(Ranges::randomised());
+    assert!(n > 120, "too few companions and rings to compare: {n}");
+    for (bin, (l, f)) in lenses.iter().zip(&features).enumerate() {
+        assert!((l - f).abs() < 0.1, "bin {bin}: {:.0} % of lenses, {:.0} % of look-alikes", l * 100.0, f * 100.0);
+    }
+    assert_eq!(features[3], 0.0, "nothing beyond the lenses' largest Einstein radius");
+    let (old_lenses, old, _) = arc_radius_shares(Ranges { feature_radius_arcsec: None, ..Ranges::randomised() });
+    assert!(old[2] + old[3] > old_lenses[2] + 0.25, "old draws: {old:?} against lenses' {old_lenses:?}");
+}

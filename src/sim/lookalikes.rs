@@ -21,6 +21,20 @@ pub(super) struct Drawn {
     pub host_mag_r: Option<f64>,
     /// Effective radius of that galaxy's main component, arcsec.
     pub host_r_e_arcsec: Option<f64>,
+    /// Distance from the galaxy of what could pass for an arc (the first companion, a ring's
+    /// radius), arcsec: each is drawn as an Einstein radius is, so the first one's distance shows
+    /// that distribution.
+    pub feature_radius_arcsec: Option<f64>,
+}
+
+/// Distance from its galaxy of a look-alike's companion or ring in the wide look: drawn as an
+/// Einstein radius is when the ranges say so ([`Ranges::feature_radius_arcsec`]), else from
+/// `fallback`.
+fn feature_radius(rng: &mut Rng64, ranges: &Ranges, fallback: std::ops::Range<f64>) -> f64 {
+    match ranges.feature_radius_arcsec {
+        Some(span) => log_uniform(rng, span),
+        None => rng.random_range(fallback),
+    }
 }
 
 /// The central red galaxy of a look-alike, recorded in `drawn`: drawn as a lens galaxy of
@@ -68,7 +82,8 @@ pub(super) fn draw(rng: &mut Rng64, cfg: &SimConfig, grid: &Grid, kind: Kind, sc
                 _ => rng.random_range(1..if wide { 5 } else { 4 }),
             };
             for _ in 0..n {
-                let d = rng.random_range(1.0..if wide { 4.5 } else { 3.5 });
+                let d = if wide { feature_radius(rng, ranges, 1.0..4.5) } else { rng.random_range(1.0..3.5) };
+                drawn.feature_radius_arcsec = drawn.feature_radius_arcsec.or(Some(d));
                 let phi = rng.random_range(0.0..2.0 * PI);
                 let tangential = kind == Kind::TangentialCompanion;
                 let s = Sersic {
@@ -131,7 +146,7 @@ pub(super) fn draw(rng: &mut Rng64, cfg: &SimConfig, grid: &Grid, kind: Kind, sc
         Kind::RingGalaxy => {
             let r = pick(rng, &ranges.ring_recipes);
             drawn.ring_recipe = Some(r);
-            ring_galaxy(rng, cfg, grid, r, scene);
+            drawn.feature_radius_arcsec = Some(ring_galaxy(rng, cfg, grid, r, scene));
         }
         Kind::PolarRing => polar_ring(rng, cfg, grid, scene),
         Kind::EdgeOnDisc => edge_on_disc(rng, cfg, grid, scene),
@@ -198,14 +213,15 @@ fn ring_colours(rng: &mut Rng64, ranges: &Ranges, wide: bool) -> (f64, f64, f64)
     }
 }
 
-/// A ring galaxy: a (red or yellowish) host with a ring drawn by `recipe`.
-fn ring_galaxy(rng: &mut Rng64, cfg: &SimConfig, grid: &Grid, recipe: RingRecipe, scene: &mut Scene) {
+/// A ring galaxy: a (red or yellowish) host with a ring drawn by `recipe`. Returns the ring's
+/// radius, arcsec.
+fn ring_galaxy(rng: &mut Rng64, cfg: &SimConfig, grid: &Grid, recipe: RingRecipe, scene: &mut Scene) -> f64 {
     let wide = cfg.ranges.wide_lookalikes;
     let core_size = rng.random_range(0.4..1.0);
     let (core, m) = red_galaxy(rng, &cfg.ranges, core_size);
     let core_m = m.map(|x| x + rng.random_range(0.0..1.0));
     scene.add(&sersic_image(grid, &core, f64::INFINITY), fluxes(cfg, core_m));
-    let radius = if wide { rng.random_range(0.8..5.0) } else { rng.random_range(1.0..3.0) };
+    let radius = if wide { feature_radius(rng, &cfg.ranges, 0.8..5.0) } else { rng.random_range(1.0..3.0) };
     let width = if wide { rng.random_range(0.08..0.6) } else { rng.random_range(0.12..0.35) };
     let q = rng.random_range(if wide { 0.4 } else { 0.6 }..1.0);
     let angle = rng.random_range(0.0..PI);
@@ -259,6 +275,7 @@ fn ring_galaxy(rng: &mut Rng64, cfg: &SimConfig, grid: &Grid, recipe: RingRecipe
             fluxes(cfg, mags(core_m[2] + 1.0, u_r, g_r, r_i)),
         );
     }
+    radius
 }
 
 /// A collisional ring: beads of light on a ring whose centre is well away from the nucleus,

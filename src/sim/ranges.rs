@@ -27,7 +27,8 @@
 //! | second source | never | 15 % | |
 //! | source g - r | -0.1 - 0.5 | -0.2 - 1.0 | `red-sources`: 1.0 - 1.6 |
 //! | look-alikes' companions, rings, tails (g - r) | blue, -0.1 - 0.5 (rings sometimes yellowish) | as sources: -0.2 - 1.0 (simulator version 5) | |
-//! | ring galaxies | smooth ring | smooth, partial, lopsided, knotty; radius 0.8 - 5" | `rings`: collisional |
+//! | ring galaxies | smooth ring | smooth, partial, lopsided, knotty | `rings`: collisional |
+//! | look-alikes' companions' distance, rings' radius | 1 - 3.5", 1 - 3" | 0.6 - 4", log-uniform as Einstein radii (simulator version 6; before: uniform 1 - 4.5", 0.8 - 5") | |
 //! | other look-alikes | 7 kinds | 11 kinds (+ polar rings, edge-on discs, shells and streams, groups) | |
 //! | artefacts | none | cosmic rays, satellite trails, saturated stars with spikes, bad columns, masked regions, tile edges, sentinels (0, 100, 1e30, NaN) | |
 
@@ -161,6 +162,14 @@ pub struct Ranges {
     /// to it, an arc far out around a small galaxy never happens in training, and a finder learns
     /// that it is no lens (what it did on another simulator's lenses before this was set).
     pub host_size_hint_arcsec: Option<Span>,
+    /// How far from their galaxy look-alikes put what could pass for an arc (companions, ring
+    /// galaxies' rings), arcsec, drawn log-uniformly as Einstein radii are. `None`: uniform
+    /// draws of their own (companions 1 - 4.5", rings 0.8 - 5" in the wide look). Drawn apart
+    /// from lenses', almost all light at 3 - 5" from a galaxy was a look-alike's in training, and
+    /// a finder learns that a wide arc is no lens (simulator version 5 and before). Kept apart from
+    /// `theta_e_arcsec`, so that a stress set moving the lenses leaves the look-alikes as training
+    /// saw them.
+    pub feature_radius_arcsec: Option<Span>,
     pub artefacts: ArtefactRates,
 }
 
@@ -192,6 +201,7 @@ impl Ranges {
             wide_lookalikes: false,
             hosts_as_lenses: false,
             host_size_hint_arcsec: None,
+            feature_radius_arcsec: None,
             artefacts: ArtefactRates::NONE,
         }
     }
@@ -228,6 +238,7 @@ impl Ranges {
             wide_lookalikes: true,
             hosts_as_lenses: true,
             host_size_hint_arcsec: Some((0.4, 3.5)),
+            feature_radius_arcsec: Some((0.6, 4.0)),
             artefacts: ArtefactRates {
                 cosmic_rays: 0.15,
                 satellite_trail: 0.04,

@@ -233,6 +233,9 @@ pub struct SimTruth {
     /// A look-alike's light around its central galaxy (companions, ring, tail, shells), as S/N in
     /// g measured as `arc_snr_g` is: how bright what could pass for an arc is.
     pub feature_snr_g: Option<f64>,
+    /// A look-alike's first companion's distance or its ring's radius, arcsec: where what could
+    /// pass for an arc sits, to set beside lenses' `theta_e_arcsec`.
+    pub feature_radius_arcsec: Option<f64>,
     /// Artefacts put on the cutout (names joined by '+'), empty when none.
     pub artefacts: String,
 }
@@ -1038,6 +1041,7 @@ impl Simulator {
             host_r_e_arcsec: None,
             shot_noise_factor: look.shot_noise_factor,
             feature_snr_g: None,
+            feature_radius_arcsec: None,
             artefacts: String::new(),
         };
         let sigma_g = look.sigma[Band::G.index()];
@@ -1079,6 +1083,7 @@ impl Simulator {
             truth.ring_recipe = drawn.ring_recipe;
             truth.host_mag_r = drawn.host_mag_r;
             truth.host_r_e_arcsec = drawn.host_r_e_arcsec;
+            truth.feature_radius_arcsec = drawn.feature_radius_arcsec;
             if scene.features_g.iter().any(|&v| v > 0.0) {
                 let conv = self.conv.apply(&scene.features_g, &spectra[Band::G.index()]);
                 truth.feature_snr_g = Some(arc_snr(&conv, 1.0, sigma_g));
