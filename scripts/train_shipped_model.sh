@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rebuilds the shipped model from nothing but this program, in eleven stages (docs/robustness.md):
+# Rebuilds the shipped model from nothing but this program, in twelve stages (docs/robustness.md):
 #   stage 1: the narrow KiDS look, from simulated folders -> models/lens-detector-kids.lensmodel
 #            (about 25 minutes on 2 CPU cores);
 #   stage 2: 16 epochs on fresh domain-randomised simulations made while training, never the
@@ -31,20 +31,24 @@
 #            -> WORK_DIR/stage12.lensmodel (in the repository's history);
 #   stage 13: fine-tuned from stage 12, seed 27, 16 epochs at lr 1.5e-4, colour drop 0.2, on
 #            simulations whose sources' Poisson noise is 1 - 100 times KiDS's per unit flux
-#            (simulator version 4; about 30 minutes) -> WORK_DIR/stage13.lensmodel (kept in the
-#            repository as models/lens-detector-stage13.lensmodel);
+#            (simulator version 4; about 30 minutes) -> WORK_DIR/stage13.lensmodel (in the
+#            repository's history, commit 5a1aeba);
 #   stage 14: fine-tuned from stage 13, seed 28, 14 epochs at lr 1.5e-4, colour drop 0.2, on
 #            simulations whose look-alikes' companions and rings are coloured and as bright as
-#            arcs (simulator version 5; about 30 minutes) -> models/lens-detector.lensmodel;
+#            arcs (simulator version 5; about 30 minutes) -> WORK_DIR/stage14.lensmodel (kept in the
+#            repository as models/lens-detector-stage14.lensmodel);
+#   stage 15: fine-tuned from stage 14, seed 29, 14 epochs at lr 1.5e-4, colour drop 0.2, on
+#            simulations whose look-alikes' companions and rings sit as far from their galaxy as
+#            Einstein radii do (simulator version 6; about 40 minutes) -> models/lens-detector.lensmodel;
 # then measures it on the in-domain test set and the stress suite and writes that into its card.
 # Stages 2 - 6 of the files in the repository ran on simulator version 1, stage 9 on version 2,
-# stages 11 - 12 on version 3 and stage 13 on version 4
+# stages 11 - 12 on version 3, stage 13 on version 4 and stage 14 on version 5
 # (docs/robustness.md); a rebuild runs every stage on the current simulator, so its intermediate
 # files differ from the repository's.
 #
 # Usage: scripts/train_shipped_model.sh [WORK_DIR] [EVAL_DIR]
 #   WORK_DIR (default ./data, ~3 GB) holds stage 1's data and stages 2 and 3's models; EVAL_DIR (default
-#   ./data/robustness, ~1 GB) the test sets. Stopped midway? Run it again with START=2 ... START=6, 9, 11, 12, 13 or 14
+#   ./data/robustness, ~1 GB) the test sets. Stopped midway? Run it again with START=2 ... START=6, 9, 11, 12, 13, 14 or 15
 #   to skip the finished stages and RESUME=1 to continue the stopped one from its resume file
 #   (written after every epoch).
 set -euo pipefail
@@ -75,6 +79,7 @@ stage9="$work/stage9.lensmodel"
 stage11="$work/stage11.lensmodel"
 stage12="$work/stage12.lensmodel"
 stage13="$work/stage13.lensmodel"
+stage14="$work/stage14.lensmodel"
 out=models/lens-detector.lensmodel
 if (( start <= 1 )); then
   $bin simulate --look kids --n 16000 --out "$work/train" --seed 1001
@@ -150,11 +155,21 @@ if (( start <= 13 )); then
     --colour-drop 0.2 $( (( start == 13 )) && echo "${resume[@]}" ) \
     --note "stage 13: fine-tuned from stage 12 on fresh simulations of simulator version 4 (the sources' Poisson noise 1 - 100 times KiDS's per unit flux), 80 % randomised and 20 % KiDS look (seed 27), turns and flips, colour drop 0.2, 16 epochs at lr 1.5e-4; validation: 2000 cutouts of the mixture (seed 1000027)"
 fi
-# START=14 without a stage-13 run of your own starts from the one in the repository.
-if [[ ! -f "$stage13" ]]; then stage13=models/lens-detector-stage13.lensmodel; fi
-$bin train --simulate --look randomised:0.8,kids:0.2 --workers 1 --val-n 2000 --out "$out" --init "$stage13" \
-  --epochs 14 --steps-per-epoch 400 --batch 32 --lr 1.5e-4 --cosine-lr --seed 28 --patience 100 --augment dihedral \
-  --colour-drop 0.2 $( (( start == 14 )) && echo "${resume[@]}" ) \
-  --note "stage 14: fine-tuned from stage 13 on fresh simulations of simulator version 5 (look-alikes' companions, rings and tails coloured as sources are; arcs and companions up to S/N 600), 80 % randomised and 20 % KiDS look (seed 28), turns and flips, colour drop 0.2, 14 epochs at lr 1.5e-4; validation: 2000 cutouts of the mixture (seed 1000028)"
+# START=14 without a stage-13 run of your own starts from the shipped one (commit 5a1aeba).
+if [[ ! -f "$stage13" ]]; then
+  stage13=$(from_history stage13 5a1aeba)
+fi
+if (( start <= 14 )); then
+  $bin train --simulate --look randomised:0.8,kids:0.2 --workers 1 --val-n 2000 --out "$stage14" --init "$stage13" \
+    --epochs 14 --steps-per-epoch 400 --batch 32 --lr 1.5e-4 --cosine-lr --seed 28 --patience 100 --augment dihedral \
+    --colour-drop 0.2 $( (( start == 14 )) && echo "${resume[@]}" ) \
+    --note "stage 14: fine-tuned from stage 13 on fresh simulations of simulator version 5 (look-alikes' companions, rings and tails coloured as sources are; arcs and companions up to S/N 600), 80 % randomised and 20 % KiDS look (seed 28), turns and flips, colour drop 0.2, 14 epochs at lr 1.5e-4; validation: 2000 cutouts of the mixture (seed 1000028)"
+fi
+# START=15 without a stage-14 run of your own starts from the one in the repository.
+if [[ ! -f "$stage14" ]]; then stage14=models/lens-detector-stage14.lensmodel; fi
+$bin train --simulate --look randomised:0.8,kids:0.2 --workers 1 --val-n 2000 --out "$out" --init "$stage14" \
+  --epochs 14 --steps-per-epoch 400 --batch 32 --lr 1.5e-4 --cosine-lr --seed 29 --patience 100 --augment dihedral \
+  --colour-drop 0.2 $( (( start == 15 )) && echo "${resume[@]}" ) \
+  --note "stage 15: fine-tuned from stage 14 on fresh simulations of simulator version 6 (look-alikes' companions and rings as far from their galaxy as Einstein radii are), 80 % randomised and 20 % KiDS look (seed 29), turns and flips, colour drop 0.2, 14 epochs at lr 1.5e-4; validation: 2000 cutouts of the mixture (seed 1000029)"
 # Held-out measurement: the in-domain test set, the KiDS look and every stress set (fresh seeds).
 $bin evaluate-suite --model "$out" --dir "$eval_dir" --n 2000 --seed 2026 --card
