@@ -4,7 +4,7 @@
 use lens_inspect::cutout::Band;
 use lens_inspect::project::ingest::{ingest, IngestOptions};
 use lens_inspect::project::Project;
-use lens_inspect::sim::{write_run, SimConfig, Simulator};
+use lens_inspect::sim::{write_run, Kind, SimConfig, Simulator};
 use std::path::Path;
 
 #[test]
@@ -362,7 +362,7 @@ fn arc_radius_shares(ranges: lens_inspect::sim::Ranges) -> ([f64; 4], [f64; 4], 
     let lenses: Vec<f64> = (0..300).filter_map(|k| sim.simulate("x", 61, k, Some(true)).truth.theta_e_arcsec).collect();
     let features: Vec<f64> = (0..600)
         .map(|k| sim.simulate("x", 62, k, Some(false)).truth)
-        .filter(|t| matches!(t.kind.name(), "ring_galaxy" | "companions" | "tangential_companion"))
+        .filter(|t| matches!(t.kind, Kind::RingGalaxy | Kind::EllipticalCompanions | Kind::TangentialCompanion))
         .filter_map(|t| t.feature_radius_arcsec)
         .collect();
     (shares(&lenses), shares(&features), features.len())
