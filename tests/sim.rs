@@ -383,3 +383,39 @@ fn look_alikes_put_their_arcs_where_lenses_do() {
     let (old_lenses, old, _) = arc_radius_shares(Ranges { feature_radius_arcsec: None, ..Ranges::randomised() });
     assert!(old[2] + old[3] > old_lenses[2] + 0.25, "old draws: {old:?} against lenses' {old_lenses:?}");
 }
+
+/// Effective radii of lens galaxies and of ring galaxies' hosts, for `ranges`, each sorted.
+fn lens_and_ring_host_sizes(ranges: lens_inspect::sim::Ranges) -> (Vec<f64>, Vec<f64>) {
+    let sim = Simulator::new(SimConfig { ranges, ..SimConfig::default() });
+    let mut lenses: Vec<f64> =
+        (0..200).filter_map(|k| sim.simulate("x", 71, k, Some(true)).truth.host_r_e_arcsec).collect();
+    let mut rings: Vec<f64> = (0..1500)
+        .map(|k| sim.simulate("x", 72, k, Some(false)).truth)
+        .filter(|t| t.kind == Kind::RingGalaxy)
+        .filter_map(|t| t.host_r_e_arcsec)
+        .collect();
+    lenses.sort_by(f64::total_cmp);
+    rings.sort_by(f64::total_cmp);
+    (lenses, rings)
+}
+
+#[test]
+fn ring_galaxies_sit_around_galaxies_like_lens_galaxies() {
+    use lens_inspect::sim::Ranges;
+    // Ring galaxies built around small cores (r_e 0.2 - 1.3", simulator version 6) against lens
+    // galaxies up to 3": a ring around a big galaxy was always a lens. Half of the rings' hosts
+    // must be larger than the median lens galaxy, and the old draws are shown to fail that.
+    let above_median = |(lenses, rings): (Vec<f64>, Vec<f64>)| {
+        assert!(rings.len() > 80, "too few ring galaxies to compare: {}", rings.len());
+        let median = lenses[lenses.len() / 2];
+        rings.iter().filter(|&&r| r > median).count() as f64 / rings.len() as f64
+    };
+    let share = above_median(lens_and_ring_host_sizes(Ranges::randomised()));
+    assert!(
+        (0.35..=0.65).contains(&share),
+        "{:.0} % of ring hosts are larger than the median lens galaxy",
+        share * 100.0
+    );
+    let old = above_median(lens_and_ring_host_sizes(Ranges { ring_hosts_as_lenses: false, ..Ranges::randomised() }));
+    assert!(old < 0.25, "small cores: {:.0} % of ring hosts larger than the median lens galaxy", old * 100.0);
+}

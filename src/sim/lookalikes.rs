@@ -146,7 +146,7 @@ pub(super) fn draw(rng: &mut Rng64, cfg: &SimConfig, grid: &Grid, kind: Kind, sc
         Kind::RingGalaxy => {
             let r = pick(rng, &ranges.ring_recipes);
             drawn.ring_recipe = Some(r);
-            drawn.feature_radius_arcsec = Some(ring_galaxy(rng, cfg, grid, r, scene));
+            drawn.feature_radius_arcsec = Some(ring_galaxy(rng, cfg, grid, r, scene, size_hint, &mut drawn));
         }
         Kind::PolarRing => polar_ring(rng, cfg, grid, scene),
         Kind::EdgeOnDisc => edge_on_disc(rng, cfg, grid, scene),
@@ -213,14 +213,30 @@ fn ring_colours(rng: &mut Rng64, ranges: &Ranges, wide: bool) -> (f64, f64, f64)
     }
 }
 
-/// A ring galaxy: a (red or yellowish) host with a ring drawn by `recipe`. Returns the ring's
-/// radius, arcsec.
-fn ring_galaxy(rng: &mut Rng64, cfg: &SimConfig, grid: &Grid, recipe: RingRecipe, scene: &mut Scene) -> f64 {
+/// A ring galaxy: a red host with a ring drawn by `recipe`, the host recorded in `drawn`. The
+/// host is drawn as a lens galaxy is (for `size_hint`) when the ranges say so
+/// ([`Ranges::ring_hosts_as_lenses`]), else as a small core. Returns the ring's radius, arcsec.
+fn ring_galaxy(
+    rng: &mut Rng64,
+    cfg: &SimConfig,
+    grid: &Grid,
+    recipe: RingRecipe,
+    scene: &mut Scene,
+    size_hint: f64,
+    drawn: &mut Drawn,
+) -> f64 {
     let wide = cfg.ranges.wide_lookalikes;
-    let core_size = rng.random_range(0.4..1.0);
-    let (core, m) = red_galaxy(rng, &cfg.ranges, core_size);
-    let core_m = m.map(|x| x + rng.random_range(0.0..1.0));
-    scene.add(&sersic_image(grid, &core, f64::INFINITY), fluxes(cfg, core_m));
+    let (core, core_m) = if cfg.ranges.ring_hosts_as_lenses {
+        host_galaxy(rng, cfg, grid, scene, size_hint, drawn)
+    } else {
+        let core_size = rng.random_range(0.4..1.0);
+        let (core, m) = red_galaxy(rng, &cfg.ranges, core_size);
+        let core_m = m.map(|x| x + rng.random_range(0.0..1.0));
+        scene.add(&sersic_image(grid, &core, f64::INFINITY), fluxes(cfg, core_m));
+        drawn.host_mag_r = Some(core_m[2]);
+        drawn.host_r_e_arcsec = Some(core.r_e);
+        (core, core_m)
+    };
     let radius = if wide { feature_radius(rng, &cfg.ranges, 0.8..5.0) } else { rng.random_range(1.0..3.0) };
     let width = if wide { rng.random_range(0.08..0.6) } else { rng.random_range(0.12..0.35) };
     let q = rng.random_range(if wide { 0.4 } else { 0.6 }..1.0);

@@ -32,10 +32,11 @@ pub const TRUTH_FILE: &str = "classifications.csv";
 /// cutouts of a seed (2: look-alikes' galaxies drawn as lens galaxies; 3: a lens galaxy's size
 /// drawn apart from its Einstein radius; 4: the sources' Poisson noise 1 - 100 times KiDS's per
 /// unit flux; 5: look-alikes' companions and rings coloured as sources are, arcs up to S/N 600;
-/// 6: look-alikes' companions and rings as far from their galaxy as Einstein radii are),
+/// 6: look-alikes' companions and rings as far from their galaxy as Einstein radii are; 7: ring
+/// galaxies' hosts drawn as lens galaxies are),
 /// so that test sets kept on disk from an older simulator
 /// are made again instead of being taken for current ones.
-pub const SIMULATOR_VERSION: u32 = 6;
+pub const SIMULATOR_VERSION: u32 = 7;
 /// Folder of lensed-light masks (one 8-bit FITS per lens, 1 where lensed light is above sigma_g).
 pub const MASK_FOLDER: &str = "masks";
 /// The challenge numbered its objects from 100000; so do we, so that names look familiar.

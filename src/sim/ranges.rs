@@ -156,6 +156,13 @@ pub struct Ranges {
     /// and most extended galaxies, and a finder learns that a bright galaxy is a lens (what it did
     /// on other simulators' ellipticals before this was set).
     pub hosts_as_lenses: bool,
+    /// Ring galaxies' hosts are drawn as lens galaxies are (size, brightness, envelope, disc),
+    /// like the other look-alikes' galaxies under `hosts_as_lenses`. Otherwise every ring sits
+    /// around a small, faint core (r_e at most 1.3") while lens galaxies reach 3": a ring around
+    /// a big bright galaxy was always a lens, and a ring around a small one usually not, so a
+    /// finder could tell them by the galaxy instead of by the ring (simulator version 6 and
+    /// before).
+    pub ring_hosts_as_lenses: bool,
     /// Size hint of a lens galaxy (and of look-alikes' galaxies drawn as lens galaxies), arcsec,
     /// log-uniform and independent of the Einstein radius; the galaxy's effective radius is 0.5 -
     /// 1.3 times it and its brightness follows it. `None`: the hint is the Einstein radius. Tied
@@ -200,6 +207,7 @@ impl Ranges {
             ring_recipes: vec![(RingRecipe::Smooth, 1.0)],
             wide_lookalikes: false,
             hosts_as_lenses: false,
+            ring_hosts_as_lenses: false,
             host_size_hint_arcsec: None,
             feature_radius_arcsec: None,
             artefacts: ArtefactRates::NONE,
@@ -237,6 +245,7 @@ impl Ranges {
             ],
             wide_lookalikes: true,
             hosts_as_lenses: true,
+            ring_hosts_as_lenses: true,
             host_size_hint_arcsec: Some((0.4, 3.5)),
             feature_radius_arcsec: Some((0.6, 4.0)),
             artefacts: ArtefactRates {
