@@ -419,3 +419,29 @@ fn ring_galaxies_sit_around_galaxies_like_lens_galaxies() {
     let old = above_median(lens_and_ring_host_sizes(Ranges { ring_hosts_as_lenses: false, ..Ranges::randomised() }));
     assert!(old < 0.25, "small cores: {:.0} % of ring hosts larger than the median lens galaxy", old * 100.0);
 }
+
+/// Shares of lenses with neighbouring galaxies and of look-alikes with companions, for `ranges`.
+fn neighbour_shares(ranges: lens_inspect::sim::Ranges) -> (f64, f64) {
+    let sim = Simulator::new(SimConfig { ranges, ..SimConfig::default() });
+    let share = |seed: u64, lens: bool, n: u64| {
+        (0..n).filter(|&k| sim.simulate("x", seed, k, Some(lens)).truth.neighbours > 0).count() as f64 / n as f64
+    };
+    (share(81, true, 400), share(82, false, 600))
+}
+
+#[test]
+fn lenses_have_neighbours_as_often_as_look_alikes_have_companions() {
+    use lens_inspect::sim::Ranges;
+    // Without neighbours of their own (simulator version 6), a small galaxy beside a red one was
+    // always a look-alike's companion, and a lens in a group looked less like a lens.
+    let (lenses, others) = neighbour_shares(Ranges::randomised());
+    assert!(others > 0.1, "look-alikes with companions are common: {:.0} %", others * 100.0);
+    assert!((lenses - others).abs() < 0.08, "lenses {:.0} %, look-alikes {:.0} %", lenses * 100.0, others * 100.0);
+    let (old, old_others) = neighbour_shares(Ranges { lens_neighbours: 0.0, ..Ranges::randomised() });
+    assert!(
+        (old - old_others).abs() > 0.12,
+        "no neighbours: lenses {:.0} %, look-alikes {:.0} %",
+        old * 100.0,
+        old_others * 100.0
+    );
+}

@@ -25,6 +25,8 @@ pub(super) struct Drawn {
     /// radius), arcsec: each is drawn as an Einstein radius is, so the first one's distance shows
     /// that distribution.
     pub feature_radius_arcsec: Option<f64>,
+    /// Companion galaxies put near the central galaxy.
+    pub neighbours: usize,
 }
 
 /// Distance from its galaxy of a look-alike's companion or ring in the wide look: drawn as an
@@ -63,6 +65,36 @@ fn host_galaxy(
     (light, m)
 }
 
+/// Galaxies beside a lens (lenses live in groups): 1 or 2, drawn as the companions of the
+/// look-alike "elliptical with companions" are (distance, size, colour, brightness), so that a
+/// galaxy near the lens galaxy says nothing of whether it is a lens; only arcs do. Added as the
+/// galaxy's own light (not as lensed light). Returns how many.
+pub(super) fn lens_neighbours(
+    rng: &mut Rng64,
+    cfg: &SimConfig,
+    grid: &Grid,
+    scene: &mut Scene,
+    centre: (f64, f64),
+) -> usize {
+    let ranges = &cfg.ranges;
+    let n = rng.random_range(1..3);
+    for _ in 0..n {
+        let d = feature_radius(rng, ranges, 1.0..4.5);
+        let phi = rng.random_range(0.0..2.0 * PI);
+        let s = Sersic {
+            center: (centre.0 + d * phi.cos(), centre.1 + d * phi.sin()),
+            r_e: rng.random_range(0.12..0.45),
+            n: rng.random_range(0.5..1.5),
+            q: rng.random_range(0.4..1.0),
+            angle_rad: rng.random_range(0.0..PI),
+        };
+        let (u_r, g_r, r_i) = if rng.random_bool(0.25) { red_colours(rng) } else { feature_colours(rng, ranges) };
+        let m = mags(rng.random_range(19.5..23.5), u_r, g_r, r_i);
+        scene.add(&sersic_image(grid, &s, small_galaxy_reach(&s)), fluxes(cfg, m));
+    }
+    n
+}
+
 /// Draws a non-lens of `kind` into `scene` (with the field every cutout has).
 pub(super) fn draw(rng: &mut Rng64, cfg: &SimConfig, grid: &Grid, kind: Kind, scene: &mut Scene) -> Drawn {
     let ranges = &cfg.ranges;
@@ -81,6 +113,7 @@ pub(super) fn draw(rng: &mut Rng64, cfg: &SimConfig, grid: &Grid, kind: Kind, sc
                 Kind::TangentialCompanion => 1,
                 _ => rng.random_range(1..if wide { 5 } else { 4 }),
             };
+            drawn.neighbours = n;
             for _ in 0..n {
                 let d = if wide { feature_radius(rng, ranges, 1.0..4.5) } else { rng.random_range(1.0..3.5) };
                 drawn.feature_radius_arcsec = drawn.feature_radius_arcsec.or(Some(d));

@@ -163,6 +163,11 @@ pub struct Ranges {
     /// finder could tell them by the galaxy instead of by the ring (simulator version 6 and
     /// before).
     pub ring_hosts_as_lenses: bool,
+    /// Share of lenses with 1 or 2 small galaxies beside the lens galaxy, drawn as the look-alikes'
+    /// companions are. Lenses live in groups; without neighbours of their own, a galaxy near a
+    /// red galaxy was always a look-alike's companion in training, and a finder learns to mark
+    /// down a lens in a group (simulator version 6 and before).
+    pub lens_neighbours: f64,
     /// Size hint of a lens galaxy (and of look-alikes' galaxies drawn as lens galaxies), arcsec,
     /// log-uniform and independent of the Einstein radius; the galaxy's effective radius is 0.5 -
     /// 1.3 times it and its brightness follows it. `None`: the hint is the Einstein radius. Tied
@@ -208,6 +213,7 @@ impl Ranges {
             wide_lookalikes: false,
             hosts_as_lenses: false,
             ring_hosts_as_lenses: false,
+            lens_neighbours: 0.0,
             host_size_hint_arcsec: None,
             feature_radius_arcsec: None,
             artefacts: ArtefactRates::NONE,
@@ -246,6 +252,7 @@ impl Ranges {
             wide_lookalikes: true,
             hosts_as_lenses: true,
             ring_hosts_as_lenses: true,
+            lens_neighbours: 0.2,
             host_size_hint_arcsec: Some((0.4, 3.5)),
             feature_radius_arcsec: Some((0.6, 4.0)),
             artefacts: ArtefactRates {

@@ -236,6 +236,9 @@ pub struct SimTruth {
     /// A look-alike's first companion's distance or its ring's radius, arcsec: where what could
     /// pass for an arc sits, to set beside lenses' `theta_e_arcsec`.
     pub feature_radius_arcsec: Option<f64>,
+    /// Small galaxies put within a few arcsec of the central galaxy: a look-alike's companions,
+    /// or a lens's neighbours ([`Ranges::lens_neighbours`]).
+    pub neighbours: usize,
     /// Artefacts put on the cutout (names joined by '+'), empty when none.
     pub artefacts: String,
 }
@@ -592,7 +595,6 @@ pub(super) fn add_field(rng: &mut Rng64, cfg: &SimConfig, grid: &Grid, scene: &m
 }
 
 /// The best lensed source found so far: its unit-flux image (before and after the g-band PSF)
-/// and brightness./// The best lensed source found so far: its unit-flux image (before and after the g-band PSF)
 /// and brightness.
 struct LensChoice {
     unit: Vec<f64>,
@@ -1042,6 +1044,7 @@ impl Simulator {
             shot_noise_factor: look.shot_noise_factor,
             feature_snr_g: None,
             feature_radius_arcsec: None,
+            neighbours: 0,
             artefacts: String::new(),
         };
         let sigma_g = look.sigma[Band::G.index()];
@@ -1077,6 +1080,9 @@ impl Simulator {
             if truth.theta_e_arcsec.is_some() {
                 lensed_g = Some(total_g);
             }
+            if ranges.lens_neighbours > 0.0 && rng.random_bool(ranges.lens_neighbours) {
+                truth.neighbours = lookalikes::lens_neighbours(&mut rng, cfg, &grid, &mut scene, light.center);
+            }
             add_field(&mut rng, cfg, &grid, &mut scene, 0);
         } else {
             let drawn = lookalikes::draw(&mut rng, cfg, &grid, kind, &mut scene);
@@ -1084,6 +1090,7 @@ impl Simulator {
             truth.host_mag_r = drawn.host_mag_r;
             truth.host_r_e_arcsec = drawn.host_r_e_arcsec;
             truth.feature_radius_arcsec = drawn.feature_radius_arcsec;
+            truth.neighbours = drawn.neighbours;
             if scene.features_g.iter().any(|&v| v > 0.0) {
                 let conv = self.conv.apply(&scene.features_g, &spectra[Band::G.index()]);
                 truth.feature_snr_g = Some(arc_snr(&conv, 1.0, sigma_g));
