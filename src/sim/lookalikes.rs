@@ -65,10 +65,35 @@ fn host_galaxy(
     (light, m)
 }
 
+/// A small galaxy `d` arcsec from `centre` in direction `phi`: its profile (a tangential one lies
+/// across the radius, like an arc) and magnitudes. Look-alikes' companions and lenses' neighbours
+/// both come from here, so that the two populations cannot drift apart.
+fn companion(
+    rng: &mut Rng64,
+    ranges: &Ranges,
+    centre: (f64, f64),
+    d: f64,
+    phi: f64,
+    tangential: bool,
+) -> (Sersic, [f64; 4]) {
+    let wide = ranges.wide_lookalikes;
+    let s = Sersic {
+        center: (centre.0 + d * phi.cos(), centre.1 + d * phi.sin()),
+        r_e: if tangential { rng.random_range(0.25..0.7) } else { rng.random_range(0.12..0.45) },
+        n: rng.random_range(0.5..1.5),
+        q: if tangential { rng.random_range(0.12..0.35) } else { rng.random_range(0.4..1.0) },
+        // Tangential: the major axis perpendicular to the radius, like an arc.
+        angle_rad: if tangential { phi + PI / 2.0 + rng.random_range(-0.15..0.15) } else { rng.random_range(0.0..PI) },
+    };
+    let (u_r, g_r, r_i) = if wide && rng.random_bool(0.25) { red_colours(rng) } else { feature_colours(rng, ranges) };
+    // As bright as arcs get in the wide look (version 5): a bright blue companion is no lens.
+    (s, mags(rng.random_range(if wide { 19.5 } else { 21.0 }..23.5), u_r, g_r, r_i))
+}
+
 /// Galaxies beside a lens (lenses live in groups): 1 or 2, drawn as the companions of the
-/// look-alike "elliptical with companions" are (distance, size, colour, brightness), so that a
-/// galaxy near the lens galaxy says nothing of whether it is a lens; only arcs do. Added as the
-/// galaxy's own light (not as lensed light). Returns how many.
+/// look-alike "elliptical with companions" are ([`companion`], at distances from
+/// [`feature_radius`]), so that a galaxy near the lens galaxy says nothing of whether it is a
+/// lens; only arcs do. Added as the galaxy's own light (not as lensed light). Returns how many.
 pub(super) fn lens_neighbours(
     rng: &mut Rng64,
     cfg: &SimConfig,
@@ -76,20 +101,11 @@ pub(super) fn lens_neighbours(
     scene: &mut Scene,
     centre: (f64, f64),
 ) -> usize {
-    let ranges = &cfg.ranges;
     let n = rng.random_range(1..3);
     for _ in 0..n {
-        let d = feature_radius(rng, ranges, 1.0..4.5);
+        let d = feature_radius(rng, &cfg.ranges, 1.0..4.5);
         let phi = rng.random_range(0.0..2.0 * PI);
-        let s = Sersic {
-            center: (centre.0 + d * phi.cos(), centre.1 + d * phi.sin()),
-            r_e: rng.random_range(0.12..0.45),
-            n: rng.random_range(0.5..1.5),
-            q: rng.random_range(0.4..1.0),
-            angle_rad: rng.random_range(0.0..PI),
-        };
-        let (u_r, g_r, r_i) = if rng.random_bool(0.25) { red_colours(rng) } else { feature_colours(rng, ranges) };
-        let m = mags(rng.random_range(19.5..23.5), u_r, g_r, r_i);
+        let (s, m) = companion(rng, &cfg.ranges, centre, d, phi, false);
         scene.add(&sersic_image(grid, &s, small_galaxy_reach(&s)), fluxes(cfg, m));
     }
     n
@@ -119,22 +135,7 @@ pub(super) fn draw(rng: &mut Rng64, cfg: &SimConfig, grid: &Grid, kind: Kind, sc
                 drawn.feature_radius_arcsec = drawn.feature_radius_arcsec.or(Some(d));
                 let phi = rng.random_range(0.0..2.0 * PI);
                 let tangential = kind == Kind::TangentialCompanion;
-                let s = Sersic {
-                    center: (light.center.0 + d * phi.cos(), light.center.1 + d * phi.sin()),
-                    r_e: if tangential { rng.random_range(0.25..0.7) } else { rng.random_range(0.12..0.45) },
-                    n: rng.random_range(0.5..1.5),
-                    q: if tangential { rng.random_range(0.12..0.35) } else { rng.random_range(0.4..1.0) },
-                    // Tangential: the major axis perpendicular to the radius, like an arc.
-                    angle_rad: if tangential {
-                        phi + PI / 2.0 + rng.random_range(-0.15..0.15)
-                    } else {
-                        rng.random_range(0.0..PI)
-                    },
-                };
-                let (u_r, g_r, r_i) =
-                    if wide && rng.random_bool(0.25) { red_colours(rng) } else { feature_colours(rng, ranges) };
-                // As bright as arcs get in the wide look (version 5): a bright blue companion is no lens.
-                let m = mags(rng.random_range(if wide { 19.5 } else { 21.0 }..23.5), u_r, g_r, r_i);
+                let (s, m) = companion(rng, ranges, light.center, d, phi, tangential);
                 if tangential && wide && rng.random_bool(0.5) {
                     // A curved companion: a short arc of blobs bent around the galaxy.
                     let span = rng.random_range(0.3..0.9);
