@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rebuilds the shipped model from nothing but this program, in twelve stages (docs/robustness.md):
+# Rebuilds the shipped model from nothing but this program, in thirteen stages (docs/robustness.md):
 #   stage 1: the narrow KiDS look, from simulated folders -> models/lens-detector-kids.lensmodel
 #            (about 25 minutes on 2 CPU cores);
 #   stage 2: 16 epochs on fresh domain-randomised simulations made while training, never the
@@ -39,16 +39,22 @@
 #            repository as models/lens-detector-stage14.lensmodel);
 #   stage 15: fine-tuned from stage 14, seed 29, 14 epochs at lr 1.5e-4, colour drop 0.2, on
 #            simulations whose look-alikes' companions and rings sit as far from their galaxy as
-#            Einstein radii do (simulator version 6; about 40 minutes) -> models/lens-detector.lensmodel;
+#            Einstein radii do (simulator version 6; about 40 minutes) -> WORK_DIR/stage15.lensmodel (in the
+#            repository's history as models/lens-detector.lensmodel, commit 990d57b);
+#   stage 17: fine-tuned from stage 15, seed 31, 14 epochs at lr 1.5e-4, colour drop 0.2, on
+#            simulations whose ring galaxies' hosts are drawn as lens galaxies are and a fifth of
+#            whose lenses have neighbouring galaxies (simulator version 7; about 40 minutes)
+#            -> models/lens-detector.lensmodel (stage 16 was a trial, not shipped);
 # then measures it on the in-domain test set and the stress suite and writes that into its card.
 # Stages 2 - 6 of the files in the repository ran on simulator version 1, stage 9 on version 2,
-# stages 11 - 12 on version 3, stage 13 on version 4 and stage 14 on version 5
+# stages 11 - 12 on version 3, stage 13 on version 4, stage 14 on version 5, stage 15 on version 6
+# and stage 17 on version 7
 # (docs/robustness.md); a rebuild runs every stage on the current simulator, so its intermediate
 # files differ from the repository's.
 #
 # Usage: scripts/train_shipped_model.sh [WORK_DIR] [EVAL_DIR]
 #   WORK_DIR (default ./data, ~3 GB) holds stage 1's data and stages 2 and 3's models; EVAL_DIR (default
-#   ./data/robustness, ~1 GB) the test sets. Stopped midway? Run it again with START=2 ... START=6, 9, 11, 12, 13, 14 or 15
+#   ./data/robustness, ~1 GB) the test sets. Stopped midway? Run it again with START=2 ... START=6, 9, 11, 12, 13, 14, 15 or 17
 #   to skip the finished stages and RESUME=1 to continue the stopped one from its resume file
 #   (written after every epoch).
 set -euo pipefail
@@ -80,6 +86,7 @@ stage11="$work/stage11.lensmodel"
 stage12="$work/stage12.lensmodel"
 stage13="$work/stage13.lensmodel"
 stage14="$work/stage14.lensmodel"
+stage15="$work/stage15.lensmodel"
 out=models/lens-detector.lensmodel
 if (( start <= 1 )); then
   $bin simulate --look kids --n 16000 --out "$work/train" --seed 1001
@@ -167,9 +174,19 @@ if (( start <= 14 )); then
 fi
 # START=15 without a stage-14 run of your own starts from the one in the repository.
 if [[ ! -f "$stage14" ]]; then stage14=models/lens-detector-stage14.lensmodel; fi
-$bin train --simulate --look randomised:0.8,kids:0.2 --workers 1 --val-n 2000 --out "$out" --init "$stage14" \
-  --epochs 14 --steps-per-epoch 400 --batch 32 --lr 1.5e-4 --cosine-lr --seed 29 --patience 100 --augment dihedral \
-  --colour-drop 0.2 $( (( start == 15 )) && echo "${resume[@]}" ) \
-  --note "stage 15: fine-tuned from stage 14 on fresh simulations of simulator version 6 (look-alikes' companions and rings as far from their galaxy as Einstein radii are), 80 % randomised and 20 % KiDS look (seed 29), turns and flips, colour drop 0.2, 14 epochs at lr 1.5e-4; validation: 2000 cutouts of the mixture (seed 1000029)"
+if (( start <= 15 )); then
+  $bin train --simulate --look randomised:0.8,kids:0.2 --workers 1 --val-n 2000 --out "$stage15" --init "$stage14" \
+    --epochs 14 --steps-per-epoch 400 --batch 32 --lr 1.5e-4 --cosine-lr --seed 29 --patience 100 --augment dihedral \
+    --colour-drop 0.2 $( (( start == 15 )) && echo "${resume[@]}" ) \
+    --note "stage 15: fine-tuned from stage 14 on fresh simulations of simulator version 6 (look-alikes' companions and rings as far from their galaxy as Einstein radii are), 80 % randomised and 20 % KiDS look (seed 29), turns and flips, colour drop 0.2, 14 epochs at lr 1.5e-4; validation: 2000 cutouts of the mixture (seed 1000029)"
+fi
+# START=17 without a stage-15 run of your own starts from the shipped one (commit 990d57b).
+if [[ ! -f "$stage15" ]]; then
+  stage15=$(from_history stage15 990d57b models/lens-detector.lensmodel)
+fi
+$bin train --simulate --look randomised:0.8,kids:0.2 --workers 1 --val-n 2000 --out "$out" --init "$stage15" \
+  --epochs 14 --steps-per-epoch 400 --batch 32 --lr 1.5e-4 --cosine-lr --seed 31 --patience 100 --augment dihedral \
+  --colour-drop 0.2 $( (( start == 17 )) && echo "${resume[@]}" ) \
+  --note "stage 17: fine-tuned from stage 15 on fresh simulations of simulator version 7 (ring galaxies' hosts drawn as lens galaxies are; a fifth of lenses with neighbouring galaxies), 80 % randomised and 20 % KiDS look (seed 31), turns and flips, colour drop 0.2, 14 epochs at lr 1.5e-4; validation: 2000 cutouts of the mixture (seed 1000031)"
 # Held-out measurement: the in-domain test set, the KiDS look and every stress set (fresh seeds).
 $bin evaluate-suite --model "$out" --dir "$eval_dir" --n 2000 --seed 2026 --card
