@@ -120,6 +120,37 @@ pub enum ExperimentError {
     Other(String),
 }
 
+/// What an experiment's cached features depend on, summed up for [`FeatureBank::key`]: the
+/// model's weights, the pool's pixels and labels, which cutouts are held out and queried and in
+/// which order (the rows of the bank follow it; the split follows the seed), the views per
+/// candidate, the simulations mixed in (seed and count) and the level the maps come from. A
+/// cache matched on its row count alone once fed one seed's features to another seed's split.
+fn feature_key(
+    base: &LensNet,
+    pool: &Dataset,
+    holdout: &[usize],
+    query: &[usize],
+    cfg: &ExperimentConfig,
+    level: Level,
+) -> Result<u64, String> {
+    let mut h = crate::hash::Fnv1a::default();
+    h.feed(&crate::model::checkpoint::weights_fingerprint(base)?.to_le_bytes());
+    h.feed(&(pool.size as u64).to_le_bytes());
+    for v in pool.inputs.iter().chain(&pool.labels) {
+        h.feed(&v.to_le_bytes());
+    }
+    for list in [holdout, query] {
+        h.feed(&(list.len() as u64).to_le_bytes());
+        for &k in list {
+            h.feed(&(k as u64).to_le_bytes());
+        }
+    }
+    for n in [cfg.variants as u64, cfg.sims as u64, cfg.seed, matches!(level, Level::Stem) as u64] {
+        h.feed(&n.to_le_bytes());
+    }
+    Ok(h.finish())
+}
+
 /// Median distance between embeddings of up to 300 evenly spaced candidates: the scale the
 /// diversity fraction is relative to.
 fn median_distance(e: &[Vec<f32>]) -> f32 {
@@ -175,15 +206,28 @@ pub fn run(
     let variants = cfg.variants.max(1);
     let total_views = holdout.len() + query.len() * variants + sims.len() * 2;
     let level = if cfg.tune == Tune::TopStage { Level::Stem } else { Level::Backbone };
-    let cached =
-        cfg.feature_cache.as_deref().and_then(FeatureBank::load).filter(|b| b.len() == total_views && b.level == level);
+    let key = feature_key(base, pool, &holdout, &query, cfg, level).map_err(ExperimentError::Other)?;
+    let cached = match cfg.feature_cache.as_deref() {
+        Some(path) if path.exists() => {
+            let bank = FeatureBank::load(path).filter(|b| b.key == key && b.len() == total_views && b.level == level);
+            if bank.is_none() {
+                progress(&format!(
+                    "the feature cache {} was made from another model, pool, split (seed) or settings, or is damaged: \
+                     computing the features again",
+                    path.display()
+                ));
+            }
+            bank
+        }
+        _ => None,
+    };
     let bank = match cached {
         Some(b) => {
             progress(&format!("features: {} views from the cache", b.len()));
             b
         }
         None => {
-            let mut bank = FeatureBank { level, ..FeatureBank::default() };
+            let mut bank = FeatureBank { level, key, ..FeatureBank::default() };
             let mut done = 0usize;
             let mut tell = |n: usize, progress: &mut dyn FnMut(&str)| {
                 done += n;
@@ -407,6 +451,67 @@ mod tests {
         ];
         let t = labels_to_target(&rounds, 0.95);
         assert_eq!(t, vec![("random".into(), Some(20)), ("bald".into(), Some(10)), ("top".into(), None)]);
+    }
+
+    #[test]
+    fn a_feature_cache_is_keyed_by_split_model_and_pixels() {
+        use crate::model::net::{Arch, LensNet};
+        let device = burn::tensor::Device::flex();
+        let net = LensNet::new(Arch::Cnn, &device);
+        let size = 8;
+        let pool = Dataset {
+            size,
+            inputs: (0..6 * 4 * size * size).map(|k| (k % 17) as f32 * 0.1).collect(),
+            labels: vec![1.0, 0.0, 1.0, 0.0, 1.0, 0.0],
+            names: (0..6).map(|k| format!("c{k}")).collect(),
+        };
+        let cfg = ExperimentConfig::default();
+        let key = |net: &LensNet, pool: &Dataset, holdout: &[usize], query: &[usize], cfg: &ExperimentConfig| {
+            feature_key(net, pool, holdout, query, cfg, Level::Stem).unwrap()
+        };
+        let base = key(&net, &pool, &[0, 1], &[2, 3, 4, 5], &cfg);
+        assert_eq!(base, key(&net, &pool, &[0, 1], &[2, 3, 4, 5], &cfg), "the same inputs give the same key");
+        // Another seed's split holds out other cutouts, with the same row count.
+        assert_ne!(base, key(&net, &pool, &[2, 3], &[0, 1, 4, 5], &cfg));
+        let other_seed = ExperimentConfig { seed: 2, ..cfg.clone() };
+        assert_ne!(base, key(&net, &pool, &[0, 1], &[2, 3, 4, 5], &other_seed));
+        let more_views = ExperimentConfig { variants: 3, ..cfg.clone() };
+        assert_ne!(base, key(&net, &pool, &[0, 1], &[2, 3, 4, 5], &more_views));
+        assert_ne!(base, feature_key(&net, &pool, &[0, 1], &[2, 3, 4, 5], &cfg, Level::Backbone).unwrap());
+        // Another model (fresh weights), and one changed pixel of the pool.
+        let other_net = LensNet::new(Arch::Cnn, &device);
+        assert_ne!(
+            crate::model::checkpoint::weights_fingerprint(&net).unwrap(),
+            crate::model::checkpoint::weights_fingerprint(&other_net).unwrap(),
+            "two fresh networks should differ (random initialisation)"
+        );
+        assert_ne!(base, key(&other_net, &pool, &[0, 1], &[2, 3, 4, 5], &cfg));
+        let mut changed = pool.clone();
+        changed.inputs[123] += 1.0;
+        assert_ne!(base, key(&net, &changed, &[0, 1], &[2, 3, 4, 5], &cfg));
+    }
+
+    #[test]
+    fn a_feature_bank_file_keeps_its_key_and_refuses_the_keyless_format() {
+        let dir = std::env::temp_dir().join(format!("lens-inspect-bank-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("bank.stem");
+        let bank =
+            FeatureBank { level: Level::Stem, key: 0xDEAD_BEEF_0123, dims: [2, 1, 1], data: vec![1.0, -2.5, 3.0, 4.0] };
+        bank.save(&path).unwrap();
+        let back = FeatureBank::load(&path).unwrap();
+        assert_eq!((back.level, back.key, back.dims, back.data.clone()), (bank.level, bank.key, bank.dims, bank.data));
+        // The first format (no key): magic, dims, data.
+        let mut old = b"LIFS0001".to_vec();
+        for d in [2u64, 1, 1] {
+            old.extend_from_slice(&d.to_le_bytes());
+        }
+        for v in [1.0f32, -2.5, 3.0, 4.0] {
+            old.extend_from_slice(&v.to_le_bytes());
+        }
+        std::fs::write(&path, old).unwrap();
+        assert!(FeatureBank::load(&path).is_none());
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]

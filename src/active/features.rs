@@ -30,6 +30,10 @@ pub enum Level {
 #[derive(Debug, Clone, Default)]
 pub struct FeatureBank {
     pub level: Level,
+    /// What the maps were computed from (model, inputs, their order and views), as the caller
+    /// sums it up: a bank read back from a file is only valid for the same key, and a row count
+    /// that happens to match says nothing about which cutout each row is.
+    pub key: u64,
     /// `[c, h, w]` of one row.
     pub dims: [usize; 3],
     pub data: Vec<f32>,
@@ -87,14 +91,15 @@ impl FeatureBank {
         start..self.len()
     }
 
-    /// Writes the bank to a file (magic, dims, then little-endian f32), so an experiment can be
-    /// repeated with other settings without running the backbone again.
+    /// Writes the bank to a file (magic, key, dims, then little-endian f32), so an experiment can
+    /// be repeated with other settings without running the backbone again.
     pub fn save(&self, path: &std::path::Path) -> std::io::Result<()> {
-        let mut out = Vec::with_capacity(32 + 4 * self.data.len());
+        let mut out = Vec::with_capacity(40 + 4 * self.data.len());
         out.extend_from_slice(match self.level {
-            Level::Backbone => b"LIFB0001",
-            Level::Stem => b"LIFS0001",
+            Level::Backbone => b"LIFB0002",
+            Level::Stem => b"LIFS0002",
         });
+        out.extend_from_slice(&self.key.to_le_bytes());
         for d in self.dims {
             out.extend_from_slice(&(d as u64).to_le_bytes());
         }
@@ -104,23 +109,25 @@ impl FeatureBank {
         std::fs::write(path, out)
     }
 
-    /// Reads a bank written by [`FeatureBank::save`]; None if it is not one or is cut short.
+    /// Reads a bank written by [`FeatureBank::save`]; None if it is not one (files of the first
+    /// format, which had no key, included) or is cut short.
     pub fn load(path: &std::path::Path) -> Option<FeatureBank> {
         let bytes = std::fs::read(path).ok()?;
         let level = match bytes.get(..8) {
-            Some(b"LIFB0001") => Level::Backbone,
-            Some(b"LIFS0001") => Level::Stem,
+            Some(b"LIFB0002") => Level::Backbone,
+            Some(b"LIFS0002") => Level::Stem,
             _ => return None,
         };
-        if bytes.len() < 32 || (bytes.len() - 32) % 4 != 0 {
+        if bytes.len() < 40 || (bytes.len() - 40) % 4 != 0 {
             return None;
         }
-        let dim = |k: usize| u64::from_le_bytes(bytes[8 + 8 * k..16 + 8 * k].try_into().unwrap_or_default()) as usize;
-        let dims = [dim(0), dim(1), dim(2)];
+        let word = |k: usize| u64::from_le_bytes(bytes[8 + 8 * k..16 + 8 * k].try_into().unwrap_or_default());
+        let key = word(0);
+        let dims = [word(1) as usize, word(2) as usize, word(3) as usize];
         let data: Vec<f32> =
-            bytes[32..].chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap_or_default())).collect();
+            bytes[40..].chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap_or_default())).collect();
         let per: usize = dims.iter().product();
-        (per > 0 && data.len().is_multiple_of(per)).then_some(FeatureBank { level, dims, data })
+        (per > 0 && data.len().is_multiple_of(per)).then_some(FeatureBank { level, key, dims, data })
     }
 
     fn tensor(&self, rows: &[usize], device: &Device) -> Tensor<4> {

@@ -97,6 +97,31 @@ pub enum ModelFileError {
 
 use crate::hash::fnv1a64;
 
+/// A checksum of a network's weights alone (not its card): what a cache of its outputs must be
+/// keyed by, since two files can hold the same card and different weights.
+/// The bytes [`weights_of`] writes are not the same twice (safetensors lays the tensors out in a
+/// hash map's order), so this sums each tensor by name, in sorted order.
+pub fn weights_fingerprint(net: &LensNet) -> Result<u64, String> {
+    let bytes = weights_of(net)?;
+    let bad = || "weights: not a safetensors buffer".to_string();
+    let head_len = u64::from_le_bytes(bytes.get(..8).ok_or_else(bad)?.try_into().map_err(|_| bad())?) as usize;
+    let head = bytes.get(8..8 + head_len).ok_or_else(bad)?;
+    let data = &bytes[8 + head_len..];
+    let header: std::collections::BTreeMap<String, serde_json::Value> =
+        serde_json::from_slice(head).map_err(|e| format!("weights: {e}"))?;
+    let mut h = crate::hash::Fnv1a::default();
+    for (name, info) in header.iter().filter(|(name, _)| name.as_str() != "__metadata__") {
+        let offsets = info.get("data_offsets").and_then(|o| o.as_array()).ok_or_else(bad)?;
+        let at = |k: usize| offsets.get(k).and_then(|v| v.as_u64()).map(|v| v as usize).ok_or_else(bad);
+        let (from, to) = (at(0)?, at(1)?);
+        h.feed(name.as_bytes());
+        h.feed(info.get("dtype").map(|d| d.to_string()).unwrap_or_default().as_bytes());
+        h.feed(info.get("shape").map(|d| d.to_string()).unwrap_or_default().as_bytes());
+        h.feed(data.get(from..to).ok_or_else(bad)?);
+    }
+    Ok(h.finish())
+}
+
 fn weights_of(net: &LensNet) -> Result<Vec<u8>, String> {
     let mut store = SafetensorsStore::from_bytes(None);
     net.save_into(&mut store).map_err(|e| format!("saving weights: {e}"))?;
