@@ -99,7 +99,7 @@ pub struct GroupRates {
 pub fn by_group(scores: &[f64], is_lens: &[bool], groups: &[String]) -> Vec<GroupRates> {
     let threshold = threshold_at_tpr(scores, is_lens, 0.5);
     let mut names: Vec<&String> = groups.iter().collect();
-    names.sort();
+    names.sort_by(|a, b| group_order(a, b));
     names.dedup();
     let share = |items: &[usize], cut: &dyn Fn(f64) -> bool| -> Option<f64> {
         (!items.is_empty()).then(|| items.iter().filter(|&&k| cut(scores[k])).count() as f64 / items.len() as f64)
@@ -136,6 +136,29 @@ pub fn by_group(scores: &[f64], is_lens: &[bool], groups: &[String]) -> Vec<Grou
             }
         })
         .collect()
+}
+
+/// Orders group names as a reader expects: text alphabetically, but the bins of a numeric
+/// column ("arc_snr_g 24.36-60.33") by where they start, so that "137.88-270.24" follows
+/// "60.33-137.88" instead of coming before "24.36-60.33" as text would.
+fn group_order<'a>(a: &'a str, b: &'a str) -> std::cmp::Ordering {
+    // A total order: (column or whole name, text before bins, lower edge, name).
+    let key = |name: &'a str| match bin_start(name) {
+        Some((column, lo)) => (column, 1, lo, name),
+        None => (name, 0, 0.0, name),
+    };
+    let (ka, kb) = (key(a), key(b));
+    ka.0.cmp(kb.0).then(ka.1.cmp(&kb.1)).then(ka.2.total_cmp(&kb.2)).then(ka.3.cmp(kb.3))
+}
+
+/// The column and lower edge of a bin name written by `groups_from_column`, which may be
+/// negative ("source_g_r -0.20-0.15").
+fn bin_start(name: &str) -> Option<(&str, f64)> {
+    let (column, range) = name.rsplit_once(' ')?;
+    let split = range.char_indices().skip(1).find(|&(_, c)| c == '-')?.0;
+    let lo: f64 = range[..split].parse().ok()?;
+    range[split + 1..].parse::<f64>().ok()?;
+    Some((column, lo))
 }
 
 /// Group names from a truth column: text as it is; numbers in `bins` quantile bins named by
@@ -225,5 +248,21 @@ mod tests {
         assert_eq!(g[10], "(none)");
         let text = groups_from_column("kind", &[Some(serde_json::json!("arc")), None], 5);
         assert_eq!(text, vec!["arc".to_string(), "(none)".to_string()]);
+    }
+
+    #[test]
+    fn numeric_bins_are_listed_in_numeric_order_and_text_alphabetically() {
+        // As text, "x 137.00-270.00" sorts before "x 24.00-60.00" and "x -1.00-0.50" before
+        // "x -3.00--1.00": a table in that order reads as noise.
+        let names =
+            ["x 137.00-270.00", "x 24.00-60.00", "x -1.00-0.50", "x -3.00--1.00", "x 9.00-24.00", "(none)", "b", "a"];
+        let groups: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        let scores: Vec<f64> = (0..groups.len()).map(|k| k as f64 / 10.0).collect();
+        let is_lens: Vec<bool> = (0..groups.len()).map(|k| k % 2 == 0).collect();
+        let order: Vec<String> = by_group(&scores, &is_lens, &groups).into_iter().map(|r| r.group).collect();
+        assert_eq!(
+            order,
+            ["(none)", "a", "b", "x -3.00--1.00", "x -1.00-0.50", "x 9.00-24.00", "x 24.00-60.00", "x 137.00-270.00"]
+        );
     }
 }
