@@ -501,7 +501,7 @@ pub struct EvaluateArgs {
 }
 
 pub fn evaluate(a: EvaluateArgs) -> Result<ExitCode> {
-    use lens_inspect::model::validation::{bootstrap, by_group, groups_from_column};
+    use lens_inspect::model::validation::{bootstrap, by_group, groups_from_column, Grouping};
     let EvaluateArgs { model, data, truth, project, roc, json, gradcam_check, by, bootstrap: resamples, tta } = a;
     let mask_ratio = match (&data, gradcam_check) {
         (Some(dir), Some(n)) => Some(gradcam_mask_ratio(model.as_deref(), dir, n)?),
@@ -510,7 +510,7 @@ pub fn evaluate(a: EvaluateArgs) -> Result<ExitCode> {
     if !by.is_empty() && data.is_none() {
         bail!("--by needs --data (the truth columns of a labelled folder)");
     }
-    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    let mut groups: Vec<(String, Grouping)> = Vec::new();
     let (scores, labels): (Vec<f64>, Vec<bool>) = match (data, project) {
         (Some(dir), None) => {
             let mut scorer = Scorer::load_or_shipped(model.as_deref())?;

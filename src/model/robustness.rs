@@ -5,7 +5,7 @@
 
 use super::data::Dataset;
 use super::score::Scorer;
-use super::validation::{bootstrap, by_group, threshold_at_tpr, GroupRates, MetricsWithIntervals};
+use super::validation::{bootstrap, by_group, threshold_at_tpr, GroupRates, Grouping, MetricsWithIntervals};
 use crate::project::ingest::read_truth_csv;
 use crate::sim::{write_run, Look, SimConfig, Simulator, StressSet, SIMULATOR_VERSION, TRUTH_FILE};
 use serde::Serialize;
@@ -102,7 +102,7 @@ pub fn run(scorer: &Scorer, root: &Path, n: usize, seed: u64, progress: &dyn Fn(
         let ring_fpr_at_tpr50 = (!rings.is_empty())
             .then(|| rings.iter().filter(|&&i| scores[i] >= threshold).count() as f64 / rings.len() as f64);
         if k == 0 {
-            in_domain_by_kind = by_group(&scores, &is_lens, &kinds);
+            in_domain_by_kind = by_group(&scores, &is_lens, &Grouping::alphabetical(kinds));
         }
         rows.push(SuiteRow { set: name, what, metrics, ring_fpr_at_tpr50 });
     }

@@ -95,17 +95,35 @@ pub struct GroupRates {
     pub auroc_vs_rest: Option<f64>,
 }
 
-/// Rates per group. `groups[k]` names the group of item k.
-pub fn by_group(scores: &[f64], is_lens: &[bool], groups: &[String]) -> Vec<GroupRates> {
+/// Items sorted into named groups, and the order a table should list the groups in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Grouping {
+    /// `of_item[k]` names the group of item k.
+    pub of_item: Vec<String>,
+    /// Every name in `of_item` once, in display order.
+    pub names: Vec<String>,
+}
+
+impl Grouping {
+    /// Groups listed alphabetically (kinds, recipes: text with no order of its own).
+    pub fn alphabetical(of_item: Vec<String>) -> Grouping {
+        let mut names = of_item.clone();
+        names.sort();
+        names.dedup();
+        Grouping { of_item, names }
+    }
+}
+
+/// Rates per group, in the grouping's order.
+pub fn by_group(scores: &[f64], is_lens: &[bool], grouping: &Grouping) -> Vec<GroupRates> {
     let threshold = threshold_at_tpr(scores, is_lens, 0.5);
-    let mut names: Vec<&String> = groups.iter().collect();
-    names.sort_by(|a, b| group_order(a, b));
-    names.dedup();
+    let groups = &grouping.of_item;
+    let names = &grouping.names;
     let share = |items: &[usize], cut: &dyn Fn(f64) -> bool| -> Option<f64> {
         (!items.is_empty()).then(|| items.iter().filter(|&&k| cut(scores[k])).count() as f64 / items.len() as f64)
     };
     names
-        .into_iter()
+        .iter()
         .map(|name| {
             let members: Vec<usize> = (0..scores.len()).filter(|&k| &groups[k] == name).collect();
             let (lenses, others): (Vec<usize>, Vec<usize>) = members.iter().partition(|&&k| is_lens[k]);
@@ -138,59 +156,46 @@ pub fn by_group(scores: &[f64], is_lens: &[bool], groups: &[String]) -> Vec<Grou
         .collect()
 }
 
-/// Orders group names as a reader expects: text alphabetically, but the bins of a numeric
-/// column ("arc_snr_g 24.36-60.33") by where they start, so that "137.88-270.24" follows
-/// "60.33-137.88" instead of coming before "24.36-60.33" as text would.
-fn group_order<'a>(a: &'a str, b: &'a str) -> std::cmp::Ordering {
-    // A total order: (column or whole name, text before bins, lower edge, name).
-    let key = |name: &'a str| match bin_start(name) {
-        Some((column, lo)) => (column, 1, lo, name),
-        None => (name, 0, 0.0, name),
-    };
-    let (ka, kb) = (key(a), key(b));
-    ka.0.cmp(kb.0).then(ka.1.cmp(&kb.1)).then(ka.2.total_cmp(&kb.2)).then(ka.3.cmp(kb.3))
-}
-
-/// The column and lower edge of a bin name written by `groups_from_column`, which may be
-/// negative ("source_g_r -0.20-0.15").
-fn bin_start(name: &str) -> Option<(&str, f64)> {
-    let (column, range) = name.rsplit_once(' ')?;
-    let split = range.char_indices().skip(1).find(|&(_, c)| c == '-')?.0;
-    let lo: f64 = range[..split].parse().ok()?;
-    range[split + 1..].parse::<f64>().ok()?;
-    Some((column, lo))
-}
-
-/// Group names from a truth column: text as it is; numbers in `bins` quantile bins named by
-/// their range (e.g. "theta_e_arcsec 0.60-1.05"); missing values "(none)".
-pub fn groups_from_column(column: &str, values: &[Option<serde_json::Value>], bins: usize) -> Vec<String> {
+/// Groups from a truth column: text as it is, listed alphabetically; numbers in `bins`
+/// quantile bins named by their range (e.g. "theta_e_arcsec 0.60-1.05") and listed from the
+/// lowest bin up, since "137.88-270.24" before "24.36-60.33" (text order) reads as noise;
+/// missing values "(none)", listed first.
+pub fn groups_from_column(column: &str, values: &[Option<serde_json::Value>], bins: usize) -> Grouping {
     let numbers: Vec<f64> = values.iter().filter_map(|v| v.as_ref().and_then(|v| v.as_f64())).collect();
     let numeric = !numbers.is_empty() && values.iter().flatten().all(|v| v.is_number());
     if !numeric {
-        return values
-            .iter()
-            .map(|v| match v {
-                Some(serde_json::Value::String(s)) => s.clone(),
-                Some(other) => other.to_string(),
-                None => "(none)".into(),
-            })
-            .collect();
+        return Grouping::alphabetical(
+            values
+                .iter()
+                .map(|v| match v {
+                    Some(serde_json::Value::String(s)) => s.clone(),
+                    Some(other) => other.to_string(),
+                    None => "(none)".into(),
+                })
+                .collect(),
+        );
     }
     let mut sorted = numbers.clone();
     sorted.sort_by(f64::total_cmp);
     sorted.dedup();
     let bins = bins.clamp(1, sorted.len().max(1));
     let edges: Vec<f64> = (0..=bins).map(|b| sorted[((sorted.len() - 1) * b) / bins]).collect();
-    values
+    let name = |b: usize| format!("{column} {:.2}-{:.2}", edges[b], edges[b + 1]);
+    let bin_of: Vec<Option<usize>> = values
         .iter()
-        .map(|v| match v.as_ref().and_then(|v| v.as_f64()) {
-            None => "(none)".into(),
-            Some(x) => {
-                let b = (1..bins).filter(|&b| x >= edges[b]).count();
-                format!("{column} {:.2}-{:.2}", edges[b], edges[b + 1])
-            }
-        })
-        .collect()
+        .map(|v| v.as_ref().and_then(|v| v.as_f64()).map(|x| (1..bins).filter(|&b| x >= edges[b]).count()))
+        .collect();
+    let mut used = vec![false; bins];
+    bin_of.iter().flatten().for_each(|&b| used[b] = true);
+    let names = bin_of
+        .iter()
+        .any(Option::is_none)
+        .then(|| "(none)".to_string())
+        .into_iter()
+        .chain((0..bins).filter(|&b| used[b]).map(name))
+        .collect();
+    let of_item = bin_of.iter().map(|b| b.map_or_else(|| "(none)".into(), name)).collect();
+    Grouping { of_item, names }
 }
 
 #[cfg(test)]
@@ -227,7 +232,7 @@ mod tests {
         let groups: Vec<String> =
             ["arc", "arc", "ring", "ring", "ring_galaxy", "ring_galaxy", "spiral", "spiral"].map(String::from).to_vec();
         assert_eq!(threshold_at_tpr(&scores, &is_lens, 0.5), 0.8);
-        let rows = by_group(&scores, &is_lens, &groups);
+        let rows = by_group(&scores, &is_lens, &Grouping::alphabetical(groups));
         let get = |g: &str| rows.iter().find(|r| r.group == g).expect("group").clone();
         assert_eq!(get("ring_galaxy").fpr_at_tpr50, Some(0.5));
         assert_eq!(get("spiral").fpr_at_tpr50, Some(0.5));
@@ -243,26 +248,32 @@ mod tests {
         let values: Vec<Option<serde_json::Value>> =
             (0..10).map(|k| Some(serde_json::json!(k as f64))).chain([None]).collect();
         let g = groups_from_column("x", &values, 2);
-        assert_eq!(g[0], "x 0.00-4.00");
-        assert_eq!(g[9], "x 4.00-9.00");
-        assert_eq!(g[10], "(none)");
+        assert_eq!(g.of_item[0], "x 0.00-4.00");
+        assert_eq!(g.of_item[9], "x 4.00-9.00");
+        assert_eq!(g.of_item[10], "(none)");
         let text = groups_from_column("kind", &[Some(serde_json::json!("arc")), None], 5);
-        assert_eq!(text, vec!["arc".to_string(), "(none)".to_string()]);
+        assert_eq!(text.of_item, vec!["arc".to_string(), "(none)".to_string()]);
     }
 
     #[test]
     fn numeric_bins_are_listed_in_numeric_order_and_text_alphabetically() {
-        // As text, "x 137.00-270.00" sorts before "x 24.00-60.00" and "x -1.00-0.50" before
+        // As text, "x 270.00-1000.00" sorts before "x 60.00-270.00" and "x -1.00-9.00" before
         // "x -3.00--1.00": a table in that order reads as noise.
-        let names =
-            ["x 137.00-270.00", "x 24.00-60.00", "x -1.00-0.50", "x -3.00--1.00", "x 9.00-24.00", "(none)", "b", "a"];
-        let groups: Vec<String> = names.iter().map(|s| s.to_string()).collect();
-        let scores: Vec<f64> = (0..groups.len()).map(|k| k as f64 / 10.0).collect();
-        let is_lens: Vec<bool> = (0..groups.len()).map(|k| k % 2 == 0).collect();
-        let order: Vec<String> = by_group(&scores, &is_lens, &groups).into_iter().map(|r| r.group).collect();
-        assert_eq!(
-            order,
-            ["(none)", "a", "b", "x -3.00--1.00", "x -1.00-0.50", "x 9.00-24.00", "x 24.00-60.00", "x 137.00-270.00"]
-        );
+        let values: Vec<Option<serde_json::Value>> = [-3.0, -1.0, 0.5, 9.0, 24.0, 60.0, 137.0, 270.0, 500.0, 1000.0]
+            .into_iter()
+            .rev()
+            .map(|x| Some(serde_json::json!(x)))
+            .chain([None])
+            .collect();
+        let g = groups_from_column("x", &values, 5);
+        let expected =
+            ["(none)", "x -3.00--1.00", "x -1.00-9.00", "x 9.00-60.00", "x 60.00-270.00", "x 270.00-1000.00"];
+        assert_eq!(g.names, expected);
+        let scores: Vec<f64> = (0..values.len()).map(|k| k as f64 / 20.0).collect();
+        let is_lens: Vec<bool> = (0..values.len()).map(|k| k % 2 == 0).collect();
+        let order: Vec<String> = by_group(&scores, &is_lens, &g).into_iter().map(|r| r.group).collect();
+        assert_eq!(order, expected);
+        let text = groups_from_column("kind", &[Some(serde_json::json!("b")), Some(serde_json::json!("a")), None], 5);
+        assert_eq!(text.names, ["(none)", "a", "b"]);
     }
 }
