@@ -1071,6 +1071,15 @@ pub enum TuneArg {
     Classifier,
 }
 
+/// Which batch-norm statistics the learning conv blocks normalise by while fine-tuning.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NormStatisticsArg {
+    /// Each batch's own (and the running averages follow them).
+    Batch,
+    /// The running averages from pre-training, kept unchanged.
+    Frozen,
+}
+
 /// A query strategy, as `bench active-learning --strategies` names it.
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum StrategyArg {
@@ -1146,6 +1155,10 @@ pub struct ActiveLearningArgs {
     /// Keep the backbone features in this file and reuse them when it matches.
     #[arg(long)]
     pub feature_cache: Option<PathBuf>,
+    /// Batch-norm statistics of the learning conv blocks while fine-tuning: each batch's, or
+    /// the pre-trained running averages kept frozen.
+    #[arg(long, value_enum, default_value = "batch")]
+    pub norm_statistics: NormStatisticsArg,
 }
 
 /// `bench active-learning`: runs the experiment, writes curves, plot and JSON, prints the
@@ -1186,6 +1199,7 @@ pub fn bench_active_learning(a: ActiveLearningArgs) -> Result<ExitCode> {
         tuning: lens_inspect::active::features::HeadTuning {
             lr: a.lr,
             sim_share: a.sim_share,
+            frozen_norm_statistics: a.norm_statistics == NormStatisticsArg::Frozen,
             ..defaults.tuning.clone()
         },
         ..defaults

@@ -204,11 +204,22 @@ pub struct HeadTuning {
     pub seed: u64,
     /// Draw the labelled part of each batch half lenses, half non-lenses.
     pub balanced: bool,
+    /// Normalise the learning conv blocks by their batch-norm running statistics and keep
+    /// them (see [`LensNet::with_norm_statistics_frozen`]), instead of each batch's.
+    pub frozen_norm_statistics: bool,
 }
 
 impl Default for HeadTuning {
     fn default() -> HeadTuning {
-        HeadTuning { steps: 60, batch: 32, lr: 3e-4, sim_share: 0.3, seed: 1, balanced: true }
+        HeadTuning {
+            steps: 60,
+            batch: 32,
+            lr: 3e-4,
+            sim_share: 0.3,
+            seed: 1,
+            balanced: true,
+            frozen_norm_statistics: false,
+        }
     }
 }
 
@@ -296,7 +307,7 @@ fn tune(
     let _guard = rng_lock();
     let device = Device::flex().autodiff();
     device.seed(cfg.seed);
-    let mut net = base.clone().to_device(&device).train();
+    let mut net = base.clone().to_device(&device).train().with_norm_statistics_frozen(cfg.frozen_norm_statistics);
     if freeze_backbone {
         net = net.freeze_backbone();
     }
@@ -350,4 +361,36 @@ fn tune(
         }
     }
     (net.valid().to_device(&Device::flex()), losses)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::net::{Arch, STEM_BLOCKS};
+
+    /// Fine-tuning the last conv stage on cached stem features: with frozen statistics the
+    /// running averages stay those of pre-training while the weights learn; with the batch's own
+    /// they follow the labelled batches.
+    #[test]
+    fn fine_tuning_with_frozen_statistics_keeps_the_running_averages() {
+        let device = Device::flex();
+        device.seed(8);
+        let base = LensNet::new(Arch::Cnn, &device);
+        let rows = 12;
+        let dims = [64, 4, 4];
+        let data = Tensor::<1>::random([rows * 64 * 16], burn::tensor::Distribution::Normal(0.8, 1.5), &device);
+        let bank = FeatureBank { level: Level::Stem, key: 1, dims, data: data.try_into_vec_as().expect("values") };
+        let labelled: Vec<(usize, f32)> = (0..rows).map(|r| (r, (r % 3 == 0) as u8 as f32)).collect();
+        let before = base.norm_running_means();
+        for frozen in [true, false] {
+            let cfg = HeadTuning { steps: 4, batch: 8, frozen_norm_statistics: frozen, ..HeadTuning::default() };
+            let (tuned, losses) = fine_tune_head(&base, &bank, &labelled, &[], &cfg, |_, _| true);
+            assert_eq!(losses.len(), 4);
+            let after = tuned.norm_running_means();
+            assert_eq!(after[..STEM_BLOCKS], before[..STEM_BLOCKS], "the stem never runs here");
+            for k in STEM_BLOCKS..after.len() {
+                assert_eq!(after[k] == before[k], frozen, "block {k}, frozen {frozen}");
+            }
+        }
+    }
 }

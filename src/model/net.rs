@@ -70,7 +70,8 @@ impl ConvBlock {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        if x.device().is_autodiff() && self.norm.training.is_enabled() {
+        let autodiff = x.device().is_autodiff();
+        if autodiff && self.norm.training.is_enabled() {
             let z = self.conv_train(x);
             return match fused::batch_norm_elu_train(z, self.norm.gamma.val(), self.norm.beta.val(), self.norm.epsilon)
             {
@@ -81,8 +82,10 @@ impl ConvBlock {
                 Err(parts) => elu(self.norm.forward(parts.0), 1.0),
             };
         }
-        // Inference: batch norm is a per-channel affine map, folded into the convolution's
-        // weights and bias (tiny tensors) instead of four passes over the activations.
+        // Inference, or training with the statistics frozen: batch norm is a per-channel affine
+        // map, folded into the convolution's weights and bias (tiny tensors) instead of four
+        // passes over the activations. Gradients reach gamma, beta and the weights through the
+        // fold.
         let scale = self.norm.gamma.val() / self.norm.running_var.value().add_scalar(self.norm.epsilon).sqrt();
         let shift = self.norm.beta.val() - self.norm.running_mean.value() * scale.clone();
         let [c_out, ..] = self.conv.weight.dims();
@@ -92,8 +95,12 @@ impl ConvBlock {
             None => shift,
         };
         let options = ConvOptions::new(self.conv.stride, [1, 1], self.conv.dilation, self.conv.groups);
-        if self.is_plain_3x3() && !x.device().is_autodiff() {
-            return match fused::conv3x3_elu_inference(x, weight, bias) {
+        if self.is_plain_3x3() {
+            let fused = match autodiff {
+                false => fused::conv3x3_elu_inference(x, weight, bias),
+                true => fused::conv3x3_train(x, weight, bias).map(|z| elu(z, 1.0)),
+            };
+            return match fused {
                 Ok(y) => y,
                 Err(parts) => {
                     let (x, weight, bias) = *parts;
@@ -102,6 +109,20 @@ impl ConvBlock {
             };
         }
         elu_no_grad(conv2d(x, weight, Some(bias), options))
+    }
+
+    /// The same block normalising with its running statistics while training, and leaving them
+    /// unchanged (`frozen`), or with each batch's own and updating them. Fine-tuning on a few
+    /// dozen labels, mostly lenses, gives batches whose statistics are nothing like the survey's:
+    /// normalising by them shifts every activation the rest of the network was trained on.
+    fn with_frozen_statistics(mut self, frozen: bool) -> ConvBlock {
+        self.norm.training = self.norm.training.with_value(!frozen);
+        self
+    }
+
+    /// Whether the block normalises by its running statistics while training.
+    fn statistics_frozen(&self) -> bool {
+        !self.norm.training.is_enabled()
     }
 
     /// Whether the convolution is the 3 x 3, stride 1, padding 1 one the fused kernels handle.
@@ -332,40 +353,59 @@ impl LensNet {
     }
 
     /// The same network with its convolutional backbone frozen (transfer learning: only the
-    /// attention and head learn).
+    /// attention and head learn). Frozen includes the batch-norm statistics: a frozen layer that
+    /// normalised by each batch would still change what it hands on.
     pub fn freeze_backbone(self) -> LensNet {
+        self.map_blocks(|_, blk| blk.no_grad().with_frozen_statistics(true))
+    }
+
+    /// The same network with the first three backbone stages frozen (weights and batch-norm
+    /// statistics): the last conv stage, attention and head learn. The fine-tuning that adapts
+    /// best to another survey's look in `bench active-learning` for a fraction of full
+    /// training's cost.
+    pub fn freeze_stem(self) -> LensNet {
+        self.map_blocks(|k, blk| if k < STEM_BLOCKS { blk.no_grad().with_frozen_statistics(true) } else { blk })
+    }
+
+    /// The same network with every convolution block's batch-norm statistics frozen (normalise
+    /// by the running averages while training, and keep them) or not. Weights, gamma and beta
+    /// still learn. For fine-tuning on a few labels, whose batches say little about the survey.
+    pub fn with_norm_statistics_frozen(self, frozen: bool) -> LensNet {
+        self.map_blocks(|_, blk| blk.with_frozen_statistics(frozen))
+    }
+
+    /// For each convolution block, whether it normalises by its running statistics while
+    /// training (meaningful in training mode).
+    pub fn norm_statistics_frozen(&self) -> Vec<bool> {
+        self.backbone().blocks.iter().map(ConvBlock::statistics_frozen).collect()
+    }
+
+    /// Each convolution block's running means (what frozen statistics keep).
+    #[cfg(test)]
+    pub(crate) fn norm_running_means(&self) -> Vec<Vec<f32>> {
+        let blocks = &self.backbone().blocks;
+        blocks.iter().map(|b| b.norm.running_mean.value_sync().try_into_vec_as().expect("values")).collect()
+    }
+
+    fn backbone(&self) -> &Backbone {
         match self {
-            LensNet::LensDetector(mut n) => {
-                n.backbone = n.backbone.no_grad();
-                LensNet::LensDetector(n)
-            }
-            LensNet::Cnn(mut n) => {
-                n.backbone = n.backbone.no_grad();
-                LensNet::Cnn(n)
-            }
+            LensNet::LensDetector(n) => &n.backbone,
+            LensNet::Cnn(n) => &n.backbone,
         }
     }
 
-    /// The same network with the first three backbone stages frozen: the last conv stage,
-    /// attention and head learn. The fine-tuning that adapts best to another survey's look in
-    /// `bench active-learning` for a fraction of full training's cost.
-    pub fn freeze_stem(self) -> LensNet {
-        let freeze = |b: Backbone| Backbone {
-            blocks: b
-                .blocks
-                .into_iter()
-                .enumerate()
-                .map(|(k, blk)| if k < STEM_BLOCKS { blk.no_grad() } else { blk })
-                .collect(),
+    fn map_blocks(self, f: impl Fn(usize, ConvBlock) -> ConvBlock) -> LensNet {
+        let map = |b: Backbone| Backbone {
+            blocks: b.blocks.into_iter().enumerate().map(|(k, blk)| f(k, blk)).collect(),
             pool: b.pool,
         };
         match self {
             LensNet::LensDetector(mut n) => {
-                n.backbone = freeze(n.backbone);
+                n.backbone = map(n.backbone);
                 LensNet::LensDetector(n)
             }
             LensNet::Cnn(mut n) => {
-                n.backbone = freeze(n.backbone);
+                n.backbone = map(n.backbone);
                 LensNet::Cnn(n)
             }
         }
@@ -425,6 +465,97 @@ mod tests {
         let reference: Vec<f32> = elu1(block.norm.forward(block.conv.forward(x))).try_into_vec_as().expect("values");
         let worst = folded.iter().zip(&reference).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
         assert!(worst < 1e-4, "largest difference {worst}");
+    }
+
+    /// A block with non-trivial running statistics, as after training.
+    fn trained_block(device: &Device) -> ConvBlock {
+        let mut block = ConvBlock::new(4, 8, device);
+        block.norm.running_mean = burn::module::RunningState::new(Tensor::<1>::from_data(
+            TensorData::new(vec![0.3f32, -0.2, 0.1, 0.0, 0.5, -0.4, 0.2, 0.05], [8]),
+            device,
+        ));
+        block.norm.running_var = burn::module::RunningState::new(Tensor::<1>::from_data(
+            TensorData::new(vec![0.5f32, 2.0, 1.5, 0.8, 3.0, 0.2, 1.0, 0.9], [8]),
+            device,
+        ));
+        block
+    }
+
+    fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        t.try_into_vec_as().expect("values")
+    }
+
+    fn largest_difference(a: &[f32], b: &[f32]) -> f32 {
+        assert_eq!(a.len(), b.len());
+        a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max)
+    }
+
+    #[test]
+    fn frozen_statistics_normalise_as_inference_does_keep_the_averages_and_pass_gradients() {
+        let plain = Device::flex();
+        plain.seed(5);
+        let block = trained_block(&plain);
+        let x = Tensor::<4>::random([3, 4, 11, 11], burn::tensor::Distribution::Normal(0.0, 1.0), &plain);
+        let inference = values(block.clone().valid().forward(x.clone()));
+
+        let ad = Device::flex().autodiff();
+        let frozen = block.clone().to_device(&ad).train().with_frozen_statistics(true);
+        // `.autodiff()`: moving a plain tensor `to_device` the autodiff device keeps it plain.
+        let xa = x.clone().autodiff();
+        let y = frozen.forward(xa.clone());
+        assert!(largest_difference(&values(y.clone().inner()), &inference) < 1e-4);
+        assert_eq!(values(frozen.norm.running_mean.value_sync()), values(block.norm.running_mean.value_sync()));
+        assert_eq!(values(frozen.norm.running_var.value_sync()), values(block.norm.running_var.value_sync()));
+
+        // Gradients through the fold (fused convolution) equal those of burn's unfolded
+        // convolution and inference-mode batch norm, for the weights, gamma and beta.
+        let reference = elu1(frozen.norm.forward(frozen.conv.forward(xa)));
+        let (g, g_ref) = (y.sum().backward(), reference.sum().backward());
+        let grad = |gr: &burn::tensor::Gradients, p: &Tensor<1>| values(p.grad(gr).expect("gradient"));
+        let (gamma, beta) = (frozen.norm.gamma.val(), frozen.norm.beta.val());
+        for (name, ours, theirs) in [
+            ("gamma", grad(&g, &gamma), grad(&g_ref, &gamma)),
+            ("beta", grad(&g, &beta), grad(&g_ref, &beta)),
+            (
+                "weight",
+                values(frozen.conv.weight.val().grad(&g).expect("gradient")),
+                values(frozen.conv.weight.val().grad(&g_ref).expect("gradient")),
+            ),
+        ] {
+            assert!(ours.iter().any(|v| v.abs() > 1e-3), "{name}: no gradient");
+            let scale = theirs.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+            assert!(largest_difference(&ours, &theirs) < 1e-3 * scale, "{name}: {ours:?} vs {theirs:?}");
+        }
+
+        // Not frozen: the batch's own statistics, which the running averages then follow.
+        let batch = block.clone().to_device(&ad).train().with_frozen_statistics(false);
+        let y = values(batch.forward(x.autodiff()).inner());
+        assert!(largest_difference(&y, &inference) > 1e-2);
+        assert_ne!(values(batch.norm.running_mean.value_sync()), values(block.norm.running_mean.value_sync()));
+    }
+
+    #[test]
+    fn a_frozen_stem_keeps_its_statistics_and_frozen_statistics_keep_every_layers() {
+        let device = Device::flex().autodiff();
+        device.seed(12);
+        let means = LensNet::norm_running_means;
+        let x = Tensor::<4>::random([4, 4, 24, 24], burn::tensor::Distribution::Normal(0.5, 1.0), &device);
+
+        let net = LensNet::new(Arch::Cnn, &device).freeze_stem();
+        assert_eq!(net.norm_statistics_frozen(), [[true; STEM_BLOCKS].as_slice(), &[false; 2]].concat());
+        let before = means(&net);
+        let _ = net.forward(x.clone());
+        let after = means(&net);
+        for k in 0..8 {
+            assert_eq!(before[k] == after[k], k < STEM_BLOCKS, "block {k}");
+        }
+
+        let net = LensNet::new(Arch::Cnn, &device).with_norm_statistics_frozen(true);
+        let before = means(&net);
+        let _ = net.forward(x);
+        assert_eq!(before, means(&net));
+        // A network handed on keeps its flags through `.train()`: training sets them each time.
+        assert!(net.valid().train().norm_statistics_frozen().iter().all(|&f| f));
     }
 
     #[test]

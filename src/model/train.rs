@@ -36,6 +36,11 @@ pub struct TrainConfig {
     /// (long runs on fresh data); otherwise it stays at `lr`.
     #[serde(default)]
     pub cosine_lr: bool,
+    /// Normalise by the batch-norm layers' running statistics while training, and keep them,
+    /// instead of each batch's (see [`LensNet::with_norm_statistics_frozen`]). For fine-tuning on
+    /// a few labels; frozen layers (`freeze_stem`, `freeze_backbone`) always keep theirs.
+    #[serde(default)]
+    pub freeze_norm_statistics: bool,
 }
 
 impl Default for TrainConfig {
@@ -52,6 +57,7 @@ impl Default for TrainConfig {
             freeze_stem: false,
             steps_per_epoch: None,
             cosine_lr: false,
+            freeze_norm_statistics: false,
         }
     }
 }
@@ -211,7 +217,9 @@ pub fn train_from(
     let mut net = match init {
         Some(n) => n.to_device(&device).train(),
         None => LensNet::new(cfg.arch, &device),
-    };
+    }
+    // Set each time: a network handed back by an earlier run keeps its flags through `.train()`.
+    .with_norm_statistics_frozen(cfg.freeze_norm_statistics);
     if cfg.freeze_backbone {
         net = net.freeze_backbone();
     } else if cfg.freeze_stem {
