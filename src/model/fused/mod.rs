@@ -99,7 +99,18 @@ pub(super) fn channel_sums(
     plane: usize,
     f: impl Fn(usize, &[f32]) -> f64 + Sync,
 ) -> Vec<f64> {
-    let per_plane: Vec<f64> = data
+    channel_sums_n(data, channels, plane, |p, v| [f(p, v)]).into_iter().map(|[s]| s).collect()
+}
+
+/// [`channel_sums`] of `N` quantities at once: `f` sees each plane once, while it is in cache,
+/// so N sums cost one pass over memory instead of N.
+pub(super) fn channel_sums_n<const N: usize>(
+    data: &[f32],
+    channels: usize,
+    plane: usize,
+    f: impl Fn(usize, &[f32]) -> [f64; N] + Sync,
+) -> Vec<[f64; N]> {
+    let per_plane: Vec<[f64; N]> = data
         .par_chunks(plane)
         .enumerate()
         .map(|(p, v)| {
@@ -109,9 +120,11 @@ pub(super) fn channel_sums(
             )
         })
         .collect();
-    let mut sums = vec![0.0f64; channels];
+    let mut sums = vec![[0.0f64; N]; channels];
     for (p, s) in per_plane.into_iter().enumerate() {
-        sums[p % channels] += s;
+        for (total, v) in sums[p % channels].iter_mut().zip(s) {
+            *total += v;
+        }
     }
     sums
 }

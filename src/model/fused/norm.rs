@@ -15,7 +15,7 @@ use burn::tensor::Tensor;
 use rayon::prelude::*;
 
 use super::math::{elu_grad_from_output, elu_scalar, simd};
-use super::{channel_sums, contiguous_f32, flex_from_vec, lane_sum, record, tracked, CHUNK};
+use super::{channel_sums_n, contiguous_f32, flex_from_vec, lane_sum, record, tracked, CHUNK};
 
 fn elu_in_place(values: &mut [f32]) {
     values.par_chunks_mut(CHUNK).for_each(|chunk| {
@@ -85,18 +85,9 @@ impl Backward<Flex, 3> for BnEluBackward {
         let (dy, x, y) = (grad.storage::<f32>(), state.x.storage::<f32>(), state.y.storage::<f32>());
         let (mean, inv_std) = (&state.mean, &state.inv_std);
         let rows = |p: usize| p * plane..(p + 1) * plane;
-        // dz = dy * elu'(z); sums of dz and of dz * xhat per channel.
-        let sum_dz = channel_sums(
-            dy,
-            channels,
-            plane,
-            #[inline(always)]
-            |p, dy_p| {
-                let y_p = &y[rows(p)];
-                lane_sum(dy_p, y_p, y_p, |g, o, _| g * elu_grad_from_output(o))
-            },
-        );
-        let sum_dz_xhat = channel_sums(
+        // dz = dy * elu'(z); sums of dz and of dz * xhat per channel, from one read of each
+        // plane (the second sum reads it again from cache).
+        let sums = channel_sums_n(
             dy,
             channels,
             plane,
@@ -105,9 +96,14 @@ impl Backward<Flex, 3> for BnEluBackward {
                 let c = p % channels;
                 let (y_p, x_p) = (&y[rows(p)], &x[rows(p)]);
                 let (m, s) = (mean[c], inv_std[c]);
-                lane_sum(dy_p, y_p, x_p, |g, o, v| g * elu_grad_from_output(o) * (v - m) * s)
+                [
+                    lane_sum(dy_p, y_p, y_p, |g, o, _| g * elu_grad_from_output(o)),
+                    lane_sum(dy_p, y_p, x_p, |g, o, v| g * elu_grad_from_output(o) * (v - m) * s),
+                ]
             },
         );
+        let sum_dz: Vec<f64> = sums.iter().map(|s| s[0]).collect();
+        let sum_dz_xhat: Vec<f64> = sums.iter().map(|s| s[1]).collect();
         if let Some(node) = node_x {
             let mut dx = vec![0.0f32; x.len()];
             dx.par_chunks_mut(plane).enumerate().for_each(|(p, out)| {
@@ -157,29 +153,33 @@ pub fn batch_norm_elu_train(
     let (channels, plane) = (shape[1], shape[2] * shape[3]);
     let count = (shape[0] * plane) as f64;
     let data = xf.storage::<f32>();
-    let mean: Vec<f32> = channel_sums(
-        data,
-        channels,
-        plane,
-        #[inline(always)]
-        |_, v| lane_sum(v, v, v, |a, _, _| a),
-    )
-    .iter()
-    .map(|s| (s / count) as f32)
-    .collect();
-    let variance: Vec<f32> = channel_sums(
-        data,
-        channels,
-        plane,
-        #[inline(always)]
-        |p, v| {
-            let m = mean[p % channels];
-            lane_sum(v, v, v, |a, _, _| (a - m) * (a - m))
-        },
-    )
-    .iter()
-    .map(|s| (s / count) as f32)
-    .collect();
+    // One read of each plane: its mean, and its squared deviations from that mean while the
+    // plane is still in cache; planes combine per channel as parallel variances do
+    // (Chan et al.), so no large mean cancels a small variance.
+    let per_plane: Vec<(f64, f64)> = data
+        .par_chunks(plane)
+        .map(|v| {
+            simd(
+                #[inline(always)]
+                || {
+                    let m = (lane_sum(v, v, v, |a, _, _| a) / plane as f64) as f32;
+                    let deviations = lane_sum(v, v, v, |a, _, _| (a - m) * (a - m));
+                    (m as f64, deviations)
+                },
+            )
+        })
+        .collect();
+    let mut mean_f64 = vec![0.0f64; channels];
+    for (p, &(m, _)) in per_plane.iter().enumerate() {
+        mean_f64[p % channels] += m * plane as f64 / count;
+    }
+    let mut squares = vec![0.0f64; channels];
+    for (p, &(m, deviations)) in per_plane.iter().enumerate() {
+        let c = p % channels;
+        squares[c] += deviations + plane as f64 * (m - mean_f64[c]) * (m - mean_f64[c]);
+    }
+    let mean: Vec<f32> = mean_f64.iter().map(|&m| m as f32).collect();
+    let variance: Vec<f32> = squares.iter().map(|&s| (s / count) as f32).collect();
     let inv_std: Vec<f32> = variance.iter().map(|&v| 1.0 / (v as f64 + epsilon).sqrt() as f32).collect();
     let (g, b) = (gf.storage::<f32>(), bf.storage::<f32>());
     let mut out = vec![0.0f32; data.len()];
@@ -200,4 +200,44 @@ pub fn batch_norm_elu_train(
     let state = || BnEluState { x: xf.clone(), y: y.clone(), gamma: g.to_vec(), mean: mean.clone(), inv_std };
     let output = record(BnEluBackward, [xa.node(), ga.node(), ba.node()], state, y.clone());
     Ok(BatchNormEluOutput { output, mean, variance })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Device, TensorData};
+
+    /// The batch statistics come from one pass per plane; a channel whose mean is 10^4 times its
+    /// spread (as a bright, nearly flat map is) must still get its variance, which a sum of
+    /// squares minus the squared mean in f32 would lose entirely.
+    #[test]
+    fn batch_statistics_survive_a_large_mean() {
+        let (n, c, h, w) = (3, 2, 7, 9);
+        let plane = h * w;
+        let values: Vec<f32> = (0..n * c * plane)
+            .map(|i| {
+                let ch = (i / plane) % c;
+                let wiggle = ((i * 7919) % 101) as f32 / 101.0 - 0.5;
+                if ch == 0 {
+                    1000.0 + 0.1 * wiggle
+                } else {
+                    -2.0 + 3.0 * wiggle
+                }
+            })
+            .collect();
+        let device = Device::flex().autodiff();
+        let x = Tensor::<4>::from_data(TensorData::new(values.clone(), [n, c, h, w]), &device);
+        let ones = Tensor::<1>::ones([c], &device);
+        let zeros = Tensor::<1>::zeros([c], &device);
+        let out = batch_norm_elu_train(x, ones, zeros, 1e-5).ok().expect("the fused path applies");
+        for ch in 0..c {
+            let v: Vec<f64> = (0..n)
+                .flat_map(|b| values[(b * c + ch) * plane..(b * c + ch + 1) * plane].iter().map(|&v| v as f64))
+                .collect();
+            let mean = v.iter().sum::<f64>() / v.len() as f64;
+            let var = v.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / v.len() as f64;
+            assert!((out.mean[ch] as f64 - mean).abs() < 1e-6 * mean.abs().max(1.0), "mean {ch}");
+            assert!((out.variance[ch] as f64 - var).abs() < 1e-3 * var, "variance {ch}: {} vs {var}", out.variance[ch]);
+        }
+    }
 }
