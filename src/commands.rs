@@ -1157,7 +1157,7 @@ pub struct ActiveLearningArgs {
     pub feature_cache: Option<PathBuf>,
     /// Batch-norm statistics of the learning conv blocks while fine-tuning: each batch's, or
     /// the pre-trained running averages kept frozen.
-    #[arg(long, value_enum, default_value = "batch")]
+    #[arg(long, value_enum, default_value = "frozen")]
     pub norm_statistics: NormStatisticsArg,
 }
 

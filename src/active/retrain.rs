@@ -41,7 +41,16 @@ pub struct RetrainConfig {
 impl Default for RetrainConfig {
     fn default() -> RetrainConfig {
         RetrainConfig {
-            train: TrainConfig { epochs: 3, lr: 3e-4, patience: 2, freeze_stem: true, ..TrainConfig::default() },
+            // The last stage normalises by pre-training's statistics: a few dozen labels, mostly
+            // lenses, say little about the survey's (docs/active-learning, "frozen statistics").
+            train: TrainConfig {
+                epochs: 3,
+                lr: 3e-4,
+                patience: 2,
+                freeze_stem: true,
+                freeze_norm_statistics: true,
+                ..TrainConfig::default()
+            },
             sim_share: 0.3,
             stop_fraction: 0.2,
             decide_fraction: 0.25,
