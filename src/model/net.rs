@@ -120,11 +120,6 @@ impl ConvBlock {
         self
     }
 
-    /// Whether the block normalises by its running statistics while training.
-    fn statistics_frozen(&self) -> bool {
-        !self.norm.training.is_enabled()
-    }
-
     /// Whether the convolution is the 3 x 3, stride 1, padding 1 one the fused kernels handle.
     fn is_plain_3x3(&self) -> bool {
         self.conv.stride == [1, 1]
@@ -376,8 +371,9 @@ impl LensNet {
 
     /// For each convolution block, whether it normalises by its running statistics while
     /// training (meaningful in training mode).
-    pub fn norm_statistics_frozen(&self) -> Vec<bool> {
-        self.backbone().blocks.iter().map(ConvBlock::statistics_frozen).collect()
+    #[cfg(test)]
+    pub(crate) fn norm_statistics_frozen(&self) -> Vec<bool> {
+        self.backbone().blocks.iter().map(|b| !b.norm.training.is_enabled()).collect()
     }
 
     /// Each convolution block's running means (what frozen statistics keep).
@@ -387,6 +383,7 @@ impl LensNet {
         blocks.iter().map(|b| b.norm.running_mean.value_sync().try_into_vec_as().expect("values")).collect()
     }
 
+    #[cfg(test)]
     fn backbone(&self) -> &Backbone {
         match self {
             LensNet::LensDetector(n) => &n.backbone,
