@@ -48,9 +48,11 @@ pub fn psf_kernel(shape: &PsfShape, pixel_arcsec: f64, half: usize) -> Vec<f64> 
     let q = (1.0 - shape.ellipticity).clamp(0.05, 1.0);
     let (sin, cos) = shape.angle_rad.sin_cos();
     let side = 2 * half + 1;
-    // Every sample's 1 + (r / alpha)^2 in the order the pixels sum them, then all the powers at
-    // once in wide vectors (f32: 1e-6 relative, and the kernel is normalised afterwards).
-    let mut bases: Vec<f32> = Vec::with_capacity(side * side + 49 * 24);
+    // Every sample's offset from the centre in the order the pixels sum them; then, in wide
+    // vectors, each one's 1 + (r / alpha)^2 and all the powers (f32: 1e-6 relative, and the
+    // kernel is normalised afterwards).
+    let mut dxs: Vec<f64> = Vec::with_capacity(side * side + 49 * 24);
+    let mut dys: Vec<f64> = Vec::with_capacity(side * side + 49 * 24);
     let mut subs: Vec<usize> = Vec::with_capacity(side * side);
     for j in 0..side {
         for i in 0..side {
@@ -58,16 +60,25 @@ pub fn psf_kernel(shape: &PsfShape, pixel_arcsec: f64, half: usize) -> Vec<f64> 
             let sub = if near { 5 } else { 1 };
             for sj in 0..sub {
                 for si in 0..sub {
-                    let dx = i as f64 - half as f64 + (si as f64 + 0.5) / sub as f64 - 0.5 - shape.offset_px.0;
-                    let dy = j as f64 - half as f64 + (sj as f64 + 0.5) / sub as f64 - 0.5 - shape.offset_px.1;
-                    let (x, y) = (dx * pixel_arcsec, dy * pixel_arcsec);
-                    let (u, v) = (cos * x + sin * y, -sin * x + cos * y);
-                    bases.push((1.0 + (q * u * u + v * v / q) / (alpha * alpha)) as f32);
+                    dxs.push(i as f64 - half as f64 + (si as f64 + 0.5) / sub as f64 - 0.5 - shape.offset_px.0);
+                    dys.push(j as f64 - half as f64 + (sj as f64 + 0.5) / sub as f64 - 0.5 - shape.offset_px.1);
                 }
             }
             subs.push(sub);
         }
     }
+    let mut bases = vec![0.0f32; dxs.len()];
+    let inv_alpha2 = 1.0 / (alpha * alpha);
+    vmath::simd(
+        #[inline(always)]
+        || {
+            for ((b, &dx), &dy) in bases.iter_mut().zip(&dxs).zip(&dys) {
+                let (x, y) = (dx * pixel_arcsec, dy * pixel_arcsec);
+                let (u, v) = (cos * x + sin * y, -sin * x + cos * y);
+                *b = (1.0 + (q * u * u + v * v / q) * inv_alpha2) as f32;
+            }
+        },
+    );
     let mut powers = vec![0.0f32; bases.len()];
     let exponent = -beta as f32;
     vmath::simd(
