@@ -1,6 +1,6 @@
 //! The simulator on one thread, the way `bench simulate` sets it beside lenstronomy (KiDS look,
 //! every other object a lens), for a profile of that path alone:
-//! `N=2000 cargo run --release --example sim_times`, or under `perf record` from
+//! `N=2000 cargo run --release --example sim_times` (`LENSES=1`: lenses only), or under `perf record` from
 //! `target/profiling/examples/sim_times`. Prints cutouts per second, the pixels' sum and a hash of their
 //! bits, so a speed-up that changes the output shows it (and the sum shows by how much).
 use lens_inspect::sim::{SimConfig, Simulator};
@@ -13,12 +13,14 @@ fn main() {
     for k in 0..20 {
         std::hint::black_box(sim.simulate("w", 0, k, None));
     }
+    // LENSES=1: lenses only (`bench simulate`'s like-for-like rate beside lenstronomy).
+    let lenses_only = std::env::var_os("LENSES").map(|_| true);
     let t = Instant::now();
     // FNV-1a over every pixel's bits: equal only if the images are bit for bit the same.
     let mut hash = 0xcbf2_9ce4_8422_2325u64;
     let mut sum = 0.0f64;
     for k in 0..n {
-        let o = sim.simulate(&k.to_string(), 2, k, None);
+        let o = sim.simulate(&k.to_string(), 2, k, lenses_only);
         for &v in o.cutout.bands.iter().flat_map(|b| b.iter()) {
             hash = (hash ^ v.to_bits() as u64).wrapping_mul(0x100_0000_01b3);
             sum += v as f64;

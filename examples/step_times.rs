@@ -23,6 +23,61 @@ fn main() {
     let (mut tf, mut tb, mut to, mut tbb) = (0.0, 0.0, 0.0, 0.0);
     // STEPS=N for a longer run (a profile of the steady state, after the first touches of memory).
     let steps: usize = std::env::var("STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(6);
+    // INFER=1: inference at batch 64 (the scorer's path), backbone and head timed apart.
+    if std::env::var_os("INFER").is_some() {
+        let dev = Device::flex();
+        let net = LensNet::new(Arch::LensDetector, &dev);
+        let x = Tensor::<4>::random([64, 4, 101, 101], Distribution::Normal(0.0, 1.0), &dev);
+        let (mut tb, mut th) = (0.0, 0.0);
+        for step in 0..=steps {
+            let t = Instant::now();
+            let z = net.features(x.clone());
+            let _ = z.clone().try_into_vec_as::<f32>();
+            let b = t.elapsed().as_secs_f64();
+            let p = net.head(z);
+            let _ = p.try_into_vec_as::<f32>();
+            let h = t.elapsed().as_secs_f64();
+            if step > 0 {
+                tb += b;
+                th += h - b;
+            }
+        }
+        let ms = |v: f64| v * 1000.0 / steps as f64;
+        println!("inference, batch 64 (ms): backbone {:.0}, head {:.0}", ms(tb), ms(th));
+        return;
+    }
+    // SPLIT=1: the backbone's and the head's forward + backward timed apart (the head's input
+    // detached, its gradient fed back into the backbone).
+    if std::env::var_os("SPLIT").is_some() {
+        let (mut hb, mut bb) = (0.0, 0.0);
+        for step in 0..=steps {
+            let t = Instant::now();
+            let z = net.features(x.clone());
+            let _ = z.clone().inner().try_into_vec_as::<f32>();
+            let f0 = t.elapsed().as_secs_f64();
+            let zd = z.clone().detach().require_grad();
+            let loss = bce_with_logits(net.head(zd.clone()), y.clone());
+            let grads = loss.backward();
+            let gz = zd.grad(&grads).unwrap();
+            let _ = gz.clone().try_into_vec_as::<f32>();
+            let h = t.elapsed().as_secs_f64();
+            let gz = Tensor::from_inner(gz);
+            let grads = (z * gz).sum().backward();
+            let _ = grads;
+            let b = t.elapsed().as_secs_f64();
+            if step > 0 {
+                hb += h - f0;
+                bb += f0 + (b - h);
+            }
+        }
+        let ms = |v: f64| v * 1000.0 / steps as f64;
+        println!(
+            "per step of 32 (ms): backbone forward + backward {:.0}, head forward + backward {:.0}",
+            ms(bb),
+            ms(hb)
+        );
+        return;
+    }
     for step in 0..=steps {
         let t = Instant::now();
         let z = net.features(x.clone());
