@@ -17,7 +17,7 @@ use rayon::prelude::*;
 
 use super::math::{elu_scalar, simd};
 use super::matmul::{product, Operand};
-use super::{channel_sums, contiguous_f32, flex_from_vec, lane_sum, plain, record, tracked};
+use super::{channel_sums, contiguous_f32, flex_from_vec, lane_sum, plain, record, tracked, zeroed};
 
 /// `LENS_INSPECT_CONV=burn` sends the forward convolution and its input gradient back to
 /// burn-flex's own kernels: the switch that measures what these kernels gain (docs/speed.md).
@@ -98,10 +98,12 @@ pub fn conv3x3_input_gradient(dy: &[f32], weight: &[f32], dims: [usize; 5]) -> V
     assert_eq!(dy.len(), n * co * hw, "gradient size");
     assert_eq!(weight.len(), co * taps, "weight size");
     let rows_per_tile = rows_per_tile(taps, w, h);
-    let mut dx = vec![0.0f32; n * ci * hw];
-    dx.par_chunks_mut(ci * hw).zip(dy.par_chunks(co * hw)).for_each_init(
+    // Each image's gradient is zeroed by the thread that accumulates into it (see `par_filled`).
+    let mut dx: Vec<f32> = Vec::with_capacity(n * ci * hw);
+    dx.spare_capacity_mut()[..n * ci * hw].par_chunks_mut(ci * hw).zip(dy.par_chunks(co * hw)).for_each_init(
         || vec![0.0f32; taps * rows_per_tile * w],
         |col, (dxi, dyi)| {
+            let dxi = zeroed(dxi);
             for row0 in (0..h).step_by(rows_per_tile) {
                 let rows = rows_per_tile.min(h - row0);
                 let len = rows * w;
@@ -122,6 +124,8 @@ pub fn conv3x3_input_gradient(dy: &[f32], weight: &[f32], dims: [usize; 5]) -> V
             }
         },
     );
+    // SAFETY: every image's gradient was initialised by `zeroed` above.
+    unsafe { dx.set_len(n * ci * hw) };
     dx
 }
 

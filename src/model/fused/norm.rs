@@ -15,7 +15,7 @@ use burn::tensor::Tensor;
 use rayon::prelude::*;
 
 use super::math::{elu_grad_from_output, elu_scalar, simd};
-use super::{channel_sums_n, contiguous_f32, flex_from_vec, lane_sum, record, tracked, CHUNK};
+use super::{channel_sums_n, contiguous_f32, flex_from_vec, lane_sum, par_filled, record, tracked, CHUNK};
 
 fn elu_in_place(values: &mut [f32]) {
     values.par_chunks_mut(CHUNK).for_each(|chunk| {
@@ -105,8 +105,7 @@ impl Backward<Flex, 3> for BnEluBackward {
         let sum_dz: Vec<f64> = sums.iter().map(|s| s[0]).collect();
         let sum_dz_xhat: Vec<f64> = sums.iter().map(|s| s[1]).collect();
         if let Some(node) = node_x {
-            let mut dx = vec![0.0f32; x.len()];
-            dx.par_chunks_mut(plane).enumerate().for_each(|(p, out)| {
+            let dx = par_filled(x.len(), plane, |p, out| {
                 simd(
                     #[inline(always)]
                     || {
@@ -182,8 +181,7 @@ pub fn batch_norm_elu_train(
     let variance: Vec<f32> = squares.iter().map(|&s| (s / count) as f32).collect();
     let inv_std: Vec<f32> = variance.iter().map(|&v| 1.0 / (v as f64 + epsilon).sqrt() as f32).collect();
     let (g, b) = (gf.storage::<f32>(), bf.storage::<f32>());
-    let mut out = vec![0.0f32; data.len()];
-    out.par_chunks_mut(plane).enumerate().for_each(|(p, o)| {
+    let out = par_filled(data.len(), plane, |p, o| {
         let c = p % channels;
         let scale = g[c] * inv_std[c];
         let shift = b[c] - mean[c] * scale;

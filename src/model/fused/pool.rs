@@ -7,13 +7,13 @@ use burn::backend::Flex;
 use burn::tensor::Tensor;
 use rayon::prelude::*;
 
-use super::{contiguous_f32, flex_from_vec, flex_values, record};
+use super::{contiguous_f32, flex_from_vec, flex_values, par_filled, record, zeroed};
 
 /// 2 x 2 max-pool with stride 2 (odd edges dropped) of contiguous [planes, h, w] data; with
 /// `argmax`, also which of the four pixels won (0..4, row-major), for the backward pass.
 fn max_pool2x2_planes(x: &[f32], [planes, h, w]: [usize; 3], argmax: Option<&mut [u8]>) -> Vec<f32> {
     let (oh, ow) = (h / 2, w / 2);
-    let mut out = vec![0.0f32; planes * oh * ow];
+    let mut out: Vec<f32> = Vec::with_capacity(planes * oh * ow);
     let body = |p: usize, o: &mut [f32], mut a: Option<&mut [u8]>| {
         let src = &x[p * h * w..(p + 1) * h * w];
         for i in 0..oh {
@@ -33,14 +33,15 @@ fn max_pool2x2_planes(x: &[f32], [planes, h, w]: [usize; 3], argmax: Option<&mut
             }
         }
     };
+    let planes_out = out.spare_capacity_mut()[..planes * oh * ow].par_chunks_mut(oh * ow);
     match argmax {
-        Some(a) => out
-            .par_chunks_mut(oh * ow)
-            .zip(a.par_chunks_mut(oh * ow))
-            .enumerate()
-            .for_each(|(p, (o, a))| body(p, o, Some(a))),
-        None => out.par_chunks_mut(oh * ow).enumerate().for_each(|(p, o)| body(p, o, None)),
+        Some(a) => {
+            planes_out.zip(a.par_chunks_mut(oh * ow)).enumerate().for_each(|(p, (o, a))| body(p, zeroed(o), Some(a)))
+        }
+        None => planes_out.enumerate().for_each(|(p, o)| body(p, zeroed(o), None)),
     }
+    // SAFETY: every plane of the first planes * oh * ow elements was initialised by `zeroed`.
+    unsafe { out.set_len(planes * oh * ow) };
     out
 }
 
@@ -62,8 +63,7 @@ impl Backward<Flex, 1> for MaxPoolBackward {
             let dy = contiguous_f32(&grad).expect("max-pool: f32 gradient");
             let dy = dy.storage::<f32>();
             let (oh, ow) = (h / 2, w / 2);
-            let mut dx = vec![0.0f32; n * c * h * w];
-            dx.par_chunks_mut(h * w).enumerate().for_each(|(p, d)| {
+            let dx = par_filled(n * c * h * w, h * w, |p, d| {
                 let (g, a) = (&dy[p * oh * ow..(p + 1) * oh * ow], &argmax[p * oh * ow..(p + 1) * oh * ow]);
                 for i in 0..oh {
                     for j in 0..ow {

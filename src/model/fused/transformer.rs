@@ -6,14 +6,13 @@ use burn::backend::autodiff::ops::{unary, Backward, Ops};
 use burn::backend::flex::FlexTensor;
 use burn::backend::Flex;
 use burn::tensor::Tensor;
-use rayon::prelude::*;
 
 use super::math::{exp_nonpositive, gelu_and_slope, keeps, simd};
-use super::{contiguous_f32, flex_from_vec, flex_values, lane_sum, record, tracked, CHUNK};
+use super::{contiguous_f32, flex_from_vec, flex_values, lane_sum, par_filled, record, tracked, CHUNK};
 
-/// `out[i] = values[i] * scale` where element `i` survives the mask, else 0.
-fn apply_dropout(values: &[f32], out: &mut [f32], seed: [u32; 2], threshold: u32, scale: f32) {
-    out.par_chunks_mut(CHUNK).enumerate().for_each(|(k, o)| {
+/// `values[i] * scale` where element `i` survives the mask, else 0.
+fn apply_dropout(values: &[f32], seed: [u32; 2], threshold: u32, scale: f32) -> Vec<f32> {
+    par_filled(values.len(), CHUNK, |k, o| {
         simd(
             #[inline(always)]
             || {
@@ -24,7 +23,7 @@ fn apply_dropout(values: &[f32], out: &mut [f32], seed: [u32; 2], threshold: u32
                 }
             },
         )
-    });
+    })
 }
 
 #[derive(Debug, Clone)]
@@ -44,8 +43,7 @@ impl Backward<Flex, 1> for DropoutBackward {
         let st = ops.state;
         unary::<Flex, _>(ops.parents, ops.node, grads, |grad| {
             let dy = contiguous_f32(&grad).expect("dropout: f32 gradient");
-            let mut dx = vec![0.0f32; dy.storage::<f32>().len()];
-            apply_dropout(dy.storage::<f32>(), &mut dx, st.seed, st.threshold, st.scale);
+            let dx = apply_dropout(dy.storage::<f32>(), st.seed, st.threshold, st.scale);
             flex_from_vec(dx, dy.layout().shape().to_vec())
         });
     }
@@ -71,8 +69,7 @@ pub fn dropout<const D: usize>(x: Tensor<D>, prob: f64) -> Tensor<D> {
     let threshold = (prob.clamp(0.0, 1.0) * u32::MAX as f64) as u32;
     let scale = (1.0 / keep) as f32;
     let shape = xf.layout().shape().to_vec();
-    let mut out = vec![0.0f32; xf.storage::<f32>().len()];
-    apply_dropout(xf.storage::<f32>(), &mut out, seed, threshold, scale);
+    let out = apply_dropout(xf.storage::<f32>(), seed, threshold, scale);
     record(DropoutBackward, [xa.node()], || DropoutState { seed, threshold, scale }, flex_from_vec(out, shape))
 }
 
@@ -92,8 +89,7 @@ impl Backward<Flex, 1> for GeluBackward {
         unary::<Flex, _>(ops.parents, ops.node, grads, |grad| {
             let dy = contiguous_f32(&grad).expect("GELU: f32 gradient");
             let (dy, values) = (dy.storage::<f32>(), x.storage::<f32>());
-            let mut dx = vec![0.0f32; values.len()];
-            dx.par_chunks_mut(CHUNK).enumerate().for_each(|(k, out)| {
+            let dx = par_filled(values.len(), CHUNK, |k, out| {
                 simd(
                     #[inline(always)]
                     || {
@@ -118,8 +114,7 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     };
     drop(x);
     let values = xf.storage::<f32>();
-    let mut out = vec![0.0f32; values.len()];
-    out.par_chunks_mut(CHUNK).enumerate().for_each(|(k, o)| {
+    let out = par_filled(values.len(), CHUNK, |k, o| {
         simd(
             #[inline(always)]
             || {
@@ -138,8 +133,8 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 }
 
 /// Softmax over rows of `width` values, each value first multiplied by `scale`.
-fn softmax_rows(x: &[f32], out: &mut [f32], width: usize, scale: f32) {
-    out.par_chunks_mut(width * 64).enumerate().for_each(|(k, block)| {
+fn softmax_rows(x: &[f32], width: usize, scale: f32) -> Vec<f32> {
+    par_filled(x.len(), width * 64, |k, block| {
         simd(
             #[inline(always)]
             || {
@@ -156,7 +151,7 @@ fn softmax_rows(x: &[f32], out: &mut [f32], width: usize, scale: f32) {
                 }
             },
         )
-    });
+    })
 }
 
 #[derive(Debug, Clone)]
@@ -178,9 +173,8 @@ impl Backward<Flex, 1> for SoftmaxBackward {
             let shape = y.layout().shape().to_vec();
             let width = *shape.last().expect("rank >= 1");
             let (dy, y) = (dy.storage::<f32>(), y.storage::<f32>());
-            let mut dx = vec![0.0f32; y.len()];
             // dx = scale * y * (dy - sum(dy * y)) per row.
-            dx.par_chunks_mut(width * 64).enumerate().for_each(|(k, block)| {
+            let dx = par_filled(y.len(), width * 64, |k, block| {
                 simd(
                     #[inline(always)]
                     || {
@@ -212,8 +206,7 @@ pub fn softmax_scaled<const D: usize>(x: Tensor<D>, scale: f32) -> Tensor<D> {
     drop(x);
     let shape = xf.layout().shape().to_vec();
     let width = *shape.last().expect("rank >= 1");
-    let mut out = vec![0.0f32; xf.storage::<f32>().len()];
-    softmax_rows(xf.storage::<f32>(), &mut out, width, scale);
+    let out = softmax_rows(xf.storage::<f32>(), width, scale);
     let y = flex_from_vec(out, shape);
     match handle {
         Some(xa) => {
