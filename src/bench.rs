@@ -414,11 +414,13 @@ pub fn lenstronomy_simulate(python: &Path, script: &Path, n: usize) -> anyhow::R
 /// Runs a Python benchmark script and reads the `{"cutouts": N, "seconds": S}` line it prints last.
 fn run_python_bench(python: &Path, script: &Path, args: &[std::ffi::OsString]) -> anyhow::Result<PythonBench> {
     use anyhow::Context;
-    let o = std::process::Command::new(python)
-        .arg(script)
-        .args(args)
-        .output()
-        .with_context(|| format!("could not run {}", python.display()))?;
+    let mut command = std::process::Command::new(python);
+    if crate::cpu_limit::is_limited() {
+        // As for PyTorch above: numpy 2's AVX-512 dispatch targets off, so lenstronomy's and
+        // astropy's array loops take their AVX2 code as ours do.
+        command.env("NPY_DISABLE_CPU_FEATURES", "X86_V4 AVX512_ICL AVX512_SPR");
+    }
+    let o = command.arg(script).args(args).output().with_context(|| format!("could not run {}", python.display()))?;
     anyhow::ensure!(o.status.success(), "{} failed: {}", script.display(), String::from_utf8_lossy(&o.stderr));
     let line = String::from_utf8_lossy(&o.stdout);
     serde_json::from_str(line.lines().last().unwrap_or(""))
