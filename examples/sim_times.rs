@@ -8,6 +8,10 @@ use std::time::Instant;
 
 fn main() {
     lens_inspect::alloc::keep_freed_memory();
+    // LENS_INSPECT_CPU=avx2: the AVX2 desktop's code path on an AVX-512 machine, as `--cpu avx2`.
+    if let Ok(Some(level)) = lens_inspect::cpu_limit::level_from_env() {
+        lens_inspect::cpu_limit::apply(level).expect("cpu level");
+    }
     let n: u64 = std::env::var("N").ok().and_then(|s| s.parse().ok()).unwrap_or(1000);
     let sim = Simulator::new(SimConfig::default());
     for k in 0..20 {
