@@ -179,13 +179,16 @@ pub fn mc_dropout(net: &LensNet, embeddings: &[Vec<f32>], passes: usize, seed: u
     }
     let d = embeddings[0].len();
     let _guard = rng_lock();
-    let device = Device::flex().autodiff();
-    device.seed(seed);
-    let train_mode = net.clone().to_device(&device).train();
+    // Without autodiff: the passes are never differentiated, and an autodiff forward that no
+    // backward consumes keeps its graph (see `LensNet::classify_sampled_dropout`).
+    let device = Device::flex();
+    let net = net.clone().to_device(&device);
     let flat: Vec<f32> = embeddings.iter().flatten().copied().collect();
     let e = Tensor::<2>::from_data(TensorData::new(flat, [n, d]), &device);
+    // Seeded last: moving a network whose weights were never used draws them on the way.
+    device.seed(seed);
     for _ in 0..passes {
-        let p = sigmoid(train_mode.classify(e.clone())).try_into_vec_as::<f32>().unwrap_or_default();
+        let p = sigmoid(net.classify_sampled_dropout(e.clone())).try_into_vec_as::<f32>().unwrap_or_default();
         for (k, v) in p.into_iter().enumerate() {
             out[k].push(v);
         }
@@ -369,6 +372,38 @@ fn tune(
 mod tests {
     use super::*;
     use crate::model::net::{Arch, STEM_BLOCKS};
+
+    /// Monte-Carlo dropout: the same seed gives the same passes, the passes differ, and their
+    /// mean logit is the plain classifier's (inverted dropout scales survivors by 1 / (1 - p), so
+    /// the last linear layer sees the same expectation; without the scale the mean falls short by
+    /// p of the hidden layer's contribution, many standard errors here).
+    #[test]
+    fn monte_carlo_dropout_repeats_per_seed_and_averages_to_the_plain_logit() {
+        let device = Device::flex();
+        device.seed(5);
+        let net = LensNet::new(Arch::LensDetector, &device);
+        let emb: Vec<Vec<f32>> =
+            (0..8).map(|i| (0..128).map(|j| ((i * 37 + j * 11) % 17) as f32 / 4.0 - 2.0).collect()).collect();
+        // The plain logits first: a new network draws its weights when they are first used, and
+        // that must not happen inside a seeded call.
+        let flat: Vec<f32> = emb.iter().flatten().copied().collect();
+        let plain = net.classify(Tensor::<2>::from_data(TensorData::new(flat, [8, 128]), &device));
+        let plain = plain.try_into_vec_as::<f32>().expect("logits");
+        let passes = 4000;
+        let a = mc_dropout(&net, &emb, passes, 7);
+        assert_eq!(a, mc_dropout(&net, &emb, passes, 7), "same seed");
+        assert_ne!(a, mc_dropout(&net, &emb, passes, 8), "another seed");
+        for (k, ps) in a.iter().enumerate() {
+            assert_eq!(ps.len(), passes);
+            let logits: Vec<f64> = ps.iter().map(|&p| (p as f64 / (1.0 - p as f64)).ln()).collect();
+            let mean = logits.iter().sum::<f64>() / passes as f64;
+            let var = logits.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / (passes - 1) as f64;
+            assert!(var > 0.0, "candidate {k}: the passes do not differ");
+            let se = (var / passes as f64).sqrt();
+            let want = plain[k] as f64;
+            assert!((mean - want).abs() < 4.0 * se + 1e-5, "candidate {k}: mean logit {mean} against {want} (se {se})");
+        }
+    }
 
     /// Fine-tuning the last conv stage on cached stem features: with frozen statistics the
     /// running averages stay those of pre-training while the weights learn; with the batch's own

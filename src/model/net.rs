@@ -232,6 +232,25 @@ impl Mlp {
         let [b, _] = x.dims();
         self.out.forward(x).reshape([b])
     }
+
+    /// [B, 128] -> [B] logits with a fresh dropout mask from the device's generator, on a
+    /// device without autodiff: what burn's `Dropout` does in training (survivors scaled by
+    /// 1 / (1 - p)), without a graph. A forward on the autodiff device that no backward ever
+    /// consumes leaves its graph behind: Monte-Carlo dropout done that way kept 900 MB per call
+    /// for 50,000 embeddings and 20 passes, call after call.
+    fn forward_sampled_dropout(&self, x: Tensor<2>) -> Tensor<1> {
+        let h = elu_no_grad(self.hidden.forward(x));
+        let keep = 1.0 - self.dropout.prob;
+        let h = if keep >= 1.0 {
+            h
+        } else if keep <= 0.0 {
+            h.zeros_like()
+        } else {
+            h.clone() * h.random_like(burn::tensor::Distribution::Bernoulli(keep)) * (1.0 / keep)
+        };
+        let [b, _] = h.dims();
+        self.out.forward(h).reshape([b])
+    }
 }
 
 /// Lens Detector: backbone, tokens + positional encoding, transformer encoder, mean pool, MLP.
@@ -344,6 +363,15 @@ impl LensNet {
         match self {
             LensNet::LensDetector(n) => n.mlp.forward(e),
             LensNet::Cnn(n) => n.mlp.forward(e),
+        }
+    }
+
+    /// [`LensNet::classify`] with its dropout drawn anew on each call, for Monte-Carlo dropout
+    /// on a device without autodiff (see `Mlp::forward_sampled_dropout`).
+    pub fn classify_sampled_dropout(&self, e: Tensor<2>) -> Tensor<1> {
+        match self {
+            LensNet::LensDetector(n) => n.mlp.forward_sampled_dropout(e),
+            LensNet::Cnn(n) => n.mlp.forward_sampled_dropout(e),
         }
     }
 
