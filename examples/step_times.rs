@@ -8,6 +8,8 @@ use lens_inspect::model::net::{Arch, LensNet};
 use lens_inspect::model::train::bce_with_logits;
 use std::time::Instant;
 
+mod timing;
+
 fn main() {
     lens_inspect::alloc::keep_freed_memory();
     if let Ok(Some(level)) = lens_inspect::cpu_limit::level_from_env() {
@@ -44,6 +46,50 @@ fn main() {
         }
         let ms = |v: f64| v * 1000.0 / steps as f64;
         println!("inference, batch 64 (ms): backbone {:.0}, head {:.0}", ms(tb), ms(th));
+        return;
+    }
+    // HEAD=1: the head's parts, each forward + backward from a detached input of its shape.
+    if std::env::var_os("HEAD").is_some() {
+        let z = Tensor::<4>::random([32, 128, 12, 12], Distribution::Normal(0.0, 1.0), &ad);
+        let e = Tensor::<2>::random([32, 128], Distribution::Normal(0.0, 1.0), &ad);
+        let g = Tensor::<2>::random([32, 128], Distribution::Normal(0.0, 1.0), &ad);
+        let whole = timing::time(|| {
+            let zd = z.clone().detach().require_grad();
+            let grads = bce_with_logits(net.head(zd.clone()), y.clone()).backward();
+            let _ = zd.grad(&grads).map(|t| t.try_into_vec_as::<f32>());
+        });
+        let forward = timing::time(|| {
+            let _ = bce_with_logits(net.head(z.clone().detach()), y.clone()).inner().try_into_vec_as::<f32>();
+        });
+        let embed = timing::time(|| {
+            let zd = z.clone().detach().require_grad();
+            let grads = (net.embed(zd.clone()) * g.clone()).sum().backward();
+            let _ = zd.grad(&grads).map(|t| t.try_into_vec_as::<f32>());
+        });
+        let classify = timing::time(|| {
+            let ed = e.clone().detach().require_grad();
+            let grads = bce_with_logits(net.classify(ed.clone()), y.clone()).backward();
+            let _ = ed.grad(&grads).map(|t| t.try_into_vec_as::<f32>());
+        });
+        // The tokens' layout change plus a positional table, and the mean over tokens, as the
+        // head does them around the encoder.
+        let table = Tensor::<3>::random([1, 144, 128], Distribution::Normal(0.0, 1.0), &ad);
+        let gt = Tensor::<3>::random([32, 144, 128], Distribution::Normal(0.0, 1.0), &ad);
+        let tokens = timing::time(|| {
+            let zd = z.clone().detach().require_grad();
+            let t = zd.clone().reshape([32, 128, 144]).swap_dims(1, 2) + table.clone();
+            let grads = (t * gt.clone()).sum().backward();
+            let _ = zd.grad(&grads).map(|t| t.try_into_vec_as::<f32>());
+        });
+        let mean = timing::time(|| {
+            let td = gt.clone().detach().require_grad();
+            let grads = (td.clone().mean_dim(1).reshape([32, 128]) * g.clone()).sum().backward();
+            let _ = td.grad(&grads).map(|t| t.try_into_vec_as::<f32>());
+        });
+        println!(
+            "head of a step of 32 (ms): forward + backward {whole:.0} (forward {forward:.0}); tokens + encoder + \
+             mean {embed:.0} (tokens and positions {tokens:.1}, mean {mean:.1}), MLP + loss {classify:.1}"
+        );
         return;
     }
     // SPLIT=1: the backbone's and the head's forward + backward timed apart (the head's input
