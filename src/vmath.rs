@@ -108,62 +108,9 @@ pub fn pow(x: f32, y: f32) -> f32 {
     exp(y * ln(x))
 }
 
-/// Natural logarithm of `x > 0` in f64 (zero, negative and subnormal inputs are taken as the
-/// smallest normal f64): x = m 2^e with m in [sqrt(1/2), sqrt(2)), ln m = 2 atanh(s),
-/// s = (m - 1) / (m + 1), |s| < 0.172, by its series to s^23 (the next term is below 1e-19).
-/// Within a few ulp of `f64::ln`; vectorises where the library's `log` does not.
-#[inline(always)]
-pub fn ln64(x: f64) -> f64 {
-    let x = x.max(f64::MIN_POSITIVE);
-    let bits = x.to_bits();
-    // The biased exponent fits in 11 bits: through i32, whose conversion to f64 vectorises on
-    // AVX2 too (i64's needs AVX-512).
-    let mut e = (((bits >> 52) as i32) - 1023) as f64;
-    let mut m = f64::from_bits((bits & 0x000f_ffff_ffff_ffff) | 0x3ff0_0000_0000_0000);
-    let high = m > std::f64::consts::SQRT_2;
-    m = if high { m * 0.5 } else { m };
-    e = if high { e + 1.0 } else { e };
-    let s = (m - 1.0) / (m + 1.0);
-    let s2 = s * s;
-    let mut series = 1.0 / 23.0;
-    for k in (0..11).rev() {
-        series = series * s2 + 1.0 / (2 * k + 1) as f64;
-    }
-    e * std::f64::consts::LN_2 + 2.0 * s * series
-}
-
-/// atanh(z) for |z| < 1 in f64, as ln((1 + z) / (1 - z)) / 2 with [`ln64`]: absolute error a few
-/// 1e-16 (relative error grows as z nears 0, where the value itself does).
-#[inline(always)]
-pub fn atanh64(z: f64) -> f64 {
-    0.5 * ln64((1.0 + z) / (1.0 - z))
-}
-
-/// atan(z) in f64 without library calls: |z| > 1 folds to pi/2 - atan(1/z), then
+/// atan(z) in f32 without library calls: |z| > 1 folds to pi/2 - atan(1/z), then
 /// t > tan(pi/8) to pi/4 + atan((t - 1) / (t + 1)), leaving |t| <= tan(pi/8) = 0.414 for the
-/// Taylor series to t^39 (the next term is below 2e-17). Within a few ulp of `f64::atan`.
-#[inline(always)]
-pub fn atan64(z: f64) -> f64 {
-    use std::f64::consts::{FRAC_PI_2, FRAC_PI_4};
-    const TAN_PI_8: f64 = 0.414_213_562_373_095_03;
-    let a = z.abs();
-    let inverted = a > 1.0;
-    let a = if inverted { 1.0 / a } else { a };
-    let shifted = a > TAN_PI_8;
-    let t = if shifted { (a - 1.0) / (a + 1.0) } else { a };
-    let t2 = t * t;
-    let mut series = 1.0 / 39.0;
-    for k in (0..19).rev() {
-        series = series * -t2 + 1.0 / (2 * k + 1) as f64;
-    }
-    let mut r = t * series;
-    r = if shifted { FRAC_PI_4 + r } else { r };
-    r = if inverted { FRAC_PI_2 - r } else { r };
-    r.copysign(z)
-}
-
-/// atan(z) in f32 without library calls, folded as [`atan64`] is, with the Taylor series to
-/// t^21 for |t| <= tan(pi/8) (the next term is below 2e-10). Within 2e-7 relative of
+/// Taylor series to t^21 (the next term is below 2e-10). Within 2e-7 relative of
 /// `f64::atan`: for the lens's deflections, whose f32 positions carry 6e-8 relative anyway.
 #[inline(always)]
 pub fn atan(z: f32) -> f32 {
@@ -358,32 +305,6 @@ mod tests {
         }
         assert!(worst < 2.5e-7, "largest relative error per unit of |y ln x| + 1: {worst}");
     }
-    #[test]
-    fn f64_ln_atan_and_atanh_match_the_library_to_a_few_ulp() {
-        let mut x = 1e-300f64;
-        while x < 1e300 {
-            let (want, got) = (x.ln(), ln64(x));
-            let tol = 4.0 * f64::EPSILON * want.abs().max(1.0);
-            assert!((got - want).abs() <= tol, "ln({x}) = {got}, library {want}");
-            x *= 1.000_37e1;
-        }
-        assert_eq!(ln64(1.0), 0.0);
-        for k in -20_000..=20_000 {
-            let z = k as f64 * 7.3e-4 * (1.0 + (k as f64 / 4000.0).powi(4));
-            let (want, got) = (z.atan(), atan64(z));
-            assert!((got - want).abs() <= 4.0 * f64::EPSILON * want.abs(), "atan({z}) = {got}, library {want}");
-        }
-        // The library's own atanh is off by up to ~2e-14 relative near |z| = 1 (at -0.999 it gives
-        // ...501244 where the value is ...5019959; ours gives ...502), hence this tolerance there.
-        for k in -999..=999 {
-            let z = k as f64 / 1000.0;
-            let (want, got) = (z.atanh(), atanh64(z));
-            let tol = if z.abs() > 0.9 { 3e-14 } else { 1e-15 };
-            assert!((got - want).abs() <= tol * want.abs().max(1.0), "atanh({z}) = {got}, library {want}");
-        }
-        assert!((atanh64(-0.999) - -3.800_201_167_250_199_6).abs() < 1e-15, "against a 40-digit value");
-    }
-
     #[test]
     fn standard_normals_have_the_normal_distribution_and_no_correlation() {
         use rand::SeedableRng;
