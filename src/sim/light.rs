@@ -144,25 +144,46 @@ impl SersicEval {
         // root or division per point, both slow on many CPUs (a 256-bit f64 square root takes
         // ~20 cycles on AMD Zen 1). The centre itself is R = 0 exactly.
         let (dx, dy) = ((x - self.cx) as f32, (y - self.cy) as f32);
+        self.i_e_eb * self.shape(dx, dy) as f64
+    }
+
+    /// The profile's shape at an offset (dx, dy) from the centre, all in f32.
+    #[inline(always)]
+    fn shape(&self, dx: f32, dy: f32) -> f32 {
         let (u, v) = (self.cos * dx + self.sin * dy, -self.sin * dx + self.cos * dy);
         let r2 = self.q_re2 * u * u + self.inv_q_re2 * v * v;
         let power = vmath::pow(r2, self.half_inv_n32);
         let power = if r2 > 0.0 { power } else { 0.0 };
-        let shape = vmath::exp_nonpositive(-self.b32 * power);
-        self.i_e_eb * shape as f64
+        vmath::exp_nonpositive(-self.b32 * power)
     }
 
-    /// [`SersicEval::at`] at every (xs[k], ys[k]), compiled for the CPU's widest vectors.
+    /// [`SersicEval::at`] at every (xs[k], ys[k]), compiled for the CPU's widest vectors, with
+    /// the same values bit for bit. In blocks: the f64 offsets into f32 first, then the f32
+    /// shape alone in its loop, then back to f64. One loop that reads and writes f64 is
+    /// vectorised 4 f64 wide, so its f32 arithmetic (the `ln` and `exp` of the power, most of
+    /// the work) ran in 4 lanes instead of 8 (`perf annotate`: xmm registers).
     pub fn at_many(&self, xs: &[f64], ys: &[f64], out: &mut [f64]) {
         assert!(xs.len() == ys.len() && ys.len() == out.len(), "point and output counts");
-        vmath::simd(
-            #[inline(always)]
-            || {
-                for ((o, &x), &y) in out.iter_mut().zip(xs).zip(ys) {
-                    *o = self.at(x, y);
-                }
-            },
-        )
+        const BLOCK: usize = 256;
+        let (mut dx, mut dy, mut shape) = ([0f32; BLOCK], [0f32; BLOCK], [0f32; BLOCK]);
+        for ((o, x), y) in out.chunks_mut(BLOCK).zip(xs.chunks(BLOCK)).zip(ys.chunks(BLOCK)) {
+            let m = o.len();
+            vmath::simd(
+                #[inline(always)]
+                || {
+                    for k in 0..m {
+                        dx[k] = (x[k] - self.cx) as f32;
+                        dy[k] = (y[k] - self.cy) as f32;
+                    }
+                    for k in 0..m {
+                        shape[k] = self.shape(dx[k], dy[k]);
+                    }
+                    for k in 0..m {
+                        o[k] = self.i_e_eb * shape[k] as f64;
+                    }
+                },
+            )
+        }
     }
 }
 
