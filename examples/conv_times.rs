@@ -4,7 +4,7 @@
 use lens_inspect::model::fused::{conv3x3_forward, conv3x3_input_gradient, conv3x3_weight_gradient};
 
 mod timing;
-use timing::time;
+use timing::{time, CONV_LAYERS};
 
 fn main() {
     lens_inspect::alloc::keep_freed_memory();
@@ -13,19 +13,9 @@ fn main() {
     }
     println!("cpu: {}", lens_inspect::cpu_limit::features_seen());
     let n = 32;
-    let shapes = [
-        (4, 16, 101),
-        (16, 16, 101),
-        (16, 32, 50),
-        (32, 32, 50),
-        (32, 64, 25),
-        (64, 64, 25),
-        (64, 128, 12),
-        (128, 128, 12),
-    ];
     println!("layer          forward (ms, GFLOP/s)  input grad        weight grad");
     let mut total = [0.0f64; 3];
-    for &(ci, co, h) in &shapes {
+    for &(ci, co, h) in &CONV_LAYERS {
         let w = h;
         let x: Vec<f32> = (0..n * ci * h * w).map(|i| ((i * 7919 % 1000) as f32 - 500.0) / 500.0).collect();
         let dy: Vec<f32> = (0..n * co * h * w).map(|i| ((i * 104729 % 1000) as f32 - 500.0) / 500.0).collect();

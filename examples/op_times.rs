@@ -8,25 +8,15 @@ use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Distribution, Tensor};
 
 mod timing;
-use timing::time;
+use timing::{time, CONV_LAYERS};
 
 fn main() {
     lens_inspect::alloc::keep_freed_memory();
     let ad = Device::flex().autodiff();
     let dev = Device::flex();
-    let shapes = [
-        (4, 16, 101),
-        (16, 16, 101),
-        (16, 32, 50),
-        (32, 32, 50),
-        (32, 64, 25),
-        (64, 64, 25),
-        (64, 128, 12),
-        (128, 128, 12),
-    ];
     let mut total = [0.0f64; 6];
     println!("layer      conv_f  conv_fb  conv_dw  conv_dx  bn_fb  elu_fb  pool_fb");
-    for (k, &(ci, co, h)) in shapes.iter().enumerate() {
+    for (k, &(ci, co, h)) in CONV_LAYERS.iter().enumerate() {
         let opts = || ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
         let xd = Tensor::<4>::random([32, ci, h, h], Distribution::Normal(0.0, 1.0), &dev);
         let wd = Tensor::<4>::random([co, ci, 3, 3], Distribution::Normal(0.0, 0.1), &dev);
