@@ -159,6 +159,8 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
     let mut history: Vec<EpochReport> = Vec::new();
     // The simulation stream continues where the resumed run's stream stopped.
     let mut stream_start = 0u64;
+    // A run that continues a model keeps its input size: folders of other sizes are fitted to it.
+    let mut model_size = 0;
     if resume {
         let path = resume_path(&out);
         let (net, card) = checkpoint::load(&path, &device)
@@ -173,6 +175,7 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
             );
         }
         config.arch = card.arch;
+        model_size = card.input_size;
         history = serde_json::from_value(card.provenance["history"].clone()).unwrap_or_default();
         stream_start = state["stream_position"].as_u64().unwrap_or(0);
         eprintln!("resuming {} after epoch {epochs_done}", path.display());
@@ -180,11 +183,16 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
     } else if let Some(p) = &init {
         let (net, card) = checkpoint::load(p, &device)?;
         config.arch = card.arch;
+        model_size = card.input_size;
         resume_state = Some(Resume { net, epochs_done: 0, best_val_loss: None });
+    }
+    // Folders mixed into simulations take the simulator's size.
+    if stream.is_some() && model_size == 0 {
+        model_size = SimConfig::default().size;
     }
     let load = |dir: &Path, truth: Option<&Path>| -> Result<Dataset> {
         eprintln!("reading {} ...", dir.display());
-        let (d, problems) = load_labelled(dir, truth, clip)?;
+        let (d, problems) = load_labelled(dir, truth, clip, model_size)?;
         report_problems(&problems);
         Ok(d)
     };
@@ -377,7 +385,7 @@ pub fn simulated_set(
     let objects: Vec<_> = (0..n as u64).into_par_iter().map(|k| sim.simulate(&k.to_string(), seed, k, None)).collect();
     let mut d = Dataset::default();
     for o in &objects {
-        d.push(&o.cutout, if o.truth.is_lens { 1.0 } else { 0.0 }, clip).map_err(anyhow::Error::msg)?;
+        d.push(&o.cutout, if o.truth.is_lens { 1.0 } else { 0.0 }, clip);
     }
     Ok(d)
 }
@@ -517,7 +525,8 @@ pub fn evaluate(a: EvaluateArgs) -> Result<ExitCode> {
             if let Some(v) = tta {
                 scorer = scorer.with_views(v);
             }
-            let (set, problems) = load_labelled(&dir, truth.as_deref(), scorer.card.normalisation())?;
+            let (set, problems) =
+                load_labelled(&dir, truth.as_deref(), scorer.card.normalisation(), scorer.card.input_size)?;
             if !json {
                 report_problems(&problems);
             }
@@ -708,7 +717,9 @@ pub fn explain(
     let image = render::composite(&cutout, &DisplaySettings::default(), p.flux_scale()?);
     let (picture, what) = match kind {
         MapKind::Evidence => {
-            let map = explain::evidence(&scorer.net, one, clip).map_err(anyhow::Error::msg)?.swap_remove(0);
+            let map = explain::evidence(&scorer.net, one, clip, scorer.card.input_size)
+                .map_err(anyhow::Error::msg)?
+                .swap_remove(0);
             let (lo, hi) = map.iter().fold((0f32, 0f32), |(lo, hi), &v| (lo.min(v), hi.max(v)));
             (
                 colormap::overlay_signed(&image, &map, explain::EVIDENCE_SCALE_LOGIT, opacity),
@@ -719,9 +730,15 @@ pub fn explain(
             )
         }
         MapKind::Occlusion => {
-            let map =
-                explain::occlusion(&scorer.net, &cutout, clip, explain::OCCLUSION_PATCH, explain::OCCLUSION_STRIDE)
-                    .map_err(anyhow::Error::msg)?;
+            let map = explain::occlusion(
+                &scorer.net,
+                &cutout,
+                clip,
+                scorer.card.input_size,
+                explain::OCCLUSION_PATCH,
+                explain::OCCLUSION_STRIDE,
+            )
+            .map_err(anyhow::Error::msg)?;
             let (lo, hi) = map.iter().fold((0f32, 0f32), |(lo, hi), &v| (lo.min(v), hi.max(v)));
             (
                 colormap::overlay_signed(&image, &map, explain::OCCLUSION_SCALE_LOGIT, opacity),
@@ -733,7 +750,9 @@ pub fn explain(
             )
         }
         MapKind::Gradcam => {
-            let map = explain::gradcam(&scorer.net, one, clip).map_err(anyhow::Error::msg)?.swap_remove(0);
+            let map = explain::gradcam(&scorer.net, one, clip, scorer.card.input_size)
+                .map_err(anyhow::Error::msg)?
+                .swap_remove(0);
             (
                 colormap::overlay(&image, &map, opacity),
                 "Grad-CAM (positive evidence only, scaled to its maximum)".into(),
@@ -741,7 +760,7 @@ pub fn explain(
         }
     };
     let seconds = start.elapsed().as_secs_f64();
-    let score = scorer.score(one, 1).map_err(anyhow::Error::msg)?[0];
+    let score = scorer.score(one, 1)[0];
     render::save_png(out, &picture)?;
     if json {
         let method = match kind {
@@ -984,8 +1003,9 @@ fn gradcam_mask_ratio(model: Option<&Path>, dir: &Path, n: usize) -> Result<(f64
         let mask_path = dir.join(lens_inspect::sim::MASK_FOLDER).join(format!("mask-{}.fits", spec.name));
         let Ok(mask) = read_single_band(&mask_path) else { continue };
         let Ok(cutout) = load(spec) else { continue };
-        let map = gradcam(&scorer.net, std::slice::from_ref(&cutout), scorer.card.normalisation())
-            .map_err(anyhow::Error::msg)?;
+        let map =
+            gradcam(&scorer.net, std::slice::from_ref(&cutout), scorer.card.normalisation(), scorer.card.input_size)
+                .map_err(anyhow::Error::msg)?;
         let mask: Vec<bool> = mask.data.iter().map(|&v| v > 0.5).collect();
         if let Some(r) = map.first().and_then(|m| mask_concentration(m, &mask)) {
             ratios.push(r);
@@ -1169,8 +1189,9 @@ pub fn bench_active_learning(a: ActiveLearningArgs) -> Result<ExitCode> {
         bail!("--rounds and --batch must be at least 1");
     }
     let scorer = Scorer::load_or_shipped(a.model.as_deref())?;
-    let (pool, problems) = load_labelled(&a.pool, a.truth.as_deref(), scorer.card.normalisation())
-        .with_context(|| format!("reading the pool {}", a.pool.display()))?;
+    let (pool, problems) =
+        load_labelled(&a.pool, a.truth.as_deref(), scorer.card.normalisation(), scorer.card.input_size)
+            .with_context(|| format!("reading the pool {}", a.pool.display()))?;
     for (name, why) in problems.iter().take(10) {
         eprintln!("skipped {name}: {why}");
     }

@@ -320,13 +320,18 @@ fn pack_merge_exit_codes_follow_the_table() {
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["merged"]["added"], 0, "merged before: nothing new");
     assert!(lines[1]["refused"].as_str().is_some_and(|r| r.contains("junk.pack")), "{}", lines[1]);
-    // score and grades import speak JSON too.
-    // (These test cutouts are 21 pixels; the model takes 101: each is listed with why.)
+    // score and grades import speak JSON too. These test cutouts are 21 pixels and the model
+    // takes 101: they are padded and scored. One whose file went away after ingest is listed
+    // with why, and the rest are scored.
+    let gone = common::bologna_path(&root, Band::G, "1");
+    std::fs::remove_file(&gone).expect("remove");
     let out = lens_inspect(&["score", "--project", s(&db), "--json"]);
     assert_eq!(out.status.code(), Some(3));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("score JSON");
-    assert_eq!((v["scored"].as_u64(), v["failed"].as_array().map(|a| a.len())), (Some(0), Some(3)));
-    assert!(v["failed"][0][1].as_str().is_some_and(|why| why.contains("101")), "{v}");
+    assert_eq!((v["scored"].as_u64(), v["failed"].as_array().map(|a| a.len())), (Some(2), Some(1)));
+    assert_eq!(v["failed"][0][0].as_str(), Some("1"), "{v}");
+    let why = v["failed"][0][1].as_str().unwrap_or_default();
+    assert!(why.contains(&*gone.file_name().unwrap().to_string_lossy()), "names the missing file: {v}");
     let sheet = dir.path().join("g.csv");
     std::fs::write(&sheet, "candidate,inspector,score\n0,ann,5\nnope,ann,5\n").expect("write");
     let out = lens_inspect(&["grades", "import", s(&sheet), "--project", s(&db), "--json"]);

@@ -114,7 +114,7 @@ fn small_set(n: usize, seed: u64, size: usize) -> Dataset {
             (0..size * size).map(|p| o.cutout.bands[b][(off + p / size) * 101 + off + p % size]).collect()
         });
         let c = lens_inspect::cutout::Cutout::from_planes(format!("{k}"), size, size, planes);
-        d.push(&c, if o.truth.is_lens { 1.0 } else { 0.0 }, 50.0).expect("push");
+        d.push(&c, if o.truth.is_lens { 1.0 } else { 0.0 }, 50.0);
     }
     d
 }
@@ -197,7 +197,7 @@ fn colour_set(n: usize, seed: u64) -> (Dataset, Vec<lens_inspect::cutout::Cutout
                 .collect()
         });
         let cut = lens_inspect::cutout::Cutout::from_planes(format!("{k}"), size, size, planes);
-        d.push(&cut, if lens { 1.0 } else { 0.0 }, 50.0).expect("push");
+        d.push(&cut, if lens { 1.0 } else { 0.0 }, 50.0);
         cutouts.push(cut);
         spots.push((cx, cy));
     }
@@ -232,13 +232,13 @@ fn gradcam_and_occlusion_point_at_what_makes_the_logit() {
     assert!(best.val_auroc > 0.9, "the toy task is learnt: {}", best.val_auroc);
     let lenses: Vec<_> = cutouts.iter().step_by(2).cloned().collect();
     let lens_spots: Vec<_> = spots.iter().step_by(2).copied().collect();
-    let maps = gradcam(&out.net, &lenses, 50.0).expect("gradcam");
+    let maps = gradcam(&out.net, &lenses, 50.0, 32).expect("gradcam");
     let size = 32;
     let near = |p: usize, (cx, cy): (f32, f32)| ((p % size) as f32 - cx).hypot((p / size) as f32 - cy) < 8.0;
     let peak_of = |m: &[f32]| m.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(p, _)| p).expect("peak");
     let hits = maps.iter().zip(&lens_spots).filter(|(m, &s)| near(peak_of(m), s)).count();
     assert!(hits * 4 >= maps.len() * 3, "Grad-CAM peaks at the blue blob for {hits} of {}", maps.len());
-    let occ = occlusion(&out.net, &lenses[0], 50.0, 6, 2).expect("occlusion");
+    let occ = occlusion(&out.net, &lenses[0], 50.0, 32, 6, 2).expect("occlusion");
     assert!(near(peak_of(&occ), lens_spots[0]), "occlusion peaks at pixel {}", peak_of(&occ));
 }
 
@@ -291,7 +291,7 @@ fn evidence_maps_are_signed_and_point_at_the_lens() {
     use lens_inspect::model::explain::evidence;
     let (out, val, cutouts, spots) = toy_finder(3);
     let size = 32;
-    let maps = evidence(&out.net, &cutouts, 50.0).expect("evidence");
+    let maps = evidence(&out.net, &cutouts, 50.0, 32).expect("evidence");
     let near = |p: usize, (cx, cy): (f32, f32)| ((p % size) as f32 - cx).hypot((p / size) as f32 - cy) < 8.0;
     let peak = |m: &[f32]| m.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(p, _)| p).expect("peak");
     let (scores, _) = evaluate(&out.net, &val, 16, &Device::flex());
@@ -312,4 +312,66 @@ fn evidence_maps_are_signed_and_point_at_the_lens() {
         }
     }
     assert!(hits * 4 >= lenses * 3, "the evidence peaks at the blue blob for {hits} of {lenses}");
+}
+
+/// `cutout` placed in a `size`-pixel cutout (larger or smaller, same centre pixel); what it does
+/// not cover is NaN, which is masked.
+fn recut(cutout: &lens_inspect::cutout::Cutout, size: usize) -> lens_inspect::cutout::Cutout {
+    let n = cutout.width;
+    let shift = (size / 2) as isize - (n / 2) as isize;
+    let planes = std::array::from_fn(|b| {
+        let mut plane = vec![f32::NAN; size * size];
+        for r in 0..size {
+            for c in 0..size {
+                let (sr, sc) = (r as isize - shift, c as isize - shift);
+                if (0..n as isize).contains(&sr) && (0..n as isize).contains(&sc) {
+                    plane[r * size + c] = cutout.bands[b][sr as usize * n + sc as usize];
+                }
+            }
+        }
+        plane
+    });
+    lens_inspect::cutout::Cutout::from_planes(cutout.name.clone(), size, size, planes)
+}
+
+#[test]
+fn cutouts_of_other_sizes_are_scored_and_explained_on_the_same_centre() {
+    use lens_inspect::model::explain::evidence;
+    use lens_inspect::model::score::Scorer;
+    let scorer = Scorer::shipped().expect("the shipped model");
+    assert_eq!(scorer.card.input_size, 101);
+    let sim = Simulator::new(SimConfig::default());
+    let cutouts: Vec<_> = (0..6).map(|k| sim.simulate(&format!("o{k}"), 404, k, Some(k % 2 == 0)).cutout).collect();
+    let close = |a: f32, b: f32| (a - b).abs() <= 1e-5 * (1.0 + a.abs());
+    let mut cropping_mattered = false;
+    for c in &cutouts {
+        let plain = scorer.score(std::slice::from_ref(c), 1)[0];
+        // Larger: the same 101 pixels inside a 161-pixel cutout with a masked border. Masked
+        // pixels count for no statistics, so cropping back must give the model the same input.
+        let big = recut(c, 161);
+        assert!(close(scorer.score(std::slice::from_ref(&big), 1)[0], plain), "{}: 161 pixels", c.name);
+        // Smaller: the central 61 pixels, against the 101-pixel cutout masked outside them.
+        let small = recut(c, 61);
+        let masked = recut(&small, 101);
+        let (s_small, s_masked) = (scorer.score(std::slice::from_ref(&small), 1)[0], scorer.score(&[masked], 1)[0]);
+        assert!(close(s_small, s_masked), "{}: 61 pixels {s_small} against masked {s_masked}", c.name);
+        cropping_mattered |= (s_small - plain).abs() > 1e-3;
+        // Maps come back on the cutout's own pixels: the 161-pixel map is the 101-pixel one in
+        // its middle, 0 where the model did not look.
+        let norm = scorer.card.normalisation();
+        let m = evidence(&scorer.net, std::slice::from_ref(c), norm, 101).expect("map").remove(0);
+        let m_big = evidence(&scorer.net, std::slice::from_ref(&big), norm, 101).expect("map").remove(0);
+        assert_eq!(m_big.len(), 161 * 161);
+        for r in 0..161 {
+            for col in 0..161 {
+                let v = m_big[r * 161 + col];
+                if (30..131).contains(&r) && (30..131).contains(&col) {
+                    assert!(close(v, m[(r - 30) * 101 + col - 30]), "{}: map at ({r}, {col})", c.name);
+                } else {
+                    assert_eq!(v, 0.0, "{}: outside the model's view at ({r}, {col})", c.name);
+                }
+            }
+        }
+    }
+    assert!(cropping_mattered, "the test's crops change what the model sees");
 }

@@ -201,7 +201,7 @@ pub fn run(
     let clip = crate::cutout::DEFAULT_CLIP_SIGMA;
     for k in 0..cfg.sims as u64 {
         let o = simulator.simulate(&format!("sim{k}"), cfg.seed ^ 0x51A5, k, None);
-        sims.push(&o.cutout, if o.truth.is_lens { 1.0 } else { 0.0 }, clip).map_err(ExperimentError::Other)?;
+        sims.push(&o.cutout, if o.truth.is_lens { 1.0 } else { 0.0 }, clip);
     }
     let variants = cfg.variants.max(1);
     let total_views = holdout.len() + query.len() * variants + sims.len() * 2;

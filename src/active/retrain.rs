@@ -153,20 +153,23 @@ pub fn retrain(
     let ids: Vec<i64> = labels.keys().copied().collect();
     let splits = split_labels(&ids, cfg, cfg.train.seed);
     let clip = base.card.normalisation();
-    let (mut train_set, mut stop_set, mut decide_set) = (Dataset::default(), Dataset::default(), Dataset::default());
+    // Every set at the model's input size: graded candidates of any size are fitted to it.
+    let size = base.card.input_size;
+    let (mut train_set, mut stop_set, mut decide_set) =
+        (Dataset::with_size(size), Dataset::with_size(size), Dataset::with_size(size));
     for (part, target) in
         [(&splits.train, &mut train_set), (&splits.stop, &mut stop_set), (&splits.decide, &mut decide_set)]
     {
         for id in part {
             let cutout = project.load_cutout(by_id[id])?;
             let label = labels[id];
-            target.push(&cutout, label, clip).map_err(RetrainError::Other)?;
+            target.push(&cutout, label, clip);
         }
     }
     // Hard negatives: the model liked them, people did not. Seen twice in training.
     for id in &splits.train {
         if labels[id] < 0.5 && scores.get(id).is_some_and(|&s| s >= 0.5) {
-            train_set.push(&project.load_cutout(by_id[id])?, labels[id], clip).map_err(RetrainError::Other)?;
+            train_set.push(&project.load_cutout(by_id[id])?, labels[id], clip);
         }
     }
     // Simulations against forgetting, with the look the shipped model trained on (domain
@@ -175,7 +178,7 @@ pub fn retrain(
     let sim = Simulator::new(SimConfig { size: base.card.input_size, ..SimConfig::randomised() });
     let n_sim = ((train_set.len() as f64 * cfg.sim_share / (1.0 - cfg.sim_share).max(0.05)).round() as usize).max(8);
     let n_held = (n_sim / 4).max(32);
-    let mut sim_report = Dataset::default();
+    let mut sim_report = Dataset::with_size(size);
     for k in 0..(n_sim + 2 * n_held) as u64 {
         let o = sim.simulate(&format!("sim{k}"), cfg.train.seed ^ 0x5133, k, None);
         let target = if k < n_sim as u64 {
@@ -185,7 +188,7 @@ pub fn retrain(
         } else {
             &mut sim_report
         };
-        target.push(&o.cutout, if o.truth.is_lens { 1.0 } else { 0.0 }, clip).map_err(RetrainError::Other)?;
+        target.push(&o.cutout, if o.truth.is_lens { 1.0 } else { 0.0 }, clip);
     }
     let (old, old_sim) = (validate(&base.net, &decide_set), validate(&base.net, &sim_report));
     let outcome = train(&train_set, &stop_set, Some(base.net.clone()), &cfg.train, observer)

@@ -74,10 +74,14 @@ impl Renderer {
                     repaint();
                     let scorer = shared.read().ok().and_then(|s| s.clone());
                     if let (true, Some(s), Some(c)) = (req.with_map, scorer.as_deref(), cutout) {
-                        let map =
-                            crate::model::explain::evidence(&s.net, std::slice::from_ref(&c), s.card.normalisation())
-                                .ok()
-                                .and_then(|mut m| m.pop());
+                        let map = crate::model::explain::evidence(
+                            &s.net,
+                            std::slice::from_ref(&c),
+                            s.card.normalisation(),
+                            s.card.input_size,
+                        )
+                        .ok()
+                        .and_then(|mut m| m.pop());
                         if map.is_some() {
                             let blank = Rgba8 { width: 0, height: 0, pixels: vec![] };
                             let r = Rendered {

@@ -6,6 +6,7 @@
 //! (outside the cutout: 0, the sky level after preprocessing), then Gaussian noise with sigma a
 //! random fraction of the sky noise (which preprocessing made 1).
 
+use super::placement::Placement;
 use crate::cutout::{preprocess, Cutout, Normalisation};
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::{Rng, RngExt};
@@ -32,24 +33,28 @@ impl Dataset {
         4 * self.size * self.size
     }
 
-    /// Adds a cutout (must have the dataset's size; a dataset's first cutout sets it).
-    pub fn push(&mut self, cutout: &Cutout, label: f32, norm: impl Into<Normalisation>) -> Result<(), String> {
-        if cutout.width != cutout.height {
-            return Err(format!("{}: cutouts must be square, not {}x{}", cutout.name, cutout.width, cutout.height));
+    /// An empty data set for a model that takes `size`-pixel inputs: every cutout pushed is
+    /// fitted to that size ([`Placement`]), whatever its own.
+    pub fn with_size(size: usize) -> Dataset {
+        Dataset { size, ..Dataset::default() }
+    }
+
+    /// Adds a cutout, preprocessed at its own size and then fitted to the data set's size
+    /// (cropped around its centre or padded with sky; [`Placement`]). A data set without a size
+    /// takes the first cutout's (its larger side).
+    pub fn push(&mut self, cutout: &Cutout, label: f32, norm: impl Into<Normalisation>) {
+        if self.size == 0 {
+            self.size = cutout.width.max(cutout.height);
         }
-        if self.is_empty() && self.size == 0 {
-            self.size = cutout.width;
+        let planes = preprocess(cutout, norm);
+        let place = Placement::new(cutout.width, cutout.height, self.size);
+        if place.is_identity() {
+            self.inputs.extend(planes);
+        } else {
+            self.inputs.extend(place.to_model(&planes));
         }
-        if cutout.width != self.size {
-            return Err(format!(
-                "{}: {} pixels wide, the data set's cutouts are {}",
-                cutout.name, cutout.width, self.size
-            ));
-        }
-        self.inputs.extend(preprocess(cutout, norm));
         self.labels.push(label);
         self.names.push(cutout.name.clone());
-        Ok(())
     }
 
     pub fn item(&self, k: usize) -> &[f32] {

@@ -1,5 +1,7 @@
 //! Why the network says "lens", or does not: maps of where the evidence for and against a lens
 //! lies (SPEC 5). Maps come back at the cutout's size, row 0 at the bottom like the cutout.
+//! The network looks at the cutout fitted to its input size (`model_size`: cropped around the
+//! centre or padded with sky, [`Placement`]); pixels it did not see get 0 in the map.
 //!
 //! Three maps, each named where it is shown:
 //! - [`evidence`] (the default): signed, in logit units. Each feature-map cell's contribution to
@@ -21,6 +23,7 @@
 
 use super::data::Dataset;
 use super::net::LensNet;
+use super::placement::Placement;
 use crate::cutout::Cutout;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
@@ -39,8 +42,9 @@ pub fn evidence(
     net: &LensNet,
     cutouts: &[Cutout],
     norm: impl Into<crate::cutout::Normalisation>,
+    model_size: usize,
 ) -> Result<Vec<Vec<f32>>, String> {
-    feature_maps(net, cutouts, norm, true)
+    feature_maps(net, cutouts, norm, model_size, true)
 }
 
 /// Grad-CAM maps for a batch of cutouts, each `size * size` in [0, 1] (all zero when the network
@@ -49,20 +53,22 @@ pub fn gradcam(
     net: &LensNet,
     cutouts: &[Cutout],
     norm: impl Into<crate::cutout::Normalisation>,
+    model_size: usize,
 ) -> Result<Vec<Vec<f32>>, String> {
-    feature_maps(net, cutouts, norm, false)
+    feature_maps(net, cutouts, norm, model_size, false)
 }
 
 fn feature_maps(
     net: &LensNet,
     cutouts: &[Cutout],
     norm: impl Into<crate::cutout::Normalisation>,
+    model_size: usize,
     signed: bool,
 ) -> Result<Vec<Vec<f32>>, String> {
     let norm = norm.into();
-    let mut data = Dataset::default();
+    let mut data = Dataset::with_size(model_size);
     for c in cutouts {
-        data.push(c, 0.0, norm)?;
+        data.push(c, 0.0, norm);
     }
     if data.is_empty() {
         return Ok(Vec::new());
@@ -80,7 +86,7 @@ fn feature_maps(
     let a: Vec<f32> = features.inner().try_into_vec_as().map_err(|e| format!("{e:?}"))?;
     let g: Vec<f32> = grad.try_into_vec_as().map_err(|e| format!("{e:?}"))?;
     let mut maps = Vec::with_capacity(n);
-    for b in 0..n {
+    for (b, cutout) in cutouts.iter().enumerate() {
         let mut cam = vec![0f32; h * w];
         if signed {
             for ch in 0..c {
@@ -89,7 +95,7 @@ fn feature_maps(
                     *m += g[base + k] * a[base + k];
                 }
             }
-            maps.push(upsample(&cam, w, h, size));
+            maps.push(on_cutout(cutout, upsample(&cam, w, h, size)));
             continue;
         }
         for ch in 0..c {
@@ -100,9 +106,20 @@ fn feature_maps(
             }
         }
         cam.iter_mut().for_each(|v| *v = v.max(0.0));
-        maps.push(normalise(upsample(&cam, w, h, size)));
+        maps.push(on_cutout(cutout, normalise(upsample(&cam, w, h, size))));
     }
     Ok(maps)
+}
+
+/// A map in the model's frame on the pixels of the cutout it was computed for.
+fn on_cutout(cutout: &Cutout, map: Vec<f32>) -> Vec<f32> {
+    let size = (map.len() as f64).sqrt().round() as usize;
+    let place = Placement::new(cutout.width, cutout.height, size);
+    if place.is_identity() {
+        map
+    } else {
+        place.to_cutout(&map)
+    }
 }
 
 /// Occlusion sensitivity of one cutout, signed and in logit units: `patch` x `patch` squares
@@ -111,11 +128,12 @@ pub fn occlusion(
     net: &LensNet,
     cutout: &Cutout,
     norm: impl Into<crate::cutout::Normalisation>,
+    model_size: usize,
     patch: usize,
     stride: usize,
 ) -> Result<Vec<f32>, String> {
-    let mut data = Dataset::default();
-    data.push(cutout, 0.0, norm)?;
+    let mut data = Dataset::with_size(model_size);
+    data.push(cutout, 0.0, norm);
     let size = data.size;
     let base = data.item(0).to_vec();
     let device = Device::flex();
@@ -153,7 +171,7 @@ pub fn occlusion(
             }
         }
     }
-    Ok(sum.iter().zip(&count).map(|(s, n)| if *n > 0.0 { s / n } else { 0.0 }).collect())
+    Ok(on_cutout(cutout, sum.iter().zip(&count).map(|(s, n)| if *n > 0.0 { s / n } else { 0.0 }).collect()))
 }
 
 /// Bilinear upsampling of a `w` x `h` map to `size` x `size`, pixel centres aligned.

@@ -13,6 +13,7 @@ pub mod explain;
 pub mod fused;
 pub mod metrics;
 pub mod net;
+pub mod placement;
 pub mod robustness;
 pub mod score;
 pub mod shards;
@@ -51,17 +52,17 @@ pub enum DataError {
     Truth(#[from] crate::project::ingest::IngestFailure),
     #[error("no truth file: give --truth, or put classifications.csv in {0}")]
     NoTruth(PathBuf),
-    #[error("{0}")]
-    Shape(String),
 }
 
 /// Reads a labelled folder (any layout `ingest` reads) with its truth CSV (default:
 /// `<dir>/classifications.csv`) into a data set. Objects without truth or unreadable are returned
-/// as problems, not loaded.
+/// as problems, not loaded. Cutouts are fitted to `size` pixels (a model's input size; 0: the
+/// first cutout's), so a folder of another survey's size is read as the model sees it.
 pub fn load_labelled(
     dir: &Path,
     truth: Option<&Path>,
     norm: impl Into<crate::cutout::Normalisation>,
+    size: usize,
 ) -> Result<(Dataset, Vec<(String, String)>), DataError> {
     let norm = norm.into();
     let truth_path = match truth {
@@ -79,14 +80,14 @@ pub fn load_labelled(
     let mut problems: Vec<(String, String)> =
         discovery.problems.iter().map(|p| (p.name.clone(), p.reason.to_string())).collect();
     let results = survey::read_all(&discovery.objects, &|| {});
-    let mut data = Dataset::default();
+    let mut data = Dataset::with_size(size);
     for (spec, r) in discovery.objects.iter().zip(results) {
         let Some(t) = truth.get(&spec.name) else {
             problems.push((spec.name.clone(), SkipReason::NoTruth.to_string()));
             continue;
         };
         match r {
-            Ok(c) => data.push(&c, if t.is_lens { 1.0 } else { 0.0 }, norm).map_err(DataError::Shape)?,
+            Ok(c) => data.push(&c, if t.is_lens { 1.0 } else { 0.0 }, norm),
             Err(e) => problems.push((spec.name.clone(), e.to_string())),
         }
     }

@@ -70,7 +70,8 @@ type Scored = (Vec<f64>, Vec<bool>, Vec<String>);
 fn score_set(scorer: &Scorer, dir: &Path) -> Result<Scored, SuiteError> {
     let read = |detail: String| SuiteError::Read { path: dir.into(), detail };
     let (data, _problems): (Dataset, _) =
-        super::load_labelled(dir, None, scorer.card.normalisation()).map_err(|e| read(e.to_string()))?;
+        super::load_labelled(dir, None, scorer.card.normalisation(), scorer.card.input_size)
+            .map_err(|e| read(e.to_string()))?;
     let truth = read_truth_csv(&dir.join(TRUTH_FILE)).map_err(|e| read(e.to_string()))?;
     let scores: Vec<f64> = scorer.score_dataset(&data, 64).iter().map(|&s| s as f64).collect();
     let is_lens: Vec<bool> = data.labels.iter().map(|&l| l >= 0.5).collect();

@@ -29,8 +29,6 @@ pub enum ScoreError {
     Model(#[from] ModelFileError),
     #[error(transparent)]
     Project(#[from] ProjectError),
-    #[error("candidate {name}: {detail}")]
-    Candidate { name: String, detail: String },
 }
 
 impl Scorer {
@@ -109,16 +107,14 @@ impl Scorer {
         }
     }
 
-    /// P(lens) for each cutout (preprocessed as the card says), in batches of `batch`.
-    pub fn score(&self, cutouts: &[Cutout], batch: usize) -> Result<Vec<f32>, String> {
-        let mut data = Dataset::default();
+    /// P(lens) for each cutout (preprocessed as the card says, then fitted to the model's
+    /// input size: cropped around the centre or padded with sky), in batches of `batch`.
+    pub fn score(&self, cutouts: &[Cutout], batch: usize) -> Vec<f32> {
+        let mut data = Dataset::with_size(self.card.input_size);
         for c in cutouts {
-            data.push(c, 0.0, self.card.normalisation())?;
+            data.push(c, 0.0, self.card.normalisation());
         }
-        if data.size != 0 && data.size != self.card.input_size {
-            return Err(format!("cutouts are {} pixels, the model takes {}", data.size, self.card.input_size));
-        }
-        Ok(self.score_dataset(&data, batch))
+        self.score_dataset(&data, batch)
     }
 }
 
@@ -247,20 +243,14 @@ pub fn score_candidates_where(
         let mut cutouts = Vec::new();
         for (id, name, r) in loaded {
             match r {
-                Ok(c) if c.width == scorer.card.input_size && c.height == scorer.card.input_size => {
+                Ok(c) => {
                     ids.push(id);
                     cutouts.push(c);
                 }
-                Ok(c) => failed.push((
-                    name,
-                    format!("{}x{} pixels, the model takes {}", c.width, c.height, scorer.card.input_size),
-                )),
                 Err(e) => failed.push((name, e)),
             }
         }
-        let s =
-            scorer.score(&cutouts, batch).map_err(|detail| ScoreError::Candidate { name: "batch".into(), detail })?;
-        scores.extend(ids.into_iter().zip(s));
+        scores.extend(ids.into_iter().zip(scorer.score(&cutouts, batch)));
         progress(scores.len() + failed.len(), total);
     }
     Ok(CandidateScores { scores, failed })
