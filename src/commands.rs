@@ -423,6 +423,13 @@ pub fn score(project: &Path, model: Option<PathBuf>, batch: usize, tta: Option<u
         return Ok(if summary.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(3) });
     }
     println!("scored {} candidates as model version {}", summary.scored, summary.model_version);
+    if summary.fitted > 0 {
+        let size = scorer.card.input_size;
+        println!(
+            "  {} of them are not {size} x {size} pixels: the model saw each centred in its {size}-pixel field (larger ones cropped, smaller ones padded with sky)",
+            summary.fitted
+        );
+    }
     for (name, why) in summary.failed.iter().take(10) {
         eprintln!("  not scored {name}: {why}");
     }

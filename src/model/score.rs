@@ -162,6 +162,8 @@ pub fn dihedral(x: Tensor<4>, k: usize) -> Tensor<4> {
 pub struct ProjectScoreSummary {
     pub model_version: i64,
     pub scored: usize,
+    /// How many of the scored cutouts were not the model's size (cropped or padded to it).
+    pub fitted: usize,
     pub failed: Vec<(String, String)>,
 }
 
@@ -190,12 +192,20 @@ pub fn score_project(
         },
         &scored.scores,
     )?;
-    Ok(ProjectScoreSummary { model_version: version, scored: scored.scores.len(), failed: scored.failed })
+    Ok(ProjectScoreSummary {
+        model_version: version,
+        scored: scored.scores.len(),
+        fitted: scored.fitted,
+        failed: scored.failed,
+    })
 }
 
 /// A model's scores of a project's candidates, not yet stored.
 pub struct CandidateScores {
     pub scores: Vec<(i64, f32)>,
+    /// How many scored cutouts were not the model's size (centred in its field: cropped or
+    /// padded with sky), so that a user learns the model saw less or more than they did.
+    pub fitted: usize,
     /// (name, why) of candidates that could not be scored.
     pub failed: Vec<(String, String)>,
 }
@@ -222,6 +232,7 @@ pub fn score_candidates_where(
     candidates.retain(|c| keep(c));
     let mut scores = Vec::with_capacity(candidates.len());
     let mut failed = Vec::new();
+    let mut fitted = 0;
     let total = candidates.len();
     let path = project.path().to_path_buf();
     for chunk in candidates.chunks(512) {
@@ -244,6 +255,8 @@ pub fn score_candidates_where(
         for (id, name, r) in loaded {
             match r {
                 Ok(c) => {
+                    let size = scorer.card.input_size;
+                    fitted += usize::from(c.width != size || c.height != size);
                     ids.push(id);
                     cutouts.push(c);
                 }
@@ -253,5 +266,5 @@ pub fn score_candidates_where(
         scores.extend(ids.into_iter().zip(scorer.score(&cutouts, batch)));
         progress(scores.len() + failed.len(), total);
     }
-    Ok(CandidateScores { scores, failed })
+    Ok(CandidateScores { scores, fitted, failed })
 }
