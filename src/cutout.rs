@@ -93,6 +93,9 @@ pub struct Cutout {
     pub bands: [Vec<f32>; 4],
     /// `true` where the pixel is masked, per band, same layout as `bands`.
     pub mask: [Vec<bool>; 4],
+    /// Arcseconds per pixel, when the file said (a TAN WCS): a model sees cutouts at its own
+    /// scale (`model::pixel_scale`). `None`: unknown, taken to be the model's.
+    pub pixel_arcsec: Option<f64>,
 }
 
 impl Cutout {
@@ -111,7 +114,14 @@ impl Cutout {
                 }
             }
         }
-        Cutout { name: name.into(), width, height, bands, mask }
+        Cutout { name: name.into(), width, height, bands, mask, pixel_arcsec: None }
+    }
+
+    /// This cutout with a pixel scale in arcseconds. A scale outside 0.01 - 5" is not a survey
+    /// image's (a header in pixel units, or one that lies) and is dropped rather than trusted.
+    pub fn with_pixel_scale(mut self, arcsec: Option<f64>) -> Cutout {
+        self.pixel_arcsec = arcsec.filter(|s| (0.01..=5.0).contains(s));
+        self
     }
 
     pub fn band(&self, band: Band) -> &[f32] {

@@ -375,3 +375,43 @@ fn cutouts_of_other_sizes_are_scored_and_explained_on_the_same_centre() {
     }
     assert!(cropping_mattered, "the test's crops change what the model sees");
 }
+
+#[test]
+fn a_cutout_of_another_pixel_scale_is_seen_at_the_models() {
+    use lens_inspect::cutout::Cutout;
+    use lens_inspect::model::explain::evidence;
+    use lens_inspect::model::score::Scorer;
+    let scorer = Scorer::shipped().expect("the shipped model");
+    let sim = Simulator::new(SimConfig::default());
+    let norm = scorer.card.normalisation();
+    let mut scale_mattered = false;
+    for k in 0..6 {
+        let c = sim.simulate(&format!("o{k}"), 505, k, Some(k % 2 == 0)).cutout;
+        assert_eq!(c.pixel_arcsec, Some(0.2), "the simulator says its scale");
+        // The same sky on pixels of 0.1" (each pixel as 2 x 2), as a finer survey's header
+        // would say: seen at 0.2", it must score as the original.
+        let n = 2 * c.width;
+        let planes =
+            std::array::from_fn(|b| (0..n * n).map(|p| c.bands[b][(p / n / 2) * c.width + (p % n) / 2]).collect());
+        let fine = Cutout::from_planes(c.name.clone(), n, n, planes).with_pixel_scale(Some(0.1));
+        let (plain, seen) =
+            (scorer.score(std::slice::from_ref(&c), 1)[0], scorer.score(std::slice::from_ref(&fine), 1)[0]);
+        assert!((plain - seen).abs() <= 1e-5 * (1.0 + plain.abs()), "{}: {plain} at 0.2\", {seen} from 0.1\"", c.name);
+        // Without its scale, the model would see the central half of the field, twice as large.
+        let unscaled = fine.clone().with_pixel_scale(None);
+        scale_mattered |= (scorer.score(&[unscaled], 1)[0] - plain).abs() > 1e-3;
+        // The map comes back on the 0.1" pixels: each 2 x 2 block close to the original's pixel.
+        let m = evidence(&scorer.net, std::slice::from_ref(&c), norm, 101).expect("map").remove(0);
+        let m_fine = evidence(&scorer.net, std::slice::from_ref(&fine), norm, 101).expect("map").remove(0);
+        assert_eq!(m_fine.len(), n * n);
+        let top = m.iter().fold(0f32, |a, v| a.max(v.abs())).max(1e-6);
+        for r in 0..c.width {
+            for col in 0..c.width {
+                let block = (0..4).map(|q| m_fine[(2 * r + q / 2) * n + 2 * col + q % 2]).sum::<f32>() / 4.0;
+                let v = m[r * c.width + col];
+                assert!((block - v).abs() < 0.1 * top, "{}: map at ({r}, {col}): {block} against {v}", c.name);
+            }
+        }
+    }
+    assert!(scale_mattered, "ignoring the scale changes what the model sees");
+}

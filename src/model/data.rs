@@ -6,6 +6,7 @@
 //! (outside the cutout: 0, the sky level after preprocessing), then Gaussian noise with sigma a
 //! random fraction of the sky noise (which preprocessing made 1).
 
+use super::pixel_scale;
 use super::placement::Placement;
 use crate::cutout::{preprocess, Cutout, Normalisation};
 use burn::tensor::{Device, Tensor, TensorData};
@@ -39,10 +40,19 @@ impl Dataset {
         Dataset { size, ..Dataset::default() }
     }
 
-    /// Adds a cutout, preprocessed at its own size and then fitted to the data set's size
+    /// Adds a cutout: resampled to the model's pixel scale if its header gives another
+    /// ([`pixel_scale`]), preprocessed at its own size, then fitted to the data set's size
     /// (cropped around its centre or padded with sky; [`Placement`]). A data set without a size
     /// takes the first cutout's (its larger side).
     pub fn push(&mut self, cutout: &Cutout, label: f32, norm: impl Into<Normalisation>) {
+        let resampled;
+        let cutout = match pixel_scale::scale_to_resample(cutout, pixel_scale::MODEL_PIXEL_ARCSEC) {
+            Some(_) => {
+                resampled = pixel_scale::resample_cutout(cutout, pixel_scale::MODEL_PIXEL_ARCSEC);
+                &resampled
+            }
+            None => cutout,
+        };
         if self.size == 0 {
             self.size = cutout.width.max(cutout.height);
         }

@@ -13,6 +13,7 @@ pub mod explain;
 pub mod fused;
 pub mod metrics;
 pub mod net;
+pub mod pixel_scale;
 pub mod placement;
 pub mod robustness;
 pub mod score;

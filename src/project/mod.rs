@@ -547,7 +547,14 @@ impl Project {
             .map_err(|e| self.err(e))?;
         let pixels_err = |reason| ProjectError::Pixels { name: c.name.clone(), reason };
         if let Some(blob) = blob {
+            // The pixel scale of stored pixels is their WCS's, kept at ingest.
+            let scale = c
+                .metadata
+                .get(crate::project::ingest::WCS_KEY)
+                .and_then(|v| crate::survey::wcs::TanWcs::from_json(v).ok())
+                .map(|w| w.pixel_scale_arcsec());
             return blob_to_cutout(&c.name, c.width, c.height, &blob)
+                .map(|cutout| cutout.with_pixel_scale(scale))
                 .ok_or_else(|| pixels_err(SkipReason::Internal("stored pixels have the wrong size".into())));
         }
         let source = c

@@ -1122,7 +1122,8 @@ impl Simulator {
             truth.lensed_flux_sigma = sum / sigma_g;
             truth.arc_snr_g = Some(if n_mask > 0 { sum / (sigma_g * (n_mask as f64).sqrt()) } else { 0.0 });
         }
-        SimObject { cutout: Cutout::from_planes(name, grid.size, grid.size, bands), truth, lensed_mask }
+        let cutout = Cutout::from_planes(name, grid.size, grid.size, bands).with_pixel_scale(Some(grid.pixel_arcsec));
+        SimObject { cutout, truth, lensed_mask }
     }
 
     /// Draws a source behind `lens` until its lensing is visible (magnified enough), then sets its

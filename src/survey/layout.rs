@@ -379,7 +379,8 @@ fn load_inner(spec: &ObjectSpec) -> Result<(Cutout, Option<TanWcs>), SkipReason>
     }
     let [mut u, mut g, mut r, mut i] = planes;
     let wcs = r.wcs.take().or(u.wcs.take()).or(g.wcs.take()).or(i.wcs.take());
-    let cutout = Cutout::from_planes(spec.name.clone(), w, h, [u.data, g.data, r.data, i.data]);
+    let cutout = Cutout::from_planes(spec.name.clone(), w, h, [u.data, g.data, r.data, i.data])
+        .with_pixel_scale(wcs.as_ref().map(TanWcs::pixel_scale_arcsec));
     if let Some(band) = Band::ALL.into_iter().find(|&b| cutout.masked_count(b) == w * h) {
         return Err(SkipReason::AllMasked(band));
     }
