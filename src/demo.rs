@@ -68,19 +68,8 @@ pub enum DemoError {
 /// Makes the demo project at `path` (built under a temporary name, then renamed, so a half-made
 /// demo is never opened). `progress(message, fraction)` reports as it goes. Returns whether the
 /// shipped model scored it.
-/// North up, east left: the TAN WCS of a `size`-pixel cutout centred on (ra, dec).
 fn demo_wcs(ra: f64, dec: f64, size: usize, pixel_arcsec: f64) -> Option<crate::survey::wcs::TanWcs> {
-    let centre = (size as f64 + 1.0) / 2.0;
-    let scale = pixel_arcsec / 3600.0;
-    crate::survey::wcs::TanWcs::new(&crate::survey::wcs::WcsKeys {
-        ctype: [Some("RA---TAN".into()), Some("DEC--TAN".into())],
-        naxis: [size, size],
-        crpix: [Some(centre), Some(centre)],
-        crval: [Some(ra), Some(dec)],
-        cd: [Some(-scale), Some(0.0), Some(0.0), Some(scale)],
-        ..Default::default()
-    })
-    .ok()
+    crate::survey::wcs::TanWcs::north_up(ra, dec, size, pixel_arcsec)
 }
 
 pub fn make_demo(path: &Path, spec: DemoSpec, progress: &(dyn Fn(&str, f32) + Sync)) -> Result<bool, DemoError> {

@@ -194,6 +194,13 @@ enum Command {
         /// Added to the lensed sources' colours u-r,g-r,r-i (e.g. 1.5,0.9,0.4: redder sources).
         #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
         source_colour_shift: Option<Vec<f64>>,
+        /// Another survey's pixels: arcsec per pixel (KiDS: 0.2; HSC 0.168, DES 0.263). At any
+        /// other scale than 0.2 the files get a TAN WCS that says it, as survey cutouts do.
+        #[arg(long, default_value_t = 0.2)]
+        pixel_scale: f64,
+        /// Cutout size in pixels (square).
+        #[arg(long, default_value_t = 101)]
+        size: usize,
         /// Which nuisance ranges to draw from: randomised (training's domain randomisation,
         /// artefacts included), kids (the narrow KiDS-like look of the demo), or a stress set
         /// (one nuisance outside training's range). docs/robustness.md lists every range.
@@ -1087,6 +1094,8 @@ fn run() -> Result<ExitCode> {
             min_arc_snr,
             source_mag,
             source_colour_shift,
+            pixel_scale,
+            size,
             look,
         } => {
             if !(0.0..=1.0).contains(&lens_fraction) {
@@ -1128,6 +1137,14 @@ fn run() -> Result<ExitCode> {
                     _ => bail!("--source-colour-shift needs three colour offsets (u-r,g-r,r-i) within +-5, got {c:?}"),
                 }
             }
+            if !(0.02..=2.0).contains(&pixel_scale) {
+                bail!("--pixel-scale must be between 0.02 and 2 arcsec, not {pixel_scale}");
+            }
+            if !(16..=1024).contains(&size) {
+                bail!("--size must be between 16 and 1024 pixels, not {size}");
+            }
+            config.pixel_arcsec = pixel_scale;
+            config.size = size;
             let sim = Simulator::new(config);
             let bar = progress_bar(!json);
             bar.set_length(n as u64);

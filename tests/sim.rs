@@ -445,3 +445,26 @@ fn lenses_have_neighbours_as_often_as_look_alikes_have_companions() {
         old_others * 100.0
     );
 }
+
+#[test]
+fn a_run_at_another_pixel_scale_says_it_in_its_files_and_keeps_it_through_ingest() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = dir.path().join("des");
+    let cfg = SimConfig { pixel_arcsec: 0.263, ..SimConfig::default() };
+    write_run(&Simulator::new(cfg), 3, 9, &out, &|_| {}).expect("run");
+    for stored in [false, true] {
+        let mut p = Project::create_or_open(&dir.path().join(format!("p{stored}.lensproj"))).expect("project");
+        let options = IngestOptions { store_pixels: stored, ..Default::default() };
+        assert_eq!(ingest(&mut p, &out, &options, &|_, _| {}).expect("ingest").ingested, 3);
+        for row in p.candidates().expect("rows") {
+            let c = p.load_cutout(&row).expect("pixels");
+            let scale = c.pixel_arcsec.expect("the file's WCS gives the scale");
+            assert!((scale - 0.263).abs() < 1e-9, "stored pixels {stored}: {scale}");
+        }
+    }
+    // KiDS's own scale writes no WCS: simulated KiDS files stay as the challenge's are.
+    let kids = dir.path().join("kids");
+    write_run(&Simulator::new(SimConfig::default()), 1, 9, &kids, &|_| {}).expect("run");
+    let spec = lens_inspect::survey::discover(&kids).expect("layout").objects.remove(0);
+    assert_eq!(lens_inspect::survey::load(&spec).expect("read").pixel_arcsec, None);
+}

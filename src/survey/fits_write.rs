@@ -220,11 +220,19 @@ pub fn bologna_file_name(band: Band, id: &str) -> String {
 /// Writes one cutout in the Bologna challenge layout under `root` (creating `Band1..Band4`):
 /// one float32 primary image per band, NaN where masked.
 pub fn write_bologna(root: &Path, cutout: &Cutout) -> std::io::Result<()> {
+    write_bologna_with_wcs(root, cutout, None)
+}
+
+/// [`write_bologna`], with a WCS in each band's header when one is given.
+pub fn write_bologna_with_wcs(root: &Path, cutout: &Cutout, wcs: Option<&super::wcs::TanWcs>) -> std::io::Result<()> {
     for band in Band::ALL {
         let dir = root.join(bologna_folder(band));
         std::fs::create_dir_all(&dir)?;
-        let hdu = ImageHdu::f32_image(cutout.width, cutout.height, band_with_nan(cutout, band))
+        let mut hdu = ImageHdu::f32_image(cutout.width, cutout.height, band_with_nan(cutout, band))
             .with_key("FILTER", Card::Str(format!("SDSS_{}", band.letter().to_ascii_uppercase())));
+        if let Some(wcs) = wcs {
+            hdu.keys.extend(wcs.header_cards());
+        }
         write_file(&dir.join(bologna_file_name(band, &cutout.name)), Some(&hdu), &[])?;
     }
     Ok(())

@@ -110,6 +110,22 @@ fn projection_code(ctype: &str) -> String {
 }
 
 impl TanWcs {
+    /// North up, east left: the TAN WCS of a `size`-pixel cutout centred on (ra, dec), as a
+    /// survey cutout's header has (the demo's candidates, simulations at another pixel scale).
+    pub fn north_up(ra: f64, dec: f64, size: usize, pixel_arcsec: f64) -> Option<TanWcs> {
+        let centre = (size as f64 + 1.0) / 2.0;
+        let scale = pixel_arcsec / 3600.0;
+        TanWcs::new(&WcsKeys {
+            ctype: [Some("RA---TAN".into()), Some("DEC--TAN".into())],
+            naxis: [size, size],
+            crpix: [Some(centre), Some(centre)],
+            crval: [Some(ra), Some(dec)],
+            cd: [Some(-scale), Some(0.0), Some(0.0), Some(scale)],
+            ..Default::default()
+        })
+        .ok()
+    }
+
     pub fn new(keys: &WcsKeys) -> Result<TanWcs, WcsError> {
         let c1 = keys.ctype[0].as_deref().ok_or(WcsError::Missing("CTYPE1"))?.trim().to_ascii_uppercase();
         let c2 = keys.ctype[1].as_deref().ok_or(WcsError::Missing("CTYPE2"))?.trim().to_ascii_uppercase();
