@@ -330,6 +330,7 @@ fn pack_merge_exit_codes_follow_the_table() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("score JSON");
     assert_eq!((v["scored"].as_u64(), v["failed"].as_array().map(|a| a.len())), (Some(2), Some(1)));
     assert_eq!(v["fitted"].as_u64(), Some(2), "both scored cutouts were padded to 101 pixels: {v}");
+    assert_eq!(v["resampled"].as_u64(), Some(0), "no WCS, no pixel scale: {v}");
     assert_eq!(v["failed"][0][0].as_str(), Some("1"), "{v}");
     let why = v["failed"][0][1].as_str().unwrap_or_default();
     assert!(why.contains(&*gone.file_name().unwrap().to_string_lossy()), "names the missing file: {v}");

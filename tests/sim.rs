@@ -461,6 +461,10 @@ fn a_run_at_another_pixel_scale_says_it_in_its_files_and_keeps_it_through_ingest
             let scale = c.pixel_arcsec.expect("the file's WCS gives the scale");
             assert!((scale - 0.263).abs() < 1e-9, "stored pixels {stored}: {scale}");
         }
+        // Scoring says what the model saw: 101 pixels of 0.263" are 133 of 0.2", then cropped.
+        use lens_inspect::model::score::{score_candidates, Scorer};
+        let scored = score_candidates(&p, &Scorer::shipped().expect("model"), 8, &|_, _| {}).expect("score");
+        assert_eq!((scored.scores.len(), scored.resampled, scored.fitted), (3, 3, 3));
     }
     // KiDS's own scale writes no WCS: simulated KiDS files stay as the challenge's are.
     let kids = dir.path().join("kids");

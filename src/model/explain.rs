@@ -114,14 +114,9 @@ fn feature_maps(
 /// A map in the model's frame on the pixels of the cutout it was computed for (undoing the
 /// fit to the model's size, then the resampling to its pixel scale).
 fn on_cutout(cutout: &Cutout, map: Vec<f32>) -> Vec<f32> {
-    use super::pixel_scale::{map_back, resampled_len, scale_to_resample, MODEL_PIXEL_ARCSEC};
+    use super::pixel_scale::{map_back, seen_size, MODEL_PIXEL_ARCSEC};
     let size = (map.len() as f64).sqrt().round() as usize;
-    let seen = match scale_to_resample(cutout, MODEL_PIXEL_ARCSEC) {
-        Some(s) => {
-            (resampled_len(cutout.width, s, MODEL_PIXEL_ARCSEC), resampled_len(cutout.height, s, MODEL_PIXEL_ARCSEC))
-        }
-        None => (cutout.width, cutout.height),
-    };
+    let seen = seen_size(cutout, MODEL_PIXEL_ARCSEC);
     let place = Placement::new(seen.0, seen.1, size);
     let map = if place.is_identity() { map } else { place.to_cutout(&map) };
     if seen == (cutout.width, cutout.height) {

@@ -31,6 +31,15 @@ pub fn scale_to_resample(cutout: &Cutout, model_arcsec: f64) -> Option<f64> {
     cutout.pixel_arcsec.filter(|&s| (s / model_arcsec - 1.0).abs() > TOLERANCE)
 }
 
+/// Width and height of `cutout` on the model's pixels (of `model_arcsec`): its own, or those
+/// it is resampled to.
+pub fn seen_size(cutout: &Cutout, model_arcsec: f64) -> (usize, usize) {
+    match scale_to_resample(cutout, model_arcsec) {
+        Some(s) => (resampled_len(cutout.width, s, model_arcsec), resampled_len(cutout.height, s, model_arcsec)),
+        None => (cutout.width, cutout.height),
+    }
+}
+
 /// The size of `n` pixels of `from_arcsec` in pixels of `to_arcsec` (at least 1).
 pub fn resampled_len(n: usize, from_arcsec: f64, to_arcsec: f64) -> usize {
     ((n as f64 * from_arcsec / to_arcsec).round() as usize).max(1)

@@ -162,7 +162,9 @@ pub fn dihedral(x: Tensor<4>, k: usize) -> Tensor<4> {
 pub struct ProjectScoreSummary {
     pub model_version: i64,
     pub scored: usize,
-    /// How many of the scored cutouts were not the model's size (cropped or padded to it).
+    /// How many of the scored cutouts were resampled to the model's pixel scale, and how many
+    /// were then not its size (cropped or padded to it).
+    pub resampled: usize,
     pub fitted: usize,
     pub failed: Vec<(String, String)>,
 }
@@ -195,6 +197,7 @@ pub fn score_project(
     Ok(ProjectScoreSummary {
         model_version: version,
         scored: scored.scores.len(),
+        resampled: scored.resampled,
         fitted: scored.fitted,
         failed: scored.failed,
     })
@@ -203,8 +206,10 @@ pub fn score_project(
 /// A model's scores of a project's candidates, not yet stored.
 pub struct CandidateScores {
     pub scores: Vec<(i64, f32)>,
-    /// How many scored cutouts were not the model's size (centred in its field: cropped or
-    /// padded with sky), so that a user learns the model saw less or more than they did.
+    /// How many scored cutouts were resampled from another pixel scale (their WCS's), and how
+    /// many were then not the model's size (centred in its field: cropped or padded with sky):
+    /// a user learns that the model saw less, more or other pixels than they did.
+    pub resampled: usize,
     pub fitted: usize,
     /// (name, why) of candidates that could not be scored.
     pub failed: Vec<(String, String)>,
@@ -232,7 +237,7 @@ pub fn score_candidates_where(
     candidates.retain(|c| keep(c));
     let mut scores = Vec::with_capacity(candidates.len());
     let mut failed = Vec::new();
-    let mut fitted = 0;
+    let (mut fitted, mut resampled) = (0, 0);
     let total = candidates.len();
     let path = project.path().to_path_buf();
     for chunk in candidates.chunks(512) {
@@ -255,8 +260,10 @@ pub fn score_candidates_where(
         for (id, name, r) in loaded {
             match r {
                 Ok(c) => {
+                    use super::pixel_scale::{scale_to_resample, seen_size, MODEL_PIXEL_ARCSEC};
                     let size = scorer.card.input_size;
-                    fitted += usize::from(c.width != size || c.height != size);
+                    resampled += usize::from(scale_to_resample(&c, MODEL_PIXEL_ARCSEC).is_some());
+                    fitted += usize::from(seen_size(&c, MODEL_PIXEL_ARCSEC) != (size, size));
                     ids.push(id);
                     cutouts.push(c);
                 }
@@ -266,5 +273,5 @@ pub fn score_candidates_where(
         scores.extend(ids.into_iter().zip(scorer.score(&cutouts, batch)));
         progress(scores.len() + failed.len(), total);
     }
-    Ok(CandidateScores { scores, fitted, failed })
+    Ok(CandidateScores { scores, resampled, fitted, failed })
 }
