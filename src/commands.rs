@@ -192,8 +192,11 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
     }
     let load = |dir: &Path, truth: Option<&Path>| -> Result<Dataset> {
         eprintln!("reading {} ...", dir.display());
-        let (d, problems) = load_labelled(dir, truth, clip, model_size)?;
+        let (d, problems, adapted) = load_labelled(dir, truth, clip, model_size)?;
         report_problems(&problems);
+        if let Some(line) = adapted.describe(d.size) {
+            eprintln!("{line}");
+        }
         Ok(d)
     };
     let start = std::time::Instant::now();
@@ -539,10 +542,13 @@ pub fn evaluate(a: EvaluateArgs) -> Result<ExitCode> {
             if let Some(v) = tta {
                 scorer = scorer.with_views(v);
             }
-            let (set, problems) =
+            let (set, problems, adapted) =
                 load_labelled(&dir, truth.as_deref(), scorer.card.normalisation(), scorer.card.input_size)?;
             if !json {
                 report_problems(&problems);
+                if let Some(line) = adapted.describe(scorer.card.input_size) {
+                    eprintln!("{line}");
+                }
             }
             if !by.is_empty() {
                 let truth_path = truth.clone().unwrap_or_else(|| dir.join(lens_inspect::sim::TRUTH_FILE));
@@ -1203,7 +1209,7 @@ pub fn bench_active_learning(a: ActiveLearningArgs) -> Result<ExitCode> {
         bail!("--rounds and --batch must be at least 1");
     }
     let scorer = Scorer::load_or_shipped(a.model.as_deref())?;
-    let (pool, problems) =
+    let (pool, problems, _) =
         load_labelled(&a.pool, a.truth.as_deref(), scorer.card.normalisation(), scorer.card.input_size)
             .with_context(|| format!("reading the pool {}", a.pool.display()))?;
     for (name, why) in problems.iter().take(10) {

@@ -466,9 +466,17 @@ fn a_run_at_another_pixel_scale_says_it_in_its_files_and_keeps_it_through_ingest
         let scored = score_candidates(&p, &Scorer::shipped().expect("model"), 8, &|_, _| {}).expect("score");
         assert_eq!((scored.scores.len(), scored.resampled, scored.fitted), (3, 3, 3));
     }
+    // A labelled folder says the same for `evaluate` and `train`.
+    use lens_inspect::model::{load_labelled, Adapted};
+    let (set, _, adapted) = load_labelled(&out, None, 50.0, 101).expect("folder");
+    assert_eq!((set.len(), set.size), (3, 101));
+    assert_eq!(adapted, Adapted { resampled: 3, fitted: 3 });
+    assert!(adapted.describe(101).is_some_and(|l| l.contains("3 resampled") && l.contains("3 not 101 x 101")));
     // KiDS's own scale writes no WCS: simulated KiDS files stay as the challenge's are.
     let kids = dir.path().join("kids");
     write_run(&Simulator::new(SimConfig::default()), 1, 9, &kids, &|_| {}).expect("run");
     let spec = lens_inspect::survey::discover(&kids).expect("layout").objects.remove(0);
     assert_eq!(lens_inspect::survey::load(&spec).expect("read").pixel_arcsec, None);
+    let (_, _, adapted) = load_labelled(&kids, None, 50.0, 101).expect("folder");
+    assert_eq!((adapted, adapted.describe(101)), (Adapted::default(), None));
 }

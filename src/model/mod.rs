@@ -55,6 +55,40 @@ pub enum DataError {
     NoTruth(PathBuf),
 }
 
+/// How many cutouts of a folder the model sees otherwise than their files hold them: resampled
+/// from another pixel scale ([`pixel_scale`]), and then not the model's size (cropped or padded;
+/// [`placement`]). Commands say so, so that nobody mistakes what the model looked at.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Adapted {
+    pub resampled: usize,
+    pub fitted: usize,
+}
+
+impl Adapted {
+    /// One line for a person, or `None` when every cutout was seen as it is.
+    pub fn describe(&self, size: usize) -> Option<String> {
+        let mut parts = Vec::new();
+        if self.resampled > 0 {
+            parts.push(format!(
+                "{} resampled to {}\" pixels (their WCS gives another scale)",
+                self.resampled,
+                pixel_scale::MODEL_PIXEL_ARCSEC
+            ));
+        }
+        if self.fitted > 0 {
+            parts.push(format!(
+                "{} not {size} x {size} pixels, centred in the model's field (cropped or padded with sky)",
+                self.fitted
+            ));
+        }
+        (!parts.is_empty()).then(|| format!("cutouts: {}", parts.join("; ")))
+    }
+}
+
+/// A labelled folder as read: its data set, the (name, why) of objects not loaded, and how many
+/// cutouts the model sees otherwise than their files hold them.
+pub type Labelled = (Dataset, Vec<(String, String)>, Adapted);
+
 /// Reads a labelled folder (any layout `ingest` reads) with its truth CSV (default:
 /// `<dir>/classifications.csv`) into a data set. Objects without truth or unreadable are returned
 /// as problems, not loaded. Cutouts are fitted to `size` pixels (a model's input size; 0: the
@@ -64,7 +98,7 @@ pub fn load_labelled(
     truth: Option<&Path>,
     norm: impl Into<crate::cutout::Normalisation>,
     size: usize,
-) -> Result<(Dataset, Vec<(String, String)>), DataError> {
+) -> Result<Labelled, DataError> {
     let norm = norm.into();
     let truth_path = match truth {
         Some(t) => t.to_path_buf(),
@@ -82,15 +116,21 @@ pub fn load_labelled(
         discovery.problems.iter().map(|p| (p.name.clone(), p.reason.to_string())).collect();
     let results = survey::read_all(&discovery.objects, &|| {});
     let mut data = Dataset::with_size(size);
+    let mut adapted = Adapted::default();
     for (spec, r) in discovery.objects.iter().zip(results) {
         let Some(t) = truth.get(&spec.name) else {
             problems.push((spec.name.clone(), SkipReason::NoTruth.to_string()));
             continue;
         };
         match r {
-            Ok(c) => data.push(&c, if t.is_lens { 1.0 } else { 0.0 }, norm),
+            Ok(c) => {
+                data.push(&c, if t.is_lens { 1.0 } else { 0.0 }, norm);
+                let scale = pixel_scale::MODEL_PIXEL_ARCSEC;
+                adapted.resampled += usize::from(pixel_scale::scale_to_resample(&c, scale).is_some());
+                adapted.fitted += usize::from(pixel_scale::seen_size(&c, scale) != (data.size, data.size));
+            }
             Err(e) => problems.push((spec.name.clone(), e.to_string())),
         }
     }
-    Ok((data, problems))
+    Ok((data, problems, adapted))
 }

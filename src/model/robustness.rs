@@ -69,7 +69,7 @@ type Scored = (Vec<f64>, Vec<bool>, Vec<String>);
 
 fn score_set(scorer: &Scorer, dir: &Path) -> Result<Scored, SuiteError> {
     let read = |detail: String| SuiteError::Read { path: dir.into(), detail };
-    let (data, _problems): (Dataset, _) =
+    let (data, _problems, _): (Dataset, _, _) =
         super::load_labelled(dir, None, scorer.card.normalisation(), scorer.card.input_size)
             .map_err(|e| read(e.to_string()))?;
     let truth = read_truth_csv(&dir.join(TRUTH_FILE)).map_err(|e| read(e.to_string()))?;
