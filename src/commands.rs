@@ -426,19 +426,8 @@ pub fn score(project: &Path, model: Option<PathBuf>, batch: usize, tta: Option<u
         return Ok(if summary.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(3) });
     }
     println!("scored {} candidates as model version {}", summary.scored, summary.model_version);
-    if summary.resampled > 0 {
-        println!(
-            "  {} of them have another pixel scale in their WCS: resampled to the model's {}\" pixels",
-            summary.resampled,
-            lens_inspect::model::pixel_scale::MODEL_PIXEL_ARCSEC
-        );
-    }
-    if summary.fitted > 0 {
-        let size = scorer.card.input_size;
-        println!(
-            "  {} of them are not {size} x {size} pixels (after resampling): the model saw each centred in its {size}-pixel field (larger ones cropped, smaller ones padded with sky)",
-            summary.fitted
-        );
+    if let Some(line) = summary.adapted.describe(scorer.card.input_size) {
+        println!("  {line}");
     }
     for (name, why) in summary.failed.iter().take(10) {
         eprintln!("  not scored {name}: {why}");

@@ -464,7 +464,7 @@ fn a_run_at_another_pixel_scale_says_it_in_its_files_and_keeps_it_through_ingest
         // Scoring says what the model saw: 101 pixels of 0.263" are 133 of 0.2", then cropped.
         use lens_inspect::model::score::{score_candidates, Scorer};
         let scored = score_candidates(&p, &Scorer::shipped().expect("model"), 8, &|_, _| {}).expect("score");
-        assert_eq!((scored.scores.len(), scored.resampled, scored.fitted), (3, 3, 3));
+        assert_eq!((scored.scores.len(), scored.adapted.resampled, scored.adapted.fitted), (3, 3, 3));
     }
     // A labelled folder says the same for `evaluate` and `train`.
     use lens_inspect::model::{load_labelled, Adapted};

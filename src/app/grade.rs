@@ -756,11 +756,7 @@ impl GradeView {
     /// The WCS stored with candidate `id`, if it has one.
     fn current_wcs(&mut self, id: i64) -> Option<&TanWcs> {
         if self.sky.as_ref().is_none_or(|(sid, _)| *sid != id) {
-            let wcs = self
-                .rows
-                .get(&id)
-                .and_then(|r| r.metadata.get(crate::project::ingest::WCS_KEY))
-                .and_then(|v| TanWcs::from_json(v).ok());
+            let wcs = self.rows.get(&id).and_then(|r| r.wcs());
             self.sky = Some((id, wcs));
         }
         self.sky.as_ref().and_then(|(_, w)| w.as_ref())

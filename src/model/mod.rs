@@ -58,13 +58,20 @@ pub enum DataError {
 /// How many cutouts of a folder the model sees otherwise than their files hold them: resampled
 /// from another pixel scale ([`pixel_scale`]), and then not the model's size (cropped or padded;
 /// [`placement`]). Commands say so, so that nobody mistakes what the model looked at.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Adapted {
     pub resampled: usize,
     pub fitted: usize,
 }
 
 impl Adapted {
+    /// Counts `cutout` as a model of `size` pixels sees it.
+    pub fn count(&mut self, cutout: &crate::cutout::Cutout, size: usize) {
+        let scale = pixel_scale::MODEL_PIXEL_ARCSEC;
+        self.resampled += usize::from(pixel_scale::scale_to_resample(cutout, scale).is_some());
+        self.fitted += usize::from(pixel_scale::seen_size(cutout, scale) != (size, size));
+    }
+
     /// One line for a person, or `None` when every cutout was seen as it is.
     pub fn describe(&self, size: usize) -> Option<String> {
         let mut parts = Vec::new();
@@ -125,9 +132,7 @@ pub fn load_labelled(
         match r {
             Ok(c) => {
                 data.push(&c, if t.is_lens { 1.0 } else { 0.0 }, norm);
-                let scale = pixel_scale::MODEL_PIXEL_ARCSEC;
-                adapted.resampled += usize::from(pixel_scale::scale_to_resample(&c, scale).is_some());
-                adapted.fitted += usize::from(pixel_scale::seen_size(&c, scale) != (data.size, data.size));
+                adapted.count(&c, data.size);
             }
             Err(e) => problems.push((spec.name.clone(), e.to_string())),
         }

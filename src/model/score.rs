@@ -164,8 +164,8 @@ pub struct ProjectScoreSummary {
     pub scored: usize,
     /// How many of the scored cutouts were resampled to the model's pixel scale, and how many
     /// were then not its size (cropped or padded to it).
-    pub resampled: usize,
-    pub fitted: usize,
+    #[serde(flatten)]
+    pub adapted: super::Adapted,
     pub failed: Vec<(String, String)>,
 }
 
@@ -197,8 +197,7 @@ pub fn score_project(
     Ok(ProjectScoreSummary {
         model_version: version,
         scored: scored.scores.len(),
-        resampled: scored.resampled,
-        fitted: scored.fitted,
+        adapted: scored.adapted,
         failed: scored.failed,
     })
 }
@@ -209,8 +208,7 @@ pub struct CandidateScores {
     /// How many scored cutouts were resampled from another pixel scale (their WCS's), and how
     /// many were then not the model's size (centred in its field: cropped or padded with sky):
     /// a user learns that the model saw less, more or other pixels than they did.
-    pub resampled: usize,
-    pub fitted: usize,
+    pub adapted: super::Adapted,
     /// (name, why) of candidates that could not be scored.
     pub failed: Vec<(String, String)>,
 }
@@ -237,7 +235,7 @@ pub fn score_candidates_where(
     candidates.retain(|c| keep(c));
     let mut scores = Vec::with_capacity(candidates.len());
     let mut failed = Vec::new();
-    let (mut fitted, mut resampled) = (0, 0);
+    let mut adapted = super::Adapted::default();
     let total = candidates.len();
     let path = project.path().to_path_buf();
     for chunk in candidates.chunks(512) {
@@ -260,10 +258,7 @@ pub fn score_candidates_where(
         for (id, name, r) in loaded {
             match r {
                 Ok(c) => {
-                    use super::pixel_scale::{scale_to_resample, seen_size, MODEL_PIXEL_ARCSEC};
-                    let size = scorer.card.input_size;
-                    resampled += usize::from(scale_to_resample(&c, MODEL_PIXEL_ARCSEC).is_some());
-                    fitted += usize::from(seen_size(&c, MODEL_PIXEL_ARCSEC) != (size, size));
+                    adapted.count(&c, scorer.card.input_size);
                     ids.push(id);
                     cutouts.push(c);
                 }
@@ -273,5 +268,5 @@ pub fn score_candidates_where(
         scores.extend(ids.into_iter().zip(scorer.score(&cutouts, batch)));
         progress(scores.len() + failed.len(), total);
     }
-    Ok(CandidateScores { scores, resampled, fitted, failed })
+    Ok(CandidateScores { scores, adapted, failed })
 }

@@ -2,10 +2,8 @@
 //! candidates as 4-plane FITS cubes with their WCS.
 
 use super::export::ExportError;
-use super::ingest::WCS_KEY;
 use super::{CandidateRow, Project};
 use crate::survey::fits_write::{cutout_cube, safe_file_stem, write_file, Card};
-use crate::survey::wcs::TanWcs;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -26,10 +24,6 @@ pub struct RegionsReport {
     pub points: usize,
     /// Candidates written in image pixels though fk5 was asked for: they have no WCS.
     pub without_wcs: Vec<String>,
-}
-
-fn wcs_of(c: &CandidateRow) -> Option<TanWcs> {
-    c.metadata.get(WCS_KEY).and_then(|v| TanWcs::from_json(v).ok())
 }
 
 /// Writes `DIR/<candidate>.reg` for every candidate with marked points in its current grades
@@ -58,7 +52,7 @@ fn regions(
     let mut report = RegionsReport::default();
     for (id, marks) in by_candidate {
         let Some(c) = candidates.get(&id).filter(|c| only.is_none_or(|n| n == c.name)) else { continue };
-        let wcs = if frame == RegionFrame::Fk5 { wcs_of(c) } else { None };
+        let wcs = if frame == RegionFrame::Fk5 { c.wcs() } else { None };
         if frame == RegionFrame::Fk5 && wcs.is_none() {
             report.without_wcs.push(c.name.clone());
         }
@@ -108,7 +102,7 @@ pub fn write_cutouts(project: &Project, names: &[String], dir: &Path) -> Result<
                 continue;
             }
         };
-        let mut cube = cutout_cube(&cutout, wcs_of(&c).as_ref());
+        let mut cube = cutout_cube(&cutout, c.wcs().as_ref());
         if let (Some(ra), Some(dec)) = (c.ra_deg, c.dec_deg) {
             cube.keys.push(("RA_OBJ".into(), Card::Float(ra)));
             cube.keys.push(("DEC_OBJ".into(), Card::Float(dec)));

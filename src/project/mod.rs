@@ -74,6 +74,13 @@ pub struct CandidateRow {
     pub is_training: bool,
 }
 
+impl CandidateRow {
+    /// The TAN WCS its file had, kept at ingest (for sky positions, regions and pixel scale).
+    pub fn wcs(&self) -> Option<crate::survey::wcs::TanWcs> {
+        self.metadata.get(ingest::WCS_KEY).and_then(|v| crate::survey::wcs::TanWcs::from_json(v).ok())
+    }
+}
+
 /// Truth known for a candidate (simulations, challenge data, known lenses).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Truth {
@@ -548,11 +555,7 @@ impl Project {
         let pixels_err = |reason| ProjectError::Pixels { name: c.name.clone(), reason };
         if let Some(blob) = blob {
             // The pixel scale of stored pixels is their WCS's, kept at ingest.
-            let scale = c
-                .metadata
-                .get(crate::project::ingest::WCS_KEY)
-                .and_then(|v| crate::survey::wcs::TanWcs::from_json(v).ok())
-                .map(|w| w.pixel_scale_arcsec());
+            let scale = c.wcs().map(|w| w.pixel_scale_arcsec());
             return blob_to_cutout(&c.name, c.width, c.height, &blob)
                 .map(|cutout| cutout.with_pixel_scale(scale))
                 .ok_or_else(|| pixels_err(SkipReason::Internal("stored pixels have the wrong size".into())));

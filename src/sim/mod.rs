@@ -72,11 +72,13 @@ pub fn write_run(
             let obj = sim.simulate(&name, seed, k, None);
             // At a pixel scale other than KiDS's, the files say theirs, as another survey's do
             // (positions on a grid of 0.01 degree, for the scale only).
-            let wcs = (sim.config.pixel_arcsec != SimConfig::default().pixel_arcsec).then(|| {
+            let wcs = if sim.config.pixel_arcsec != SimConfig::default().pixel_arcsec {
                 let (ra, dec) = (150.0 + (k % 100) as f64 * 0.01, 2.0 + (k / 100) as f64 * 0.01);
                 crate::survey::wcs::TanWcs::north_up(ra, dec, obj.cutout.width, sim.config.pixel_arcsec)
-            });
-            fits_write::write_bologna_with_wcs(out, &obj.cutout, wcs.flatten().as_ref())?;
+            } else {
+                None
+            };
+            fits_write::write_bologna_with_wcs(out, &obj.cutout, wcs.as_ref())?;
             if obj.truth.is_lens {
                 let mask: Vec<u8> = obj.lensed_mask.iter().map(|&m| m as u8).collect();
                 let hdu = ImageHdu {
