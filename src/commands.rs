@@ -8,7 +8,7 @@ use lens_inspect::model::metrics::{challenge_metrics, roc_curve};
 use lens_inspect::model::score::{score_project, Scorer};
 use lens_inspect::model::stream::SimStream;
 use lens_inspect::model::train::{train_from, EpochReport, Resume, TrainConfig, TrainObserver, TrainSource};
-use lens_inspect::model::{load_labelled, shipped_model_path};
+use lens_inspect::model::{load_labelled, load_labelled_at, shipped_model_path};
 use lens_inspect::project::{Project, Role};
 use lens_inspect::sim::{LookMix, MixedSimulator, SimConfig};
 use rand::seq::SliceRandom;
@@ -34,6 +34,8 @@ pub struct TrainArgs {
     /// Compress input values beyond this many robust sigmas (0: the hard clip alone); recorded
     /// in the card, so scoring, maps and retraining use the same.
     pub knee_sigma: f32,
+    /// Arcseconds per pixel of the folders' cutouts, over their headers'.
+    pub pixel_scale: Option<f64>,
     /// Print the outcome as one JSON object on stdout (the training log stays on stderr).
     pub json: bool,
 }
@@ -145,6 +147,7 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
         stream,
         resume,
         knee_sigma,
+        pixel_scale,
         json: args_json,
     } = args;
     if config.batch == 0 || config.epochs == 0 {
@@ -192,7 +195,7 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
     }
     let load = |dir: &Path, truth: Option<&Path>| -> Result<Dataset> {
         eprintln!("reading {} ...", dir.display());
-        let (d, problems, adapted) = load_labelled(dir, truth, clip, model_size)?;
+        let (d, problems, adapted) = load_labelled_at(dir, truth, clip, model_size, pixel_scale)?;
         report_problems(&problems);
         if let Some(line) = adapted.describe(d.size) {
             eprintln!("{line}");
@@ -505,6 +508,8 @@ pub struct EvaluateArgs {
     pub model: Option<PathBuf>,
     pub data: Option<PathBuf>,
     pub truth: Option<PathBuf>,
+    /// Arcseconds per pixel of --data's cutouts, over their headers'.
+    pub pixel_scale: Option<f64>,
     pub project: Option<PathBuf>,
     pub roc: Option<PathBuf>,
     pub json: bool,
@@ -516,7 +521,19 @@ pub struct EvaluateArgs {
 
 pub fn evaluate(a: EvaluateArgs) -> Result<ExitCode> {
     use lens_inspect::model::validation::{bootstrap, by_group, groups_from_column, Grouping};
-    let EvaluateArgs { model, data, truth, project, roc, json, gradcam_check, by, bootstrap: resamples, tta } = a;
+    let EvaluateArgs {
+        model,
+        data,
+        truth,
+        pixel_scale,
+        project,
+        roc,
+        json,
+        gradcam_check,
+        by,
+        bootstrap: resamples,
+        tta,
+    } = a;
     let mask_ratio = match (&data, gradcam_check) {
         (Some(dir), Some(n)) => Some(gradcam_mask_ratio(model.as_deref(), dir, n)?),
         _ => None,
@@ -531,8 +548,9 @@ pub fn evaluate(a: EvaluateArgs) -> Result<ExitCode> {
             if let Some(v) = tta {
                 scorer = scorer.with_views(v);
             }
+            let norm = scorer.card.normalisation();
             let (set, problems, adapted) =
-                load_labelled(&dir, truth.as_deref(), scorer.card.normalisation(), scorer.card.input_size)?;
+                load_labelled_at(&dir, truth.as_deref(), norm, scorer.card.input_size, pixel_scale)?;
             if !json {
                 report_problems(&problems);
                 if let Some(line) = adapted.describe(scorer.card.input_size) {
@@ -720,6 +738,8 @@ pub fn explain(
     let p = Project::open_existing(project)?;
     let row = p.candidate_by_name(candidate)?;
     let cutout = p.load_cutout(&row)?;
+    // Said beside the map: it was computed on what the model saw, mapped back.
+    let seen = lens_inspect::model::how_seen(cutout.width, cutout.height, cutout.pixel_arcsec, scorer.card.input_size);
     let clip = scorer.card.normalisation();
     let one = std::slice::from_ref(&cutout);
     let start = std::time::Instant::now();
@@ -779,10 +799,14 @@ pub fn explain(
         };
         let line = serde_json::json!({
             "out": out, "candidate": candidate, "p_lens": score, "method": method, "map": what, "seconds": seconds,
+            "seen": seen,
         });
         println!("{line}");
     } else {
         println!("wrote {} (P(lens) = {score:.3}): {what}; {seconds:.2} s", out.display());
+        if let Some(seen) = &seen {
+            println!("{seen}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

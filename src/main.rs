@@ -95,6 +95,11 @@ enum Command {
         /// Copy the pixels into the project file so it no longer needs the input files.
         #[arg(long)]
         store_pixels: bool,
+        /// Arcseconds per pixel of every object (kept with each candidate), over what their headers say: for files without a
+        /// WCS (taken at the model's 0.2" otherwise) or with a wrong one. Cutouts more than 5 %
+        /// off the model's scale are resampled to it (docs/survey.md).
+        #[arg(long, value_parser = arcsec_per_pixel, allow_hyphen_values = true)]
+        pixel_scale: Option<f64>,
         /// Print the summary as one JSON object (keys: ingested, skipped, errors, ...).
         #[arg(long)]
         json: bool,
@@ -309,6 +314,11 @@ enum Command {
         /// Recorded in the model card. 0: the hard clip alone.
         #[arg(long, default_value_t = 0.0, value_parser = knee_in_sigmas)]
         knee_sigma: f32,
+        /// Arcseconds per pixel of every cutout of --data and --val-data, over what their headers say: for files without a
+        /// WCS (taken at the model's 0.2" otherwise) or with a wrong one. Cutouts more than 5 %
+        /// off the model's scale are resampled to it (docs/survey.md).
+        #[arg(long, value_parser = arcsec_per_pixel, allow_hyphen_values = true)]
+        pixel_scale: Option<f64>,
         /// A note kept in the model card, e.g. the commands that made the data.
         #[arg(long)]
         note: Option<String>,
@@ -354,6 +364,11 @@ enum Command {
         /// Truth CSV for --data.
         #[arg(long)]
         truth: Option<PathBuf>,
+        /// Arcseconds per pixel of every cutout of --data, over what their headers say: for files without a
+        /// WCS (taken at the model's 0.2" otherwise) or with a wrong one. Cutouts more than 5 %
+        /// off the model's scale are resampled to it (docs/survey.md).
+        #[arg(long, value_parser = arcsec_per_pixel, allow_hyphen_values = true)]
+        pixel_scale: Option<f64>,
         /// Or: the candidates with truth in a project (using the model's latest stored scores).
         #[arg(long)]
         project: Option<PathBuf>,
@@ -1004,11 +1019,11 @@ fn run() -> Result<ExitCode> {
             lens_inspect::app::run_with(project, direct)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Ingest { input, project, truth, training, store_pixels, json } => {
+        Command::Ingest { input, project, truth, training, store_pixels, pixel_scale, json } => {
             let mut p = Project::create_or_open(&project)?;
             let bar = progress_bar(!json);
             bar.set_message("reading");
-            let options = IngestOptions { truth, training, store_pixels };
+            let options = IngestOptions { truth, training, store_pixels, pixel_scale };
             let summary = ingest(&mut p, &input, &options, &|done, total| {
                 bar.set_length(total as u64);
                 bar.set_position(done as u64);
@@ -1203,6 +1218,7 @@ fn run() -> Result<ExitCode> {
             workers,
             resume,
             cosine_lr,
+            pixel_scale,
             json,
         } => {
             let command_line: Vec<String> = std::env::args().collect();
@@ -1237,6 +1253,7 @@ fn run() -> Result<ExitCode> {
                 command_line,
                 note,
                 knee_sigma,
+                pixel_scale,
                 json,
             })
         }
@@ -1252,20 +1269,31 @@ fn run() -> Result<ExitCode> {
                 _ => commands::score(&project, model, batch, tta.map(usize::from), json),
             }
         }
-        Command::Evaluate { model, data, truth, project, roc, json, gradcam_check, by, bootstrap, tta } => {
-            commands::evaluate(commands::EvaluateArgs {
-                model,
-                data,
-                truth,
-                project,
-                roc,
-                json,
-                gradcam_check,
-                by,
-                bootstrap,
-                tta: tta.map(usize::from),
-            })
-        }
+        Command::Evaluate {
+            model,
+            data,
+            truth,
+            pixel_scale,
+            project,
+            roc,
+            json,
+            gradcam_check,
+            by,
+            bootstrap,
+            tta,
+        } => commands::evaluate(commands::EvaluateArgs {
+            model,
+            data,
+            truth,
+            pixel_scale,
+            project,
+            roc,
+            json,
+            gradcam_check,
+            by,
+            bootstrap,
+            tta: tta.map(usize::from),
+        }),
         Command::EvaluateSuite { model, dir, n, seed, tta, card, json } => {
             commands::evaluate_suite(model, &dir, n, seed, tta.map(usize::from), card, json)
         }
@@ -1528,6 +1556,16 @@ fn number_in(text: &str, range: std::ops::RangeInclusive<f32>, what: &str) -> Re
         Ok(v)
     } else {
         Err(format!("{v} is not {what} between {} and {}", range.start(), range.end()))
+    }
+}
+
+/// Arcseconds per pixel, within the scales a cutout's header is trusted with (0.01-5").
+fn arcsec_per_pixel(text: &str) -> Result<f64, String> {
+    let v: f64 = text.parse().map_err(|_| format!("'{text}' is not a number"))?;
+    if (0.01..=5.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{v} is not a pixel scale between 0.01 and 5 arcsec"))
     }
 }
 

@@ -282,6 +282,8 @@ fn numeric_training_flags_refuse_values_outside_their_range_naming_value_and_ran
         ("--band-depth-jitter", "3.5", "3.5 is not a depth loss in magnitudes between 0 and 3"),
         ("--knee-sigma", "0.5", "between 1 and 50"),
         ("--knee-sigma", "abc", "'abc' is not a number"),
+        ("--pixel-scale", "6", "6 is not a pixel scale between 0.01 and 5 arcsec"),
+        ("--pixel-scale", "0", "0 is not a pixel scale between 0.01 and 5 arcsec"),
     ] {
         let out = lens_inspect(&["train", "--simulate", "--out", "never.lensmodel", flag, value]);
         assert_eq!(out.status.code(), Some(2), "{flag} {value}: a usage error");
@@ -289,6 +291,13 @@ fn numeric_training_flags_refuse_values_outside_their_range_naming_value_and_ran
         assert!(err.contains(flag) && err.contains(want), "{flag} {value}: {err}");
     }
     assert!(!Path::new("never.lensmodel").exists(), "nothing trained or written");
+    // The same flag on ingest and evaluate, before any file is touched.
+    for args in [&["ingest", "nowhere", "--project", "never.lensproj"][..], &["evaluate", "--data", "nowhere"][..]] {
+        let out = lens_inspect(&[args, &["--pixel-scale", "-1"]].concat());
+        assert_eq!(out.status.code(), Some(2), "{args:?}: a usage error");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("is not a pixel scale"), "{args:?}");
+    }
+    assert!(!Path::new("never.lensproj").exists(), "no project made");
 }
 
 #[test]

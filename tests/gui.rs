@@ -740,3 +740,47 @@ fn display_settings_stay_with_the_project_and_inspector_and_travel_in_packs() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(open_view(&pack, "ann", Role::Volunteer).settings, chosen);
 }
+
+/// A candidate whose pixels the model does not take as they are (another pixel scale, another
+/// size) says so beside the map switch, with the sizes, so that nobody reads a map of what the
+/// model saw as a map of the file's pixels.
+#[test]
+fn the_grading_view_says_how_the_model_sees_each_candidate() {
+    use lens_inspect::survey::wcs::TanWcs;
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("p.lensproj");
+    let n = common::SIZE;
+    {
+        let mut p = Project::create_or_open(&path).expect("project");
+        let mut items = Vec::new();
+        for (name, arcsec) in [("fine", 0.1), ("told", 0.4)] {
+            let c = common::cutout(name, 1);
+            let mut spec = ObjectSpec::new(c.name.clone(), ObjectSource::File { path: "/x.fits".into() });
+            if name == "fine" {
+                spec.metadata.insert("wcs".into(), TanWcs::north_up(150.0, 2.0, n, arcsec).unwrap().to_json());
+            } else {
+                spec.metadata.insert("pixel_arcsec".into(), serde_json::json!(arcsec));
+            }
+            items.push(NewCandidate::from_cutout(spec, &c, true));
+        }
+        p.insert_candidates(&items).expect("insert");
+    }
+    // No model version stored: the shipped model (101 pixels of 0.2") scores and maps.
+    let mut h = harness(open_view(&path, "ann", Role::Volunteer));
+    wait_ready(&mut h);
+    // 21 pixels of 0.1" are 11 of 0.2" (from the WCS); 21 of 0.4" are 42 (from the kept scale).
+    let lines = [
+        "The model sees this cutout resampled from 0.100\" to 0.2\" pixels (21 x 21 -> 11 x 11), then padded",
+        "The model sees this cutout resampled from 0.400\" to 0.2\" pixels (21 x 21 -> 42 x 42), then padded",
+    ];
+    let mut seen = Vec::new();
+    for k in 0..2 {
+        let shown: Vec<&str> = lines.into_iter().filter(|l| h.query_by_label_contains(l).is_some()).collect();
+        assert_eq!(shown.len(), 1, "candidate {k}: exactly one of the lines");
+        seen.push(shown[0]);
+        h.key_press(egui::Key::ArrowRight);
+        wait_ready(&mut h);
+    }
+    seen.sort();
+    assert_eq!(seen, lines, "each candidate its own line");
+}

@@ -398,7 +398,8 @@ fn training_candidates_need_truth() {
     let truth = dir.path().join("truth.csv");
     std::fs::write(&truth, "ID,is_lens\n0,1\n1,0\n").expect("write");
     let db = dir.path().join("p.lensproj");
-    let s = run(&root, &db, &IngestOptions { truth: Some(truth), training: true, store_pixels: true });
+    let s =
+        run(&root, &db, &IngestOptions { truth: Some(truth), training: true, store_pixels: true, pixel_scale: None });
     assert_eq!(s.ingested, 2);
     assert_eq!(reasons(&s).get("2").map(String::as_str), Some("no_truth"));
     let p = Project::open_existing(&db).expect("open");

@@ -480,3 +480,81 @@ fn a_run_at_another_pixel_scale_says_it_in_its_files_and_keeps_it_through_ingest
     let (_, _, adapted) = load_labelled(&kids, None, 50.0, 101).expect("folder");
     assert_eq!((adapted, adapted.describe(101)), (Adapted::default(), None));
 }
+
+/// A scale that no TAN WCS gives reaches the model too: from a header in another projection
+/// (SIN here, as radio and some optical pipelines write), or from the user (`--pixel-scale`) for
+/// files with no WCS at all. Both must score exactly as the same pixels with a known scale.
+#[test]
+fn a_pixel_scale_from_a_sin_header_or_from_the_user_reaches_the_model() {
+    use lens_inspect::model::score::{score_candidates, Scorer};
+    use lens_inspect::model::{how_seen, load_labelled, load_labelled_at, Adapted};
+    use lens_inspect::survey::fits_write::{cutout_cube, write_file, Card};
+    let dir = tempfile::tempdir().expect("tmp");
+    let sim = Simulator::new(SimConfig { pixel_arcsec: 0.1, size: 202, ..SimConfig::default() });
+    let (sin, bare) = (dir.path().join("sin"), dir.path().join("bare"));
+    let mut truth = String::from("ID,is_lens\n");
+    for k in 0..2u64 {
+        let o = sim.simulate(&format!("obj{k}"), 5, k, Some(k == 0));
+        truth.push_str(&format!("{},{}\n", o.cutout.name, u8::from(k == 0)));
+        let sin_cube = cutout_cube(&o.cutout, None)
+            .with_key("CTYPE1", Card::Str("RA---SIN".into()))
+            .with_key("CTYPE2", Card::Str("DEC--SIN".into()))
+            .with_key("CRPIX1", Card::Float(101.5))
+            .with_key("CRPIX2", Card::Float(101.5))
+            .with_key("CRVAL1", Card::Float(150.0))
+            .with_key("CRVAL2", Card::Float(2.0))
+            .with_key("CDELT1", Card::Float(-0.1 / 3600.0))
+            .with_key("CDELT2", Card::Float(0.1 / 3600.0));
+        for (folder, cube) in [(&sin, sin_cube), (&bare, cutout_cube(&o.cutout, None))] {
+            std::fs::create_dir_all(folder).expect("folder");
+            write_file(&folder.join(format!("{}.fits", o.cutout.name)), Some(&cube), &[]).expect("write");
+        }
+    }
+    for folder in [&sin, &bare] {
+        std::fs::write(folder.join(lens_inspect::sim::TRUTH_FILE), &truth).expect("truth");
+    }
+    let scorer = Scorer::shipped().expect("model");
+    let scores_of = |p: &Project| -> (Vec<f32>, Adapted) {
+        let s = score_candidates(p, &scorer, 8, &|_, _| {}).expect("score");
+        let names: std::collections::HashMap<i64, String> =
+            p.candidates().expect("rows").into_iter().map(|r| (r.id, r.name)).collect();
+        let mut by_name: Vec<(&String, f32)> = s.scores.iter().map(|(id, v)| (&names[id], *v)).collect();
+        by_name.sort_by(|a, b| a.0.cmp(b.0));
+        (by_name.into_iter().map(|(_, v)| v).collect(), s.adapted)
+    };
+    // The SIN header: no positions (not TAN), but its scale.
+    let mut from_sin = Project::create_or_open(&dir.path().join("sin.lensproj")).expect("project");
+    ingest(&mut from_sin, &sin, &IngestOptions::default(), &|_, _| {}).expect("ingest");
+    for row in from_sin.candidates().expect("rows") {
+        assert!(row.wcs().is_none(), "SIN is not read as TAN");
+        assert!(row.pixel_arcsec().is_some_and(|s| (s - 0.1).abs() < 1e-9), "{:?}", row.pixel_arcsec());
+        let seen = how_seen(row.width, row.height, row.pixel_arcsec(), 101).expect("resampled");
+        assert!(seen.contains("202 x 202 -> 101 x 101"), "{seen}");
+    }
+    let (sin_scores, sin_adapted) = scores_of(&from_sin);
+    assert_eq!(sin_adapted, Adapted { resampled: 2, fitted: 0 });
+    // No WCS at all: taken at 0.2" (202 pixels, cropped) unless the user says 0.1".
+    let mut unknown = Project::create_or_open(&dir.path().join("unknown.lensproj")).expect("project");
+    ingest(&mut unknown, &bare, &IngestOptions::default(), &|_, _| {}).expect("ingest");
+    let (unknown_scores, unknown_adapted) = scores_of(&unknown);
+    assert_eq!(unknown_adapted, Adapted { resampled: 0, fitted: 2 });
+    for stored in [false, true] {
+        let mut told = Project::create_or_open(&dir.path().join(format!("told{stored}.lensproj"))).expect("project");
+        let options = IngestOptions { pixel_scale: Some(0.1), store_pixels: stored, ..Default::default() };
+        ingest(&mut told, &bare, &options, &|_, _| {}).expect("ingest");
+        for row in told.candidates().expect("rows") {
+            assert_eq!(told.load_cutout(&row).expect("pixels").pixel_arcsec, Some(0.1), "stored {stored}");
+        }
+        let (told_scores, told_adapted) = scores_of(&told);
+        assert_eq!(told_adapted, Adapted { resampled: 2, fitted: 0 });
+        assert_eq!(told_scores, sin_scores, "stored pixels {stored}: the same pixels at the same scale");
+    }
+    assert_ne!(unknown_scores, sin_scores, "the scale must change what the model sees");
+    // Folders for `evaluate` and `train`: the same inputs from the header or from the flag.
+    let (a, _, adapted_a) = load_labelled(&sin, None, 50.0, 101).expect("sin folder");
+    let (b, _, adapted_b) = load_labelled_at(&bare, None, 50.0, 101, Some(0.1)).expect("bare folder");
+    assert_eq!((adapted_a, adapted_b), (Adapted { resampled: 2, fitted: 0 }, Adapted { resampled: 2, fitted: 0 }));
+    assert_eq!(a.inputs, b.inputs);
+    let (c, _, _) = load_labelled(&bare, None, 50.0, 101).expect("bare folder, no scale");
+    assert_ne!(a.inputs, c.inputs);
+}

@@ -72,7 +72,10 @@ pub struct GradeView {
     pub graded_this_session: usize,
     pub message: Option<String>,
     pub last_action: Option<Action>,
-    has_model: bool,
+    /// The input size of the model that scores and maps candidates; `None` without a model.
+    model_size: Option<usize>,
+    /// How that model sees the current candidate (resampled, cropped), for the candidate's id.
+    seen: Option<(i64, Option<String>)>,
     /// The retraining worker's panel (absent in views made without one).
     pub trainer: Option<TrainingPanel>,
     writer: Option<GradeWriter>,
@@ -105,7 +108,7 @@ impl GradeView {
         inspector: Inspector,
         queue: Vec<i64>,
         renderer: Renderer,
-        has_model: bool,
+        model_size: Option<usize>,
     ) -> Result<GradeView, String> {
         let mut project = project;
         let session = project.start_session(inspector.id, "desktop").map_err(|e| e.to_string())?;
@@ -153,7 +156,8 @@ impl GradeView {
             graded_this_session: 0,
             message: None,
             last_action: None,
-            has_model,
+            model_size,
+            seen: None,
             trainer: None,
             writer: None,
             pending: None,
@@ -252,7 +256,7 @@ impl GradeView {
                 self.renderer.request(RenderRequest {
                     candidate_id: id,
                     settings,
-                    with_map: self.has_model,
+                    with_map: self.model_size.is_some(),
                     generation: self.generation,
                 });
             }
@@ -762,6 +766,17 @@ impl GradeView {
         self.sky.as_ref().and_then(|(_, w)| w.as_ref())
     }
 
+    /// How the model sees candidate `id`, worked out once per candidate.
+    fn how_seen(&mut self, id: i64) -> Option<String> {
+        let size = self.model_size?;
+        if self.seen.as_ref().is_none_or(|(sid, _)| *sid != id) {
+            let line =
+                self.rows.get(&id).and_then(|r| crate::model::how_seen(r.width, r.height, r.pixel_arcsec(), size));
+            self.seen = Some((id, line));
+        }
+        self.seen.as_ref().and_then(|(_, line)| line.clone())
+    }
+
     fn side_ui(&mut self, ui: &mut egui::Ui) {
         ui.heading("Bands");
         if let Some((_, _, _, _, shown)) = &self.shown {
@@ -792,8 +807,11 @@ impl GradeView {
         ui.separator();
         ui.checkbox(&mut self.overlay, "Activation map (Space)")
             .on_hover_text("Evidence map: warm where the model sees evidence for a lens, blue where it sees evidence against (fixed scale: full colour at 0.5 logit per feature cell)");
-        if !self.has_model {
+        if self.model_size.is_none() {
             ui.small("no model: scores and maps need one");
+        }
+        if let Some(line) = self.current().and_then(|id| self.how_seen(id)) {
+            ui.small(line);
         }
         ui.add(egui::Slider::new(&mut self.opacity, 0.0..=1.0).text("opacity"));
         ui.separator();

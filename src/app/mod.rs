@@ -109,7 +109,7 @@ impl LensApp {
             build_queue(&project, inspector.id, order.clone(), TrainingRate::default()).map_err(|e| e.to_string())?;
         let scale = project.flux_scale().map_err(|e| e.to_string())?;
         let scorer = Scorer::current_for(&project).ok().map(Arc::new);
-        let has_model = scorer.is_some();
+        let model_size = scorer.as_ref().map(|s| s.card.input_size);
         let workers = std::thread::available_parallelism().map(|n| n.get().clamp(1, 3)).unwrap_or(2);
         let renderer = Renderer::start(start.project.clone(), scale, scorer, repaint.clone(), workers);
         let repaint_for_writer = repaint.clone();
@@ -126,7 +126,7 @@ impl LensApp {
         );
         let writer = writer::GradeWriter::start(start.project.clone(), repaint_for_writer);
         remember(&start.project);
-        Ok(GradeView::new(project, inspector, queue, renderer, has_model)?.with_trainer(trainer).with_writer(writer))
+        Ok(GradeView::new(project, inspector, queue, renderer, model_size)?.with_trainer(trainer).with_writer(writer))
     }
 
     /// The review view of a project, with its own render workers for thumbnails and pages.

@@ -21,6 +21,34 @@ pub struct Dataset {
     pub names: Vec<String>,
 }
 
+/// The size a data set without one takes from its first cutout: its larger side as the model
+/// sees it (after resampling).
+fn first_size(cutout: &Cutout) -> usize {
+    let (w, h) = pixel_scale::seen_size(cutout, pixel_scale::MODEL_PIXEL_ARCSEC);
+    w.max(h)
+}
+
+/// A cutout as the model takes it: resampled to the model's pixel scale if its header gives
+/// another ([`pixel_scale`]), preprocessed at its own size, then fitted to `size` (cropped
+/// around its centre or padded with sky; [`Placement`]).
+fn model_input(cutout: &Cutout, size: usize, norm: Normalisation) -> Vec<f32> {
+    let resampled;
+    let cutout = match pixel_scale::scale_to_resample(cutout, pixel_scale::MODEL_PIXEL_ARCSEC) {
+        Some(_) => {
+            resampled = pixel_scale::resample_cutout(cutout, pixel_scale::MODEL_PIXEL_ARCSEC);
+            &resampled
+        }
+        None => cutout,
+    };
+    let planes = preprocess(cutout, norm);
+    let place = Placement::new(cutout.width, cutout.height, size);
+    if place.is_identity() {
+        planes
+    } else {
+        place.to_model(&planes)
+    }
+}
+
 impl Dataset {
     pub fn len(&self) -> usize {
         self.labels.len()
@@ -45,26 +73,30 @@ impl Dataset {
     /// (cropped around its centre or padded with sky; [`Placement`]). A data set without a size
     /// takes the first cutout's (its larger side).
     pub fn push(&mut self, cutout: &Cutout, label: f32, norm: impl Into<Normalisation>) {
-        let resampled;
-        let cutout = match pixel_scale::scale_to_resample(cutout, pixel_scale::MODEL_PIXEL_ARCSEC) {
-            Some(_) => {
-                resampled = pixel_scale::resample_cutout(cutout, pixel_scale::MODEL_PIXEL_ARCSEC);
-                &resampled
-            }
-            None => cutout,
-        };
         if self.size == 0 {
-            self.size = cutout.width.max(cutout.height);
+            self.size = first_size(cutout);
         }
-        let planes = preprocess(cutout, norm);
-        let place = Placement::new(cutout.width, cutout.height, self.size);
-        if place.is_identity() {
-            self.inputs.extend(planes);
-        } else {
-            self.inputs.extend(place.to_model(&planes));
-        }
+        self.inputs.extend(model_input(cutout, self.size, norm.into()));
         self.labels.push(label);
         self.names.push(cutout.name.clone());
+    }
+
+    /// [`Dataset::push`] for many cutouts, prepared on all cores (resampling and preprocessing
+    /// are most of reading a folder of another survey's pixels), kept in order.
+    pub fn push_all(&mut self, items: &[(&Cutout, f32)], norm: impl Into<Normalisation>) {
+        use rayon::prelude::*;
+        let Some((first, _)) = items.first() else { return };
+        if self.size == 0 {
+            self.size = first_size(first);
+        }
+        let (size, norm) = (self.size, norm.into());
+        let inputs: Vec<Vec<f32>> = items.par_iter().map(|(c, _)| model_input(c, size, norm)).collect();
+        self.inputs.reserve(inputs.len() * self.per_item());
+        for ((cutout, label), input) in items.iter().zip(inputs) {
+            self.inputs.extend(input);
+            self.labels.push(*label);
+            self.names.push(cutout.name.clone());
+        }
     }
 
     pub fn item(&self, k: usize) -> &[f32] {

@@ -92,6 +92,30 @@ impl Adapted {
     }
 }
 
+/// How a model of `size` x `size` pixels sees a cutout of `width` x `height` pixels at
+/// `pixel_arcsec` (`None`: no scale known, taken at the model's): one line for a person, or
+/// `None` when it sees the cutout as it is. The grading view and `explain` show it beside the
+/// map, so that nobody reads a map of a resampled or cropped cutout as one of the file's pixels.
+pub fn how_seen(width: usize, height: usize, pixel_arcsec: Option<f64>, size: usize) -> Option<String> {
+    let model = pixel_scale::MODEL_PIXEL_ARCSEC;
+    let mut parts = Vec::new();
+    let (mut w, mut h) = (width, height);
+    if let Some(s) = pixel_arcsec.filter(|&s| (s / model - 1.0).abs() > pixel_scale::TOLERANCE) {
+        (w, h) = (pixel_scale::resampled_len(width, s, model), pixel_scale::resampled_len(height, s, model));
+        parts.push(format!("resampled from {s:.3}\" to {model}\" pixels ({width} x {height} -> {w} x {h})"));
+    }
+    if (w, h) != (size, size) {
+        parts.push(if w >= size && h >= size {
+            format!("cropped to its central {size} x {size} pixels")
+        } else if w <= size && h <= size {
+            format!("padded with sky to {size} x {size} pixels")
+        } else {
+            format!("cropped and padded with sky to {size} x {size} pixels about its centre")
+        });
+    }
+    (!parts.is_empty()).then(|| format!("The model sees this cutout {}.", parts.join(", then ")))
+}
+
 /// A labelled folder as read: its data set, the (name, why) of objects not loaded, and how many
 /// cutouts the model sees otherwise than their files hold them.
 pub type Labelled = (Dataset, Vec<(String, String)>, Adapted);
@@ -105,6 +129,18 @@ pub fn load_labelled(
     truth: Option<&Path>,
     norm: impl Into<crate::cutout::Normalisation>,
     size: usize,
+) -> Result<Labelled, DataError> {
+    load_labelled_at(dir, truth, norm, size, None)
+}
+
+/// [`load_labelled`], with every cutout taken at `pixel_scale` arcsec when given (over what
+/// their headers say: for a folder without WCS, or with a wrong one).
+pub fn load_labelled_at(
+    dir: &Path,
+    truth: Option<&Path>,
+    norm: impl Into<crate::cutout::Normalisation>,
+    size: usize,
+    pixel_scale: Option<f64>,
 ) -> Result<Labelled, DataError> {
     let norm = norm.into();
     let truth_path = match truth {
@@ -122,8 +158,7 @@ pub fn load_labelled(
     let mut problems: Vec<(String, String)> =
         discovery.problems.iter().map(|p| (p.name.clone(), p.reason.to_string())).collect();
     let results = survey::read_all(&discovery.objects, &|| {});
-    let mut data = Dataset::with_size(size);
-    let mut adapted = Adapted::default();
+    let mut cutouts = Vec::with_capacity(results.len());
     for (spec, r) in discovery.objects.iter().zip(results) {
         let Some(t) = truth.get(&spec.name) else {
             problems.push((spec.name.clone(), SkipReason::NoTruth.to_string()));
@@ -131,11 +166,48 @@ pub fn load_labelled(
         };
         match r {
             Ok(c) => {
-                data.push(&c, if t.is_lens { 1.0 } else { 0.0 }, norm);
-                adapted.count(&c, data.size);
+                let c = match pixel_scale {
+                    Some(s) => c.with_pixel_scale(Some(s)),
+                    None => c,
+                };
+                cutouts.push((c, if t.is_lens { 1.0 } else { 0.0 }));
             }
             Err(e) => problems.push((spec.name.clone(), e.to_string())),
         }
     }
+    let mut data = Dataset::with_size(size);
+    let items: Vec<(&crate::cutout::Cutout, f32)> = cutouts.iter().map(|(c, l)| (c, *l)).collect();
+    data.push_all(&items, norm);
+    let mut adapted = Adapted::default();
+    for (c, _) in &cutouts {
+        adapted.count(c, data.size);
+    }
     Ok((data, problems, adapted))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::how_seen;
+
+    #[test]
+    fn a_cutout_seen_as_it_is_needs_no_words() {
+        assert_eq!(how_seen(101, 101, None, 101), None);
+        assert_eq!(how_seen(101, 101, Some(0.2), 101), None);
+        // Inside the tolerance headers round to.
+        assert_eq!(how_seen(101, 101, Some(0.205), 101), None);
+    }
+
+    #[test]
+    fn resampling_and_fitting_are_said_with_the_sizes_they_give() {
+        let euclid = how_seen(202, 202, Some(0.1), 101).unwrap();
+        assert!(euclid.contains("from 0.100\" to 0.2\" pixels (202 x 202 -> 101 x 101)"), "{euclid}");
+        assert!(!euclid.contains("crop") && !euclid.contains("pad"), "{euclid}");
+        // DES: 101 pixels of 0.263" span 26.6", 133 of the model's pixels, more than it takes.
+        let des = how_seen(101, 101, Some(0.263), 101).unwrap();
+        assert!(des.contains("(101 x 101 -> 133 x 133), then cropped to its central 101 x 101"), "{des}");
+        let small = how_seen(64, 64, None, 101).unwrap();
+        assert_eq!(small, "The model sees this cutout padded with sky to 101 x 101 pixels.");
+        let strip = how_seen(150, 60, None, 101).unwrap();
+        assert!(strip.contains("cropped and padded"), "{strip}");
+    }
 }

@@ -19,6 +19,9 @@ pub struct IngestOptions {
     pub training: bool,
     /// Copy the pixels into the project instead of pointing at the files.
     pub store_pixels: bool,
+    /// Arcseconds per pixel of every object, over what their headers say: for cutouts without
+    /// a WCS (taken at the model's scale otherwise) or with a wrong one. Kept per candidate.
+    pub pixel_scale: Option<f64>,
 }
 
 /// One object that was not ingested.
@@ -115,6 +118,10 @@ pub fn read_truth_csv(path: &Path) -> Result<BTreeMap<String, Truth>, IngestFail
 /// The metadata key under which a candidate's WCS is kept (as header keywords).
 pub const WCS_KEY: &str = "wcs";
 
+/// The metadata key of a candidate's pixel scale (arcsec) when its TAN WCS does not give it: the
+/// user's `--pixel-scale`, or a header whose projection is not TAN. It wins over the WCS's.
+pub const PIXEL_SCALE_KEY: &str = "pixel_arcsec";
+
 /// How many objects are read and written per transaction: bounds memory on large inputs.
 const CHUNK: usize = 1024;
 
@@ -171,6 +178,11 @@ pub fn ingest(
             .map(|(spec, result)| {
                 let (cutout, wcs) = result?;
                 let mut spec = spec.clone();
+                // A scale the stored WCS cannot carry: the user's, or a non-TAN header's.
+                let own_scale = cutout.pixel_arcsec.filter(|_| wcs.is_none());
+                if let Some(scale) = options.pixel_scale.or(own_scale) {
+                    spec.metadata.insert(PIXEL_SCALE_KEY.into(), serde_json::json!(scale));
+                }
                 if let Some(wcs) = wcs {
                     // The header's sky position when the input gave none (SPEC: RA/Dec
                     // everywhere), and the WCS itself for cursor coordinates and regions.

@@ -79,6 +79,13 @@ impl CandidateRow {
     pub fn wcs(&self) -> Option<crate::survey::wcs::TanWcs> {
         self.metadata.get(ingest::WCS_KEY).and_then(|v| crate::survey::wcs::TanWcs::from_json(v).ok())
     }
+
+    /// Arcseconds per pixel, as ingest found or was told it: the scale kept apart from the WCS
+    /// (`--pixel-scale`, or a non-TAN header), else the WCS's; `None` when nothing gave one.
+    pub fn pixel_arcsec(&self) -> Option<f64> {
+        let kept = self.metadata.get(ingest::PIXEL_SCALE_KEY).and_then(serde_json::Value::as_f64);
+        kept.or_else(|| self.wcs().map(|w| w.pixel_scale_arcsec()))
+    }
 }
 
 /// Truth known for a candidate (simulations, challenge data, known lenses).
@@ -553,9 +560,10 @@ impl Project {
             .optional()
             .map_err(|e| self.err(e))?;
         let pixels_err = |reason| ProjectError::Pixels { name: c.name.clone(), reason };
+        // The pixel scale kept at ingest; for stored pixels the only one there is, and for files
+        // the one that wins over their header (a scale the user gave).
+        let scale = c.pixel_arcsec();
         if let Some(blob) = blob {
-            // The pixel scale of stored pixels is their WCS's, kept at ingest.
-            let scale = c.wcs().map(|w| w.pixel_scale_arcsec());
             return blob_to_cutout(&c.name, c.width, c.height, &blob)
                 .map(|cutout| cutout.with_pixel_scale(scale))
                 .ok_or_else(|| pixels_err(SkipReason::Internal("stored pixels have the wrong size".into())));
@@ -572,7 +580,11 @@ impl Project {
             tile: None,
             metadata: BTreeMap::new(),
         };
-        crate::survey::load(&spec).map_err(pixels_err)
+        let cutout = crate::survey::load(&spec).map_err(pixels_err)?;
+        Ok(match scale {
+            Some(s) => cutout.with_pixel_scale(Some(s)),
+            None => cutout,
+        })
     }
 
     /// The survey-wide display scale: the median r-band sky sigma over candidates.

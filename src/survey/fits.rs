@@ -27,6 +27,9 @@ pub struct ImagePlane {
     /// The TAN WCS of the file's first image HDU, on that HDU's first plane only (a file's
     /// bands share one sky, and reading it once keeps ingest fast).
     pub wcs: Option<super::wcs::TanWcs>,
+    /// Arcseconds per pixel from that HDU's WCS: the TAN WCS's, or any other celestial
+    /// projection's (whose positions we cannot compute, but whose scale the model needs).
+    pub pixel_arcsec: Option<f64>,
 }
 
 const FITS_BLOCK: usize = 2880;
@@ -180,24 +183,36 @@ pub fn read_planes(path: &Path) -> Result<Vec<ImagePlane>, SkipReason> {
         } else {
             hdu.read_image(&mut file).map_err(|e| fits_error(path, e))?
         };
-        let wcs = if planes.is_empty() && shape.len() >= 2 {
+        let (wcs, pixel_arcsec) = if planes.is_empty() && shape.len() >= 2 {
             let n = shape.len();
-            super::wcs::read_wcs(&mut file, &hdu, [shape[n - 1], shape[n - 2]]).ok()
+            let keys = super::wcs::read_wcs_keys(&mut file, &hdu, [shape[n - 1], shape[n - 2]]);
+            let wcs = super::wcs::TanWcs::new(&keys).ok();
+            let scale = wcs.as_ref().map(super::wcs::TanWcs::pixel_scale_arcsec);
+            (wcs, scale.or_else(|| super::wcs::celestial_pixel_scale(&keys)))
         } else {
-            None
+            (None, None)
         };
         match shape.len() {
             2 => {
                 let band = header_band(&mut file, &hdu);
-                planes.push(ImagePlane { width: shape[1], height: shape[0], data, band, hdu: index, wcs });
+                planes.push(ImagePlane {
+                    width: shape[1],
+                    height: shape[0],
+                    data,
+                    band,
+                    hdu: index,
+                    wcs,
+                    pixel_arcsec,
+                });
             }
             3 => {
                 let (depth, height, width) = (shape[0], shape[1], shape[2]);
                 let bands = cube_bands(&mut file, &hdu, depth);
-                let mut wcs = wcs;
+                let (mut wcs, mut pixel_arcsec) = (wcs, pixel_arcsec);
                 for (k, chunk) in data.chunks_exact(width * height).enumerate() {
-                    let wcs = wcs.take();
-                    planes.push(ImagePlane { width, height, data: chunk.to_vec(), band: bands[k], hdu: index, wcs });
+                    let (wcs, pixel_arcsec) = (wcs.take(), pixel_arcsec.take());
+                    let data = chunk.to_vec();
+                    planes.push(ImagePlane { width, height, data, band: bands[k], hdu: index, wcs, pixel_arcsec });
                 }
             }
             // 1-D or 4-D+ HDUs are not images of the sky: ignored, and counted by the caller.

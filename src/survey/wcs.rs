@@ -342,6 +342,12 @@ fn sphere_only(keys: &WcsKeys, crval: [f64; 2]) -> Result<WCS, WcsError> {
 
 /// Reads the WCS of an image HDU of `size` (NAXIS1, NAXIS2) pixels.
 pub fn read_wcs(file: &mut fitsio::FitsFile, hdu: &fitsio::hdu::FitsHdu, size: [usize; 2]) -> Result<TanWcs, WcsError> {
+    TanWcs::new(&read_wcs_keys(file, hdu, size))
+}
+
+/// The WCS keywords of an image HDU of `size` (NAXIS1, NAXIS2), read as they are: for
+/// [`TanWcs::new`], or for [`celestial_pixel_scale`] when the projection is not TAN.
+pub fn read_wcs_keys(file: &mut fitsio::FitsFile, hdu: &fitsio::hdu::FitsHdu, size: [usize; 2]) -> WcsKeys {
     const NUMBERS: &[&str] = &[
         "CRPIX1", "CRPIX2", "CRVAL1", "CRVAL2", "CD1_1", "CD1_2", "CD2_1", "CD2_2", "PC1_1", "PC1_2", "PC2_1", "PC2_2",
         "CDELT1", "CDELT2", "CROTA2", "LONPOLE", "LATPOLE", "EQUINOX",
@@ -361,7 +367,30 @@ pub fn read_wcs(file: &mut fitsio::FitsFile, hdu: &fitsio::hdu::FitsHdu, size: [
     }
     let mut keys = WcsKeys::from_lookup(|k| numbers.get(k).copied(), |k| texts.get(k).cloned());
     keys.naxis = size;
-    TanWcs::new(&keys)
+    keys
+}
+
+/// The pixel scale in arcseconds of any celestial WCS, TAN or not (SIN, ZEA, ARC, CAR...): the
+/// geometric mean of the CD matrix's axes. Every projection is conformal to first order at its
+/// reference point, so a cutout's scale needs no projection code, and a cutout whose positions
+/// this module cannot compute (not TAN) is still seen at its true scale. `None` when the axes
+/// are not celestial (a linear or spectral WCS says nothing about arcseconds) or the matrix is
+/// missing or singular.
+pub fn celestial_pixel_scale(keys: &WcsKeys) -> Option<f64> {
+    const CELESTIAL: [&str; 2] = ["RA--", "DEC-"];
+    const OTHER_FRAMES: [&str; 6] = ["GLON", "GLAT", "ELON", "ELAT", "SLON", "SLAT"];
+    let is_celestial = |c: &Option<String>| {
+        c.as_deref().map(|c| c.trim().to_ascii_uppercase()).is_some_and(|c| {
+            let head = c.get(..4).unwrap_or("");
+            CELESTIAL.contains(&head) || OTHER_FRAMES.contains(&head)
+        })
+    };
+    if !(is_celestial(&keys.ctype[0]) && is_celestial(&keys.ctype[1])) {
+        return None;
+    }
+    let cd = linear_matrix(keys).ok()?;
+    let scale = (cd[0] * cd[3] - cd[1] * cd[2]).abs().sqrt() * 3600.0;
+    (scale.is_finite() && scale > 0.0).then_some(scale)
 }
 
 /// A sky position as people read it: degrees and sexagesimal, e.g.
@@ -401,6 +430,33 @@ mod tests {
             |k| header.get(k).and_then(|v| v.as_f64()),
             |k| header.get(k).and_then(|v| v.as_str()).map(str::to_string),
         )
+    }
+
+    /// The scale of projections we cannot place (SIN, ZEA) from their linear part alone, in
+    /// each convention of writing it; none for axes that are not on the sky.
+    #[test]
+    fn any_celestial_projection_gives_its_pixel_scale() {
+        let arcsec = 1.0 / 3600.0;
+        let keys = |c1: &str, c2: &str| WcsKeys {
+            ctype: [Some(c1.into()), Some(c2.into())],
+            cdelt: [Some(-0.1 * arcsec), Some(0.1 * arcsec)],
+            ..Default::default()
+        };
+        let sin = keys("RA---SIN", "DEC--SIN");
+        assert!(matches!(TanWcs::new(&sin), Err(WcsError::UnsupportedProjection(p)) if p == "SIN"));
+        let near = |k: &WcsKeys, want: f64| celestial_pixel_scale(k).is_some_and(|s| (s - want).abs() < 1e-9);
+        assert!(near(&sin, 0.1), "{:?}", celestial_pixel_scale(&sin));
+        // A rotation (CROTA2, or a PC matrix) leaves the scale alone.
+        assert!(near(&WcsKeys { crota2: Some(30.0), ..sin.clone() }, 0.1));
+        let (c, s) = (0.6, 0.8);
+        assert!(near(&WcsKeys { pc: [Some(c), Some(-s), Some(s), Some(c)], ..sin.clone() }, 0.1));
+        // Rectangular pixels: the geometric mean, as for TAN.
+        let rect = WcsKeys { cd: [Some(-0.1 * arcsec), Some(0.0), Some(0.0), Some(0.4 * arcsec)], ..sin.clone() };
+        assert!(near(&rect, 0.2));
+        assert!(near(&keys("GLON-ZEA", "GLAT-ZEA"), 0.1));
+        assert_eq!(celestial_pixel_scale(&keys("LINEAR", "LINEAR")), None);
+        assert_eq!(celestial_pixel_scale(&WcsKeys { cdelt: [None, None], ..sin.clone() }), None);
+        assert_eq!(celestial_pixel_scale(&WcsKeys { cdelt: [Some(0.0), Some(arcsec)], ..sin }), None);
     }
 
     /// Every case astropy computed, both directions: sky within 1e-9 degree (3.6 microarcsec),
