@@ -1052,6 +1052,15 @@ fn run() -> Result<ExitCode> {
                 if summary.errors.len() > 20 {
                     eprintln!("  ... and {} more (use --json for the full list)", summary.errors.len() - 20);
                 }
+                if summary.rescaled > 0 {
+                    println!(
+                        "pixel scale: {} candidates already in the project now taken at {}\"; their stored \
+                         scores were made at the old scale: run `lens-inspect score --project {}` again",
+                        summary.rescaled,
+                        options.pixel_scale.unwrap_or_default(),
+                        project.display()
+                    );
+                }
                 if options_truth_given(&summary) {
                     println!(
                         "truth: {} rows matched candidates, {} named no candidate",

@@ -550,6 +550,11 @@ fn a_pixel_scale_from_a_sin_header_or_from_the_user_reaches_the_model() {
         assert_eq!(told_scores, sin_scores, "stored pixels {stored}: the same pixels at the same scale");
     }
     assert_ne!(unknown_scores, sin_scores, "the scale must change what the model sees");
+    // Learned after the first ingest: the same input again with the flag rescales those objects.
+    let options = IngestOptions { pixel_scale: Some(0.1), ..Default::default() };
+    let again = ingest(&mut unknown, &bare, &options, &|_, _| {}).expect("ingest again");
+    assert_eq!((again.ingested, again.already_present, again.rescaled), (0, 2, 2));
+    assert_eq!(scores_of(&unknown), (sin_scores.clone(), Adapted { resampled: 2, fitted: 0 }));
     // Folders for `evaluate` and `train`: the same inputs from the header or from the flag.
     let (a, _, adapted_a) = load_labelled(&sin, None, 50.0, 101).expect("sin folder");
     let (b, _, adapted_b) = load_labelled_at(&bare, None, 50.0, 101, Some(0.1)).expect("bare folder");

@@ -77,7 +77,7 @@ impl Adapted {
         let mut parts = Vec::new();
         if self.resampled > 0 {
             parts.push(format!(
-                "{} resampled to {}\" pixels (their WCS gives another scale)",
+                "{} resampled to {}\" pixels (their header or --pixel-scale gives another scale)",
                 self.resampled,
                 pixel_scale::MODEL_PIXEL_ARCSEC
             ));

@@ -42,6 +42,8 @@ pub struct IngestSummary {
     pub ingested: usize,
     /// Already in the project (not read again).
     pub already_present: usize,
+    /// Of those, how many took the new `--pixel-scale` (their stored scores predate it).
+    pub rescaled: usize,
     /// Reason key -> number of objects skipped for it.
     pub skipped: BTreeMap<String, usize>,
     pub errors: Vec<IngestError>,
@@ -151,9 +153,11 @@ pub fn ingest(
     }
     let existing = project.candidate_names()?;
     let mut todo = Vec::new();
+    let mut present = Vec::new();
     for spec in discovery.objects {
         if existing.contains(&spec.name) {
             summary.already_present += 1;
+            present.push(spec.name);
             continue;
         }
         if options.training && truth.as_ref().is_none_or(|t| !t.contains_key(&spec.name)) {
@@ -210,6 +214,9 @@ pub fn ingest(
             }
         }
         summary.ingested += project.insert_candidates(&batch)?;
+    }
+    if let Some(scale) = options.pixel_scale {
+        summary.rescaled = project.set_pixel_scales(&present, scale)?;
     }
     if let Some(truth) = &truth {
         summary.truth_matched = project.set_truths(truth)?;

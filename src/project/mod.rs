@@ -499,6 +499,28 @@ impl Project {
         Ok(found)
     }
 
+    /// Sets the pixel scale (arcsec) kept with candidates, by name, over what their headers say
+    /// ([`CandidateRow::pixel_arcsec`]); returns how many names were found. For `ingest
+    /// --pixel-scale` run again on objects already in the project: the user learned the scale
+    /// after the first ingest, and their scores must then be made again.
+    pub fn set_pixel_scales(&mut self, names: &[String], arcsec: f64) -> Result<usize, ProjectError> {
+        let path = self.path.clone();
+        let tx = self.conn.transaction().map_err(|e| classify(&path, e))?;
+        let mut found = 0;
+        {
+            let sql = format!(
+                "UPDATE candidates SET metadata = json_set(metadata, '$.{}', ?2) WHERE name = ?1",
+                ingest::PIXEL_SCALE_KEY
+            );
+            let mut stmt = tx.prepare(&sql).map_err(|e| classify(&path, e))?;
+            for name in names {
+                found += stmt.execute(params![name, arcsec]).map_err(|e| classify(&path, e))?;
+            }
+        }
+        tx.commit().map_err(|e| classify(&path, e))?;
+        Ok(found)
+    }
+
     const CANDIDATE_COLUMNS: &'static str =
         "id, name, source, width, height, ra_deg, dec_deg, tile, metadata, sky_sigma, truth_is_lens, is_training";
 
