@@ -745,7 +745,7 @@ fn display_settings_stay_with_the_project_and_inspector_and_travel_in_packs() {
 /// size) says so beside the map switch, with the sizes, so that nobody reads a map of what the
 /// model saw as a map of the file's pixels.
 #[test]
-fn the_grading_view_says_how_the_model_sees_each_candidate() {
+fn the_grading_view_and_the_candidate_page_say_how_the_model_sees_each_candidate() {
     use lens_inspect::survey::wcs::TanWcs;
     let dir = tempfile::tempdir().expect("tmp");
     let path = dir.path().join("p.lensproj");
@@ -783,4 +783,19 @@ fn the_grading_view_says_how_the_model_sees_each_candidate() {
     }
     seen.sort();
     assert_eq!(seen, lines, "each candidate its own line");
+    // The candidate page says it under its evidence map (from the render worker, with the map).
+    let p = Project::open_existing(&path).expect("open");
+    let fine = p.candidate_by_name("fine").expect("row").id;
+    let mut review = LensApp::open_review(&p, Arc::new(|| {}));
+    review.page = Some(fine);
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1200.0, 900.0))
+        .build_ui_state(|ui, r: &mut lens_inspect::app::review::ReviewView| r.ui(ui), review);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while h.query_by_label_contains(lines[0]).is_none() {
+        assert!(Instant::now() < deadline, "the page never said how the model saw the candidate");
+        h.step();
+        std::thread::yield_now();
+    }
+    assert!(h.query_by_label_contains(lines[1]).is_none(), "only the open candidate's line");
 }

@@ -32,6 +32,9 @@ pub struct Rendered {
     pub error: Option<String>,
     /// A late activation map for a candidate drawn before: merge it, keep the pictures.
     pub map_only: bool,
+    /// With the map: how the model saw the cutout when not as the file holds it
+    /// ([`crate::model::how_seen`]), said beside the map.
+    pub seen: Option<String>,
 }
 
 /// A small pool of render workers, each with its own read connection to the project.
@@ -84,6 +87,7 @@ impl Renderer {
                         .and_then(|mut m| m.pop());
                         if map.is_some() {
                             let blank = Rgba8 { width: 0, height: 0, pixels: vec![] };
+                            let seen = crate::model::how_seen(c.width, c.height, c.pixel_arcsec, s.card.input_size);
                             let r = Rendered {
                                 candidate_id: req.candidate_id,
                                 generation: req.generation,
@@ -92,6 +96,7 @@ impl Renderer {
                                 map,
                                 error: None,
                                 map_only: true,
+                                seen,
                             };
                             if res_tx.send(r).is_err() {
                                 return;
@@ -127,6 +132,7 @@ fn failed(req: &RenderRequest, error: String) -> Rendered {
         map: None,
         error: Some(error),
         map_only: false,
+        seen: None,
     }
 }
 
@@ -149,6 +155,7 @@ fn render_one(p: &Project, req: &RenderRequest, scale: FluxScale) -> (Rendered, 
         map: None,
         error: None,
         map_only: false,
+        seen: None,
     };
     (r, Some(cutout))
 }

@@ -289,6 +289,7 @@ impl ReviewView {
             if done.map_only {
                 if let Some(existing) = self.rendered.get_mut(&key) {
                     existing.map = done.map;
+                    existing.seen = done.seen;
                     self.textures.remove(&(done.candidate_id, "overlay"));
                 }
                 continue;
@@ -467,7 +468,7 @@ impl ReviewView {
         let r = self
             .rendered
             .get(&(id, true))
-            .map(|r| (r.composite.clone(), r.bands.clone(), r.map.clone(), r.error.clone()));
+            .map(|r| (r.composite.clone(), r.bands.clone(), r.map.clone(), r.error.clone(), r.seen.clone()));
         let mut open = true;
         let ctx = ui.ctx().clone();
         egui::Window::new(format!("Candidate {name}")).open(&mut open).default_width(720.0).show(&ctx, |ui| {
@@ -486,7 +487,7 @@ impl ReviewView {
                 None => {
                     ui.spinner();
                 }
-                Some((composite, bands, map, error)) => {
+                Some((composite, bands, map, error, seen)) => {
                     if let Some(e) = error {
                         ui.colored_label(Color32::from_rgb(255, 120, 100), e);
                     }
@@ -508,6 +509,9 @@ impl ReviewView {
                                 });
                                 if let Some(t) = o {
                                     ui.add(egui::Image::new(&t).fit_to_exact_size(Vec2::splat(300.0)));
+                                }
+                                if let Some(seen) = &seen {
+                                    ui.add(egui::Label::new(egui::RichText::new(seen).small()).wrap());
                                 }
                             }
                             None => {
