@@ -320,7 +320,7 @@ fn damaged_forged_foreign_and_newer_packs_are_refused_and_nothing_is_written() {
 }
 
 #[test]
-fn a_volunteer_pack_reveals_no_scores_truth_metadata_or_other_grades() {
+fn a_volunteer_pack_reveals_no_scores_truth_metadata_or_other_grades_but_keeps_the_geometry() {
     let dir = tempfile::tempdir().expect("tmp");
     let src = dir.path().join("survey.lensproj");
     let mut project = project_with(&src, 8, 3);
@@ -337,7 +337,10 @@ fn a_volunteer_pack_reveals_no_scores_truth_metadata_or_other_grades() {
     project.set_truths(&truths).expect("truth");
     rusqlite::Connection::open(&src)
         .expect("raw")
-        .execute("UPDATE candidates SET metadata = '{\"kind\": \"lens_ring\"}' WHERE name = 'c005'", [])
+        .execute(
+            "UPDATE candidates SET metadata = '{\"kind\": \"lens_ring\", \"pixel_arcsec\": 0.1, \"wcs\": {\"CTYPE1\": \"RA---TAN\"}}' WHERE name = 'c005'",
+            [],
+        )
         .expect("metadata");
     let bob = project.inspector("bob", Role::Volunteer).expect("bob");
     project
@@ -369,7 +372,8 @@ fn a_volunteer_pack_reveals_no_scores_truth_metadata_or_other_grades() {
         "SELECT count(*) FROM predictions",
         "SELECT count(*) FROM model_versions",
         "SELECT count(*) FROM candidates WHERE truth_is_lens IS NOT NULL OR truth IS NOT NULL OR is_training != 0",
-        "SELECT count(*) FROM candidates WHERE metadata != '{}'",
+        "SELECT count(*) FROM candidates WHERE json_extract(metadata, '$.kind') IS NOT NULL",
+        "SELECT count(*) FROM candidates WHERE name != 'c005' AND metadata != '{}'",
         "SELECT count(*) FROM grade_events",
         "SELECT count(*) FROM inspectors WHERE name != 'vera'",
     ];
@@ -377,6 +381,17 @@ fn a_volunteer_pack_reveals_no_scores_truth_metadata_or_other_grades() {
         assert_eq!(count(&vera, sql), 0, "the volunteer's pack leaks: {sql}");
     }
     assert_eq!(count(&vera, "SELECT count(*) FROM candidates"), 8);
+    // Only the geometry goes with it: the scale the model must see the pixels at, and the WCS.
+    let kept: String = rusqlite::Connection::open(&vera)
+        .expect("raw")
+        .query_row("SELECT metadata FROM candidates WHERE name = 'c005'", [], |r| r.get(0))
+        .expect("c005");
+    let kept: serde_json::Value = serde_json::from_str(&kept).expect("json");
+    assert_eq!(kept, serde_json::json!({"pixel_arcsec": 0.1, "wcs": {"CTYPE1": "RA---TAN"}}));
+    let pack = Project::open_existing(&vera).expect("open the pack");
+    let row = pack.candidate_by_name("c005").expect("c005");
+    assert_eq!(pack.load_cutout(&row).expect("pixels").pixel_arcsec, Some(0.1));
+    drop(pack);
     // The researcher's pack carries scores and the training candidates' truth.
     assert_eq!(count(&rita, "SELECT count(*) FROM predictions"), 8);
     assert_eq!(count(&rita, "SELECT count(*) FROM candidates WHERE is_training = 1 AND truth_is_lens IS NOT NULL"), 3);

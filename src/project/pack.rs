@@ -48,6 +48,17 @@ pub struct MergeReport {
     pub inspectors: Vec<String>,
 }
 
+/// The metadata a volunteer's pack keeps: where the pixels are on the sky and how large they are
+/// (the WCS, a pixel scale kept apart from it). They say nothing of the model or the truth, and
+/// without them the pack's maps would be of a cutout the model never saw (one of another scale
+/// taken at 0.2") and the cursor would have no sky position.
+fn geometry_only(
+    metadata: &std::collections::BTreeMap<String, serde_json::Value>,
+) -> std::collections::BTreeMap<String, serde_json::Value> {
+    let keep = [super::ingest::WCS_KEY, super::ingest::PIXEL_SCALE_KEY];
+    metadata.iter().filter(|(k, _)| keep.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
 /// Writes a pack of the named candidates. The file is built under a temporary name and renamed,
 /// so a half-written pack never exists under `out`.
 pub fn export_pack(project: &mut Project, out: &Path, options: &PackOptions) -> Result<usize, PackError> {
@@ -59,7 +70,7 @@ pub fn export_pack(project: &mut Project, out: &Path, options: &PackOptions) -> 
     let who = &options.inspector;
     let role = project.inspectors()?.into_iter().find(|i| &i.name == who).map(|i| i.role).unwrap_or(Role::Volunteer);
     // A volunteer's pack holds nothing that reveals what the model or anyone else thinks, or the
-    // truth: no scores, no truth, no metadata (a simulation's kind lives there), and no mark of
+    // truth: no scores, no truth, no metadata but the geometry (a simulation's kind lives there), and no mark of
     // which candidates are training candidates. Merging maps grades back by name, where the
     // project's own truth still teaches SWAP.
     let researcher = role == Role::Researcher;
@@ -80,7 +91,7 @@ pub fn export_pack(project: &mut Project, out: &Path, options: &PackOptions) -> 
             ra_deg: row.ra_deg,
             dec_deg: row.dec_deg,
             tile: row.tile.clone(),
-            metadata: if researcher { row.metadata.clone() } else { Default::default() },
+            metadata: if researcher { row.metadata.clone() } else { geometry_only(&row.metadata) },
         };
         let mut c = NewCandidate::from_cutout(spec, &cutout, false);
         c.pixels = Some(pixels_to_blob(&cutout));
