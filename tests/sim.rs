@@ -482,8 +482,8 @@ fn a_run_at_another_pixel_scale_says_it_in_its_files_and_keeps_it_through_ingest
 }
 
 /// A scale that no TAN WCS gives reaches the model too: from a header in another projection
-/// (SIN here, as radio and some optical pipelines write), or from the user (`--pixel-scale`) for
-/// files with no WCS at all. Both must score exactly as the same pixels with a known scale.
+/// (SIN here, as radio and some optical pipelines write), from a PIXSCALE keyword, or from the
+/// user (`--pixel-scale`) for files with no WCS at all. Both must score exactly as the same pixels with a known scale.
 #[test]
 fn a_pixel_scale_from_a_sin_header_or_from_the_user_reaches_the_model() {
     use lens_inspect::model::score::{score_candidates, Scorer};
@@ -491,7 +491,7 @@ fn a_pixel_scale_from_a_sin_header_or_from_the_user_reaches_the_model() {
     use lens_inspect::survey::fits_write::{cutout_cube, write_file, Card};
     let dir = tempfile::tempdir().expect("tmp");
     let sim = Simulator::new(SimConfig { pixel_arcsec: 0.1, size: 202, ..SimConfig::default() });
-    let (sin, bare) = (dir.path().join("sin"), dir.path().join("bare"));
+    let (sin, bare, keyword) = (dir.path().join("sin"), dir.path().join("bare"), dir.path().join("keyword"));
     let mut truth = String::from("ID,is_lens\n");
     for k in 0..2u64 {
         let o = sim.simulate(&format!("obj{k}"), 5, k, Some(k == 0));
@@ -505,12 +505,14 @@ fn a_pixel_scale_from_a_sin_header_or_from_the_user_reaches_the_model() {
             .with_key("CRVAL2", Card::Float(2.0))
             .with_key("CDELT1", Card::Float(-0.1 / 3600.0))
             .with_key("CDELT2", Card::Float(0.1 / 3600.0));
-        for (folder, cube) in [(&sin, sin_cube), (&bare, cutout_cube(&o.cutout, None))] {
+        // No WCS and no PIXSCALE: nothing says the scale.
+        let bare_cube = cutout_cube(&o.cutout.clone().with_pixel_scale(None), None);
+        for (folder, cube) in [(&sin, sin_cube), (&bare, bare_cube), (&keyword, cutout_cube(&o.cutout, None))] {
             std::fs::create_dir_all(folder).expect("folder");
             write_file(&folder.join(format!("{}.fits", o.cutout.name)), Some(&cube), &[]).expect("write");
         }
     }
-    for folder in [&sin, &bare] {
+    for folder in [&sin, &bare, &keyword] {
         std::fs::write(folder.join(lens_inspect::sim::TRUTH_FILE), &truth).expect("truth");
     }
     let scorer = Scorer::shipped().expect("model");
@@ -562,4 +564,7 @@ fn a_pixel_scale_from_a_sin_header_or_from_the_user_reaches_the_model() {
     assert_eq!(a.inputs, b.inputs);
     let (c, _, _) = load_labelled(&bare, None, 50.0, 101).expect("bare folder, no scale");
     assert_ne!(a.inputs, c.inputs);
+    // A cube with a scale and no WCS (ours, or a pipeline's) states it as PIXSCALE.
+    let (d, _, adapted_d) = load_labelled(&keyword, None, 50.0, 101).expect("PIXSCALE folder");
+    assert_eq!((adapted_d, &d.inputs), (Adapted { resampled: 2, fitted: 0 }, &a.inputs));
 }

@@ -34,6 +34,16 @@ pub struct ImagePlane {
 
 const FITS_BLOCK: usize = 2880;
 
+/// Keywords that give a pixel scale in arcsec without a WCS, as pipelines and cutout services
+/// write them (`PIXSCALE`: DECam, the Legacy Surveys and our own cubes without a WCS; `SECPIX`:
+/// IRAF and SWarp), in that order.
+pub const SCALE_KEYWORDS: [&str; 4] = ["PIXSCALE", "PIXSCAL1", "SECPIX", "SECPIX1"];
+
+/// The pixel scale a header states in one of [`SCALE_KEYWORDS`], if any is a positive number.
+fn scale_keyword(file: &mut fitsio::FitsFile, hdu: &fitsio::hdu::FitsHdu) -> Option<f64> {
+    SCALE_KEYWORDS.iter().find_map(|k| hdu.read_key::<f64>(file, k).ok().filter(|v| v.is_finite() && *v > 0.0))
+}
+
 /// Looks at the first bytes ourselves: cfitsio's error codes do not separate "empty", "not FITS"
 /// and "truncated".
 fn precheck(path: &Path) -> Result<(), SkipReason> {
@@ -188,7 +198,8 @@ pub fn read_planes(path: &Path) -> Result<Vec<ImagePlane>, SkipReason> {
             let keys = super::wcs::read_wcs_keys(&mut file, &hdu, [shape[n - 1], shape[n - 2]]);
             let wcs = super::wcs::TanWcs::new(&keys).ok();
             let scale = wcs.as_ref().map(super::wcs::TanWcs::pixel_scale_arcsec);
-            (wcs, scale.or_else(|| super::wcs::celestial_pixel_scale(&keys)))
+            let scale = scale.or_else(|| super::wcs::celestial_pixel_scale(&keys));
+            (wcs, scale.or_else(|| scale_keyword(&mut file, &hdu)))
         } else {
             (None, None)
         };

@@ -254,8 +254,12 @@ pub fn cutout_cube(cutout: &Cutout, wcs: Option<&super::wcs::TanWcs>) -> ImageHd
         data.extend(band_with_nan(cutout, b));
     }
     let mut cube = ImageHdu { shape: vec![4, h, w], data: PixelData::F32(data), keys: Vec::new() };
-    if let Some(wcs) = wcs {
-        cube.keys.extend(wcs.header_cards());
+    match (wcs, cutout.pixel_arcsec) {
+        (Some(wcs), _) => cube.keys.extend(wcs.header_cards()),
+        // A scale known without a TAN WCS (another projection, or the user's): kept for whoever
+        // reads the cube back, ingest included.
+        (None, Some(scale)) => cube.keys.push((super::fits::SCALE_KEYWORDS[0].into(), Card::Float(scale))),
+        (None, None) => {}
     }
     for (k, b) in Band::ALL.iter().enumerate() {
         cube.keys.push((format!("BAND{}", k + 1), Card::Str(b.letter().to_string())));
