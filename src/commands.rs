@@ -512,6 +512,8 @@ pub struct EvaluateArgs {
     pub pixel_scale: Option<f64>,
     pub project: Option<PathBuf>,
     pub roc: Option<PathBuf>,
+    /// Every cutout's score as CSV (--data only).
+    pub scores: Option<PathBuf>,
     pub json: bool,
     pub gradcam_check: Option<usize>,
     pub by: Vec<String>,
@@ -528,6 +530,7 @@ pub fn evaluate(a: EvaluateArgs) -> Result<ExitCode> {
         pixel_scale,
         project,
         roc,
+        scores: scores_out,
         json,
         gradcam_check,
         by,
@@ -580,7 +583,11 @@ pub fn evaluate(a: EvaluateArgs) -> Result<ExitCode> {
                     scorer.views
                 );
             }
-            (s.iter().map(|&v| v as f64).collect(), set.labels.iter().map(|&l| l >= 0.5).collect())
+            let labels: Vec<bool> = set.labels.iter().map(|&l| l >= 0.5).collect();
+            if let Some(path) = &scores_out {
+                write_scores(path, &set.names, &labels, &s)?;
+            }
+            (s.iter().map(|&v| v as f64).collect(), labels)
         }
         (None, Some(project)) => {
             if model.is_some() || tta.is_some() {
@@ -672,6 +679,22 @@ pub fn evaluate(a: EvaluateArgs) -> Result<ExitCode> {
         println!("Grad-CAM on {n} lenses: {ratio:.2}x more of the map inside the lensed-light mask than its area");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Per-cutout scores of `evaluate --data`, best first, so the top rows are the false positives to
+/// look at and the last lenses the misses.
+fn write_scores(path: &Path, names: &[String], labels: &[bool], scores: &[f32]) -> Result<()> {
+    let mut order: Vec<usize> = (0..names.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then_with(|| names[a].cmp(&names[b])));
+    let mut f =
+        std::io::BufWriter::new(std::fs::File::create(path).with_context(|| format!("writing {}", path.display()))?);
+    writeln!(f, "name,is_lens,score")?;
+    for k in order {
+        let name = lens_inspect::project::export::csv_field(&names[k]);
+        writeln!(f, "{name},{},{}", u8::from(labels[k]), scores[k])?;
+    }
+    f.flush().with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
 }
 
 pub fn evaluate_suite(

@@ -375,6 +375,10 @@ enum Command {
         /// Write the ROC curve (threshold, fpr, tpr, false and true positives) as CSV.
         #[arg(long)]
         roc: Option<PathBuf>,
+        /// With --data: write every cutout's score as CSV (name, is_lens, score; best first), to
+        /// look at the misses and the false positives (a project's are in `export`).
+        #[arg(long, requires = "data")]
+        scores: Option<PathBuf>,
         /// Print one JSON object with keys auroc, tpr0, tpr10, n, n_lens.
         #[arg(long)]
         json: bool,
@@ -1285,6 +1289,7 @@ fn run() -> Result<ExitCode> {
             pixel_scale,
             project,
             roc,
+            scores,
             json,
             gradcam_check,
             by,
@@ -1297,6 +1302,7 @@ fn run() -> Result<ExitCode> {
             pixel_scale,
             project,
             roc,
+            scores,
             json,
             gradcam_check,
             by,

@@ -540,3 +540,59 @@ fn train_defaults_to_dihedral_augmentation_on_fresh_simulations_and_full_on_fold
     let aug = augment_of(&folder);
     assert_eq!((aug["free_rotation"].as_bool(), aug["max_zoom"].as_f64()), (Some(true), Some(1.5)), "{aug}");
 }
+
+/// `evaluate --scores` writes each cutout's score, best first, with the truth it was judged by:
+/// the file must tell the same AUROC as the command, name every cutout once, and carry each
+/// cutout's own label.
+#[test]
+fn evaluate_writes_every_cutouts_score_best_first_consistent_with_its_auroc() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("sims");
+    let out = lens_inspect(&["simulate", "--look", "kids", "--n", "16", "--seed", "5", "--out", s(&data)]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let csv = dir.path().join("scores.csv");
+    let out = lens_inspect(&["evaluate", "--data", s(&data), "--bootstrap", "0", "--json", "--scores", s(&csv)]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let truth: std::collections::HashMap<String, u8> = std::fs::read_to_string(data.join("classifications.csv"))
+        .expect("truth")
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let mut f = l.split(',');
+            (f.next().expect("ID").to_string(), f.next().expect("is_lens").parse().expect("0/1"))
+        })
+        .collect();
+    let text = std::fs::read_to_string(&csv).expect("scores file");
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("name,is_lens,score"));
+    let rows: Vec<(String, u8, f64)> = lines
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[0].to_string(), f[1].parse().expect("label"), f[2].parse().expect("score"))
+        })
+        .collect();
+    assert_eq!(rows.len(), 16);
+    let names: std::collections::HashSet<&String> = rows.iter().map(|r| &r.0).collect();
+    assert_eq!(names.len(), 16, "each cutout once");
+    for (name, label, _) in &rows {
+        assert_eq!(truth.get(name), Some(label), "{name}: its own truth");
+    }
+    assert!(rows.windows(2).all(|w| w[0].2 >= w[1].2), "best first");
+    // AUROC from the file: pairs of (lens, non-lens) ordered right, ties counting half.
+    let (lenses, others): (Vec<_>, Vec<_>) = rows.iter().partition(|r| r.1 == 1);
+    let mut won = 0.0;
+    for l in &lenses {
+        for o in &others {
+            won += if l.2 > o.2 {
+                1.0
+            } else if l.2 == o.2 {
+                0.5
+            } else {
+                0.0
+            };
+        }
+    }
+    let auroc = won / (lenses.len() * others.len()) as f64;
+    assert!((auroc - v["auroc"].as_f64().expect("auroc")).abs() < 1e-6, "{auroc} vs {}", v["auroc"]);
+}

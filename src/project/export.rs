@@ -147,28 +147,30 @@ pub fn write_catalogue(path: &Path, rows: &[CatalogueRow], provenance: &Provenan
     }
 }
 
+/// A CSV field, quoted when it holds a comma, a quote or a line break (survey names can).
+pub fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_string()
+    }
+}
+
 fn write_csv(path: &Path, rows: &[CatalogueRow]) -> Result<(), ExportError> {
     let fail = |e: std::io::Error| ExportError::Write { path: path.into(), detail: e.to_string() };
     let tmp = path.with_extension("partial");
     let mut w = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(fail)?);
     writeln!(w, "name,ra,dec,tile,model_score,model_version,n_grades,mean_grade,n0,n1,n3,n5,swap_posterior,swap_status,seed_rule,disputed").map_err(fail)?;
     for r in rows {
-        let quote = |s: &str| {
-            if s.contains([',', '"', '\n']) {
-                format!("\"{}\"", s.replace('"', "\"\""))
-            } else {
-                s.to_string()
-            }
-        };
         writeln!(
             w,
             "{},{},{},{},{},{},{},{},{},{},{},{},{:e},{},{},{}",
-            quote(&r.name),
+            csv_field(&r.name),
             opt(&r.ra),
             opt(&r.dec),
-            quote(&opt(&r.tile)),
+            csv_field(&opt(&r.tile)),
             opt(&r.model_score),
-            quote(&opt(&r.model_version)),
+            csv_field(&opt(&r.model_version)),
             r.n_grades,
             r.mean_grade.map(|m| format!("{m:.4}")).unwrap_or_default(),
             r.n0,
