@@ -111,9 +111,8 @@ impl Scorer {
     /// input size: cropped around the centre or padded with sky), in batches of `batch`.
     pub fn score(&self, cutouts: &[Cutout], batch: usize) -> Vec<f32> {
         let mut data = Dataset::with_size(self.card.input_size);
-        for c in cutouts {
-            data.push(c, 0.0, self.card.normalisation());
-        }
+        let items: Vec<(&Cutout, f32)> = cutouts.iter().map(|c| (c, 0.0)).collect();
+        data.push_all(&items, self.card.normalisation());
         self.score_dataset(&data, batch)
     }
 }
