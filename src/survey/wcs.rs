@@ -1,4 +1,5 @@
-//! Sky <-> pixel for survey images with a TAN (gnomonic) WCS, as survey coadds carry.
+//! Sky <-> pixel for survey images with a TAN (gnomonic) WCS, as survey coadds carry, with SIP
+//! distortion when the header has it (astrometry.net, Spitzer, HST, many tiles).
 //!
 //! The spherical part (native to celestial rotation, the gnomonic projection, LONPOLE) is cds-astro's
 //! `wcs` crate, a maintained implementation of Calabretta & Greisen (2002). The linear part (CRPIX
@@ -32,6 +33,114 @@ pub struct WcsKeys {
     pub latpole: Option<f64>,
     pub radesys: Option<String>,
     pub equinox: Option<f64>,
+    /// SIP distortion (`CTYPEi = '...-TAN-SIP'`), when the header has it.
+    pub sip: Option<Sip>,
+}
+
+/// Simple Imaging Polynomial distortion (Shupe et al. 2005), as astrometry.net, the Spitzer and
+/// HST pipelines and many survey tiles write it: pixel offsets (u, v) from CRPIX become
+/// (u + f(u, v), v + g(u, v)) before the CD matrix, with f = sum A_p_q u^p v^q and g likewise with
+/// B. Positions near a large image's corners move by pixels without it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Sip {
+    /// (p, q, A_p_q) of every coefficient the header gives.
+    pub a: Vec<(u32, u32, f64)>,
+    /// (p, q, B_p_q).
+    pub b: Vec<(u32, u32, f64)>,
+    /// `A_ORDER` and `B_ORDER`.
+    pub order: [u32; 2],
+}
+
+/// Highest SIP order read (the standard's examples stop at 9).
+const SIP_MAX_ORDER: u32 = 9;
+
+impl Sip {
+    /// The coefficients of a header, through a numeric lookup; `None` without `A_ORDER` and
+    /// `B_ORDER` in 1-9.
+    fn from_lookup(number: &impl Fn(&str) -> Option<f64>) -> Option<Sip> {
+        let order = |k: &str| number(k).filter(|o| (1.0..=SIP_MAX_ORDER as f64).contains(o)).map(|o| o as u32);
+        let (oa, ob) = (order("A_ORDER")?, order("B_ORDER")?);
+        let terms = |name: &str, order: u32| -> Vec<(u32, u32, f64)> {
+            let mut out = Vec::new();
+            for p in 0..=order {
+                for q in 0..=order - p {
+                    if let Some(v) = number(&format!("{name}_{p}_{q}")).filter(|v| v.is_finite() && *v != 0.0) {
+                        out.push((p, q, v));
+                    }
+                }
+            }
+            out
+        };
+        Some(Sip { a: terms("A", oa), b: terms("B", ob), order: [oa, ob] })
+    }
+
+    /// Every key a header of this order may hold, for readers that must ask key by key.
+    pub fn possible_keys(order: [u32; 2]) -> Vec<String> {
+        let mut out = Vec::new();
+        for (name, o) in [("A", order[0]), ("B", order[1])] {
+            for p in 0..=o.min(SIP_MAX_ORDER) {
+                for q in 0..=o.min(SIP_MAX_ORDER) - p {
+                    out.push(format!("{name}_{p}_{q}"));
+                }
+            }
+        }
+        out
+    }
+
+    /// (u + f, v + g) and its Jacobian.
+    fn apply(&self, u: f64, v: f64) -> ((f64, f64), [f64; 4]) {
+        let poly = |terms: &[(u32, u32, f64)]| {
+            let (mut value, mut du, mut dv) = (0.0, 0.0, 0.0);
+            for &(p, q, c) in terms {
+                let (up, vq) = (u.powi(p as i32), v.powi(q as i32));
+                value += c * up * vq;
+                if p > 0 {
+                    du += c * p as f64 * u.powi(p as i32 - 1) * vq;
+                }
+                if q > 0 {
+                    dv += c * q as f64 * up * v.powi(q as i32 - 1);
+                }
+            }
+            (value, du, dv)
+        };
+        let (f, fu, fv) = poly(&self.a);
+        let (g, gu, gv) = poly(&self.b);
+        ((u + f, v + g), [1.0 + fu, fv, gu, 1.0 + gv])
+    }
+
+    /// The pixel offsets (u, v) that [`Sip::apply`] takes to (x, y): Newton's method from (x, y),
+    /// to 1e-10 pixel, as astropy's `all_world2pix` solves it (a header's inverse AP/BP
+    /// polynomials are approximations, so they are not used).
+    fn invert(&self, x: f64, y: f64) -> Option<(f64, f64)> {
+        let (mut u, mut v) = (x, y);
+        for _ in 0..60 {
+            let ((fx, fy), j) = self.apply(u, v);
+            let (rx, ry) = (fx - x, fy - y);
+            if rx.abs() < 1e-10 && ry.abs() < 1e-10 {
+                return Some((u, v));
+            }
+            let det = j[0] * j[3] - j[1] * j[2];
+            if !det.is_finite() || det.abs() < 1e-12 {
+                return None;
+            }
+            u -= (j[3] * rx - j[1] * ry) / det;
+            v -= (-j[2] * rx + j[0] * ry) / det;
+        }
+        let ((fx, fy), _) = self.apply(u, v);
+        ((fx - x).abs() < 1e-6 && (fy - y).abs() < 1e-6).then_some((u, v))
+    }
+
+    /// Header cards, `A_ORDER` and each `A_p_q`, then B's.
+    fn cards(&self) -> Vec<(String, Card)> {
+        let mut out = Vec::new();
+        for (name, order, terms) in [("A", self.order[0], &self.a), ("B", self.order[1], &self.b)] {
+            out.push((format!("{name}_ORDER"), Card::Int(order as i64)));
+            for &(p, q, c) in terms {
+                out.push((format!("{name}_{p}_{q}"), Card::Float(c)));
+            }
+        }
+        out
+    }
 }
 
 impl WcsKeys {
@@ -53,6 +162,9 @@ impl WcsKeys {
             latpole: n("LATPOLE"),
             radesys: text("RADESYS").or_else(|| text("RADECSYS")),
             equinox: n("EQUINOX"),
+            sip: text("CTYPE1")
+                .filter(|c| c.trim().to_ascii_uppercase().ends_with("-SIP"))
+                .and_then(|_| Sip::from_lookup(&n)),
         }
     }
 }
@@ -62,7 +174,7 @@ impl WcsKeys {
 pub enum WcsError {
     #[error("no WCS: {0} missing")]
     Missing(&'static str),
-    #[error("projection {0} is not supported (only TAN: CTYPE1 = 'RA---TAN', CTYPE2 = 'DEC--TAN')")]
+    #[error("projection {0} is not supported (only TAN, with or without SIP distortion: CTYPE1 = 'RA---TAN', CTYPE2 = 'DEC--TAN', or 'RA---TAN-SIP', 'DEC--TAN-SIP')")]
     UnsupportedProjection(String),
     #[error("celestial axes {0} are not supported (only RA/Dec)")]
     UnsupportedAxes(String),
@@ -84,6 +196,7 @@ pub struct TanWcs {
     equinox: Option<f64>,
     lonpole: Option<f64>,
     latpole: Option<f64>,
+    sip: Option<Sip>,
     sphere: WCS,
 }
 
@@ -130,10 +243,16 @@ impl TanWcs {
         let c1 = keys.ctype[0].as_deref().ok_or(WcsError::Missing("CTYPE1"))?.trim().to_ascii_uppercase();
         let c2 = keys.ctype[1].as_deref().ok_or(WcsError::Missing("CTYPE2"))?.trim().to_ascii_uppercase();
         let (p1, p2) = (projection_code(&c1), projection_code(&c2));
-        if p1 != "TAN" || p2 != "TAN" {
-            let name = if p1 != "TAN" { p1 } else { p2 };
+        let known = |p: &str| p == "TAN" || p == "TAN-SIP";
+        if !known(&p1) || !known(&p2) {
+            let name = if !known(&p1) { p1 } else { p2 };
             return Err(WcsError::UnsupportedProjection(name));
         }
+        let sip = if p1 == "TAN-SIP" {
+            Some(keys.sip.clone().ok_or(WcsError::Missing("A_ORDER and B_ORDER (a TAN-SIP header's distortion)"))?)
+        } else {
+            None
+        };
         if !c1.starts_with("RA--") || !c2.starts_with("DEC-") {
             return Err(WcsError::UnsupportedAxes(format!("{c1} / {c2}")));
         }
@@ -158,6 +277,7 @@ impl TanWcs {
             equinox: keys.equinox,
             lonpole: keys.lonpole,
             latpole: keys.latpole,
+            sip,
             sphere,
         })
     }
@@ -171,6 +291,10 @@ impl TanWcs {
     /// projection cannot reach (beyond 90 degrees from the tangent point).
     pub fn pixel_to_sky(&self, x: f64, y: f64) -> Option<(f64, f64)> {
         let (dx, dy) = (x - self.crpix[0], y - self.crpix[1]);
+        let (dx, dy) = match &self.sip {
+            Some(sip) => sip.apply(dx, dy).0,
+            None => (dx, dy),
+        };
         let u = self.cd[0] * dx + self.cd[1] * dy;
         let v = self.cd[2] * dx + self.cd[3] * dy;
         let ll = self.sphere.unproj_lonlat(&ImgXY::new(u, v))?;
@@ -191,9 +315,13 @@ impl TanWcs {
         }
         let uv = self.sphere.proj_lonlat(&LonLat::new(r, d))?;
         let (u, v) = (uv.x(), uv.y());
-        let x = self.inverse[0] * u + self.inverse[1] * v + self.crpix[0];
-        let y = self.inverse[2] * u + self.inverse[3] * v + self.crpix[1];
-        Some((x, y))
+        let dx = self.inverse[0] * u + self.inverse[1] * v;
+        let dy = self.inverse[2] * u + self.inverse[3] * v;
+        let (dx, dy) = match &self.sip {
+            Some(sip) => sip.invert(dx, dy)?,
+            None => (dx, dy),
+        };
+        Some((dx + self.crpix[0], dy + self.crpix[1]))
     }
 
     /// The same WCS for a cutout whose first pixel is this image's pixel (x0, y0), 1-based, of
@@ -210,8 +338,9 @@ impl TanWcs {
 
     /// The keywords that describe this WCS (CD form), for writing into a header.
     pub fn keys(&self) -> WcsKeys {
+        let [c1, c2] = self.ctype();
         WcsKeys {
-            ctype: [Some("RA---TAN".into()), Some("DEC--TAN".into())],
+            ctype: [Some(c1.into()), Some(c2.into())],
             naxis: self.naxis,
             crpix: self.crpix.map(Some),
             crval: self.crval.map(Some),
@@ -223,6 +352,16 @@ impl TanWcs {
             latpole: self.latpole,
             radesys: self.radesys.clone(),
             equinox: self.equinox,
+            sip: self.sip.clone(),
+        }
+    }
+
+    /// CTYPE1 and CTYPE2 as a header writes them.
+    fn ctype(&self) -> [&'static str; 2] {
+        if self.sip.is_some() {
+            ["RA---TAN-SIP", "DEC--TAN-SIP"]
+        } else {
+            ["RA---TAN", "DEC--TAN"]
         }
     }
 
@@ -230,8 +369,8 @@ impl TanWcs {
     pub fn header_cards(&self) -> Vec<(String, Card)> {
         let mut out = vec![
             ("WCSAXES".to_string(), Card::Int(2)),
-            ("CTYPE1".into(), Card::Str("RA---TAN".into())),
-            ("CTYPE2".into(), Card::Str("DEC--TAN".into())),
+            ("CTYPE1".into(), Card::Str(self.ctype()[0].into())),
+            ("CTYPE2".into(), Card::Str(self.ctype()[1].into())),
             ("CUNIT1".into(), Card::Str("deg".into())),
             ("CUNIT2".into(), Card::Str("deg".into())),
             ("CRPIX1".into(), Card::Float(self.crpix[0])),
@@ -252,6 +391,9 @@ impl TanWcs {
         out.push(("RADESYS".into(), Card::Str(self.radesys.clone().unwrap_or_else(|| "ICRS".into()))));
         if let Some(e) = self.equinox {
             out.push(("EQUINOX".into(), Card::Float(e)));
+        }
+        if let Some(sip) = &self.sip {
+            out.extend(sip.cards());
         }
         out
     }
@@ -353,16 +495,28 @@ pub fn read_wcs_keys(file: &mut fitsio::FitsFile, hdu: &fitsio::hdu::FitsHdu, si
         "CDELT1", "CDELT2", "CROTA2", "LONPOLE", "LATPOLE", "EQUINOX",
     ];
     const TEXTS: &[&str] = &["CTYPE1", "CTYPE2", "RADESYS", "RADECSYS"];
-    let mut numbers = BTreeMap::new();
-    for &k in NUMBERS {
+    let mut numbers: BTreeMap<String, f64> = BTreeMap::new();
+    let read = |file: &mut fitsio::FitsFile, numbers: &mut BTreeMap<String, f64>, k: &str| {
         if let Ok(v) = hdu.read_key::<f64>(file, k) {
-            numbers.insert(k, v);
+            numbers.insert(k.to_string(), v);
         }
+    };
+    for &k in NUMBERS {
+        read(file, &mut numbers, k);
     }
     let mut texts = BTreeMap::new();
     for &k in TEXTS {
         if let Ok(v) = hdu.read_key::<String>(file, k) {
             texts.insert(k, v.trim().to_string());
+        }
+    }
+    // SIP coefficients are many and optional: asked for only when CTYPE says SIP.
+    if texts.get("CTYPE1").is_some_and(|c| c.to_ascii_uppercase().ends_with("-SIP")) {
+        read(file, &mut numbers, "A_ORDER");
+        read(file, &mut numbers, "B_ORDER");
+        let order = |k: &str| numbers.get(k).map(|&o| o.clamp(0.0, SIP_MAX_ORDER as f64) as u32).unwrap_or(0);
+        for k in Sip::possible_keys([order("A_ORDER"), order("B_ORDER")]) {
+            read(file, &mut numbers, &k);
         }
     }
     let mut keys = WcsKeys::from_lookup(|k| numbers.get(k).copied(), |k| texts.get(k).cloned());
@@ -531,8 +685,11 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(TanWcs::new(&keys).unwrap_err(), WcsError::UnsupportedProjection("SIN".into()));
+        keys.ctype = [Some("RA---TPV".into()), Some("DEC--TPV".into())];
+        assert_eq!(TanWcs::new(&keys).unwrap_err(), WcsError::UnsupportedProjection("TPV".into()));
+        // SIP without its polynomial orders cannot be placed.
         keys.ctype = [Some("RA---TAN-SIP".into()), Some("DEC--TAN-SIP".into())];
-        assert_eq!(TanWcs::new(&keys).unwrap_err(), WcsError::UnsupportedProjection("TAN-SIP".into()));
+        assert!(matches!(TanWcs::new(&keys).unwrap_err(), WcsError::Missing(m) if m.contains("A_ORDER")));
         keys.ctype = [Some("GLON-TAN".into()), Some("GLAT-TAN".into())];
         assert!(matches!(TanWcs::new(&keys).unwrap_err(), WcsError::UnsupportedAxes(_)));
         keys.ctype = [None, None];
@@ -540,6 +697,79 @@ mod tests {
         keys.ctype = [Some("RA---TAN".into()), Some("DEC--TAN".into())];
         keys.cd = [Some(1e-4), Some(1e-4), Some(1e-4), Some(1e-4)];
         assert_eq!(TanWcs::new(&keys).unwrap_err(), WcsError::Singular);
+    }
+
+    fn sip_reference() -> serde_json::Value {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/wcs_sip.json");
+        serde_json::from_str(&std::fs::read_to_string(path).expect("tests/data/wcs_sip.json")).unwrap()
+    }
+
+    /// TAN-SIP headers that astropy placed (scripts/wcs_sip_reference.py): sky within 1e-9
+    /// degree, pixels within 1e-6, both ways, at corners where the distortion moves positions by
+    /// pixels; and through JSON and a cutout's shift the same.
+    #[test]
+    fn sip_matches_astropy_both_ways() {
+        for case in sip_reference()["cases"].as_array().unwrap() {
+            let name = case["name"].as_str().unwrap();
+            let keys = keys_of(&case["header"]);
+            let wcs = TanWcs::new(&keys).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let plain = TanWcs::new(&WcsKeys {
+                ctype: [Some("RA---TAN".into()), Some("DEC--TAN".into())],
+                sip: None,
+                ..keys.clone()
+            })
+            .unwrap();
+            let json = TanWcs::from_json(&wcs.to_json()).unwrap();
+            let cut = wcs.cutout(11, 21, 101, 101);
+            let mut worst_without_sip: f64 = 0.0;
+            for (p, sky) in case["pixel_1based"].as_array().unwrap().iter().zip(case["sky_deg"].as_array().unwrap()) {
+                let (x, y) = (p[0].as_f64().unwrap(), p[1].as_f64().unwrap());
+                let (ra, dec) = (sky[0].as_f64().unwrap(), sky[1].as_f64().unwrap());
+                for (what, w, (px, py)) in
+                    [("wcs", &wcs, (x, y)), ("json", &json, (x, y)), ("cutout", &cut, (x - 10.0, y - 20.0))]
+                {
+                    let got = w.pixel_to_sky(px, py).unwrap();
+                    let d_ra = (got.0 - ra + 540.0).rem_euclid(360.0) - 180.0;
+                    assert!(d_ra.abs() < 1e-9 && (got.1 - dec).abs() < 1e-9, "{name} {what} ({px}, {py}): {got:?}");
+                    let back = w.sky_to_pixel(ra, dec).unwrap();
+                    assert!((back.0 - px).abs() < 1e-6 && (back.1 - py).abs() < 1e-6, "{name} {what}: {back:?}");
+                }
+                let naive = plain.sky_to_pixel(ra, dec).unwrap();
+                worst_without_sip = worst_without_sip.max((naive.0 - x).hypot(naive.1 - y));
+            }
+            assert!(worst_without_sip > 1.0, "{name}: the distortion must matter ({worst_without_sip} px)");
+        }
+    }
+
+    /// The SIP keys come through a FITS header as they go in (the reader asks for them only when
+    /// CTYPE says SIP).
+    #[test]
+    fn sip_is_read_from_a_fits_header() {
+        use crate::survey::fits_write::{write_file, ImageHdu};
+        let case = &sip_reference()["cases"][1];
+        let mut hdu = ImageHdu::f32_image(4, 4, vec![0.0; 16]);
+        for (k, v) in case["header"].as_object().unwrap() {
+            if k.starts_with("NAXIS") {
+                continue;
+            }
+            let card = match v {
+                serde_json::Value::String(t) => Card::Str(t.clone()),
+                v if v.is_i64() => Card::Int(v.as_i64().unwrap()),
+                v => Card::Float(v.as_f64().unwrap()),
+            };
+            hdu = hdu.with_key(k, card);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sip.fits");
+        write_file(&path, Some(&hdu), &[]).unwrap();
+        let mut file = fitsio::FitsFile::open(&path).unwrap();
+        let h = file.primary_hdu().unwrap();
+        let wcs = read_wcs(&mut file, &h, [1000, 1000]).unwrap();
+        assert_eq!(wcs.keys().sip, keys_of(&case["header"]).sip);
+        let (x, y) = (1.0, 1.0);
+        let want = &case["sky_deg"][0];
+        let got = wcs.pixel_to_sky(x, y).unwrap();
+        assert!((got.0 - want[0].as_f64().unwrap()).abs() < 1e-9 && (got.1 - want[1].as_f64().unwrap()).abs() < 1e-9);
     }
 
     #[test]
