@@ -439,6 +439,7 @@ mod tests {
 
     #[test]
     fn labels_to_target_is_the_first_round_reaching_it() {
+        let _rng = crate::model::device_rng_lock();
         let rounds = vec![
             r("random", 0, 0.90),
             r("random", 10, 0.91),
@@ -455,6 +456,7 @@ mod tests {
 
     #[test]
     fn a_feature_cache_is_keyed_by_split_model_and_pixels() {
+        let _rng = crate::model::device_rng_lock();
         use crate::model::net::{Arch, LensNet};
         let device = burn::tensor::Device::flex();
         let net = LensNet::new(Arch::Cnn, &device);
@@ -493,6 +495,7 @@ mod tests {
 
     #[test]
     fn a_feature_bank_file_keeps_its_key_and_refuses_the_keyless_format() {
+        let _rng = crate::model::device_rng_lock();
         let dir = std::env::temp_dir().join(format!("lens-inspect-bank-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("bank.stem");
@@ -516,6 +519,7 @@ mod tests {
 
     #[test]
     fn median_distance_of_points_on_a_line() {
+        let _rng = crate::model::device_rng_lock();
         let e: Vec<Vec<f32>> = (0..5).map(|k| vec![k as f32, 0.0]).collect();
         // Pairwise distances 1,1,1,1,2,2,2,3,3,4: the median (6th of 10) is 2.
         assert_eq!(median_distance(&e), 2.0);

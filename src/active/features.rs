@@ -379,6 +379,7 @@ mod tests {
     /// p of the hidden layer's contribution, many standard errors here).
     #[test]
     fn monte_carlo_dropout_repeats_per_seed_and_averages_to_the_plain_logit() {
+        let _rng = crate::model::device_rng_lock();
         let device = Device::flex();
         device.seed(5);
         let net = LensNet::new(Arch::LensDetector, &device);
@@ -410,6 +411,7 @@ mod tests {
     /// they follow the labelled batches.
     #[test]
     fn fine_tuning_with_frozen_statistics_keeps_the_running_averages() {
+        let _rng = crate::model::device_rng_lock();
         let device = Device::flex();
         device.seed(8);
         let base = LensNet::new(Arch::Cnn, &device);

@@ -93,6 +93,7 @@ mod tests {
 
     #[test]
     fn without_dropout_it_is_burns_encoder_in_value_and_gradient() {
+        let _rng = crate::model::device_rng_lock();
         let ad = Device::flex().autodiff();
         ad.seed(11);
         for norm_first in [false, true] {
@@ -129,6 +130,7 @@ mod tests {
 
     #[test]
     fn dropout_keeps_the_right_share_scales_survivors_and_routes_the_gradient_through_them() {
+        let _rng = crate::model::device_rng_lock();
         let ad = Device::flex().autodiff();
         ad.seed(3);
         let n = 200_000;

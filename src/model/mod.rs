@@ -185,6 +185,15 @@ pub fn load_labelled_at(
     Ok((data, problems, adapted))
 }
 
+/// Serialises the tests that draw from the device's random numbers: the seed is the device's, one
+/// for every thread of the test binary, so a test that seeds twice and expects the same draws
+/// must not meet another test's draws in between (it did, now and then, under load).
+#[cfg(test)]
+pub(crate) fn device_rng_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[cfg(test)]
 mod tests {
     use super::how_seen;

@@ -449,6 +449,7 @@ mod tests {
 
     #[test]
     fn freezing_the_stem_trains_only_the_last_stage_and_the_head() {
+        let _rng = crate::model::device_rng_lock();
         use burn::optim::{AdamConfig, GradientsParams};
         let device = Device::flex().autodiff();
         device.seed(11);
@@ -472,6 +473,7 @@ mod tests {
 
     #[test]
     fn folded_batch_norm_gives_the_unfolded_block() {
+        let _rng = crate::model::device_rng_lock();
         let device = Device::flex();
         device.seed(3);
         let mut block = ConvBlock::new(4, 8, &device);
@@ -517,6 +519,7 @@ mod tests {
 
     #[test]
     fn frozen_statistics_normalise_as_inference_does_keep_the_averages_and_pass_gradients() {
+        let _rng = crate::model::device_rng_lock();
         let plain = Device::flex();
         plain.seed(5);
         let block = trained_block(&plain);
@@ -561,6 +564,7 @@ mod tests {
 
     #[test]
     fn a_frozen_stem_keeps_its_statistics_and_frozen_statistics_keep_every_layers() {
+        let _rng = crate::model::device_rng_lock();
         let device = Device::flex().autodiff();
         device.seed(12);
         let means = LensNet::norm_running_means;
@@ -585,6 +589,7 @@ mod tests {
 
     #[test]
     fn elu1_is_burns_elu_in_value_and_gradient() {
+        let _rng = crate::model::device_rng_lock();
         let v = vec![-6.0f32, -1.0, -0.25, -1e-4, 0.0, 1e-4, 0.3, 5.0];
         let n = v.len();
         let run = |f: &dyn Fn(Tensor<1>) -> Tensor<1>| -> (Vec<f32>, Vec<f32>) {
@@ -607,6 +612,7 @@ mod tests {
 
     #[test]
     fn fused_training_block_matches_burns_batch_norm_and_elu() {
+        let _rng = crate::model::device_rng_lock();
         use burn::module::Param;
         use burn::tensor::Distribution::Normal;
         let ad = Device::flex().autodiff();
@@ -662,6 +668,7 @@ mod tests {
 
     #[test]
     fn fused_convolution_gradients_match_burns() {
+        let _rng = crate::model::device_rng_lock();
         use burn::tensor::module::conv2d;
         use burn::tensor::Distribution::Normal;
         let ad = Device::flex().autodiff();
@@ -705,6 +712,7 @@ mod tests {
 
     #[test]
     fn fused_max_pool_matches_burns_in_value_and_gradient() {
+        let _rng = crate::model::device_rng_lock();
         use burn::tensor::Distribution::Normal;
         let pool = MaxPool2dConfig::new([2, 2]).init();
         let ad = Device::flex().autodiff();

@@ -465,6 +465,7 @@ mod tests {
     /// task and of several (rows not a multiple of a task, weight rows not of a block).
     #[test]
     fn it_is_burns_linear_in_value_and_every_gradient() {
+        let _rng = crate::model::device_rng_lock();
         let ad = Device::flex().autodiff();
         ad.seed(5);
         for [batch, tokens, k, n] in [[2usize, 3, 5, 7], [3, 101, 37, 24], [32, 144, 128, 256]] {
@@ -504,6 +505,7 @@ mod tests {
     /// gradient of each input, with and without autodiff.
     #[test]
     fn attention_products_are_burns_per_head_in_value_and_every_gradient() {
+        let _rng = crate::model::device_rng_lock();
         let ad = Device::flex().autodiff();
         ad.seed(8);
         for [batch, tokens, heads, d_k] in [[2usize, 5, 1, 3], [3, 17, 4, 8], [4, 144, 4, 32]] {

@@ -210,6 +210,7 @@ mod tests {
     /// squares minus the squared mean in f32 would lose entirely.
     #[test]
     fn batch_statistics_survive_a_large_mean() {
+        let _rng = crate::model::device_rng_lock();
         let (n, c, h, w) = (3, 2, 7, 9);
         let plane = h * w;
         let values: Vec<f32> = (0..n * c * plane)

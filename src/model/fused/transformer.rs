@@ -224,6 +224,7 @@ mod tests {
 
     #[test]
     fn scaled_softmax_is_burns_for_either_sign_of_scale_and_large_scores() {
+        let _rng = crate::model::device_rng_lock();
         let device = Device::flex();
         device.seed(2);
         let x = Tensor::<3>::random([2, 5, 9], Distribution::Normal(0.0, 30.0), &device);
@@ -241,6 +242,7 @@ mod tests {
 
     #[test]
     fn gelu_is_burns_exact_gelu() {
+        let _rng = crate::model::device_rng_lock();
         let device = Device::flex();
         let values: Vec<f32> = (-80..=80).map(|k| k as f32 * 0.1).collect();
         let n = values.len();
