@@ -9,12 +9,21 @@ use lens_inspect::model::net::{Arch, LensNet};
 use lens_inspect::model::train::{evaluate, train, Quiet, TrainConfig};
 use lens_inspect::sim::{SimConfig, Simulator};
 
+/// Tests that seed the device or draw from it take turns: its random numbers are one stream for
+/// the whole test process, and `training_is_reproducible_for_a_seed` must not see another test's
+/// draws between its two runs.
+fn rng_turn() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn tiny_card() -> ModelCard {
     ModelCard::new(Arch::Cnn, 101, 50.0)
 }
 
 #[test]
 fn model_files_round_trip_and_every_kind_of_damage_is_refused() {
+    let _rng = rng_turn();
     let dir = tempfile::tempdir().expect("tmp");
     let device = Device::flex();
     device.seed(3);
@@ -68,6 +77,7 @@ fn model_files_round_trip_and_every_kind_of_damage_is_refused() {
 
 #[test]
 fn an_ensemble_file_scores_the_mean_of_its_members_and_refuses_damage() {
+    let _rng = rng_turn();
     use lens_inspect::model::score::Scorer;
     let dir = tempfile::tempdir().expect("tmp");
     let device = Device::flex();
@@ -121,6 +131,7 @@ fn small_set(n: usize, seed: u64, size: usize) -> Dataset {
 
 #[test]
 fn training_is_reproducible_for_a_seed() {
+    let _rng = rng_turn();
     let data = small_set(24, 9, 48);
     let cfg = TrainConfig { arch: Arch::Cnn, epochs: 2, batch: 8, steps_per_epoch: Some(3), ..Default::default() };
     let a = train(&data, &data, None, &cfg, &mut Quiet).expect("train a");
@@ -140,6 +151,7 @@ fn training_is_reproducible_for_a_seed() {
 
 #[test]
 fn the_network_learns_lenses_from_non_lenses() {
+    let _rng = rng_turn();
     // Big bright lenses vs lone non-lenses, 48 px: a few hundred steps separate them well.
     let train_set = small_set(192, 21, 48);
     let val = small_set(64, 22, 48);
@@ -226,6 +238,7 @@ fn toy_finder(
 
 #[test]
 fn gradcam_and_occlusion_point_at_what_makes_the_logit() {
+    let _rng = rng_turn();
     use lens_inspect::model::explain::{gradcam, occlusion};
     let (out, _, cutouts, spots) = toy_finder(1);
     let best = out.history.iter().find(|r| r.epoch == out.best_epoch).expect("best");
@@ -244,6 +257,7 @@ fn gradcam_and_occlusion_point_at_what_makes_the_logit() {
 
 #[test]
 fn eight_view_test_time_augmentation_makes_scores_rotation_invariant() {
+    let _rng = rng_turn();
     use lens_inspect::model::score::predict;
     // Any weights will do: averaging over all 8 symmetries makes the score of an image and of
     // its rotated or mirrored copy the same, which no single view does for a random network.
@@ -288,6 +302,7 @@ fn eight_view_test_time_augmentation_makes_scores_rotation_invariant() {
 
 #[test]
 fn evidence_maps_are_signed_and_point_at_the_lens() {
+    let _rng = rng_turn();
     use lens_inspect::model::explain::evidence;
     let (out, val, cutouts, spots) = toy_finder(3);
     let size = 32;
