@@ -78,6 +78,10 @@ impl fmt::Display for Band {
     }
 }
 
+/// Pixel scales (arcsec) a header or a user is believed with: headers, `--pixel-scale` and
+/// the scale kept with a candidate all pass this one range.
+pub const TRUSTED_PIXEL_ARCSEC: std::ops::RangeInclusive<f64> = 0.01..=5.0;
+
 /// Four bands (u, g, r, i) of one object, `height` rows of `width` pixels each, row 0 being the
 /// bottom row of the FITS image (north up when drawn with row 0 at the bottom).
 ///
@@ -117,10 +121,11 @@ impl Cutout {
         Cutout { name: name.into(), width, height, bands, mask, pixel_arcsec: None }
     }
 
-    /// This cutout with a pixel scale in arcseconds. A scale outside 0.01 - 5" is not a survey
-    /// image's (a header in pixel units, or one that lies) and is dropped rather than trusted.
+    /// This cutout with a pixel scale in arcseconds. A scale outside [`TRUSTED_PIXEL_ARCSEC`] is
+    /// not a survey image's (a header in pixel units, or one that lies) and is dropped rather
+    /// than trusted.
     pub fn with_pixel_scale(mut self, arcsec: Option<f64>) -> Cutout {
-        self.pixel_arcsec = arcsec.filter(|s| (0.01..=5.0).contains(s));
+        self.pixel_arcsec = arcsec.filter(|s| TRUSTED_PIXEL_ARCSEC.contains(s));
         self
     }
 

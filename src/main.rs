@@ -1577,10 +1577,11 @@ fn number_in(text: &str, range: std::ops::RangeInclusive<f32>, what: &str) -> Re
 /// Arcseconds per pixel, within the scales a cutout's header is trusted with (0.01-5").
 fn arcsec_per_pixel(text: &str) -> Result<f64, String> {
     let v: f64 = text.parse().map_err(|_| format!("'{text}' is not a number"))?;
-    if (0.01..=5.0).contains(&v) {
+    let trusted = lens_inspect::cutout::TRUSTED_PIXEL_ARCSEC;
+    if trusted.contains(&v) {
         Ok(v)
     } else {
-        Err(format!("{v} is not a pixel scale between 0.01 and 5 arcsec"))
+        Err(format!("{v} is not a pixel scale between {} and {} arcsec", trusted.start(), trusted.end()))
     }
 }
 

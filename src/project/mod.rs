@@ -84,7 +84,9 @@ impl CandidateRow {
     /// (`--pixel-scale`, or a non-TAN header), else the WCS's; `None` when nothing gave one.
     pub fn pixel_arcsec(&self) -> Option<f64> {
         let kept = self.metadata.get(ingest::PIXEL_SCALE_KEY).and_then(serde_json::Value::as_f64);
-        kept.or_else(|| self.wcs().map(|w| w.pixel_scale_arcsec()))
+        let scale = kept.or_else(|| self.wcs().map(|w| w.pixel_scale_arcsec()));
+        // The range a cutout trusts, so that what the app says matches what the model sees.
+        scale.filter(|s| crate::cutout::TRUSTED_PIXEL_ARCSEC.contains(s))
     }
 }
 

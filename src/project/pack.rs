@@ -70,8 +70,8 @@ pub fn export_pack(project: &mut Project, out: &Path, options: &PackOptions) -> 
     let who = &options.inspector;
     let role = project.inspectors()?.into_iter().find(|i| &i.name == who).map(|i| i.role).unwrap_or(Role::Volunteer);
     // A volunteer's pack holds nothing that reveals what the model or anyone else thinks, or the
-    // truth: no scores, no truth, no metadata but the geometry (a simulation's kind lives there), and no mark of
-    // which candidates are training candidates. Merging maps grades back by name, where the
+    // truth: no scores, no truth, no metadata but the geometry (a simulation's kind lives
+    // there), and no mark of which candidates are training candidates. Merging maps grades back by name, where the
     // project's own truth still teaches SWAP.
     let researcher = role == Role::Researcher;
     if options.with_scores && !researcher {

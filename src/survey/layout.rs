@@ -379,9 +379,9 @@ fn load_inner(spec: &ObjectSpec) -> Result<(Cutout, Option<TanWcs>), SkipReason>
     }
     let [mut u, mut g, mut r, mut i] = planes;
     let wcs = r.wcs.take().or(u.wcs.take()).or(g.wcs.take()).or(i.wcs.take());
+    // The plane that holds the WCS holds its scale too (or a non-TAN header's, or PIXSCALE's).
     let scale = r.pixel_arcsec.or(u.pixel_arcsec).or(g.pixel_arcsec).or(i.pixel_arcsec);
-    let cutout = Cutout::from_planes(spec.name.clone(), w, h, [u.data, g.data, r.data, i.data])
-        .with_pixel_scale(wcs.as_ref().map(TanWcs::pixel_scale_arcsec).or(scale));
+    let cutout = Cutout::from_planes(spec.name.clone(), w, h, [u.data, g.data, r.data, i.data]).with_pixel_scale(scale);
     if let Some(band) = Band::ALL.into_iter().find(|&b| cutout.masked_count(b) == w * h) {
         return Err(SkipReason::AllMasked(band));
     }
