@@ -33,10 +33,11 @@ pub const TRUTH_FILE: &str = "classifications.csv";
 /// drawn apart from its Einstein radius; 4: the sources' Poisson noise 1 - 100 times KiDS's per
 /// unit flux; 5: look-alikes' companions and rings coloured as sources are, arcs up to S/N 600;
 /// 6: look-alikes' companions and rings as far from their galaxy as Einstein radii are; 7: ring
-/// galaxies' hosts drawn as lens galaxies are, a fifth of lenses with neighbouring galaxies),
+/// galaxies' hosts drawn as lens galaxies are, a fifth of lenses with neighbouring galaxies; 8:
+/// field galaxies anywhere in the cutout, the centre included),
 /// so that test sets kept on disk from an older simulator
 /// are made again instead of being taken for current ones.
-pub const SIMULATOR_VERSION: u32 = 7;
+pub const SIMULATOR_VERSION: u32 = 8;
 /// Folder of lensed-light masks (one 8-bit FITS per lens, 1 where lensed light is above sigma_g).
 pub const MASK_FOLDER: &str = "masks";
 /// The challenge numbered its objects from 100000; so do we, so that names look familiar.
@@ -96,14 +97,14 @@ pub fn write_run(
     let mut csv = std::io::BufWriter::new(std::fs::File::create(out.join(TRUTH_FILE))?);
     writeln!(
         csv,
-        "ID,is_lens,Einstein_area,numb_pix_lensed_image,flux_lensed_image_in_sigma,kind,theta_e_arcsec,source_mag_r,arc_snr_g,magnification,fwhm_g_arcsec,psf_beta,depth_offset_g_mag,source_g_r,ring_recipe,host_mag_r,host_r_e_arcsec,shot_noise_factor,feature_snr_g,feature_radius_arcsec,neighbours,artefacts"
+        "ID,is_lens,Einstein_area,numb_pix_lensed_image,flux_lensed_image_in_sigma,kind,theta_e_arcsec,source_mag_r,arc_snr_g,magnification,fwhm_g_arcsec,psf_beta,depth_offset_g_mag,source_g_r,ring_recipe,host_mag_r,host_r_e_arcsec,shot_noise_factor,feature_snr_g,feature_radius_arcsec,neighbours,field_nearest_arcsec,artefacts"
     )?;
     let opt = |v: Option<f64>| v.map(|x| format!("{x:.4}")).unwrap_or_default();
     for (name, t) in &truths {
         let area = t.theta_e_arcsec.map(|e| std::f64::consts::PI * e * e);
         writeln!(
             csv,
-            "{name},{},{},{},{:.3},{},{},{},{},{},{:.3},{:.2},{:.3},{},{},{},{},{:.2},{},{},{},{}",
+            "{name},{},{},{},{:.3},{},{},{},{},{},{:.3},{:.2},{:.3},{},{},{},{},{:.2},{},{},{},{},{}",
             t.is_lens as u8,
             opt(area),
             t.lensed_pixels,
@@ -124,6 +125,7 @@ pub fn write_run(
             opt(t.feature_snr_g),
             opt(t.feature_radius_arcsec),
             t.neighbours,
+            opt(t.field_nearest_arcsec),
             if t.artefacts.is_empty() { "none" } else { &t.artefacts },
         )?;
     }

@@ -29,6 +29,8 @@
 //! | look-alikes' companions, rings, tails (g - r) | blue, -0.1 - 0.5 (rings sometimes yellowish) | as sources: -0.2 - 1.0 (simulator version 5) | |
 //! | ring galaxies | smooth ring | smooth, partial, lopsided, knotty | `rings`: collisional |
 //! | look-alikes' companions' distance, rings' radius | 1 - 3.5", 1 - 3" | 0.6 - 4", log-uniform as Einstein radii (simulator version 6; before: uniform 1 - 4.5", 0.8 - 5") | |
+//! | field galaxies' distance from the centre | beyond 4" | anywhere (simulator version 8; before: beyond 4") | |
+//! | field galaxies per cutout (Poisson mean) | 1.5 | 0.5 - 4, log-uniform (simulator version 8; before: 1.5) | |
 //! | other look-alikes | 7 kinds | 11 kinds (+ polar rings, edge-on discs, shells and streams, groups) | |
 //! | artefacts | none | cosmic rays, satellite trails, saturated stars with spikes, bad columns, masked regions, tile edges, sentinels (0, 100, 1e30, NaN) | |
 
@@ -182,7 +184,30 @@ pub struct Ranges {
     /// `theta_e_arcsec`, so that a stress set moving the lenses leaves the look-alikes as training
     /// saw them.
     pub feature_radius_arcsec: Option<Span>,
+    /// Radius around the cutout's centre that field galaxies (the unrelated galaxies every scene
+    /// has a few of) are kept out of, arcsec. On the sky they fall anywhere, in front of a lens
+    /// too; kept beyond 4" (simulator version 7 and before), every galaxy near the centre was
+    /// part of the scene's story (a lens's neighbour, a look-alike's companion) and nothing
+    /// beyond 4" ever was, which a finder can learn instead of lensing.
+    #[serde(default = "field_clear_before_v8")]
+    pub field_clear_arcsec: f64,
+    /// Mean number of field galaxies per cutout, drawn log-uniformly per cutout (a Poisson
+    /// count around it). Crowding varies with depth, latitude and whether a lens sits in a group
+    /// or cluster; at a fixed 1.5 (simulator version 7 and before) a crowded field was never
+    /// seen in training.
+    #[serde(default = "field_mean_before_v8")]
+    pub field_galaxies_mean: Span,
     pub artefacts: ArtefactRates,
+}
+
+/// Field galaxies' clear radius of simulator version 7 and before (ranges saved by them).
+fn field_clear_before_v8() -> f64 {
+    4.0
+}
+
+/// Field galaxies' mean count of simulator version 7 and before.
+fn field_mean_before_v8() -> Span {
+    (1.5, 1.5)
 }
 
 impl Ranges {
@@ -216,6 +241,8 @@ impl Ranges {
             lens_neighbours: 0.0,
             host_size_hint_arcsec: None,
             feature_radius_arcsec: None,
+            field_clear_arcsec: 4.0,
+            field_galaxies_mean: (1.5, 1.5),
             artefacts: ArtefactRates::NONE,
         }
     }
@@ -255,6 +282,8 @@ impl Ranges {
             lens_neighbours: 0.2,
             host_size_hint_arcsec: Some((0.4, 3.5)),
             feature_radius_arcsec: Some((0.6, 4.0)),
+            field_clear_arcsec: 0.0,
+            field_galaxies_mean: (0.5, 4.0),
             artefacts: ArtefactRates {
                 cosmic_rays: 0.15,
                 satellite_trail: 0.04,

@@ -239,6 +239,9 @@ pub struct SimTruth {
     /// Small galaxies put within a few arcsec of the central galaxy: a look-alike's companions,
     /// or a lens's neighbours ([`Ranges::lens_neighbours`]).
     pub neighbours: usize,
+    /// Distance of the nearest unrelated field galaxy from the centre, arcsec; none when the
+    /// scene has none ([`Ranges::field_clear_arcsec`]).
+    pub field_nearest_arcsec: Option<f64>,
     /// Artefacts put on the cutout (names joined by '+'), empty when none.
     pub artefacts: String,
 }
@@ -302,11 +305,19 @@ pub(super) struct Scene {
     /// The g band of what a look-alike adds around its central galaxy (companions, rings, tails,
     /// shells), kept apart so its S/N can be measured as a lensed arc's is.
     pub(super) features_g: Vec<f64>,
+    /// Distance of the nearest field galaxy from the cutout's centre, arcsec (none: no field
+    /// galaxy), for the truth table.
+    pub(super) field_nearest_arcsec: Option<f64>,
 }
 
 impl Scene {
     pub(super) fn new(n: usize) -> Scene {
-        Scene { bands: std::array::from_fn(|_| vec![0.0; n]), stars: Vec::new(), features_g: vec![0.0; n] }
+        Scene {
+            bands: std::array::from_fn(|_| vec![0.0; n]),
+            stars: Vec::new(),
+            features_g: vec![0.0; n],
+            field_nearest_arcsec: None,
+        }
     }
 
     /// [`Scene::add`] for light a look-alike adds around its central galaxy.
@@ -574,14 +585,23 @@ pub(super) fn fluxes(cfg: &SimConfig, m: [f64; 4]) -> [f64; 4] {
 /// Field galaxies and stars that every scene has a few of.
 pub(super) fn add_field(rng: &mut Rng64, cfg: &SimConfig, grid: &Grid, scene: &mut Scene, extra_stars: usize) {
     let half = grid.size as f64 * grid.pixel_arcsec / 2.0;
-    let n_gal = Poisson::new(1.5).map(|p| p.sample(rng) as usize).unwrap_or(1);
+    let mean = if cfg.ranges.field_galaxies_mean.0 < cfg.ranges.field_galaxies_mean.1 {
+        log_uniform(rng, cfg.ranges.field_galaxies_mean)
+    } else {
+        cfg.ranges.field_galaxies_mean.0
+    };
+    let n_gal = Poisson::new(mean.max(1e-6)).map(|p| p.sample(rng) as usize).unwrap_or(1);
+    // Never wider than the cutout's inscribed circle, so that a small cutout still has room.
+    let clear = cfg.ranges.field_clear_arcsec.min(0.9 * half);
     for _ in 0..n_gal {
         let (x, y) = loop {
             let p = (rng.random_range(-half..half), rng.random_range(-half..half));
-            if (p.0 * p.0 + p.1 * p.1).sqrt() > 4.0 {
+            if (p.0 * p.0 + p.1 * p.1).sqrt() >= clear {
                 break p;
             }
         };
+        let d = (x * x + y * y).sqrt();
+        scene.field_nearest_arcsec = Some(scene.field_nearest_arcsec.map_or(d, |n| n.min(d)));
         let red = rng.random_bool(0.4);
         let (u_r, g_r, r_i) = if red { red_colours(rng) } else { blue_colours(rng) };
         let s = Sersic {
@@ -1054,6 +1074,7 @@ impl Simulator {
             feature_snr_g: None,
             feature_radius_arcsec: None,
             neighbours: 0,
+            field_nearest_arcsec: None,
             artefacts: String::new(),
         };
         let sigma_g = look.sigma[Band::G.index()];
@@ -1105,6 +1126,7 @@ impl Simulator {
                 truth.feature_snr_g = Some(arc_snr(&conv, 1.0, sigma_g));
             }
         }
+        truth.field_nearest_arcsec = scene.field_nearest_arcsec;
         let mut bands = observe(&mut rng, cfg, &look, &scene, &spectra, &self.conv);
         let fwhm_px = look.psf.map(|p| p.fwhm_arcsec / grid.pixel_arcsec);
         truth.artefacts = artefacts::apply(&mut rng, &ranges.artefacts, &look.sigma, &fwhm_px, grid.size, &mut bands);
