@@ -762,7 +762,13 @@ pub fn explain(
     let row = p.candidate_by_name(candidate)?;
     let cutout = p.load_cutout(&row)?;
     // Said beside the map: it was computed on what the model saw, mapped back.
-    let seen = lens_inspect::model::how_seen(cutout.width, cutout.height, cutout.pixel_arcsec, scorer.card.input_size);
+    let seen = lens_inspect::model::how_seen(
+        cutout.width,
+        cutout.height,
+        cutout.pixel_arcsec,
+        scorer.card.input_size,
+        &cutout.blank_bands(),
+    );
     let clip = scorer.card.normalisation();
     let one = std::slice::from_ref(&cutout);
     let start = std::time::Instant::now();

@@ -147,6 +147,29 @@ impl Cutout {
     pub fn masked_count(&self, band: Band) -> usize {
         self.mask[band.index()].iter().filter(|&&m| m).count()
     }
+
+    /// Bands that hold no image: every pixel masked (NaN, Inf), or every valid pixel the same
+    /// value (a band filled with 0 where a survey has no data). Survey masks differ between
+    /// bands, so a cutout can lose one band (KiDS's u-band coverage, a chip gap in one filter)
+    /// and keep the other three: it is read and scored with that band as sky, and said to be so.
+    pub fn blank_bands(&self) -> Vec<Band> {
+        Band::ALL
+            .into_iter()
+            .filter(|&b| {
+                let i = b.index();
+                let mut valid = self.bands[i].iter().zip(&self.mask[i]).filter(|(_, &m)| !m).map(|(&v, _)| v);
+                match valid.next() {
+                    None => true,
+                    Some(first) => valid.all(|v| v == first),
+                }
+            })
+            .collect()
+    }
+}
+
+/// Band names joined by commas ("u,g"), the form kept in a candidate's metadata.
+pub fn band_list(bands: &[Band]) -> String {
+    bands.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(",")
 }
 
 /// Median of a slice (sorts a copy). Returns `None` for an empty slice. For an even count, the
@@ -394,6 +417,20 @@ mod tests {
         }
         assert_eq!(Band::parse("z"), None);
         assert_eq!(Band::parse("g-r"), None, "two bands named is ambiguous");
+    }
+
+    #[test]
+    fn a_band_is_blank_when_it_holds_no_image() {
+        let n = 9 * 9;
+        let sky: Vec<f32> = (0..n).map(|k| (k as f32 * 0.37).sin()).collect();
+        let mut half_masked = sky.clone();
+        half_masked[..n / 2].iter_mut().for_each(|v| *v = f32::NAN);
+        // u: all NaN; g: all 0 (a pipeline's fill); r: sky; i: half NaN, the rest sky.
+        let c = Cutout::from_planes("x", 9, 9, [vec![f32::NAN; n], vec![0.0; n], sky.clone(), half_masked]);
+        assert_eq!(c.blank_bands(), vec![Band::U, Band::G]);
+        let full = Cutout::from_planes("y", 9, 9, [sky.clone(), sky.clone(), sky.clone(), sky]);
+        assert!(full.blank_bands().is_empty());
+        assert_eq!(band_list(&[Band::U, Band::I]), "u,i");
     }
 
     #[test]

@@ -1056,6 +1056,14 @@ fn run() -> Result<ExitCode> {
                 if summary.errors.len() > 20 {
                     eprintln!("  ... and {} more (use --json for the full list)", summary.errors.len() - 20);
                 }
+                if !summary.blank_bands.is_empty() {
+                    let per_band: Vec<String> = summary.blank_bands.iter().map(|(b, n)| format!("{b}: {n}")).collect();
+                    println!(
+                        "blank bands (no image: all masked, or one constant value; read and scored with the \
+                         band as sky, and shown as such): {}",
+                        per_band.join(", ")
+                    );
+                }
                 if summary.rescaled > 0 {
                     println!(
                         "pixel scale: {} candidates already in the project now taken at {}\"; their stored \

@@ -39,6 +39,8 @@ fn bologna_folder_good_objects_go_in_and_each_broken_one_has_its_reason() {
         "shape",
         "missing",
         "allnan",
+        "blank_g",
+        "blank_u_zero",
         "huge",
         "huge_gz",
         "deep",
@@ -55,7 +57,13 @@ fn bologna_folder_good_objects_go_in_and_each_broken_one_has_its_reason() {
     fits_write::write_file(&bologna_path(&root, Band::R, "shape"), Some(&hdu), &[]).expect("write");
     std::fs::remove_file(bologna_path(&root, Band::U, "missing")).expect("rm");
     let nan = ImageHdu::f32_image(SIZE, SIZE, vec![f32::NAN; SIZE * SIZE]);
-    fits_write::write_file(&bologna_path(&root, Band::G, "allnan"), Some(&nan), &[]).expect("write");
+    for band in Band::ALL {
+        fits_write::write_file(&bologna_path(&root, band, "allnan"), Some(&nan), &[]).expect("write");
+    }
+    // One blank band is a survey's mask, not a broken object: read, and said to be blank.
+    fits_write::write_file(&bologna_path(&root, Band::G, "blank_g"), Some(&nan), &[]).expect("write");
+    let zero = ImageHdu::f32_image(SIZE, SIZE, vec![0.0; SIZE * SIZE]);
+    fits_write::write_file(&bologna_path(&root, Band::U, "blank_u_zero"), Some(&zero), &[]).expect("write");
 
     // Headers that lie: a 100000 x 100000 image in one block of data (40 GB if believed), the
     // same gzipped, and a 3-D image of a million planes.
@@ -87,7 +95,9 @@ fn bologna_folder_good_objects_go_in_and_each_broken_one_has_its_reason() {
 
     let db = dir.path().join("p.lensproj");
     let s = run(&root, &db, &IngestOptions::default());
-    assert_eq!(s.ingested, 5, "{:#?}", s.errors);
+    assert_eq!(s.ingested, 7, "{:#?}", s.errors);
+    let blank: Vec<(&str, usize)> = s.blank_bands.iter().map(|(b, n)| (b.as_str(), *n)).collect();
+    assert_eq!(blank, [("g", 1), ("u", 1)]);
     let r = reasons(&s);
     let want = [
         ("trunc_header", "truncated"),
@@ -98,7 +108,7 @@ fn bologna_folder_good_objects_go_in_and_each_broken_one_has_its_reason() {
         ("bitpix", "unsupported_bitpix"),
         ("shape", "shape_mismatch"),
         ("missing", "missing_band"),
-        ("allnan", "all_nan"),
+        ("allnan", "all_blank"),
         ("huge", "impossible_size"),
         ("huge_gz", "impossible_size"),
         ("deep", "impossible_size"),
@@ -118,6 +128,12 @@ fn bologna_folder_good_objects_go_in_and_each_broken_one_has_its_reason() {
 
     // The good ones read back with the right bands in the right place.
     let p = Project::open_existing(&db).expect("open");
+    for (name, band) in [("blank_g", Band::G), ("blank_u_zero", Band::U)] {
+        let row = p.candidate_by_name(name).expect("row");
+        assert_eq!(row.blank_bands(), vec![band], "{name}");
+        assert_eq!(p.load_cutout(&row).expect("pixels").blank_bands(), vec![band], "{name}");
+    }
+    assert!(p.candidate_by_name(&good[0].name).expect("row").blank_bands().is_empty());
     for c in &good {
         let row = p.candidate_by_name(&c.name).expect("row");
         let back = p.load_cutout(&row).expect("pixels");

@@ -289,6 +289,30 @@ fn sentinel_artefacts_are_masked_by_preprocessing() {
 }
 
 #[test]
+fn a_blank_band_artefact_leaves_one_band_without_an_image_and_says_which() {
+    use lens_inspect::cutout::Band;
+    use lens_inspect::sim::ranges::ArtefactRates;
+    let mut cfg = SimConfig::randomised();
+    cfg.ranges.artefacts = ArtefactRates { blank_band: 1.0, ..ArtefactRates::NONE };
+    let sim = Simulator::new(cfg);
+    let n = 300;
+    let mut u = 0;
+    for k in 0..n {
+        let o = sim.simulate("x", 12, k, None);
+        let blank = o.cutout.blank_bands();
+        assert_eq!(blank.len(), 1, "object {k}: {blank:?}");
+        assert_eq!(o.truth.artefacts, format!("blank_{}", blank[0]), "object {k}");
+        u += (blank[0] == Band::U) as usize;
+    }
+    // The u band is the one surveys lose most (40 %; binomial sigma 2.8 % at n = 300).
+    let share = u as f64 / n as f64;
+    assert!((share - 0.4).abs() < 0.1, "u share {share}");
+    // The randomised look draws it now and then, the KiDS look never.
+    assert!(SimConfig::randomised().ranges.artefacts.blank_band > 0.0);
+    assert_eq!(SimConfig::default().ranges.artefacts.blank_band, 0.0);
+}
+
+#[test]
 fn the_shot_noise_factor_scales_the_variance_a_galaxys_light_adds() {
     // The same scenes and the same normal draws at two factors (a range of one value draws
     // nothing): the images differ by z (sqrt(s^2 + 100 v p) - sqrt(s^2 + v p)) in a pixel of
@@ -555,7 +579,7 @@ fn a_pixel_scale_from_a_sin_header_or_from_the_user_reaches_the_model() {
     for row in from_sin.candidates().expect("rows") {
         assert!(row.wcs().is_none(), "SIN is not read as TAN");
         assert!(row.pixel_arcsec().is_some_and(|s| (s - 0.1).abs() < 1e-9), "{:?}", row.pixel_arcsec());
-        let seen = how_seen(row.width, row.height, row.pixel_arcsec(), 101).expect("resampled");
+        let seen = how_seen(row.width, row.height, row.pixel_arcsec(), 101, &row.blank_bands()).expect("resampled");
         assert!(seen.contains("202 x 202 -> 101 x 101"), "{seen}");
     }
     let (sin_scores, sin_adapted) = scores_of(&from_sin);

@@ -770,8 +770,10 @@ impl GradeView {
     fn how_seen(&mut self, id: i64) -> Option<String> {
         let size = self.model_size?;
         if self.seen.as_ref().is_none_or(|(sid, _)| *sid != id) {
-            let line =
-                self.rows.get(&id).and_then(|r| crate::model::how_seen(r.width, r.height, r.pixel_arcsec(), size));
+            let line = self
+                .rows
+                .get(&id)
+                .and_then(|r| crate::model::how_seen(r.width, r.height, r.pixel_arcsec(), size, &r.blank_bands()));
             self.seen = Some((id, line));
         }
         self.seen.as_ref().and_then(|(_, line)| line.clone())

@@ -87,7 +87,13 @@ impl Renderer {
                         .and_then(|mut m| m.pop());
                         if map.is_some() {
                             let blank = Rgba8 { width: 0, height: 0, pixels: vec![] };
-                            let seen = crate::model::how_seen(c.width, c.height, c.pixel_arcsec, s.card.input_size);
+                            let seen = crate::model::how_seen(
+                                c.width,
+                                c.height,
+                                c.pixel_arcsec,
+                                s.card.input_size,
+                                &c.blank_bands(),
+                            );
                             let r = Rendered {
                                 candidate_id: req.candidate_id,
                                 generation: req.generation,

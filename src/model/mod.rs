@@ -96,7 +96,13 @@ impl Adapted {
 /// `pixel_arcsec` (`None`: no scale known, taken at the model's): one line for a person, or
 /// `None` when it sees the cutout as it is. The grading view and `explain` show it beside the
 /// map, so that nobody reads a map of a resampled or cropped cutout as one of the file's pixels.
-pub fn how_seen(width: usize, height: usize, pixel_arcsec: Option<f64>, size: usize) -> Option<String> {
+pub fn how_seen(
+    width: usize,
+    height: usize,
+    pixel_arcsec: Option<f64>,
+    size: usize,
+    blank: &[crate::cutout::Band],
+) -> Option<String> {
     let model = pixel_scale::MODEL_PIXEL_ARCSEC;
     let mut parts = Vec::new();
     let (mut w, mut h) = (width, height);
@@ -113,7 +119,20 @@ pub fn how_seen(width: usize, height: usize, pixel_arcsec: Option<f64>, size: us
             format!("cropped and padded with sky to {size} x {size} pixels about its centre")
         });
     }
-    (!parts.is_empty()).then(|| format!("The model sees this cutout {}.", parts.join(", then ")))
+    let mut lines = Vec::new();
+    if !parts.is_empty() {
+        lines.push(format!("The model sees this cutout {}.", parts.join(", then ")));
+    }
+    if !blank.is_empty() {
+        let names: Vec<String> = blank.iter().map(|b| b.to_string()).collect();
+        let (list, verb) = match names.split_last() {
+            Some((last, [])) => (format!("{last} band"), "holds"),
+            Some((last, rest)) => (format!("{} and {last} bands", rest.join(", ")), "hold"),
+            None => unreachable!("blank is not empty"),
+        };
+        lines.push(format!("Its {list} {verb} no image (masked, or one constant value): the model saw sky there."));
+    }
+    (!lines.is_empty()).then(|| lines.join(" "))
 }
 
 /// A labelled folder as read: its data set, the (name, why) of objects not loaded, and how many
@@ -200,23 +219,40 @@ mod tests {
 
     #[test]
     fn a_cutout_seen_as_it_is_needs_no_words() {
-        assert_eq!(how_seen(101, 101, None, 101), None);
-        assert_eq!(how_seen(101, 101, Some(0.2), 101), None);
+        assert_eq!(how_seen(101, 101, None, 101, &[]), None);
+        assert_eq!(how_seen(101, 101, Some(0.2), 101, &[]), None);
         // Inside the tolerance headers round to.
-        assert_eq!(how_seen(101, 101, Some(0.205), 101), None);
+        assert_eq!(how_seen(101, 101, Some(0.205), 101, &[]), None);
     }
 
     #[test]
     fn resampling_and_fitting_are_said_with_the_sizes_they_give() {
-        let euclid = how_seen(202, 202, Some(0.1), 101).unwrap();
+        let euclid = how_seen(202, 202, Some(0.1), 101, &[]).unwrap();
         assert!(euclid.contains("from 0.100\" to 0.2\" pixels (202 x 202 -> 101 x 101)"), "{euclid}");
         assert!(!euclid.contains("crop") && !euclid.contains("pad"), "{euclid}");
         // DES: 101 pixels of 0.263" span 26.6", 133 of the model's pixels, more than it takes.
-        let des = how_seen(101, 101, Some(0.263), 101).unwrap();
+        let des = how_seen(101, 101, Some(0.263), 101, &[]).unwrap();
         assert!(des.contains("(101 x 101 -> 133 x 133), then cropped to its central 101 x 101"), "{des}");
-        let small = how_seen(64, 64, None, 101).unwrap();
+        let small = how_seen(64, 64, None, 101, &[]).unwrap();
         assert_eq!(small, "The model sees this cutout padded with sky to 101 x 101 pixels.");
-        let strip = how_seen(150, 60, None, 101).unwrap();
+        let strip = how_seen(150, 60, None, 101, &[]).unwrap();
         assert!(strip.contains("cropped and padded"), "{strip}");
+    }
+
+    #[test]
+    fn blank_bands_are_named_after_what_the_pixels_went_through() {
+        use crate::cutout::Band;
+        assert_eq!(
+            how_seen(101, 101, None, 101, &[Band::U]).unwrap(),
+            "Its u band holds no image (masked, or one constant value): the model saw sky there."
+        );
+        let both = how_seen(64, 64, None, 101, &[Band::U, Band::G, Band::I]).unwrap();
+        assert!(both.starts_with("The model sees this cutout padded"), "{both}");
+        assert!(
+            both.ends_with(
+                "Its u, g and i bands hold no image (masked, or one constant value): the model saw sky there."
+            ),
+            "{both}"
+        );
     }
 }

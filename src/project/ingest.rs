@@ -44,6 +44,9 @@ pub struct IngestSummary {
     pub already_present: usize,
     /// Of those, how many took the new `--pixel-scale` (their stored scores predate it).
     pub rescaled: usize,
+    /// Band -> number of ingested objects in which that band holds no image (all masked or
+    /// one constant value): read and scored with the band as sky, and said to be so.
+    pub blank_bands: BTreeMap<String, usize>,
     /// Reason key -> number of objects skipped for it.
     pub skipped: BTreeMap<String, usize>,
     pub errors: Vec<IngestError>,
@@ -124,6 +127,10 @@ pub const WCS_KEY: &str = "wcs";
 /// user's `--pixel-scale`, or a header whose projection is not TAN. It wins over the WCS's.
 pub const PIXEL_SCALE_KEY: &str = "pixel_arcsec";
 
+/// The metadata key of the bands a candidate's files leave blank ("u" or "u,g";
+/// [`crate::cutout::Cutout::blank_bands`]), absent when every band holds an image.
+pub const BLANK_BANDS_KEY: &str = "blank_bands";
+
 /// How many objects are read and written per transaction: bounds memory on large inputs.
 const CHUNK: usize = 1024;
 
@@ -187,6 +194,10 @@ pub fn ingest(
                 if let Some(scale) = options.pixel_scale.or(own_scale) {
                     spec.metadata.insert(PIXEL_SCALE_KEY.into(), serde_json::json!(scale));
                 }
+                let blank = cutout.blank_bands();
+                if !blank.is_empty() {
+                    spec.metadata.insert(BLANK_BANDS_KEY.into(), serde_json::json!(crate::cutout::band_list(&blank)));
+                }
                 if let Some(wcs) = wcs {
                     // The header's sky position when the input gave none (SPEC: RA/Dec
                     // everywhere), and the WCS itself for cursor coordinates and regions.
@@ -209,7 +220,13 @@ pub fn ingest(
         let mut batch = Vec::with_capacity(chunk.len());
         for (spec, result) in chunk.iter().zip(built) {
             match result {
-                Ok(c) => batch.push(c),
+                Ok(c) => {
+                    let blank = c.spec.metadata.get(BLANK_BANDS_KEY).and_then(serde_json::Value::as_str);
+                    for band in blank.into_iter().flat_map(|b| b.split(',')) {
+                        *summary.blank_bands.entry(band.to_string()).or_default() += 1;
+                    }
+                    batch.push(c)
+                }
                 Err(reason) => summary.skip(spec.name.clone(), &reason),
             }
         }

@@ -88,6 +88,13 @@ impl CandidateRow {
         // The range a cutout trusts, so that what the app says matches what the model sees.
         scale.filter(|s| crate::cutout::TRUSTED_PIXEL_ARCSEC.contains(s))
     }
+
+    /// The bands its files leave blank, as ingest found them (empty for older projects and
+    /// complete cutouts).
+    pub fn blank_bands(&self) -> Vec<Band> {
+        let kept = self.metadata.get(ingest::BLANK_BANDS_KEY).and_then(serde_json::Value::as_str).unwrap_or("");
+        kept.split(',').filter_map(Band::parse).collect()
+    }
 }
 
 /// Truth known for a candidate (simulations, challenge data, known lenses).

@@ -50,7 +50,22 @@ pub(super) fn apply(
         sentinels(rng, size, bands);
         names.push("sentinels");
     }
+    if rates.blank_band > 0.0 && rng.random_bool(rates.blank_band) {
+        names.push(blank_band(rng, bands));
+    }
     names.join("+")
+}
+
+/// One whole band without data: surveys mask each filter on its own (KiDS's u band covers less
+/// than g, r and i; chip gaps and bright-star masks differ per filter), so a cutout can hold three
+/// bands and a blank. The u band is the likeliest (40 %), the others 20 % each; NaN, or the 0
+/// some pipelines write instead. Returns the artefact's name with the band.
+fn blank_band(rng: &mut Rng64, bands: &mut [Vec<f32>; 4]) -> &'static str {
+    let u = rng.random_range(0.0..1.0f64);
+    let b = if u < 0.4 { 0 } else { 1 + ((u - 0.4) / 0.2).floor().min(2.0) as usize };
+    let fill = if rng.random_bool(0.7) { f32::NAN } else { 0.0 };
+    bands[b].iter_mut().for_each(|v| *v = fill);
+    ["blank_u", "blank_g", "blank_r", "blank_i"][b]
 }
 
 /// A random position at least `min_r` pixels from the centre (away from the object of interest).

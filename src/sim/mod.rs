@@ -34,7 +34,8 @@ pub const TRUTH_FILE: &str = "classifications.csv";
 /// unit flux; 5: look-alikes' companions and rings coloured as sources are, arcs up to S/N 600;
 /// 6: look-alikes' companions and rings as far from their galaxy as Einstein radii are; 7: ring
 /// galaxies' hosts drawn as lens galaxies are, a fifth of lenses with neighbouring galaxies; 8:
-/// field galaxies anywhere in the cutout, the centre included),
+/// field galaxies anywhere in the cutout, the centre included, 0.5 - 4 per cutout, and one band
+/// blank in 5 % of cutouts),
 /// so that test sets kept on disk from an older simulator
 /// are made again instead of being taken for current ones.
 pub const SIMULATOR_VERSION: u32 = 8;

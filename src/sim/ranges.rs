@@ -32,7 +32,7 @@
 //! | field galaxies' distance from the centre | beyond 4" | anywhere (simulator version 8; before: beyond 4") | |
 //! | field galaxies per cutout (Poisson mean) | 1.5 | 0.5 - 4, log-uniform (simulator version 8; before: 1.5) | |
 //! | other look-alikes | 7 kinds | 11 kinds (+ polar rings, edge-on discs, shells and streams, groups) | |
-//! | artefacts | none | cosmic rays, satellite trails, saturated stars with spikes, bad columns, masked regions, tile edges, sentinels (0, 100, 1e30, NaN) | |
+//! | artefacts | none | cosmic rays, satellite trails, saturated stars with spikes, bad columns, masked regions, tile edges, sentinels (0, 100, 1e30, NaN); one band blank in 5 % (simulator version 8) | |
 
 use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
@@ -80,6 +80,9 @@ pub struct ArtefactRates {
     pub masked_region: f64,
     pub tile_edge: f64,
     pub sentinels: f64,
+    /// One band without any data (simulator version 8; before: never).
+    #[serde(default)]
+    pub blank_band: f64,
 }
 
 impl ArtefactRates {
@@ -91,6 +94,7 @@ impl ArtefactRates {
         masked_region: 0.0,
         tile_edge: 0.0,
         sentinels: 0.0,
+        blank_band: 0.0,
     };
 }
 
@@ -292,6 +296,7 @@ impl Ranges {
                 masked_region: 0.05,
                 tile_edge: 0.04,
                 sentinels: 0.06,
+                blank_band: 0.05,
             },
         }
     }

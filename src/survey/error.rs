@@ -32,8 +32,10 @@ pub enum SkipReason {
     UnknownBand { path: PathBuf, hdu: usize },
     #[error("bands differ in shape: {0}")]
     ShapeMismatch(String),
-    #[error("band {0} has no valid pixel (all NaN/Inf/blank)")]
-    AllMasked(Band),
+    /// Every band blank: nothing to look at. One or more blank bands alone are read (see
+    /// [`crate::cutout::Cutout::blank_bands`]).
+    #[error("no band holds an image (every band all NaN/Inf, or one constant value)")]
+    AllBlank,
     #[error("unreadable: {path}: {detail}")]
     Unreadable { path: PathBuf, detail: String },
     #[error("bad catalogue row: {0}")]
@@ -60,7 +62,7 @@ impl SkipReason {
             SkipReason::DuplicateBand { .. } => "duplicate_band",
             SkipReason::UnknownBand { .. } => "unknown_band",
             SkipReason::ShapeMismatch(_) => "shape_mismatch",
-            SkipReason::AllMasked(_) => "all_nan",
+            SkipReason::AllBlank => "all_blank",
             SkipReason::Unreadable { .. } => "unreadable",
             SkipReason::BadRow(_) => "bad_row",
             SkipReason::NoTruth => "no_truth",

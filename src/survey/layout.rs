@@ -382,8 +382,8 @@ fn load_inner(spec: &ObjectSpec) -> Result<(Cutout, Option<TanWcs>), SkipReason>
     // The plane that holds the WCS holds its scale too (or a non-TAN header's, or PIXSCALE's).
     let scale = r.pixel_arcsec.or(u.pixel_arcsec).or(g.pixel_arcsec).or(i.pixel_arcsec);
     let cutout = Cutout::from_planes(spec.name.clone(), w, h, [u.data, g.data, r.data, i.data]).with_pixel_scale(scale);
-    if let Some(band) = Band::ALL.into_iter().find(|&b| cutout.masked_count(b) == w * h) {
-        return Err(SkipReason::AllMasked(band));
+    if cutout.blank_bands().len() == Band::ALL.len() {
+        return Err(SkipReason::AllBlank);
     }
     Ok((cutout, wcs))
 }
