@@ -34,8 +34,8 @@ pub struct TrainArgs {
     /// Compress input values beyond this many robust sigmas (0: the hard clip alone); recorded
     /// in the card, so scoring, maps and retraining use the same.
     pub knee_sigma: f32,
-    /// Arcseconds per pixel of the folders' cutouts, over their headers'.
-    pub pixel_scale: Option<f64>,
+    /// How the folders are read: a pixel scale over their headers', blank bands kept or not.
+    pub folder: lens_inspect::model::FolderOptions,
     /// Print the outcome as one JSON object on stdout (the training log stays on stderr).
     pub json: bool,
 }
@@ -147,7 +147,7 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
         stream,
         resume,
         knee_sigma,
-        pixel_scale,
+        folder,
         json: args_json,
     } = args;
     if config.batch == 0 || config.epochs == 0 {
@@ -195,7 +195,7 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
     }
     let load = |dir: &Path, truth: Option<&Path>| -> Result<Dataset> {
         eprintln!("reading {} ...", dir.display());
-        let (d, problems, adapted) = load_labelled_at(dir, truth, clip, model_size, pixel_scale)?;
+        let (d, problems, adapted) = load_labelled_at(dir, truth, clip, model_size, &folder)?;
         report_problems(&problems);
         if let Some(line) = adapted.describe(d.size) {
             eprintln!("{line}");
@@ -508,8 +508,8 @@ pub struct EvaluateArgs {
     pub model: Option<PathBuf>,
     pub data: Option<PathBuf>,
     pub truth: Option<PathBuf>,
-    /// Arcseconds per pixel of --data's cutouts, over their headers'.
-    pub pixel_scale: Option<f64>,
+    /// How --data is read: a pixel scale over its headers', blank bands kept or not.
+    pub folder: lens_inspect::model::FolderOptions,
     pub project: Option<PathBuf>,
     pub roc: Option<PathBuf>,
     /// Every cutout's score as CSV (--data only).
@@ -527,7 +527,7 @@ pub fn evaluate(a: EvaluateArgs) -> Result<ExitCode> {
         model,
         data,
         truth,
-        pixel_scale,
+        folder,
         project,
         roc,
         scores: scores_out,
@@ -553,7 +553,7 @@ pub fn evaluate(a: EvaluateArgs) -> Result<ExitCode> {
             }
             let norm = scorer.card.normalisation();
             let (set, problems, adapted) =
-                load_labelled_at(&dir, truth.as_deref(), norm, scorer.card.input_size, pixel_scale)?;
+                load_labelled_at(&dir, truth.as_deref(), norm, scorer.card.input_size, &folder)?;
             if !json {
                 report_problems(&problems);
                 if let Some(line) = adapted.describe(scorer.card.input_size) {
@@ -618,6 +618,15 @@ pub fn evaluate(a: EvaluateArgs) -> Result<ExitCode> {
         }
         _ => bail!("give --data DIR or --project FILE"),
     };
+    // AUROC and the TPRs need both classes; NaN in a table reads as a result.
+    let lenses = labels.iter().filter(|&&l| l).count();
+    if lenses == 0 || lenses == labels.len() {
+        bail!(
+            "nothing to measure: {} cutouts were read, {lenses} of them lenses; the metrics need lenses and non-lenses{}",
+            labels.len(),
+            if labels.is_empty() { " (every object was skipped: the reasons are above)" } else { "" }
+        );
+    }
     let m = challenge_metrics(&scores, &labels);
     if let Some(path) = roc {
         let mut f = std::io::BufWriter::new(

@@ -100,6 +100,10 @@ enum Command {
         /// off the model's scale are resampled to it (docs/survey.md).
         #[arg(long, value_parser = arcsec_per_pixel, allow_hyphen_values = true)]
         pixel_scale: Option<f64>,
+        /// Read objects with a band of no valid pixel (all NaN/Inf: a survey mask in one filter)
+        /// with that band as sky, instead of skipping them; the app and `explain` say so.
+        #[arg(long)]
+        keep_blank_bands: bool,
         /// Print the summary as one JSON object (keys: ingested, skipped, errors, ...).
         #[arg(long)]
         json: bool,
@@ -319,6 +323,10 @@ enum Command {
         /// off the model's scale are resampled to it (docs/survey.md).
         #[arg(long, value_parser = arcsec_per_pixel, allow_hyphen_values = true)]
         pixel_scale: Option<f64>,
+        /// Read objects with a band of no valid pixel (all NaN/Inf: a survey mask in one filter)
+        /// with that band as sky, instead of skipping them; the app and `explain` say so.
+        #[arg(long)]
+        keep_blank_bands: bool,
         /// A note kept in the model card, e.g. the commands that made the data.
         #[arg(long)]
         note: Option<String>,
@@ -369,6 +377,10 @@ enum Command {
         /// off the model's scale are resampled to it (docs/survey.md).
         #[arg(long, value_parser = arcsec_per_pixel, allow_hyphen_values = true)]
         pixel_scale: Option<f64>,
+        /// Read objects with a band of no valid pixel (all NaN/Inf: a survey mask in one filter)
+        /// with that band as sky, instead of skipping them; the app and `explain` say so.
+        #[arg(long, conflicts_with = "project")]
+        keep_blank_bands: bool,
         /// Or: the candidates with truth in a project (using the model's latest stored scores).
         #[arg(long)]
         project: Option<PathBuf>,
@@ -1023,11 +1035,11 @@ fn run() -> Result<ExitCode> {
             lens_inspect::app::run_with(project, direct)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Ingest { input, project, truth, training, store_pixels, pixel_scale, json } => {
+        Command::Ingest { input, project, truth, training, store_pixels, pixel_scale, keep_blank_bands, json } => {
             let mut p = Project::create_or_open(&project)?;
             let bar = progress_bar(!json);
             bar.set_message("reading");
-            let options = IngestOptions { truth, training, store_pixels, pixel_scale };
+            let options = IngestOptions { truth, training, store_pixels, pixel_scale, keep_blank_bands };
             let summary = ingest(&mut p, &input, &options, &|done, total| {
                 bar.set_length(total as u64);
                 bar.set_position(done as u64);
@@ -1240,6 +1252,7 @@ fn run() -> Result<ExitCode> {
             resume,
             cosine_lr,
             pixel_scale,
+            keep_blank_bands,
             json,
         } => {
             let command_line: Vec<String> = std::env::args().collect();
@@ -1274,7 +1287,7 @@ fn run() -> Result<ExitCode> {
                 command_line,
                 note,
                 knee_sigma,
-                pixel_scale,
+                folder: lens_inspect::model::FolderOptions { pixel_scale, keep_blank_bands },
                 json,
             })
         }
@@ -1295,6 +1308,7 @@ fn run() -> Result<ExitCode> {
             data,
             truth,
             pixel_scale,
+            keep_blank_bands,
             project,
             roc,
             scores,
@@ -1307,7 +1321,7 @@ fn run() -> Result<ExitCode> {
             model,
             data,
             truth,
-            pixel_scale,
+            folder: lens_inspect::model::FolderOptions { pixel_scale, keep_blank_bands },
             project,
             roc,
             scores,

@@ -596,3 +596,55 @@ fn evaluate_writes_every_cutouts_score_best_first_consistent_with_its_auroc() {
     let auroc = won / (lenses.len() * others.len()) as f64;
     assert!((auroc - v["auroc"].as_f64().expect("auroc")).abs() < 1e-6, "{auroc} vs {}", v["auroc"]);
 }
+
+/// A folder the model cannot measure on (no lenses, or nothing readable) is an error that says
+/// why, not a table of NaN.
+#[test]
+fn evaluate_refuses_a_folder_without_both_classes() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("sims");
+    let out = lens_inspect(&[
+        "simulate",
+        "--look",
+        "kids",
+        "--n",
+        "8",
+        "--seed",
+        "3",
+        "--lens-fraction",
+        "0",
+        "--out",
+        s(&data),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = lens_inspect(&["evaluate", "--data", s(&data), "--bootstrap", "0"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("nothing to measure: 8 cutouts were read, 0 of them lenses"), "{err}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("NaN"));
+}
+
+/// `--keep-blank-bands` reaches the folder reader of `evaluate`: without it a folder whose u
+/// band is all NaN has nothing to measure, with it every cutout is scored.
+#[test]
+fn evaluate_keeps_cutouts_with_a_blank_band_only_when_asked() {
+    use lens_inspect::survey::fits_write::{self, ImageHdu};
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("sims");
+    let out = lens_inspect(&["simulate", "--look", "kids", "--n", "10", "--seed", "4", "--out", s(&data)]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let nan = ImageHdu::f32_image(101, 101, vec![f32::NAN; 101 * 101]);
+    for k in 0..10 {
+        let path = bologna_path(&data, Band::U, &format!("{}", 100_000 + k));
+        assert!(path.exists(), "{}", path.display());
+        fits_write::write_file(&path, Some(&nan), &[]).expect("write");
+    }
+    let out = lens_inspect(&["evaluate", "--data", s(&data), "--bootstrap", "0"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("band u has no valid pixel") && err.contains("nothing to measure: 0 cutouts"), "{err}");
+    let out = lens_inspect(&["evaluate", "--data", s(&data), "--bootstrap", "0", "--keep-blank-bands", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["n"].as_u64(), Some(10), "{v}");
+}

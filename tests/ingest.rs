@@ -60,7 +60,8 @@ fn bologna_folder_good_objects_go_in_and_each_broken_one_has_its_reason() {
     for band in Band::ALL {
         fits_write::write_file(&bologna_path(&root, band, "allnan"), Some(&nan), &[]).expect("write");
     }
-    // One blank band is a survey's mask, not a broken object: read, and said to be blank.
+    // One band all NaN is skipped by default (SPEC 2.1) and read when asked; a band of one
+    // constant value (a pipeline's fill) is read either way. Both are said to be blank.
     fits_write::write_file(&bologna_path(&root, Band::G, "blank_g"), Some(&nan), &[]).expect("write");
     let zero = ImageHdu::f32_image(SIZE, SIZE, vec![0.0; SIZE * SIZE]);
     fits_write::write_file(&bologna_path(&root, Band::U, "blank_u_zero"), Some(&zero), &[]).expect("write");
@@ -95,9 +96,9 @@ fn bologna_folder_good_objects_go_in_and_each_broken_one_has_its_reason() {
 
     let db = dir.path().join("p.lensproj");
     let s = run(&root, &db, &IngestOptions::default());
-    assert_eq!(s.ingested, 7, "{:#?}", s.errors);
+    assert_eq!(s.ingested, 6, "{:#?}", s.errors);
     let blank: Vec<(&str, usize)> = s.blank_bands.iter().map(|(b, n)| (b.as_str(), *n)).collect();
-    assert_eq!(blank, [("g", 1), ("u", 1)]);
+    assert_eq!(blank, [("u", 1)]);
     let r = reasons(&s);
     let want = [
         ("trunc_header", "truncated"),
@@ -109,6 +110,7 @@ fn bologna_folder_good_objects_go_in_and_each_broken_one_has_its_reason() {
         ("shape", "shape_mismatch"),
         ("missing", "missing_band"),
         ("allnan", "all_blank"),
+        ("blank_g", "all_nan"),
         ("huge", "impossible_size"),
         ("huge_gz", "impossible_size"),
         ("deep", "impossible_size"),
@@ -121,6 +123,8 @@ fn bologna_folder_good_objects_go_in_and_each_broken_one_has_its_reason() {
     // The messages name the file and the band.
     let text = s.errors.iter().find(|e| e.name == "missing").expect("missing").reason.clone();
     assert!(text.contains("band u"), "{text}");
+    let text = s.errors.iter().find(|e| e.name == "blank_g").expect("blank_g").reason.clone();
+    assert!(text.contains("band g has no valid pixel") && text.contains("--keep-blank-bands"), "{text}");
     let text = s.errors.iter().find(|e| e.name == "bitpix").expect("bitpix").reason.clone();
     assert!(text.contains("24") && text.contains("imageSDSS_U-bitpix.fits"), "{text}");
     let text = s.errors.iter().find(|e| e.name == "huge").expect("huge").reason.clone();
@@ -128,12 +132,19 @@ fn bologna_folder_good_objects_go_in_and_each_broken_one_has_its_reason() {
 
     // The good ones read back with the right bands in the right place.
     let p = Project::open_existing(&db).expect("open");
-    for (name, band) in [("blank_g", Band::G), ("blank_u_zero", Band::U)] {
-        let row = p.candidate_by_name(name).expect("row");
-        assert_eq!(row.blank_bands(), vec![band], "{name}");
-        assert_eq!(p.load_cutout(&row).expect("pixels").blank_bands(), vec![band], "{name}");
-    }
+    let row = p.candidate_by_name("blank_u_zero").expect("row");
+    assert_eq!(row.blank_bands(), vec![Band::U]);
+    assert_eq!(p.load_cutout(&row).expect("pixels").blank_bands(), vec![Band::U]);
     assert!(p.candidate_by_name(&good[0].name).expect("row").blank_bands().is_empty());
+    // Asked to, ingest keeps the object whose g band is all NaN, and it loads again later.
+    let kept = dir.path().join("kept.lensproj");
+    let s = run(&root, &kept, &IngestOptions { keep_blank_bands: true, ..Default::default() });
+    assert_eq!(s.ingested, 7, "{:#?}", s.errors);
+    assert!(!reasons(&s).contains_key("blank_g") && reasons(&s).get("allnan").map(String::as_str) == Some("all_blank"));
+    let p = Project::open_existing(&kept).expect("open");
+    let row = p.candidate_by_name("blank_g").expect("row");
+    assert_eq!(row.blank_bands(), vec![Band::G]);
+    assert_eq!(p.load_cutout(&row).expect("pixels").blank_bands(), vec![Band::G]);
     for c in &good {
         let row = p.candidate_by_name(&c.name).expect("row");
         let back = p.load_cutout(&row).expect("pixels");
@@ -414,8 +425,11 @@ fn training_candidates_need_truth() {
     let truth = dir.path().join("truth.csv");
     std::fs::write(&truth, "ID,is_lens\n0,1\n1,0\n").expect("write");
     let db = dir.path().join("p.lensproj");
-    let s =
-        run(&root, &db, &IngestOptions { truth: Some(truth), training: true, store_pixels: true, pixel_scale: None });
+    let s = run(
+        &root,
+        &db,
+        &IngestOptions { truth: Some(truth), training: true, store_pixels: true, ..Default::default() },
+    );
     assert_eq!(s.ingested, 2);
     assert_eq!(reasons(&s).get("2").map(String::as_str), Some("no_truth"));
     let p = Project::open_existing(&db).expect("open");

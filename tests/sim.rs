@@ -608,7 +608,14 @@ fn a_pixel_scale_from_a_sin_header_or_from_the_user_reaches_the_model() {
     assert_eq!(scores_of(&unknown), (sin_scores.clone(), Adapted { resampled: 2, fitted: 0 }));
     // Folders for `evaluate` and `train`: the same inputs from the header or from the flag.
     let (a, _, adapted_a) = load_labelled(&sin, None, 50.0, 101).expect("sin folder");
-    let (b, _, adapted_b) = load_labelled_at(&bare, None, 50.0, 101, Some(0.1)).expect("bare folder");
+    let (b, _, adapted_b) = load_labelled_at(
+        &bare,
+        None,
+        50.0,
+        101,
+        &lens_inspect::model::FolderOptions { pixel_scale: Some(0.1), ..Default::default() },
+    )
+    .expect("bare folder");
     assert_eq!((adapted_a, adapted_b), (Adapted { resampled: 2, fitted: 0 }, Adapted { resampled: 2, fitted: 0 }));
     assert_eq!(a.inputs, b.inputs);
     let (c, _, _) = load_labelled(&bare, None, 50.0, 101).expect("bare folder, no scale");

@@ -149,17 +149,27 @@ pub fn load_labelled(
     norm: impl Into<crate::cutout::Normalisation>,
     size: usize,
 ) -> Result<Labelled, DataError> {
-    load_labelled_at(dir, truth, norm, size, None)
+    load_labelled_at(dir, truth, norm, size, &FolderOptions::default())
 }
 
-/// [`load_labelled`], with every cutout taken at `pixel_scale` arcsec when given (over what
-/// their headers say: for a folder without WCS, or with a wrong one).
+/// How a labelled folder is read beyond its files' own say.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FolderOptions {
+    /// Arcseconds per pixel of every cutout, over what their headers say: for a folder without
+    /// WCS, or with a wrong one.
+    pub pixel_scale: Option<f64>,
+    /// Keep cutouts with a band of no valid pixel, that band taken as sky
+    /// ([`survey::check_blank_bands`]).
+    pub keep_blank_bands: bool,
+}
+
+/// [`load_labelled`], read as `options` say.
 pub fn load_labelled_at(
     dir: &Path,
     truth: Option<&Path>,
     norm: impl Into<crate::cutout::Normalisation>,
     size: usize,
-    pixel_scale: Option<f64>,
+    options: &FolderOptions,
 ) -> Result<Labelled, DataError> {
     let norm = norm.into();
     let truth_path = match truth {
@@ -183,9 +193,9 @@ pub fn load_labelled_at(
             problems.push((spec.name.clone(), SkipReason::NoTruth.to_string()));
             continue;
         };
-        match r {
+        match r.and_then(|c| survey::check_blank_bands(&c, options.keep_blank_bands).map(|_| c)) {
             Ok(c) => {
-                let c = match pixel_scale {
+                let c = match options.pixel_scale {
                     Some(s) => c.with_pixel_scale(Some(s)),
                     None => c,
                 };

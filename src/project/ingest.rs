@@ -22,6 +22,9 @@ pub struct IngestOptions {
     /// Arcseconds per pixel of every object, over what their headers say: for cutouts without
     /// a WCS (taken at the model's scale otherwise) or with a wrong one. Kept per candidate.
     pub pixel_scale: Option<f64>,
+    /// Read objects with a band of no valid pixel (all NaN) with that band as sky, instead of
+    /// skipping them ([`survey::check_blank_bands`]).
+    pub keep_blank_bands: bool,
 }
 
 /// One object that was not ingested.
@@ -188,6 +191,7 @@ pub fn ingest(
             .zip(results)
             .map(|(spec, result)| {
                 let (cutout, wcs) = result?;
+                survey::check_blank_bands(&cutout, options.keep_blank_bands)?;
                 let mut spec = spec.clone();
                 // A scale the stored WCS cannot carry: the user's, or a non-TAN header's.
                 let own_scale = cutout.pixel_arcsec.filter(|_| wcs.is_none());

@@ -32,8 +32,11 @@ pub enum SkipReason {
     UnknownBand { path: PathBuf, hdu: usize },
     #[error("bands differ in shape: {0}")]
     ShapeMismatch(String),
-    /// Every band blank: nothing to look at. One or more blank bands alone are read (see
-    /// [`crate::cutout::Cutout::blank_bands`]).
+    /// One band without a valid pixel, where the reader was not asked to keep such objects
+    /// ([`crate::survey::check_blank_bands`]).
+    #[error("band {0} has no valid pixel (all NaN/Inf); --keep-blank-bands reads such objects with that band as sky")]
+    AllMasked(Band),
+    /// Every band blank: nothing to look at, whatever the reader was asked.
     #[error("no band holds an image (every band all NaN/Inf, or one constant value)")]
     AllBlank,
     #[error("unreadable: {path}: {detail}")]
@@ -62,6 +65,7 @@ impl SkipReason {
             SkipReason::DuplicateBand { .. } => "duplicate_band",
             SkipReason::UnknownBand { .. } => "unknown_band",
             SkipReason::ShapeMismatch(_) => "shape_mismatch",
+            SkipReason::AllMasked(_) => "all_nan",
             SkipReason::AllBlank => "all_blank",
             SkipReason::Unreadable { .. } => "unreadable",
             SkipReason::BadRow(_) => "bad_row",

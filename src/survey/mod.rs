@@ -24,6 +24,22 @@ pub use layout::{discover, load, Discovery, LayoutError, LayoutKind, ObjectSourc
 use crate::cutout::Cutout;
 use rayon::prelude::*;
 
+/// The reading rule for a band without a single valid pixel (all NaN/Inf). By default such an
+/// object is skipped with its reason (SPEC 2.1). Asked to keep it, the reader takes it with that
+/// band as sky: survey masks differ between filters (KiDS's u band covers less than g, r and i),
+/// and three bands are worth grading. An object with no band at all is skipped either way
+/// ([`load`]).
+pub fn check_blank_bands(cutout: &Cutout, keep: bool) -> Result<(), SkipReason> {
+    if keep {
+        return Ok(());
+    }
+    let n = cutout.width * cutout.height;
+    match crate::cutout::Band::ALL.into_iter().find(|&b| cutout.masked_count(b) == n) {
+        Some(band) => Err(SkipReason::AllMasked(band)),
+        None => Ok(()),
+    }
+}
+
 /// Reads every object in parallel (rayon's pool), calling `progress` after each one from
 /// whichever thread read it. Results come back in the order of `specs`.
 pub fn read_all(specs: &[ObjectSpec], progress: &(dyn Fn() + Sync)) -> Vec<Result<Cutout, SkipReason>> {

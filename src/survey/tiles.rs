@@ -339,8 +339,8 @@ pub enum Rejection {
     TouchesEdge,
     /// Too little of its cutout lies in the tile (with `--edge partial`).
     LowCoverage(f64),
-    /// No band has a valid pixel in the cutout (one blank band alone is kept: ingest says so).
-    AllMasked,
+    /// A band has no valid pixel in the cutout.
+    AllMasked(String),
     /// Reading the pixels failed.
     Read(String),
 }
@@ -352,7 +352,7 @@ impl Rejection {
             Rejection::TileUnusable(_) => "tile_unusable",
             Rejection::TouchesEdge => "touches_edge",
             Rejection::LowCoverage(_) => "low_coverage",
-            Rejection::AllMasked => "all_masked",
+            Rejection::AllMasked(_) => "all_masked",
             Rejection::Read(_) => "read_error",
         }
     }
@@ -365,7 +365,7 @@ impl std::fmt::Display for Rejection {
             Rejection::TileUnusable(why) => write!(f, "tile unusable: {why}"),
             Rejection::TouchesEdge => write!(f, "cutout touches the tile edge"),
             Rejection::LowCoverage(c) => write!(f, "only {:.1} % of the cutout lies in the tile", c * 100.0),
-            Rejection::AllMasked => write!(f, "no band has a valid pixel in the cutout"),
+            Rejection::AllMasked(band) => write!(f, "band {band} has no valid pixel in the cutout"),
             Rejection::Read(why) => write!(f, "{why}"),
         }
     }
@@ -608,8 +608,8 @@ fn cut_one(
     }
     let name = catalogue.ids[row].clone();
     let cutout = Cutout::from_planes(name, s, s, planes);
-    if Band::ALL.into_iter().all(|b| cutout.masked_count(b) == s * s) {
-        return Err(Rejection::AllMasked);
+    if let Some(band) = Band::ALL.into_iter().find(|&b| cutout.masked_count(b) == s * s) {
+        return Err(Rejection::AllMasked(band.to_string()));
     }
     let r = tile.reference;
     let wcs = tile.bands[r].wcs.cutout(origin[r].0, origin[r].1, s, s);
