@@ -338,7 +338,7 @@ fn a_volunteer_pack_reveals_no_scores_truth_metadata_or_other_grades_but_keeps_t
     rusqlite::Connection::open(&src)
         .expect("raw")
         .execute(
-            "UPDATE candidates SET metadata = '{\"kind\": \"lens_ring\", \"pixel_arcsec\": 0.1, \"wcs\": {\"CTYPE1\": \"RA---TAN\"}}' WHERE name = 'c005'",
+            "UPDATE candidates SET metadata = '{\"kind\": \"lens_ring\", \"pixel_arcsec\": 0.1, \"blank_bands\": \"u\", \"wcs\": {\"CTYPE1\": \"RA---TAN\"}}' WHERE name = 'c005'",
             [],
         )
         .expect("metadata");
@@ -381,16 +381,18 @@ fn a_volunteer_pack_reveals_no_scores_truth_metadata_or_other_grades_but_keeps_t
         assert_eq!(count(&vera, sql), 0, "the volunteer's pack leaks: {sql}");
     }
     assert_eq!(count(&vera, "SELECT count(*) FROM candidates"), 8);
-    // Only the geometry goes with it: the scale the model must see the pixels at, and the WCS.
+    // Only the geometry goes with it: the scale the model must see the pixels at, the WCS, and
+    // the bands that hold no image.
     let kept: String = rusqlite::Connection::open(&vera)
         .expect("raw")
         .query_row("SELECT metadata FROM candidates WHERE name = 'c005'", [], |r| r.get(0))
         .expect("c005");
     let kept: serde_json::Value = serde_json::from_str(&kept).expect("json");
-    assert_eq!(kept, serde_json::json!({"pixel_arcsec": 0.1, "wcs": {"CTYPE1": "RA---TAN"}}));
+    assert_eq!(kept, serde_json::json!({"pixel_arcsec": 0.1, "blank_bands": "u", "wcs": {"CTYPE1": "RA---TAN"}}));
     let pack = Project::open_existing(&vera).expect("open the pack");
     let row = pack.candidate_by_name("c005").expect("c005");
     assert_eq!(pack.load_cutout(&row).expect("pixels").pixel_arcsec, Some(0.1));
+    assert_eq!(row.blank_bands(), vec![lens_inspect::cutout::Band::U]);
     drop(pack);
     // The researcher's pack carries scores and the training candidates' truth.
     assert_eq!(count(&rita, "SELECT count(*) FROM predictions"), 8);

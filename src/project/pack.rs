@@ -49,13 +49,13 @@ pub struct MergeReport {
 }
 
 /// The metadata a volunteer's pack keeps: where the pixels are on the sky and how large they are
-/// (the WCS, a pixel scale kept apart from it). They say nothing of the model or the truth, and
+/// (the WCS, a pixel scale kept apart from it), and which bands hold no image. They say nothing of the model or the truth, and
 /// without them the pack's maps would be of a cutout the model never saw (one of another scale
 /// taken at 0.2") and the cursor would have no sky position.
 fn geometry_only(
     metadata: &std::collections::BTreeMap<String, serde_json::Value>,
 ) -> std::collections::BTreeMap<String, serde_json::Value> {
-    let keep = [super::ingest::WCS_KEY, super::ingest::PIXEL_SCALE_KEY];
+    let keep = [super::ingest::WCS_KEY, super::ingest::PIXEL_SCALE_KEY, super::ingest::BLANK_BANDS_KEY];
     metadata.iter().filter(|(k, _)| keep.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
