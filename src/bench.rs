@@ -367,7 +367,7 @@ pub fn cutouts_speed(dir: &Path, tiles: usize, side: usize, objects: usize) -> a
         catalogue: dir.join("catalogue.fits"),
         pattern: KIDS_PATTERN.into(),
         select: None,
-        cut: CutOptions { size: 101, edge: EdgeMode::Partial, min_coverage: 0.9 },
+        cut: CutOptions { size: 101, edge: EdgeMode::Partial, min_coverage: 0.9, keep_blank_bands: false },
         manifest: out.join("manifest.csv"),
         out,
         measure_sky: false,

@@ -50,6 +50,11 @@ pub struct CutoutsArgs {
     /// With --edge partial: least share of the cutout inside the tile (in the worst band).
     #[arg(long, default_value_t = 0.9)]
     pub min_coverage: f64,
+    /// Cut a source whose cutout has no valid pixel in one band (a mask in one filter, e.g.
+    /// KiDS's smaller u-band footprint), leaving that band NaN, instead of rejecting it as
+    /// `all_masked`; the manifest's reason and the app say which band.
+    #[arg(long)]
+    pub keep_blank_bands: bool,
     /// Tile file names: {tile}, {band} (u, g, r, i) and optionally {kind} (sci, wei, msk); a
     /// trailing .fz or .gz is accepted. The default is KiDS DR4/DR5's.
     #[arg(long, default_value = KIDS_PATTERN)]
@@ -94,6 +99,7 @@ pub fn cutouts(a: CutoutsArgs, progress: indicatif::ProgressBar) -> Result<ExitC
                 EdgeArg::Strict => EdgeMode::Strict,
             },
             min_coverage: if matches!(a.edge, EdgeArg::Partial) { a.min_coverage } else { 0.0 },
+            keep_blank_bands: a.keep_blank_bands,
         },
         out,
         manifest,
@@ -140,6 +146,12 @@ fn add_to_project(project: &mut Project, report: &ExtractReport) -> Result<usize
                 }
                 if let Some(c) = r.coverage {
                     spec.metadata.insert("coverage".into(), serde_json::json!(c));
+                }
+                if !r.blank_bands.is_empty() {
+                    spec.metadata.insert(
+                        lens_inspect::project::ingest::BLANK_BANDS_KEY.into(),
+                        serde_json::json!(lens_inspect::cutout::band_list(&r.blank_bands)),
+                    );
                 }
                 NewCandidate {
                     spec,

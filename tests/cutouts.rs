@@ -42,7 +42,12 @@ fn options(tiles: &Path, catalogue: &Path, out: &Path, select: Option<&str>, edg
         catalogue: catalogue.into(),
         pattern: KIDS_PATTERN.into(),
         select: select.map(str::to_string),
-        cut: CutOptions { size: 101, edge, min_coverage: if edge == EdgeMode::Partial { 0.5 } else { 0.0 } },
+        cut: CutOptions {
+            size: 101,
+            edge,
+            min_coverage: if edge == EdgeMode::Partial { 0.5 } else { 0.0 },
+            keep_blank_bands: false,
+        },
         out: out.into(),
         manifest: out.join("manifest.csv"),
         measure_sky: true,
@@ -254,6 +259,61 @@ fn strict_edges_skip_what_partial_edges_mask() {
     let r = row(&report, "edge");
     assert_eq!(r.status, "low_coverage");
     assert!(r.reason.contains('%'), "{}", r.reason);
+}
+
+/// A source whose cutout has no valid pixel in one band (here the whole u tile has weight 0, as
+/// where KiDS's u footprint ends) is rejected by default with that band named, and cut with the
+/// band as NaN when asked; a project made from it says the band is blank.
+#[test]
+fn a_band_without_data_rejects_the_cutout_unless_blank_bands_are_kept() {
+    let s = kids_setup();
+    let wei = s.tiles.join(format!("{}_u_wei.fits", s.spec.name));
+    {
+        let mut f = fitsio::FitsFile::edit(&wei).unwrap();
+        let hdu = f.primary_hdu().unwrap();
+        let n: usize = match &hdu.info {
+            fitsio::hdu::HduInfo::ImageInfo { shape, .. } => shape.iter().product(),
+            _ => panic!("the weight is an image"),
+        };
+        hdu.write_image(&mut f, &vec![0u8; n]).unwrap();
+    }
+    let report = extract(&options(&s.tiles, &s.catalogue, &s.out, None, EdgeMode::Partial), &|_, _| {}).unwrap();
+    let r = row(&report, "KiDS J0844 centre");
+    assert_eq!(r.status, "all_masked");
+    assert!(r.reason.contains("band u") && r.reason.contains("--keep-blank-bands"), "{}", r.reason);
+    let mut o = options(&s.tiles, &s.catalogue, &s.out, None, EdgeMode::Partial);
+    o.cut.keep_blank_bands = true;
+    let report = extract(&o, &|_, _| {}).unwrap();
+    let r = row(&report, "KiDS J0844 centre");
+    assert_eq!(r.status, "ok", "{}", r.reason);
+    assert!(r.reason.contains("band(s) u"), "{}", r.reason);
+    let (planes, _, _) = read_cube(r.file.as_ref().expect("cube"));
+    assert!(planes[0].iter().all(|v| v.is_nan()), "u left NaN");
+    assert!(planes[2].iter().any(|v| v.is_finite()), "r kept");
+    // Ingested again (with the flag, as the cube's u band is all NaN), it is said to be blank.
+    let db = s.out.join("p.lensproj");
+    let mut p = lens_inspect::project::Project::create_or_open(&db).unwrap();
+    let options = lens_inspect::project::ingest::IngestOptions { keep_blank_bands: true, ..Default::default() };
+    let summary = lens_inspect::project::ingest::ingest(&mut p, &s.out, &options, &|_, _| {}).unwrap();
+    let rows = p.candidates().unwrap();
+    assert_eq!(summary.blank_bands.get("u").copied(), Some(rows.len()), "every cube lost u: {summary:?}");
+    assert!(rows.iter().all(|r| r.blank_bands() == vec![Band::U]));
+    // Cut straight into a project by the command, the candidate says so too.
+    let project = s.out.with_file_name("search.lensproj");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lens-inspect"))
+        .args(["cutouts", "--keep-blank-bands", "--tiles"])
+        .arg(&s.tiles)
+        .arg("--catalogue")
+        .arg(&s.catalogue)
+        .arg("--project")
+        .arg(&project)
+        .args(["--out"])
+        .arg(s.out.with_file_name("cubes2"))
+        .output()
+        .unwrap();
+    assert!(out.status.code() == Some(3) || out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let p = lens_inspect::project::Project::open_existing(&project).unwrap();
+    assert_eq!(p.candidate_by_name("KiDS J0844 centre").unwrap().blank_bands(), vec![Band::U]);
 }
 
 fn small_tile(name: &str, crval: (f64, f64), scale: f64) -> TileSpec {

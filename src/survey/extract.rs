@@ -82,6 +82,9 @@ pub struct ManifestRow {
     /// The cutout's WCS as header keywords, for a project.
     #[serde(skip)]
     pub wcs: Option<serde_json::Value>,
+    /// Bands with no valid pixel, kept by `keep_blank_bands` (also said in `reason`).
+    #[serde(skip)]
+    pub blank_bands: Vec<Band>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -252,12 +255,20 @@ fn rejected_row(cat: &Catalogue, row: usize, tile: String, why: Rejection) -> Ma
         sky_sigma: [0.0; 4],
         size: 0,
         wcs: None,
+        blank_bands: Vec::new(),
     }
 }
 
 fn ok_row(cat: &Catalogue, obj: &CutObject, path: PathBuf, measure_sky: bool) -> ManifestRow {
     let sky = |b: Band| crate::cutout::sky_stats(&obj.cutout.valid_values(b)).map(|s| s.sigma).unwrap_or(0.0);
     let sky_sigma = if measure_sky { Band::ALL.map(sky) } else { [0.0; 4] };
+    let n = obj.cutout.width * obj.cutout.height;
+    let blank_bands: Vec<Band> = Band::ALL.into_iter().filter(|&b| obj.cutout.masked_count(b) == n).collect();
+    let reason = if blank_bands.is_empty() {
+        String::new()
+    } else {
+        format!("kept with no valid pixel in band(s) {}: taken as sky", crate::cutout::band_list(&blank_bands))
+    };
     ManifestRow {
         id: cat.ids[obj.row].clone(),
         ra: cat.ra[obj.row],
@@ -269,11 +280,12 @@ fn ok_row(cat: &Catalogue, obj: &CutObject, path: PathBuf, measure_sky: bool) ->
         coverage: Some(obj.coverage),
         masked: Some(obj.masked),
         status: "ok".into(),
-        reason: String::new(),
+        reason,
         columns: columns_of(cat, obj.row),
         sky_sigma,
         size: obj.cutout.width,
         wcs: Some(obj.wcs.to_json()),
+        blank_bands,
     }
 }
 

@@ -318,6 +318,10 @@ pub struct CutOptions {
     /// With [`EdgeMode::Partial`]: the least share of a cutout's pixels inside the tile, in the
     /// band with the least.
     pub min_coverage: f64,
+    /// Cut a source whose cutout has no valid pixel in one band (a mask in that filter alone),
+    /// that band left NaN, instead of rejecting it ([`super::check_blank_bands`]). A cutout with
+    /// no valid pixel in any band is rejected either way.
+    pub keep_blank_bands: bool,
 }
 
 /// Where an object lies in a tile.
@@ -339,7 +343,7 @@ pub enum Rejection {
     TouchesEdge,
     /// Too little of its cutout lies in the tile (with `--edge partial`).
     LowCoverage(f64),
-    /// A band has no valid pixel in the cutout.
+    /// A band has no valid pixel in the cutout (every band, with `keep_blank_bands`).
     AllMasked(String),
     /// Reading the pixels failed.
     Read(String),
@@ -365,7 +369,10 @@ impl std::fmt::Display for Rejection {
             Rejection::TileUnusable(why) => write!(f, "tile unusable: {why}"),
             Rejection::TouchesEdge => write!(f, "cutout touches the tile edge"),
             Rejection::LowCoverage(c) => write!(f, "only {:.1} % of the cutout lies in the tile", c * 100.0),
-            Rejection::AllMasked(band) => write!(f, "band {band} has no valid pixel in the cutout"),
+            Rejection::AllMasked(band) if band == "every" => write!(f, "no band has a valid pixel in the cutout"),
+            Rejection::AllMasked(band) => {
+                write!(f, "band {band} has no valid pixel in the cutout (--keep-blank-bands cuts it, that band as sky)")
+            }
             Rejection::Read(why) => write!(f, "{why}"),
         }
     }
@@ -608,8 +615,10 @@ fn cut_one(
     }
     let name = catalogue.ids[row].clone();
     let cutout = Cutout::from_planes(name, s, s, planes);
-    if let Some(band) = Band::ALL.into_iter().find(|&b| cutout.masked_count(b) == s * s) {
-        return Err(Rejection::AllMasked(band.to_string()));
+    let empty: Vec<Band> = Band::ALL.into_iter().filter(|&b| cutout.masked_count(b) == s * s).collect();
+    if empty.len() == Band::ALL.len() || (!options.keep_blank_bands && !empty.is_empty()) {
+        let which = if empty.len() == Band::ALL.len() { "every".to_string() } else { empty[0].to_string() };
+        return Err(Rejection::AllMasked(which));
     }
     let r = tile.reference;
     let wcs = tile.bands[r].wcs.cutout(origin[r].0, origin[r].1, s, s);
