@@ -785,8 +785,13 @@ fn the_grading_view_and_the_candidate_page_say_how_the_model_sees_each_candidate
     for k in 0..lines.len() {
         let shown: Vec<&str> = lines.into_iter().filter(|l| h.query_by_label_contains(l).is_some()).collect();
         assert_eq!(shown.len(), 1, "candidate {k}: exactly one of the lines");
+        // The blank band's thumbnail says it too, and only for that candidate.
+        let blank_label = h.query_by_label_contains("u: no image").is_some();
+        assert_eq!(blank_label, shown[0] == lines[2], "candidate {k}");
         seen.push(shown[0]);
         h.key_press(egui::Key::ArrowRight);
+        // The key is read on the next frame; only then is the next picture awaited.
+        h.step();
         wait_ready(&mut h);
     }
     seen.sort();
@@ -808,4 +813,19 @@ fn the_grading_view_and_the_candidate_page_say_how_the_model_sees_each_candidate
         std::thread::yield_now();
     }
     assert!(h.query_by_label_contains(lines[1]).is_none(), "only the open candidate's line");
+    assert!(h.query_by_label_contains("no image").is_none(), "every band of 'fine' holds an image");
+    // The blank candidate's page labels its empty band thumbnail.
+    let blank = p.candidate_by_name("blank").expect("row").id;
+    let mut review = LensApp::open_review(&p, Arc::new(|| {}));
+    review.page = Some(blank);
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1200.0, 900.0))
+        .build_ui_state(|ui, r: &mut lens_inspect::app::review::ReviewView| r.ui(ui), review);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while h.query_by_label_contains("u: no image").is_none() {
+        assert!(Instant::now() < deadline, "the page never labelled the blank band");
+        h.step();
+        std::thread::yield_now();
+    }
+    assert!(h.query_by_label("g").is_some() && h.query_by_label_contains("g: no image").is_none());
 }

@@ -781,11 +781,19 @@ impl GradeView {
 
     fn side_ui(&mut self, ui: &mut egui::Ui) {
         ui.heading("Bands");
-        if let Some((_, _, _, _, shown)) = &self.shown {
+        if let Some((id, _, _, _, shown)) = &self.shown {
+            // A band the files leave blank is a black square: say so above it.
+            let blank = self.rows.get(id).map(|r| r.blank_bands()).unwrap_or_default();
             ui.horizontal_wrapped(|ui| {
                 for (k, t) in shown.bands.iter().enumerate() {
                     ui.vertical(|ui| {
-                        ui.label(["u", "g", "r", "i"][k]);
+                        let band = crate::cutout::Band::ALL[k];
+                        if blank.contains(&band) {
+                            ui.label(format!("{band}: no image"))
+                                .on_hover_text("No valid pixel in this band (masked, or one constant value)");
+                        } else {
+                            ui.label(band.to_string());
+                        }
                         ui.add(egui::Image::new(t).fit_to_exact_size(Vec2::splat(100.0)));
                     });
                 }

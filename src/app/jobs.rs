@@ -35,6 +35,8 @@ pub struct Rendered {
     /// With the map: how the model saw the cutout when not as the file holds it
     /// ([`crate::model::how_seen`]), said beside the map.
     pub seen: Option<String>,
+    /// Bands of the drawn cutout that hold no image, so their black squares can be labelled.
+    pub blank_bands: Vec<Band>,
 }
 
 /// A small pool of render workers, each with its own read connection to the project.
@@ -103,6 +105,7 @@ impl Renderer {
                                 error: None,
                                 map_only: true,
                                 seen,
+                                blank_bands: c.blank_bands(),
                             };
                             if res_tx.send(r).is_err() {
                                 return;
@@ -139,6 +142,7 @@ fn failed(req: &RenderRequest, error: String) -> Rendered {
         error: Some(error),
         map_only: false,
         seen: None,
+        blank_bands: Vec::new(),
     }
 }
 
@@ -162,6 +166,7 @@ fn render_one(p: &Project, req: &RenderRequest, scale: FluxScale) -> (Rendered, 
         error: None,
         map_only: false,
         seen: None,
+        blank_bands: cutout.blank_bands(),
     };
     (r, Some(cutout))
 }

@@ -5,6 +5,7 @@ use super::dashboard::DashboardData;
 use super::jobs::{RenderRequest, Rendered, Renderer};
 use crate::consensus::swap::SwapConfig;
 use crate::consensus::SeedRule;
+use crate::cutout::Band;
 use crate::project::export::{catalogue, CatalogueRow, MinVerdict};
 use crate::project::{Project, Score};
 use crate::render::{colormap, DisplaySettings, Rgba8};
@@ -465,10 +466,16 @@ impl ReviewView {
         self.want(id, true);
         let row = self.row_of.get(&id).map(|&k| self.rows[k].clone());
         let name = row.as_ref().map(|r| r.name.clone()).unwrap_or_default();
-        let r = self
-            .rendered
-            .get(&(id, true))
-            .map(|r| (r.composite.clone(), r.bands.clone(), r.map.clone(), r.error.clone(), r.seen.clone()));
+        let r = self.rendered.get(&(id, true)).map(|r| {
+            (
+                r.composite.clone(),
+                r.bands.clone(),
+                r.map.clone(),
+                r.error.clone(),
+                r.seen.clone(),
+                r.blank_bands.clone(),
+            )
+        });
         let mut open = true;
         let ctx = ui.ctx().clone();
         egui::Window::new(format!("Candidate {name}")).open(&mut open).default_width(720.0).show(&ctx, |ui| {
@@ -487,7 +494,7 @@ impl ReviewView {
                 None => {
                     ui.spinner();
                 }
-                Some((composite, bands, map, error, seen)) => {
+                Some((composite, bands, map, error, seen, blank)) => {
                     if let Some(e) = error {
                         ui.colored_label(Color32::from_rgb(255, 120, 100), e);
                     }
@@ -523,7 +530,13 @@ impl ReviewView {
                         for (k, b) in bands.iter().enumerate() {
                             let what = ["band-u", "band-g", "band-r", "band-i"][k.min(3)];
                             ui.vertical(|ui| {
-                                ui.label(["u", "g", "r", "i"][k.min(3)]);
+                                let band = Band::ALL[k.min(3)];
+                                if blank.contains(&band) {
+                                    ui.label(format!("{band}: no image"))
+                                        .on_hover_text("No valid pixel in this band (masked, or one constant value)");
+                                } else {
+                                    ui.label(band.to_string());
+                                }
                                 if let Some(t) = self.texture(ui, id, what, |_| Some(b.clone())) {
                                     ui.add(egui::Image::new(&t).fit_to_exact_size(Vec2::splat(120.0)));
                                 }
