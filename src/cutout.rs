@@ -148,6 +148,13 @@ impl Cutout {
         self.mask[band.index()].iter().filter(|&&m| m).count()
     }
 
+    /// Bands with every pixel masked (NaN, Inf, or no data where a tile's weight is 0): the
+    /// readers' rule for skipping an object ([`crate::survey::check_blank_bands`]) and the tile
+    /// cutter's.
+    pub fn masked_bands(&self) -> Vec<Band> {
+        Band::ALL.into_iter().filter(|&b| self.mask[b.index()].iter().all(|&m| m)).collect()
+    }
+
     /// Bands that hold no image: every pixel masked (NaN, Inf), or every valid pixel the same
     /// value (a band filled with 0 where a survey has no data). Survey masks differ between
     /// bands, so a cutout can lose one band (KiDS's u-band coverage, a chip gap in one filter)

@@ -40,6 +40,8 @@ struct Shown {
     failed: Option<String>,
     composite: TextureHandle,
     bands: Vec<TextureHandle>,
+    /// Bands of the drawn cutout that hold no image (their thumbnails are labelled).
+    blank_bands: Vec<crate::cutout::Band>,
     overlay: Option<TextureHandle>,
     size: usize,
 }
@@ -520,6 +522,7 @@ impl GradeView {
             failed: r.error.clone(),
             composite: Self::texture(ui, format!("c{id}"), big),
             bands: r.bands.iter().enumerate().map(|(k, b)| Self::texture(ui, format!("b{id}-{k}"), b)).collect(),
+            blank_bands: r.blank_bands.clone(),
             overlay,
             size: big.width.max(1),
         };
@@ -781,9 +784,9 @@ impl GradeView {
 
     fn side_ui(&mut self, ui: &mut egui::Ui) {
         ui.heading("Bands");
-        if let Some((id, _, _, _, shown)) = &self.shown {
+        if let Some((_, _, _, _, shown)) = &self.shown {
             // A band the files leave blank is a black square: say so above it.
-            let blank = self.rows.get(id).map(|r| r.blank_bands()).unwrap_or_default();
+            let blank = &shown.blank_bands;
             ui.horizontal_wrapped(|ui| {
                 for (k, t) in shown.bands.iter().enumerate() {
                     ui.vertical(|ui| {

@@ -262,8 +262,7 @@ fn rejected_row(cat: &Catalogue, row: usize, tile: String, why: Rejection) -> Ma
 fn ok_row(cat: &Catalogue, obj: &CutObject, path: PathBuf, measure_sky: bool) -> ManifestRow {
     let sky = |b: Band| crate::cutout::sky_stats(&obj.cutout.valid_values(b)).map(|s| s.sigma).unwrap_or(0.0);
     let sky_sigma = if measure_sky { Band::ALL.map(sky) } else { [0.0; 4] };
-    let n = obj.cutout.width * obj.cutout.height;
-    let blank_bands: Vec<Band> = Band::ALL.into_iter().filter(|&b| obj.cutout.masked_count(b) == n).collect();
+    let blank_bands = obj.cutout.masked_bands();
     let reason = if blank_bands.is_empty() {
         String::new()
     } else {

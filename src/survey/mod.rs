@@ -33,9 +33,8 @@ pub fn check_blank_bands(cutout: &Cutout, keep: bool) -> Result<(), SkipReason> 
     if keep {
         return Ok(());
     }
-    let n = cutout.width * cutout.height;
-    match crate::cutout::Band::ALL.into_iter().find(|&b| cutout.masked_count(b) == n) {
-        Some(band) => Err(SkipReason::AllMasked(band)),
+    match cutout.masked_bands().first() {
+        Some(&band) => Err(SkipReason::AllMasked(band)),
         None => Ok(()),
     }
 }

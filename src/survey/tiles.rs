@@ -343,8 +343,9 @@ pub enum Rejection {
     TouchesEdge,
     /// Too little of its cutout lies in the tile (with `--edge partial`).
     LowCoverage(f64),
-    /// A band has no valid pixel in the cutout (every band, with `keep_blank_bands`).
-    AllMasked(String),
+    /// A band has no valid pixel in the cutout (`None`: no band has one, which
+    /// `keep_blank_bands` does not keep either).
+    AllMasked(Option<Band>),
     /// Reading the pixels failed.
     Read(String),
 }
@@ -369,8 +370,8 @@ impl std::fmt::Display for Rejection {
             Rejection::TileUnusable(why) => write!(f, "tile unusable: {why}"),
             Rejection::TouchesEdge => write!(f, "cutout touches the tile edge"),
             Rejection::LowCoverage(c) => write!(f, "only {:.1} % of the cutout lies in the tile", c * 100.0),
-            Rejection::AllMasked(band) if band == "every" => write!(f, "no band has a valid pixel in the cutout"),
-            Rejection::AllMasked(band) => {
+            Rejection::AllMasked(None) => write!(f, "no band has a valid pixel in the cutout"),
+            Rejection::AllMasked(Some(band)) => {
                 write!(f, "band {band} has no valid pixel in the cutout (--keep-blank-bands cuts it, that band as sky)")
             }
             Rejection::Read(why) => write!(f, "{why}"),
@@ -615,10 +616,12 @@ fn cut_one(
     }
     let name = catalogue.ids[row].clone();
     let cutout = Cutout::from_planes(name, s, s, planes);
-    let empty: Vec<Band> = Band::ALL.into_iter().filter(|&b| cutout.masked_count(b) == s * s).collect();
-    if empty.len() == Band::ALL.len() || (!options.keep_blank_bands && !empty.is_empty()) {
-        let which = if empty.len() == Band::ALL.len() { "every".to_string() } else { empty[0].to_string() };
-        return Err(Rejection::AllMasked(which));
+    let empty = cutout.masked_bands();
+    if empty.len() == Band::ALL.len() {
+        return Err(Rejection::AllMasked(None));
+    }
+    if let (false, Some(&band)) = (options.keep_blank_bands, empty.first()) {
+        return Err(Rejection::AllMasked(Some(band)));
     }
     let r = tile.reference;
     let wcs = tile.bands[r].wcs.cutout(origin[r].0, origin[r].1, s, s);
