@@ -519,17 +519,6 @@ pub struct EvaluateArgs {
     pub by: Vec<String>,
     pub bootstrap: usize,
     pub tta: Option<usize>,
-    /// Batch-norm statistics re-measured on the scored set first.
-    pub adapt: Option<Adapt>,
-}
-
-/// Test-time adaptation of the batch-norm statistics (`evaluate --adapt-norm`).
-#[derive(Debug, Clone, Copy)]
-pub struct Adapt {
-    /// At most this many cutouts, spread evenly over the set.
-    pub n: usize,
-    /// Only the non-lenses (a survey's mixture).
-    pub non_lenses_only: bool,
 }
 
 pub fn evaluate(a: EvaluateArgs) -> Result<ExitCode> {
@@ -547,7 +536,6 @@ pub fn evaluate(a: EvaluateArgs) -> Result<ExitCode> {
         by,
         bootstrap: resamples,
         tta,
-        adapt,
     } = a;
     let mask_ratio = match (&data, gradcam_check) {
         (Some(dir), Some(n)) => Some(gradcam_mask_ratio(model.as_deref(), dir, n)?),
@@ -584,24 +572,6 @@ pub fn evaluate(a: EvaluateArgs) -> Result<ExitCode> {
                     groups.push((column.clone(), groups_from_column(column, &values, 5)));
                 }
             }
-            if let Some(Adapt { n, non_lenses_only }) = adapt {
-                let pool: Vec<usize> = (0..set.len()).filter(|&k| !non_lenses_only || set.labels[k] < 0.5).collect();
-                let items: Vec<usize> =
-                    lens_inspect::model::score::adaptation_sample(pool.len(), n).into_iter().map(|k| pool[k]).collect();
-                if items.is_empty() {
-                    bail!("--adapt-norm: no cutout to measure the statistics on");
-                }
-                let start = std::time::Instant::now();
-                scorer = scorer.adapted_to(&set, &items, 64);
-                if !json {
-                    eprintln!(
-                        "batch-norm statistics measured on {} cutouts{} in {:.1} s",
-                        items.len(),
-                        if non_lenses_only { " (non-lenses only)" } else { "" },
-                        start.elapsed().as_secs_f64()
-                    );
-                }
-            }
             let start = std::time::Instant::now();
             let s = scorer.score_dataset(&set, 64);
             let seconds = start.elapsed().as_secs_f64();
@@ -620,7 +590,7 @@ pub fn evaluate(a: EvaluateArgs) -> Result<ExitCode> {
             (s.iter().map(|&v| v as f64).collect(), labels)
         }
         (None, Some(project)) => {
-            if model.is_some() || tta.is_some() || adapt.is_some() {
+            if model.is_some() || tta.is_some() {
                 // Silently measuring the stored scores of another model would mislead.
                 bail!(
                     "evaluate --project measures the project's latest scores; to measure another model, run `lens-inspect score --project {} --model MODEL` first",

@@ -411,16 +411,6 @@ enum Command {
         /// model card's).
         #[arg(long, value_parser = clap::value_parser!(u8).range(1..=8))]
         tta: Option<u8>,
-        /// Before scoring --data, re-measure the model's batch-norm statistics on up to this many
-        /// of its cutouts, spread evenly and unlabelled (test-time adaptation to the set's look;
-        /// docs/robustness.md)
-        #[arg(long, value_name = "N")]
-        adapt_norm: Option<usize>,
-        /// With --adapt-norm: measure on the set's non-lenses only, as on a survey, whose cutouts
-        /// are nearly all non-lenses (an evaluation protocol: a set with half lenses would
-        /// otherwise adapt to a mixture no survey has)
-        #[arg(long, requires = "adapt_norm")]
-        adapt_on_non_lenses: bool,
     },
     /// The stress suite: the model on its in-domain test set, the KiDS look and every stress set
     /// (one nuisance outside training's ranges), with 95 % intervals and per-kind rates.
@@ -1327,8 +1317,6 @@ fn run() -> Result<ExitCode> {
             by,
             bootstrap,
             tta,
-            adapt_norm,
-            adapt_on_non_lenses,
         } => commands::evaluate(commands::EvaluateArgs {
             model,
             data,
@@ -1342,7 +1330,6 @@ fn run() -> Result<ExitCode> {
             by,
             bootstrap,
             tta: tta.map(usize::from),
-            adapt: adapt_norm.map(|n| commands::Adapt { n, non_lenses_only: adapt_on_non_lenses }),
         }),
         Command::EvaluateSuite { model, dir, n, seed, tta, card, json } => {
             commands::evaluate_suite(model, &dir, n, seed, tta.map(usize::from), card, json)

@@ -140,16 +140,6 @@ impl ConvBlock {
         }
     }
 
-    /// Replaces the statistics the block normalises by at inference (see
-    /// [`LensNet::with_norm_statistics_from`]).
-    fn set_norm_statistics(&mut self, mean: Vec<f32>, variance: Vec<f32>) {
-        let device = self.norm.running_mean.value_sync().device();
-        let n = mean.len();
-        let tensor = |v: Vec<f32>| Tensor::<1>::from_data(burn::tensor::TensorData::new(v, [n]), &device);
-        self.norm.running_mean = burn::module::RunningState::new(tensor(mean));
-        self.norm.running_var = burn::module::RunningState::new(tensor(variance));
-    }
-
     /// The running averages burn's `BatchNorm` keeps, updated the way it does (momentum, biased
     /// batch variance), for the fused training path that bypasses its `forward`.
     fn update_running_statistics(&self, mean: Vec<f32>, variance: Vec<f32>) {
@@ -206,32 +196,6 @@ impl Backbone {
         x
     }
 
-    /// What block `k` takes: the blocks before it, with the pools between stages.
-    fn input_of(&self, mut x: Tensor<4>, k: usize) -> Tensor<4> {
-        for (j, block) in self.blocks.iter().enumerate().take(k) {
-            x = block.forward(x);
-            if j % 2 == 1 && j < STEM_BLOCKS {
-                x = fused::max_pool2x2(x).unwrap_or_else(|x| self.pool.forward(*x));
-            }
-        }
-        x
-    }
-
-    /// Each block's normalisation statistics measured on `batches`, block after block, so that
-    /// every block is measured on what the blocks before it hand on once they are adapted.
-    fn adapt_norm_statistics(&mut self, batches: &[Tensor<4>]) {
-        for k in 0..self.blocks.len() {
-            let mut moments = ChannelMoments::default();
-            for x in batches {
-                let z = self.blocks[k].conv.forward(self.input_of(x.clone(), k));
-                moments.add(z);
-            }
-            if let Some((mean, variance)) = moments.finish() {
-                self.blocks[k].set_norm_statistics(mean, variance);
-            }
-        }
-    }
-
     /// The last stage (two convolutions at the coarsest scale): [B, 64, h, w] -> [B, 128, h, w].
     /// Fine-tuning this stage adapts the features to another survey's look at a fifth of the
     /// cost of the whole backbone.
@@ -240,48 +204,6 @@ impl Backbone {
             x = block.forward(x);
         }
         x
-    }
-}
-
-/// Per-channel mean and (biased) variance over batch and pixels, merged across batches in f64
-/// (Chan et al.'s pairwise update), so that a few thousand cutouts of 10,000 pixels each lose
-/// nothing to rounding.
-#[derive(Default)]
-struct ChannelMoments {
-    count: f64,
-    mean: Vec<f64>,
-    m2: Vec<f64>,
-}
-
-impl ChannelMoments {
-    fn add(&mut self, z: Tensor<4>) {
-        let [b, c, h, w] = z.dims();
-        let n = (b * h * w) as f64;
-        if n == 0.0 {
-            return;
-        }
-        let (var, mean) = z.swap_dims(0, 1).reshape([c, b * h * w]).var_mean_bias(1);
-        let var: Vec<f32> = var.try_into_vec_as().unwrap_or_default();
-        let mean: Vec<f32> = mean.try_into_vec_as().unwrap_or_default();
-        if self.mean.is_empty() {
-            self.mean = vec![0.0; c];
-            self.m2 = vec![0.0; c];
-        }
-        let total = self.count + n;
-        for ch in 0..c.min(mean.len()).min(var.len()) {
-            let delta = mean[ch] as f64 - self.mean[ch];
-            self.mean[ch] += delta * n / total;
-            self.m2[ch] += var[ch] as f64 * n + delta * delta * self.count * n / total;
-        }
-        self.count = total;
-    }
-
-    /// Means and variances, or `None` when nothing was added.
-    fn finish(self) -> Option<(Vec<f32>, Vec<f32>)> {
-        (self.count > 0.0).then(|| {
-            let var = self.m2.iter().map(|m| (m / self.count) as f32).collect();
-            (self.mean.iter().map(|&m| m as f32).collect(), var)
-        })
     }
 }
 
@@ -509,23 +431,6 @@ impl LensNet {
             }
             LensNet::Cnn(mut n) => {
                 n.backbone = map(n.backbone);
-                LensNet::Cnn(n)
-            }
-        }
-    }
-
-    /// The same network with every batch-norm layer's statistics re-measured on `batches` of
-    /// preprocessed cutouts, which need no labels (AdaBN, Li et al. 2016). A survey whose noise,
-    /// seeing or colours differ from training's shifts every layer's activations; normalising
-    /// them by that survey's own statistics undoes the shift before the weights see it.
-    pub fn with_norm_statistics_from(self, batches: &[Tensor<4>]) -> LensNet {
-        match self {
-            LensNet::LensDetector(mut n) => {
-                n.backbone.adapt_norm_statistics(batches);
-                LensNet::LensDetector(n)
-            }
-            LensNet::Cnn(mut n) => {
-                n.backbone.adapt_norm_statistics(batches);
                 LensNet::Cnn(n)
             }
         }

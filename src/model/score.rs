@@ -79,16 +79,6 @@ impl Scorer {
         self
     }
 
-    /// The same model with its batch-norm statistics re-measured on `items` of `data`
-    /// (unlabelled; every ensemble member alike). See [`LensNet::with_norm_statistics_from`].
-    pub fn adapted_to(mut self, data: &Dataset, items: &[usize], batch: usize) -> Scorer {
-        let batches: Vec<Tensor<4>> =
-            items.chunks(batch.max(1)).map(|chunk| super::data::batch(data, chunk, None, &self.device).0).collect();
-        self.net = self.net.with_norm_statistics_from(&batches);
-        self.members = self.members.into_iter().map(|m| m.with_norm_statistics_from(&batches)).collect();
-        self
-    }
-
     /// P(lens) for each item of a preprocessed data set.
     pub fn score_dataset(&self, data: &Dataset, batch: usize) -> Vec<f32> {
         let mut sum = predict(&self.net, data, batch, &self.device, self.views);
@@ -153,19 +143,6 @@ pub fn predict(net: &LensNet, data: &Dataset, batch: usize, device: &Device, vie
         }
     }
     out
-}
-
-/// Up to `n` of `0..len`, spread evenly (every k-th item, so the choice is reproducible and
-/// follows no ordering of the files' names beyond their spacing): the cutouts batch-norm
-/// statistics are measured on.
-pub fn adaptation_sample(len: usize, n: usize) -> Vec<usize> {
-    if n == 0 || len == 0 {
-        return Vec::new();
-    }
-    if n >= len {
-        return (0..len).collect();
-    }
-    (0..n).map(|k| k * len / n).collect()
 }
 
 /// Symmetry `k` (0 - 7) of the square applied to images [B, C, H, W].
