@@ -45,6 +45,8 @@ pub struct StreamArgs {
     pub data_share: f64,
     pub val_n: usize,
     pub workers: usize,
+    /// Look-alike kinds drawn more often in training batches (not in validation).
+    pub boost: Vec<(lens_inspect::sim::Kind, f64)>,
 }
 
 /// Prints each epoch as a line and keeps a progress bar over the batches; after each epoch
@@ -251,8 +253,9 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
             }
             let steps = config.steps_per_epoch.unwrap_or(500);
             config.steps_per_epoch = Some(steps);
+            let train_config = SimConfig { kind_boost: s.boost.clone(), ..sim_config.clone() };
             let mut sim_stream = SimStream::start(
-                MixedSimulator::new(&sim_config, s.look.clone()),
+                MixedSimulator::new(&train_config, s.look.clone()),
                 config.seed,
                 stream_start,
                 s.workers,
@@ -268,6 +271,10 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
                     .unwrap_or_default(),
                 val.len()
             );
+            if !s.boost.is_empty() {
+                let kinds: Vec<String> = s.boost.iter().map(|(k, f)| format!("{} x{f}", k.name())).collect();
+                eprintln!("look-alikes drawn more often in training batches (not in validation): {}", kinds.join(", "));
+            }
             card.input_size = sim_config.size;
             card.provenance["config"] = serde_json::json!(config);
             let saver = saver((steps * config.batch) as u64, &card);

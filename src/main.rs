@@ -245,6 +245,11 @@ enum Command {
         /// With --simulate: simulator threads (default: 1).
         #[arg(long, default_value_t = 1)]
         workers: usize,
+        /// With --simulate: draw a kind of look-alike this many times as often in training
+        /// batches (`ring_galaxy=2`; repeatable; kinds as in the truth's `kind` column). The
+        /// validation set keeps the look's own shares, so epochs stay comparable across runs.
+        #[arg(long, value_name = "KIND=FACTOR", value_parser = parse_boost)]
+        boost: Vec<(lens_inspect::sim::Kind, f64)>,
         /// Continue a stopped run from OUT's resume file (OUT with .resume.lensmodel), which
         /// every epoch writes; the same command line with --resume picks up where it stopped.
         #[arg(long)]
@@ -1249,6 +1254,7 @@ fn run() -> Result<ExitCode> {
             data_share,
             val_n,
             workers,
+            boost,
             resume,
             cosine_lr,
             pixel_scale,
@@ -1273,7 +1279,7 @@ fn run() -> Result<ExitCode> {
                 },
                 ..Default::default()
             };
-            let stream = simulate.then_some(commands::StreamArgs { look, data_share, val_n, workers });
+            let stream = simulate.then_some(commands::StreamArgs { look, data_share, val_n, workers, boost });
             commands::train(commands::TrainArgs {
                 stream,
                 resume,
@@ -1623,4 +1629,19 @@ fn magnitudes_up_to_3(text: &str) -> Result<f32, String> {
 /// A share between 0 and 1, refused with the value named otherwise.
 fn share_in_unit_interval(text: &str) -> Result<f32, String> {
     number_in(text, 0.0..=1.0, "a share")
+}
+
+/// `KIND=FACTOR` of `train --boost`: a look-alike's kind and a factor above 0.
+fn parse_boost(s: &str) -> Result<(lens_inspect::sim::Kind, f64), String> {
+    use lens_inspect::sim::Kind;
+    let (name, factor) = s.split_once('=').ok_or_else(|| format!("`{s}`: give KIND=FACTOR, e.g. ring_galaxy=2"))?;
+    let kind = Kind::from_name(name.trim()).filter(|k| !k.is_lens()).ok_or_else(|| {
+        let known: Vec<&str> = Kind::ALL.iter().filter(|k| !k.is_lens()).map(|k| k.name()).collect();
+        format!("`{name}` is not a kind of look-alike; one of: {}", known.join(", "))
+    })?;
+    let factor: f64 = factor.trim().parse().map_err(|_| format!("`{factor}`: the factor must be a number"))?;
+    if !(factor > 0.0 && factor.is_finite()) {
+        return Err(format!("`{factor}`: the factor must be above 0"));
+    }
+    Ok((kind, factor))
 }

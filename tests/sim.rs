@@ -625,3 +625,37 @@ fn a_pixel_scale_from_a_sin_header_or_from_the_user_reaches_the_model() {
     let (d, _, adapted_d) = load_labelled(&keyword, None, 50.0, 101).expect("PIXSCALE folder");
     assert_eq!((adapted_d, &d.inputs), (Adapted { resampled: 2, fitted: 0 }, &a.inputs));
 }
+
+#[test]
+fn a_boosted_kind_is_drawn_as_often_as_its_factor_says_and_nothing_else_changes() {
+    use lens_inspect::sim::{Kind, Ranges};
+    let ring_share = |boost: Vec<(Kind, f64)>| {
+        let sim = Simulator::new(SimConfig {
+            size: 33,
+            ranges: Ranges::randomised(),
+            kind_boost: boost,
+            ..SimConfig::default()
+        });
+        let n = 600;
+        (0..n).filter(|&k| sim.simulate("x", 17, k, Some(false)).truth.kind == Kind::RingGalaxy).count() as f64
+            / n as f64
+    };
+    // Ring galaxies are 17 % of the widened look-alikes; three times as often makes them
+    // 0.51 / 1.34 = 38 %.
+    let plain = ring_share(Vec::new());
+    let boosted = ring_share(vec![(Kind::RingGalaxy, 3.0)]);
+    assert!((plain - 0.17).abs() < 0.045, "plain: {:.1} %", plain * 100.0);
+    assert!((boosted - 0.38).abs() < 0.05, "boosted: {:.1} %", boosted * 100.0);
+    // Lenses are drawn from their own table: a look-alike's factor leaves them alone.
+    let sim = |boost: Vec<(Kind, f64)>| {
+        Simulator::new(SimConfig { size: 33, ranges: Ranges::randomised(), kind_boost: boost, ..SimConfig::default() })
+    };
+    let (a, b) = (sim(Vec::new()), sim(vec![(Kind::RingGalaxy, 3.0)]));
+    // Bit patterns: a sentinel artefact may put NaN in a band.
+    let bits = |o: lens_inspect::sim::SimObject| -> Vec<u32> {
+        o.cutout.bands.iter().flatten().map(|v| v.to_bits()).collect()
+    };
+    for k in 0..20 {
+        assert!(bits(a.simulate("x", 5, k, Some(true))) == bits(b.simulate("x", 5, k, Some(true))), "lens {k}");
+    }
+}

@@ -46,6 +46,10 @@ pub struct SimConfig {
     /// Every randomised nuisance (PSF, noise, galaxies, look-alikes, artefacts): KiDS-like by
     /// default, [`Ranges::randomised`] for training.
     pub ranges: Ranges,
+    /// Factors on how often each kind of look-alike is drawn (`train --boost`): training can show
+    /// more of the kinds the finder confuses with lenses without changing what a test set holds.
+    /// Empty: the look's own shares.
+    pub kind_boost: Vec<(Kind, f64)>,
 }
 
 impl Default for SimConfig {
@@ -64,6 +68,7 @@ impl Default for SimConfig {
             source_mag_r: (20.5, 24.5),
             source_colour_shift: [0.0; 3],
             ranges: Ranges::kids(),
+            kind_boost: Vec::new(),
         }
     }
 }
@@ -284,6 +289,11 @@ pub(super) fn red_colours_spread(rng: &mut Rng64, spread: f64) -> (f64, f64, f64
 
 pub(super) fn blue_colours(rng: &mut Rng64) -> (f64, f64, f64) {
     (rng.random_range(0.2..1.2), rng.random_range(-0.1..0.5), rng.random_range(-0.05..0.3))
+}
+
+/// `table`'s weights with each boosted kind's multiplied by its factor.
+fn boosted(table: &[(Kind, f64)], boost: &[(Kind, f64)]) -> Vec<(Kind, f64)> {
+    table.iter().map(|&(k, w)| (k, boost.iter().filter(|b| b.0 == k).fold(w, |w, b| w * b.1))).collect()
 }
 
 pub(super) fn pick<T: Copy>(rng: &mut Rng64, table: &[(T, f64)]) -> T {
@@ -1047,10 +1057,13 @@ impl Simulator {
         let is_lens = force.unwrap_or_else(|| rng.random_bool(cfg.lens_fraction.clamp(0.0, 1.0)));
         let kind = if is_lens {
             pick(&mut rng, &Kind::LENSES)
-        } else if ranges.wide_lookalikes {
-            pick(&mut rng, &Kind::NON_LENSES_WIDE)
         } else {
-            pick(&mut rng, &Kind::NON_LENSES)
+            let table: &[(Kind, f64)] = if ranges.wide_lookalikes { &Kind::NON_LENSES_WIDE } else { &Kind::NON_LENSES };
+            if cfg.kind_boost.is_empty() {
+                pick(&mut rng, table)
+            } else {
+                pick(&mut rng, &boosted(table, &cfg.kind_boost))
+            }
         };
         let look = Look::draw(&mut rng, cfg);
         let mut scene = Scene::new(grid.size * grid.size);
