@@ -488,7 +488,8 @@ enum Command {
     /// The candidate catalogue (CSV, or a FITS binary table for TOPCAT), or the raw grade log.
     ///
     /// Columns: name, ra, dec, tile, model_score, model_version, n_grades, mean_grade, n0, n1, n3,
-    /// n5, swap_posterior, swap_status, seed_rule, disputed. Training candidates are left out.
+    /// n5, swap_posterior, swap_status, seed_rule, disputed, blank_bands (the bands the survey left
+    /// without an image, e.g. "u"). Training candidates are left out.
     #[command(group(clap::ArgGroup::new("what").required(true).multiple(true).args(["out", "regions", "cutouts", "zooniverse"])))]
     Export {
         /// Project file.

@@ -543,6 +543,11 @@ fn the_fits_catalogue_reads_back_with_its_columns_and_types() {
         ..Default::default()
     })
     .expect("grade");
+    // c002's survey masked its u and r bands (ingest keeps which, in the candidate's metadata).
+    rusqlite::Connection::open(&path)
+        .expect("raw")
+        .execute("UPDATE candidates SET metadata = '{\"blank_bands\": \"u,r\"}' WHERE name = 'c002'", [])
+        .expect("metadata");
     let rows = catalogue(&p, &SeedRule::default(), SwapConfig::default(), MinVerdict::All).expect("rows");
     let provenance =
         Provenance { rule: SeedRule::default(), swap: SwapConfig::default(), model_version: Some(format!("m1#{v}")) };
@@ -596,6 +601,13 @@ fn the_fits_catalogue_reads_back_with_its_columns_and_types() {
     let seed_col = reader.headers().unwrap().iter().position(|h| h == "seed_rule").unwrap();
     let seeds: Vec<String> = reader.records().map(|r| r.unwrap()[seed_col].to_string()).collect();
     assert_eq!(seeds, vec!["true", "false", "false", "false"]);
+    // A candidate scored and graded without some bands says which, in both formats.
+    let blank: Vec<String> = hdu.read_col(&mut f, "blank_bands").expect("blank_bands");
+    assert_eq!(blank.iter().map(|b| b.trim()).collect::<Vec<_>>(), vec!["", "", "ur", ""]);
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let blank_col = reader.headers().unwrap().iter().position(|h| h == "blank_bands").expect("csv column");
+    let blank: Vec<String> = reader.records().map(|r| r.unwrap()[blank_col].to_string()).collect();
+    assert_eq!(blank, vec!["", "", "ur", ""]);
     let consensus =
         Consensus::compute(&p.grade_events().expect("events"), &|_| None, &SeedRule::default(), SwapConfig::default());
     assert!(consensus.candidates[&ids[0]].seed_rule);

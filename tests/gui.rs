@@ -520,6 +520,7 @@ fn the_review_table_shows_every_one_of_100000_rows() {
             swap_status: "open".into(),
             seed_rule: false,
             disputed: false,
+            blank_bands: String::new(),
         })
         .collect();
     let mut h = Harness::builder()

@@ -2,8 +2,8 @@
 //! table for TOPCAT (SPEC 7).
 //!
 //! Catalogue columns: `name, ra, dec, tile, model_score, model_version, n_grades, mean_grade,
-//! n0, n1, n3, n5, swap_posterior, swap_status, seed_rule, disputed`. Training candidates are
-//! not in the catalogue (they are there to measure inspectors, not to be found).
+//! n0, n1, n3, n5, swap_posterior, swap_status, seed_rule, disputed, blank_bands`. Training
+//! candidates are not in the catalogue (they are there to measure inspectors, not to be found).
 
 use super::{Project, ProjectError};
 use crate::consensus::swap::{Status, SwapConfig};
@@ -32,6 +32,10 @@ pub struct CatalogueRow {
     pub swap_status: String,
     pub seed_rule: bool,
     pub disputed: bool,
+    /// The bands the survey left without an image for this candidate (a mask in one filter), as
+    /// letters in u, g, r, i order ("u", "gr"); empty when all four were there. Its score and
+    /// its grades were made without them, which a catalogue's user must be able to see.
+    pub blank_bands: String,
 }
 
 /// Which candidates go into the catalogue.
@@ -119,6 +123,7 @@ pub fn catalogue(
             swap_status: status.as_str().to_string(),
             seed_rule: v.is_some_and(|v| v.seed_rule),
             disputed: v.is_some_and(|v| v.disputed),
+            blank_bands: c.blank_bands().iter().map(|b| b.to_string()).collect(),
         };
         let keep = match min {
             MinVerdict::All => true,
@@ -160,11 +165,11 @@ fn write_csv(path: &Path, rows: &[CatalogueRow]) -> Result<(), ExportError> {
     let fail = |e: std::io::Error| ExportError::Write { path: path.into(), detail: e.to_string() };
     let tmp = path.with_extension("partial");
     let mut w = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(fail)?);
-    writeln!(w, "name,ra,dec,tile,model_score,model_version,n_grades,mean_grade,n0,n1,n3,n5,swap_posterior,swap_status,seed_rule,disputed").map_err(fail)?;
+    writeln!(w, "name,ra,dec,tile,model_score,model_version,n_grades,mean_grade,n0,n1,n3,n5,swap_posterior,swap_status,seed_rule,disputed,blank_bands").map_err(fail)?;
     for r in rows {
         writeln!(
             w,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{:e},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{:e},{},{},{},{}",
             csv_field(&r.name),
             opt(&r.ra),
             opt(&r.dec),
@@ -180,7 +185,8 @@ fn write_csv(path: &Path, rows: &[CatalogueRow]) -> Result<(), ExportError> {
             r.swap_posterior,
             r.swap_status,
             r.seed_rule,
-            r.disputed
+            r.disputed,
+            r.blank_bands
         )
         .map_err(fail)?;
     }
@@ -213,6 +219,7 @@ fn write_fits(path: &Path, rows: &[CatalogueRow], provenance: &Provenance) -> Re
         let name_w = width(rows.iter().map(|r| r.name.len()).collect());
         let tile_w = width(rows.iter().map(|r| opt(&r.tile).len()).collect());
         let ver_w = width(rows.iter().map(|r| opt(&r.model_version).len()).collect());
+        let blank_w = width(rows.iter().map(|r| r.blank_bands.len()).collect());
         let col = |name: &str, t: ColumnDataType, repeat: usize| {
             ColumnDescription::new(name).with_type(t).that_repeats(repeat).create().map_err(fail)
         };
@@ -233,6 +240,7 @@ fn write_fits(path: &Path, rows: &[CatalogueRow], provenance: &Provenance) -> Re
             col("swap_status", ColumnDataType::String, 8)?,
             col("seed_rule", ColumnDataType::Logical, 1)?,
             col("disputed", ColumnDataType::Logical, 1)?,
+            col("blank_bands", ColumnDataType::String, blank_w)?,
         ];
         let hdu = f.create_table("CANDIDATES", &columns).map_err(fail)?;
         // Units, frame and provenance: what TOPCAT and astropy show and keep.
@@ -277,6 +285,7 @@ fn write_fits(path: &Path, rows: &[CatalogueRow], provenance: &Provenance) -> Re
             let disputed: Vec<bool> = rows.iter().map(|r| r.disputed).collect();
             write_logical(&mut f, 15, &seed).map_err(fail)?;
             write_logical(&mut f, 16, &disputed).map_err(fail)?;
+            hdu.write_col(&mut f, "blank_bands", &strings(&|r| r.blank_bands.clone())).map_err(fail)?;
         }
     }
     std::fs::rename(&tmp, path).map_err(|e| ExportError::Write { path: path.into(), detail: e.to_string() })
