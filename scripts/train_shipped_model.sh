@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rebuilds the shipped model from nothing but this program, in sixteen stages (docs/robustness.md):
+# Rebuilds the shipped model from nothing but this program, in seventeen stages (docs/robustness.md):
 #   stage 1: the narrow KiDS look, from simulated folders -> models/lens-detector-kids.lensmodel
 #            (about 25 minutes on 2 CPU cores);
 #   stage 2: 16 epochs on fresh domain-randomised simulations made while training, never the
@@ -56,17 +56,22 @@
 #   stage 21: fine-tuned from stage 19, seed 35, 14 epochs at lr 1.5e-4, colour drop 0.2, on
 #            simulations whose field galaxies fall anywhere, 0.5 - 4 per cutout, and one band of
 #            a twentieth of which is blank (simulator version 8; about 40 minutes)
+#            -> WORK_DIR/stage21.lensmodel (in the repository's history as
+#            models/lens-detector.lensmodel, commit 447792e);
+#   stage 22: fine-tuned from stage 21, seed 36, 10 epochs at lr 1.5e-4, colour drop 0.2,
+#            simulator version 8 with ring galaxies drawn 2.5 times as often among the
+#            look-alikes of training batches (`--boost ring_galaxy=2.5`; about 27 minutes)
 #            -> models/lens-detector.lensmodel;
 # then measures it on the in-domain test set and the stress suite and writes that into its card.
 # Stages 2 - 6 of the files in the repository ran on simulator version 1, stage 9 on version 2,
 # stages 11 - 12 on version 3, stage 13 on version 4, stage 14 on version 5, stage 15 on version 6
-# stages 17 - 19 on version 7 and stage 21 on version 8
+# stages 17 - 19 on version 7 and stages 21 - 22 on version 8
 # (docs/robustness.md); a rebuild runs every stage on the current simulator, so its intermediate
 # files differ from the repository's.
 #
 # Usage: scripts/train_shipped_model.sh [WORK_DIR] [EVAL_DIR]
 #   WORK_DIR (default ./data, ~3 GB) holds stage 1's data and stages 2 and 3's models; EVAL_DIR (default
-#   ./data/robustness, ~1 GB) the test sets. Stopped midway? Run it again with START=2 ... START=6, 9, 11, 12, 13, 14, 15, 17, 18, 19 or 21
+#   ./data/robustness, ~1 GB) the test sets. Stopped midway? Run it again with START=2 ... START=6, 9, 11, 12, 13, 14, 15, 17, 18, 19, 21 or 22
 #   to skip the finished stages and RESUME=1 to continue the stopped one from its resume file
 #   (written after every epoch).
 set -euo pipefail
@@ -102,6 +107,7 @@ stage15="$work/stage15.lensmodel"
 stage17="$work/stage17.lensmodel"
 stage18="$work/stage18.lensmodel"
 stage19="$work/stage19.lensmodel"
+stage21="$work/stage21.lensmodel"
 out=models/lens-detector.lensmodel
 if (( start <= 1 )); then
   $bin simulate --look kids --n 16000 --out "$work/train" --seed 1001
@@ -229,9 +235,19 @@ fi
 if [[ ! -f "$stage19" ]]; then
   stage19=$(from_history stage19 5b39b21 models/lens-detector.lensmodel)
 fi
-$bin train --simulate --look randomised:0.8,kids:0.2 --workers 1 --val-n 2000 --out "$out" --init "$stage19" \
-  --epochs 14 --steps-per-epoch 400 --batch 32 --lr 1.5e-4 --cosine-lr --seed 35 --patience 100 --augment dihedral \
-  --colour-drop 0.2 $( (( start == 21 )) && echo "${resume[@]}" ) \
-  --note "stage 21: fine-tuned from stage 19 on fresh simulations of simulator version 8 (field galaxies anywhere, 0.5-4 per cutout; one band blank in 5 %), 80 % randomised and 20 % KiDS look (seed 35), turns and flips, colour drop 0.2, 14 epochs at lr 1.5e-4 cosine; validation: 2000 cutouts of the mixture (seed 1000035)"
+if (( start <= 21 )); then
+  $bin train --simulate --look randomised:0.8,kids:0.2 --workers 1 --val-n 2000 --out "$stage21" --init "$stage19" \
+    --epochs 14 --steps-per-epoch 400 --batch 32 --lr 1.5e-4 --cosine-lr --seed 35 --patience 100 --augment dihedral \
+    --colour-drop 0.2 $( (( start == 21 )) && echo "${resume[@]}" ) \
+    --note "stage 21: fine-tuned from stage 19 on fresh simulations of simulator version 8 (field galaxies anywhere, 0.5-4 per cutout; one band blank in 5 %), 80 % randomised and 20 % KiDS look (seed 35), turns and flips, colour drop 0.2, 14 epochs at lr 1.5e-4 cosine; validation: 2000 cutouts of the mixture (seed 1000035)"
+fi
+# START=22 without a stage-21 run of your own starts from the shipped one (commit 447792e).
+if [[ ! -f "$stage21" ]]; then
+  stage21=$(from_history stage21 447792e models/lens-detector.lensmodel)
+fi
+$bin train --simulate --look randomised:0.8,kids:0.2 --workers 1 --val-n 2000 --out "$out" --init "$stage21" \
+  --epochs 10 --steps-per-epoch 400 --batch 32 --lr 1.5e-4 --cosine-lr --seed 36 --patience 100 --augment dihedral \
+  --colour-drop 0.2 --boost ring_galaxy=2.5 $( (( start == 22 )) && echo "${resume[@]}" ) \
+  --note "stage 22: fine-tuned from stage 21 on fresh simulations of simulator version 8 with ring galaxies drawn 2.5 times as often among the look-alikes (--boost ring_galaxy=2.5), 80 % randomised and 20 % KiDS look (seed 36), turns and flips, colour drop 0.2, 10 epochs at lr 1.5e-4 cosine; validation: 2000 cutouts of the unboosted mixture (seed 1000036)"
 # Held-out measurement: the in-domain test set, the KiDS look and every stress set (fresh seeds).
 $bin evaluate-suite --model "$out" --dir "$eval_dir" --n 2000 --seed 2026 --card

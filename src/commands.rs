@@ -298,6 +298,9 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
                 "look": s.look.to_string(),
                 "looks": s.look.parts.iter().map(|(look, share)| serde_json::json!({"look": look, "share": share, "ranges": look.ranges()})).collect::<Vec<_>>(),
                 "stream": stats,
+                // Training's own mixture of look-alikes, when it is not the simulator's: the
+                // card must say what the model saw more of (validation keeps the simulator's).
+                "kind_boost": s.boost.iter().map(|(k, f)| (k.name().to_string(), serde_json::json!(f))).collect::<serde_json::Map<_, _>>(),
                 "mixed_in": data.as_ref().map(|d| d.display().to_string()),
                 "data_share": s.data_share,
                 "val_data": val_data.as_ref().map(|v| v.display().to_string()),

@@ -515,17 +515,20 @@ fn the_avx2_path_hides_avx512_and_renders_and_scores_as_the_native_one() {
 #[test]
 fn train_defaults_to_dihedral_augmentation_on_fresh_simulations_and_full_on_folders() {
     let dir = tempfile::tempdir().expect("tmp");
-    let augment_of = |model: &Path| -> serde_json::Value {
-        let card: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(model.with_extension("json")).expect("card")).expect("json");
-        card["provenance"]["config"]["augment"].clone()
+    let card_of = |model: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(model.with_extension("json")).expect("card")).expect("json")
     };
+    let augment_of = |model: &Path| card_of(model)["provenance"]["config"]["augment"].clone();
     let tiny = ["--arch", "cnn", "--epochs", "1", "--steps-per-epoch", "1", "--batch", "2", "--json"];
     let streamed = dir.path().join("streamed.lensmodel");
     let mut args = vec!["train", "--simulate", "--look", "kids", "--val-n", "6", "--out", s(&streamed)];
+    args.extend(["--boost", "ring_galaxy=2.5", "--boost", "merger=0.5"]);
     args.extend(tiny);
     let o = lens_inspect(&args);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // The card says which look-alikes training saw more (or less) of than the simulator draws.
+    let boost = card_of(&streamed)["provenance"]["kind_boost"].clone();
+    assert_eq!(boost, serde_json::json!({"ring_galaxy": 2.5, "merger": 0.5}), "{boost}");
     let aug = augment_of(&streamed);
     assert_eq!((aug["dihedral"].as_bool(), aug["free_rotation"].as_bool()), (Some(true), Some(false)), "{aug}");
     assert_eq!(aug["max_zoom"].as_f64(), Some(1.0), "{aug}");
