@@ -248,7 +248,7 @@ enum Command {
         /// With --simulate: draw a kind of look-alike this many times as often in training
         /// batches (`ring_galaxy=2`; repeatable; kinds as in the truth's `kind` column). The
         /// validation set keeps the look's own shares, so epochs stay comparable across runs.
-        #[arg(long, value_name = "KIND=FACTOR", value_parser = parse_boost)]
+        #[arg(long, value_name = "KIND=FACTOR", value_parser = parse_boost, requires = "simulate")]
         boost: Vec<(lens_inspect::sim::Kind, f64)>,
         /// Continue a stopped run from OUT's resume file (OUT with .resume.lensmodel), which
         /// every epoch writes; the same command line with --resume picks up where it stopped.

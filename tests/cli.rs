@@ -290,6 +290,11 @@ fn numeric_training_flags_refuse_values_outside_their_range_naming_value_and_ran
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(flag) && err.contains(want), "{flag} {value}: {err}");
     }
+    // --boost shapes the simulator's draw: on a folder it would do nothing, so it is refused.
+    let out = lens_inspect(&["train", "--data", "nowhere", "--out", "never.lensmodel", "--boost", "ring_galaxy=2"]);
+    assert_eq!(out.status.code(), Some(2), "--boost without --simulate: a usage error");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--boost") && err.contains("--simulate"), "{err}");
     assert!(!Path::new("never.lensmodel").exists(), "nothing trained or written");
     // The same flag on ingest and evaluate, before any file is touched.
     for args in [&["ingest", "nowhere", "--project", "never.lensproj"][..], &["evaluate", "--data", "nowhere"][..]] {
