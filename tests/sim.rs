@@ -132,6 +132,33 @@ fn a_simulated_run_ingests_back_with_its_truth() {
 }
 
 #[test]
+fn lensed_sources_are_drawn_one_size_range_whatever_their_configuration() {
+    // Simulator version 9: with sizes by configuration only look-alikes had thin rings, and the
+    // finder learnt that a thin ring is never a lens. The KiDS look keeps its own ranges.
+    use std::collections::BTreeMap;
+    let sizes = |cfg: SimConfig| {
+        let sim = Simulator::new(cfg);
+        let mut by_kind: BTreeMap<&'static str, Vec<f64>> = BTreeMap::new();
+        for k in 0..160 {
+            let t = sim.simulate("x", 61, k, Some(true)).truth;
+            if let Some(r) = t.source_r_e_arcsec {
+                by_kind.entry(t.kind.name()).or_default().push(r);
+            }
+        }
+        by_kind
+    };
+    let wide = sizes(SimConfig::randomised());
+    for kind in ["lens_ring", "lens_arc", "lens_double"] {
+        let r = &wide[kind];
+        assert!(r.iter().all(|v| (0.05..=0.5).contains(v)), "{kind}: {r:?}");
+        assert!(r.iter().any(|&v| v < 0.1) && r.iter().any(|&v| v > 0.3), "{kind}: compact and large sources: {r:?}");
+    }
+    let kids = sizes(SimConfig::default());
+    assert!(kids["lens_ring"].iter().all(|&v| v >= 0.2), "KiDS rings keep their large sources");
+    assert!(kids["lens_double"].iter().all(|&v| v <= 0.2), "KiDS doubles keep their small sources");
+}
+
+#[test]
 fn randomised_ranges_draw_every_kind_artefact_and_range() {
     use lens_inspect::sim::{Kind, Ranges, StressSet};
     use std::collections::BTreeSet;

@@ -35,10 +35,11 @@ pub const TRUTH_FILE: &str = "classifications.csv";
 /// 6: look-alikes' companions and rings as far from their galaxy as Einstein radii are; 7: ring
 /// galaxies' hosts drawn as lens galaxies are, a fifth of lenses with neighbouring galaxies; 8:
 /// field galaxies anywhere in the cutout, the centre included, 0.5 - 4 per cutout, and one band
-/// blank in 5 % of cutouts),
+/// blank in 5 % of cutouts; 9: lensed sources 0.05 - 0.5" whatever their configuration, so that
+/// thin Einstein rings exist),
 /// so that test sets kept on disk from an older simulator
 /// are made again instead of being taken for current ones.
-pub const SIMULATOR_VERSION: u32 = 8;
+pub const SIMULATOR_VERSION: u32 = 9;
 /// Folder of lensed-light masks (one 8-bit FITS per lens, 1 where lensed light is above sigma_g).
 pub const MASK_FOLDER: &str = "masks";
 /// The challenge numbered its objects from 100000; so do we, so that names look familiar.
@@ -98,14 +99,14 @@ pub fn write_run(
     let mut csv = std::io::BufWriter::new(std::fs::File::create(out.join(TRUTH_FILE))?);
     writeln!(
         csv,
-        "ID,is_lens,Einstein_area,numb_pix_lensed_image,flux_lensed_image_in_sigma,kind,theta_e_arcsec,source_mag_r,arc_snr_g,magnification,fwhm_g_arcsec,psf_beta,depth_offset_g_mag,source_g_r,ring_recipe,host_mag_r,host_r_e_arcsec,shot_noise_factor,feature_snr_g,feature_radius_arcsec,neighbours,field_nearest_arcsec,artefacts"
+        "ID,is_lens,Einstein_area,numb_pix_lensed_image,flux_lensed_image_in_sigma,kind,theta_e_arcsec,source_mag_r,arc_snr_g,magnification,fwhm_g_arcsec,psf_beta,depth_offset_g_mag,source_g_r,source_r_e_arcsec,ring_recipe,host_mag_r,host_r_e_arcsec,shot_noise_factor,feature_snr_g,feature_radius_arcsec,neighbours,field_nearest_arcsec,artefacts"
     )?;
     let opt = |v: Option<f64>| v.map(|x| format!("{x:.4}")).unwrap_or_default();
     for (name, t) in &truths {
         let area = t.theta_e_arcsec.map(|e| std::f64::consts::PI * e * e);
         writeln!(
             csv,
-            "{name},{},{},{},{:.3},{},{},{},{},{},{:.3},{:.2},{:.3},{},{},{},{},{:.2},{},{},{},{},{}",
+            "{name},{},{},{},{:.3},{},{},{},{},{},{:.3},{:.2},{:.3},{},{},{},{},{},{:.2},{},{},{},{},{}",
             t.is_lens as u8,
             opt(area),
             t.lensed_pixels,
@@ -119,6 +120,7 @@ pub fn write_run(
             t.psf_beta,
             t.depth_offset_g_mag,
             opt(t.source_g_r),
+            opt(t.source_r_e_arcsec),
             t.ring_recipe.map(|r| r.name()).unwrap_or_default(),
             opt(t.host_mag_r),
             opt(t.host_r_e_arcsec),

@@ -23,6 +23,7 @@
 //! | lens centre | +-0.1" | +-0.5" | |
 //! | Einstein radius | 0.8 - 3" | 0.6 - 4" (log-uniform) | `theta-e`: 4 - 5.5" |
 //! | arc S/N in g | >= 40 | 10 - 600 (log-uniform; 10 - 200 before simulator version 5, when 13 % of ring galaxies' rings were brighter than any arc) | `faint-arcs`: 6 - 10 |
+//! | source size (r_e) | by configuration: rings 0.2 - 0.5", arcs 0.15 - 0.5", doubles and quads 0.06 - 0.2" | 0.05 - 0.5", log-uniform, for every configuration (simulator version 9) | |
 //! | source clumps | 0 - 3 | 0 - 8, up to 1.5 r_e away | |
 //! | second source | never | 15 % | |
 //! | source g - r | -0.1 - 0.5 | -0.2 - 1.0 | `red-sources`: 1.0 - 1.6 |
@@ -140,6 +141,13 @@ pub struct Ranges {
     /// Target arc S/N in g, drawn log-uniformly; the source's flux is set to reach it. `None`:
     /// the source magnitude is drawn and the lens kept above the configuration's minimum S/N.
     pub arc_snr_g: Option<Span>,
+    /// Lensed sources' effective radius, arcsec, log-uniform, the same for every configuration.
+    /// `None`: each configuration's own range (rings 0.2 - 0.5", arcs 0.15 - 0.5", doubles and
+    /// quads 0.06 - 0.2"), the KiDS look's. With those ranges only look-alikes had thin rings: an
+    /// Einstein ring of a big source is as wide as the source, so the finder learnt "thin ring,
+    /// ring galaxy" and scored thin Einstein rings made by another simulator 0.001 (simulator
+    /// version 9; docs/robustness.md).
+    pub source_r_e_arcsec: Option<Span>,
     /// Largest number of star-forming clumps in a source.
     pub source_clumps_max: usize,
     /// Probability of a second source behind the lens.
@@ -234,6 +242,7 @@ impl Ranges {
             lens_colour_spread: 0.0,
             theta_e_arcsec: (0.8, 3.0),
             arc_snr_g: None,
+            source_r_e_arcsec: None,
             source_clumps_max: 3,
             second_source: 0.0,
             source_g_r: (-0.1, 0.5),
@@ -270,6 +279,7 @@ impl Ranges {
             lens_colour_spread: 1.0,
             theta_e_arcsec: (0.6, 4.0),
             arc_snr_g: Some((10.0, 600.0)),
+            source_r_e_arcsec: Some((0.05, 0.5)),
             source_clumps_max: 8,
             second_source: 0.15,
             source_g_r: (-0.2, 1.0),

@@ -226,6 +226,8 @@ pub struct SimTruth {
     pub depth_offset_g_mag: f64,
     /// g - r of the (first) lensed source.
     pub source_g_r: Option<f64>,
+    /// Effective radius of the (first) lensed source, arcsec: how wide its arcs and rings are.
+    pub source_r_e_arcsec: Option<f64>,
     /// The recipe of a ring galaxy's ring.
     pub ring_recipe: Option<RingRecipe>,
     /// Total r magnitude of the central red galaxy (bulge, envelope and disc) of a lens or of a
@@ -644,6 +646,8 @@ struct LensChoice {
     mags: [f64; 4],
     g_r: f64,
     snr: f64,
+    /// The source's effective radius, arcsec.
+    r_e: f64,
 }
 
 /// The lens's mass, aligned with its light within a scatter; quads need a flattened mass.
@@ -660,8 +664,9 @@ fn draw_mass(rng: &mut Rng64, kind: Kind, theta_e: f64, light: &Sersic) -> SieSh
 }
 
 /// A source placed for the wanted configuration: near the centre (rings, quads), off-centre
-/// (doubles) or near the caustic (arcs).
-fn draw_source(rng: &mut Rng64, kind: Kind, lens: &SieShear, irregular: bool) -> Sersic {
+/// (doubles) or near the caustic (arcs); its size from `size` when given
+/// ([`Ranges::source_r_e_arcsec`]), else from the configuration's own range.
+fn draw_source(rng: &mut Rng64, kind: Kind, lens: &SieShear, irregular: bool, size: Option<Span>) -> Sersic {
     let (beta_lo, beta_hi, r_lo, r_hi) = match kind {
         Kind::LensRing => (0.0, 0.08, 0.2, 0.5),
         Kind::LensQuad => (0.0, 0.1, 0.06, 0.2),
@@ -670,9 +675,14 @@ fn draw_source(rng: &mut Rng64, kind: Kind, lens: &SieShear, irregular: bool) ->
     };
     let beta = lens.theta_e * rng.random_range(beta_lo..beta_hi);
     let phi = rng.random_range(0.0..2.0 * PI);
+    // One draw either way, so the rest of the stream keeps its place.
+    let r_e = match size {
+        Some(span) => log_uniform(rng, span),
+        None => rng.random_range(r_lo..r_hi),
+    };
     Sersic {
         center: (lens.center.0 + beta * phi.cos(), lens.center.1 + beta * phi.sin()),
-        r_e: rng.random_range(r_lo..r_hi),
+        r_e,
         n: rng.random_range(0.5..1.5),
         q: if irregular { rng.random_range(0.25..1.0) } else { rng.random_range(0.4..1.0) },
         angle_rad: rng.random_range(0.0..PI),
@@ -1080,6 +1090,7 @@ impl Simulator {
             psf_beta: look.psf[0].beta,
             depth_offset_g_mag: look.depth_offset_mag[Band::G.index()],
             source_g_r: None,
+            source_r_e_arcsec: None,
             ring_recipe: None,
             host_mag_r: None,
             host_r_e_arcsec: None,
@@ -1118,6 +1129,7 @@ impl Simulator {
                     truth.source_mag_r = Some(b.mag_r);
                     truth.magnification = Some(b.magnification);
                     truth.source_g_r = Some(b.g_r);
+                    truth.source_r_e_arcsec = Some(b.r_e);
                 }
             }
             if truth.theta_e_arcsec.is_some() {
@@ -1181,7 +1193,7 @@ impl Simulator {
         let irregular = ranges.source_clumps_max > 3;
         let mut best: Option<LensChoice> = None;
         for attempt in 0..30 {
-            let source = draw_source(rng, kind, lens, irregular);
+            let source = draw_source(rng, kind, lens, irregular, ranges.source_r_e_arcsec);
             let mut unit = lensed_image(&grid, lens, rays, &source);
             let magnification: f64 = unit.iter().sum();
             if magnification < cfg.min_magnification && attempt < 29 {
@@ -1211,6 +1223,7 @@ impl Simulator {
                     mags: mags(mag_r, u_r, g_r, r_i),
                     g_r,
                     snr,
+                    r_e: source.r_e,
                 });
             }
             for _ in 0..4 {
@@ -1228,6 +1241,7 @@ impl Simulator {
                         mags: mags(mag_r, u_r, g_r, r_i),
                         g_r,
                         snr,
+                        r_e: source.r_e,
                     });
                 }
                 if snr >= cfg.min_arc_snr_g {
