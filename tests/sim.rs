@@ -133,8 +133,8 @@ fn a_simulated_run_ingests_back_with_its_truth() {
 
 #[test]
 fn lensed_sources_are_drawn_one_size_range_whatever_their_configuration() {
-    // Simulator version 9: with sizes by configuration only look-alikes had thin rings, and the
-    // finder learnt that a thin ring is never a lens. The KiDS look keeps its own ranges.
+    // Simulator version 9: with sizes by configuration a lens's image width told its
+    // configuration, and only ring galaxies had thin rings. The KiDS look keeps its own ranges.
     use std::collections::BTreeMap;
     let sizes = |cfg: SimConfig| {
         let sim = Simulator::new(cfg);

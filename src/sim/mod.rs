@@ -35,8 +35,7 @@ pub const TRUTH_FILE: &str = "classifications.csv";
 /// 6: look-alikes' companions and rings as far from their galaxy as Einstein radii are; 7: ring
 /// galaxies' hosts drawn as lens galaxies are, a fifth of lenses with neighbouring galaxies; 8:
 /// field galaxies anywhere in the cutout, the centre included, 0.5 - 4 per cutout, and one band
-/// blank in 5 % of cutouts; 9: lensed sources 0.05 - 0.5" whatever their configuration, so that
-/// thin Einstein rings exist),
+/// blank in 5 % of cutouts; 9: lensed sources 0.05 - 0.5" whatever their configuration),
 /// so that test sets kept on disk from an older simulator
 /// are made again instead of being taken for current ones.
 pub const SIMULATOR_VERSION: u32 = 9;

@@ -143,10 +143,10 @@ pub struct Ranges {
     pub arc_snr_g: Option<Span>,
     /// Lensed sources' effective radius, arcsec, log-uniform, the same for every configuration.
     /// `None`: each configuration's own range (rings 0.2 - 0.5", arcs 0.15 - 0.5", doubles and
-    /// quads 0.06 - 0.2"), the KiDS look's. With those ranges only look-alikes had thin rings: an
-    /// Einstein ring of a big source is as wide as the source, so the finder learnt "thin ring,
-    /// ring galaxy" and scored thin Einstein rings made by another simulator 0.001 (simulator
-    /// version 9; docs/robustness.md).
+    /// quads 0.06 - 0.2"), the KiDS look's. Those ranges tied how wide a lens's images are to
+    /// its configuration (only ring galaxies had thin rings), a cue no real lens offers; drawn
+    /// apart, arcs of compact sources turned out harder for a model trained on the old ranges
+    /// (AUROC 0.851 against 0.904 for big ones; simulator version 9, docs/robustness.md).
     pub source_r_e_arcsec: Option<Span>,
     /// Largest number of star-forming clumps in a source.
     pub source_clumps_max: usize,
