@@ -7,7 +7,7 @@ use lens_inspect::model::data::Dataset;
 use lens_inspect::model::metrics::{challenge_metrics, roc_curve};
 use lens_inspect::model::score::{score_project, Scorer};
 use lens_inspect::model::stream::SimStream;
-use lens_inspect::model::train::{train_from, EpochReport, Resume, TrainConfig, TrainObserver, TrainSource};
+use lens_inspect::model::train::{train_from, EpochReport, Resume, Teacher, TrainConfig, TrainObserver, TrainSource};
 use lens_inspect::model::{load_labelled, load_labelled_at, shipped_model_path};
 use lens_inspect::project::{Project, Role};
 use lens_inspect::sim::{LookMix, MixedSimulator, SimConfig};
@@ -38,6 +38,15 @@ pub struct TrainArgs {
     pub folder: lens_inspect::model::FolderOptions,
     /// Print the outcome as one JSON object on stdout (the training log stays on stderr).
     pub json: bool,
+    /// Learn (partly) from a model's view-averaged scores instead of the labels.
+    pub teacher: Option<TeacherArgs>,
+}
+
+/// `train --teacher`: which model teaches, over how many views, and how much of each target.
+pub struct TeacherArgs {
+    pub path: PathBuf,
+    pub views: usize,
+    pub weight: f64,
 }
 
 pub struct StreamArgs {
@@ -135,6 +144,44 @@ impl TrainObserver for Printer<'_> {
     }
 }
 
+/// Reads `train --teacher`'s model and checks that it reads pixels as the student will: the
+/// same preprocessing and, where the student's size is known (`size` > 0), the same input size.
+fn load_teacher(t: &TeacherArgs, clip: lens_inspect::cutout::Normalisation, size: usize) -> Result<(Teacher, usize)> {
+    if !(1..=8).contains(&t.views) {
+        bail!("--teacher-views must be 1 - 8 (symmetries of the square), not {}", t.views);
+    }
+    if !(0.0..=1.0).contains(&t.weight) {
+        bail!("--teacher-weight must be between 0 and 1, not {}", t.weight);
+    }
+    let (nets, card) = checkpoint::load_members(&t.path, &burn::tensor::Device::flex())
+        .with_context(|| format!("reading the teacher {}", t.path.display()))?;
+    if card.normalisation() != clip {
+        bail!(
+            "the teacher {} normalises its input differently (clip {} sigma, knee {}) from this run (clip {}, knee {}); give the same --knee-sigma",
+            t.path.display(),
+            card.clip_sigma,
+            card.knee_sigma,
+            clip.clip_sigma,
+            clip.knee_sigma
+        );
+    }
+    if size != 0 && card.input_size != size {
+        bail!(
+            "the teacher {} takes {} x {0}-pixel cutouts, this run trains on {size} x {size}",
+            t.path.display(),
+            card.input_size
+        );
+    }
+    eprintln!(
+        "teacher: {} ({} member(s), {} view(s)), {:.0} % of each training target",
+        t.path.display(),
+        nets.len(),
+        t.views,
+        100.0 * t.weight
+    );
+    Ok((Teacher { nets, views: t.views, weight: t.weight }, card.input_size))
+}
+
 pub fn train(args: TrainArgs) -> Result<ExitCode> {
     let TrainArgs {
         data,
@@ -151,6 +198,7 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
         knee_sigma,
         folder,
         json: args_json,
+        teacher: teacher_args,
     } = args;
     if config.batch == 0 || config.epochs == 0 {
         bail!("--batch and --epochs must be at least 1");
@@ -195,6 +243,18 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
     if stream.is_some() && model_size == 0 {
         model_size = SimConfig::default().size;
     }
+    let teacher = match &teacher_args {
+        Some(t) => {
+            let size = if stream.is_some() { SimConfig::default().size } else { model_size };
+            let (teacher, teacher_size) = load_teacher(t, clip, size)?;
+            // A new model taught from folders takes its teacher's size, so both see the same pixels.
+            if model_size == 0 {
+                model_size = teacher_size;
+            }
+            Some(teacher)
+        }
+        None => None,
+    };
     let load = |dir: &Path, truth: Option<&Path>| -> Result<Dataset> {
         eprintln!("reading {} ...", dir.display());
         let (d, problems, adapted) = load_labelled_at(dir, truth, clip, model_size, &folder)?;
@@ -208,6 +268,15 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
     let bar = crate::progress_bar(true);
     let mut card = ModelCard::new(config.arch, 0, clip);
     card.provenance = serde_json::json!({"command": command_line.join(" "), "config": config});
+    if let Some(t) = &teacher_args {
+        // The targets were the teacher's as much as the labels': the card must say whose.
+        card.provenance["teacher"] = serde_json::json!({
+            "model": t.path.display().to_string(),
+            "views": t.views,
+            "weight": t.weight,
+            "members": teacher.as_ref().map_or(0, |t| t.nets.len()),
+        });
+    }
     let epochs_done = resume_state.as_ref().map_or(0, |r| r.epochs_done);
     // Every run saves its best model to OUT and its current weights to the resume file after
     // each epoch, whatever its data.
@@ -280,7 +349,7 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
             let saver = saver((steps * config.batch) as u64, &card);
             let mut printer = Printer { bar, epoch: epochs_done, saver: Some(saver) };
             let source = TrainSource::Stream { stream: &mut sim_stream, mix: mix.as_ref().map(|m| (m, s.data_share)) };
-            let outcome = train_from(source, &val, resume_state, &config, &mut printer)?;
+            let outcome = train_from(source, &val, resume_state, teacher.as_ref(), &config, &mut printer)?;
             printer.bar.finish_and_clear();
             let stats = sim_stream.stats();
             let seconds = start.elapsed().as_secs_f64();
@@ -328,7 +397,14 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
             card.input_size = train_set.size;
             let saver = saver(0, &card);
             let mut printer = Printer { bar, epoch: epochs_done, saver: Some(saver) };
-            let outcome = train_from(TrainSource::Fixed(&train_set), &val_set, resume_state, &config, &mut printer)?;
+            let outcome = train_from(
+                TrainSource::Fixed(&train_set),
+                &val_set,
+                resume_state,
+                teacher.as_ref(),
+                &config,
+                &mut printer,
+            )?;
             printer.bar.finish_and_clear();
             history.extend(outcome.history.iter().cloned());
             let provenance = serde_json::json!({

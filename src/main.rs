@@ -250,6 +250,18 @@ enum Command {
         /// validation set keeps the look's own shares, so epochs stay comparable across runs.
         #[arg(long, value_name = "KIND=FACTOR", value_parser = parse_boost, requires = "simulate")]
         boost: Vec<(lens_inspect::sim::Kind, f64)>,
+        /// Learn from this model's scores as well as (or instead of) the labels: each training
+        /// target becomes (1 - W) label + W P_teacher, P averaged over --teacher-views
+        /// symmetries of the square (distillation; docs/robustness.md, section 6). Validation
+        /// keeps the true labels.
+        #[arg(long, value_name = "MODEL")]
+        teacher: Option<PathBuf>,
+        /// With --teacher: views of the square its scores are averaged over (1 - 8).
+        #[arg(long, default_value_t = 8, requires = "teacher")]
+        teacher_views: usize,
+        /// With --teacher: its share W of each training target (0 - 1; 1 ignores the labels).
+        #[arg(long, default_value_t = 1.0, requires = "teacher")]
+        teacher_weight: f64,
         /// Continue a stopped run from OUT's resume file (OUT with .resume.lensmodel), which
         /// every epoch writes; the same command line with --resume picks up where it stopped.
         #[arg(long)]
@@ -1261,6 +1273,9 @@ fn run() -> Result<ExitCode> {
             pixel_scale,
             keep_blank_bands,
             json,
+            teacher,
+            teacher_views,
+            teacher_weight,
         } => {
             let command_line: Vec<String> = std::env::args().collect();
             let config = lens_inspect::model::train::TrainConfig {
@@ -1296,6 +1311,11 @@ fn run() -> Result<ExitCode> {
                 knee_sigma,
                 folder: lens_inspect::model::FolderOptions { pixel_scale, keep_blank_bands },
                 json,
+                teacher: teacher.map(|path| commands::TeacherArgs {
+                    path,
+                    views: teacher_views,
+                    weight: teacher_weight,
+                }),
             })
         }
         Command::Score { what: Some(ScoreWhat::Merge { files, project, json }), .. } => {

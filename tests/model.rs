@@ -430,3 +430,63 @@ fn a_cutout_of_another_pixel_scale_is_seen_at_the_models() {
     }
     assert!(scale_mattered, "ignoring the scale changes what the model sees");
 }
+
+/// A teacher for `train --teacher`: a fresh network of its own seed, so its scores are nothing
+/// like the labels.
+fn random_teacher(seed: u64, views: usize, weight: f64) -> lens_inspect::model::train::Teacher {
+    let device = Device::flex();
+    device.seed(seed);
+    let net = LensNet::new(Arch::Cnn, &device);
+    // burn draws a new network's weights at their first use: draw them now, from this seed, and
+    // not from the training run's random stream in the middle of its first step.
+    let _ = net.forward(burn::tensor::Tensor::<4>::zeros([1, 4, 48, 48], &device));
+    lens_inspect::model::train::Teacher { nets: vec![net], views, weight }
+}
+
+#[test]
+fn a_teacher_with_the_whole_weight_replaces_the_labels_and_one_with_none_changes_nothing() {
+    use lens_inspect::model::train::{train_from, TrainSource};
+    let _rng = rng_turn();
+    let data = small_set(24, 31, 48);
+    let mut flipped = data.clone();
+    flipped.labels.iter_mut().for_each(|l| *l = 1.0 - *l);
+    let cfg = TrainConfig { arch: Arch::Cnn, epochs: 1, batch: 8, steps_per_epoch: Some(3), ..Default::default() };
+    let device = Device::flex();
+    let scores = |set: &Dataset, teacher: Option<&lens_inspect::model::train::Teacher>| {
+        let out = train_from(TrainSource::Fixed(set), &data, None, teacher, &cfg, &mut Quiet).expect("train");
+        evaluate(&out.net, &data, 16, &device).0
+    };
+    let whole = random_teacher(5, 8, 1.0);
+    let (a, b) = (scores(&data, Some(&whole)), scores(&flipped, Some(&whole)));
+    for (x, y) in a.iter().zip(&b) {
+        assert!((x - y).abs() < 1e-5, "labels leaked into a weight-1 teacher's targets: {x} vs {y}");
+    }
+    let none = random_teacher(5, 8, 0.0);
+    let (c, d) = (scores(&data, Some(&none)), scores(&data, None));
+    for (x, y) in c.iter().zip(&d) {
+        assert!((x - y).abs() < 1e-5, "a weight-0 teacher changed training: {x} vs {y}");
+    }
+    // And the labels do matter without a teacher, so the first check could fail.
+    let e = scores(&flipped, None);
+    assert!(d.iter().zip(&e).any(|(x, y)| (x - y).abs() > 1e-4), "flipped labels trained the same model");
+}
+
+#[test]
+fn the_average_of_all_eight_views_does_not_depend_on_which_way_up_the_image_is() {
+    use lens_inspect::model::score::{dihedral, view_mean};
+    let _rng = rng_turn();
+    let device = Device::flex();
+    device.seed(12);
+    let net = LensNet::new(Arch::Cnn, &device);
+    let x = burn::tensor::Tensor::<4>::random([3, 4, 48, 48], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+    let all: Vec<f32> = view_mean(&net, x.clone(), 8).try_into_vec_as().expect("8 views");
+    for k in 1..8 {
+        let turned: Vec<f32> = view_mean(&net, dihedral(x.clone(), k), 8).try_into_vec_as().expect("turned");
+        for (a, b) in all.iter().zip(&turned) {
+            assert!((a - b).abs() < 1e-5, "symmetry {k}: {a} vs {b}");
+        }
+    }
+    let one: Vec<f32> = view_mean(&net, x.clone(), 1).try_into_vec_as().expect("1 view");
+    let plain: Vec<f32> = burn::tensor::activation::sigmoid(net.forward(x)).try_into_vec_as().expect("plain");
+    assert_eq!(one, plain, "one view is plain inference");
+}

@@ -301,6 +301,17 @@ pub fn batch(
     aug: Option<(&Augment, &mut dyn rand::Rng)>,
     device: &Device,
 ) -> (Tensor<4>, Tensor<1>) {
+    let (inputs, labels) = batch_values(data, items, aug);
+    batch_tensors(inputs, labels, data.size, device)
+}
+
+/// Pixels and labels of a batch as [`batch`] makes them, before they become tensors: for
+/// putting one augmented batch on two devices (a teacher's and a student's).
+pub fn batch_values(
+    data: &Dataset,
+    items: &[usize],
+    aug: Option<(&Augment, &mut dyn rand::Rng)>,
+) -> (Vec<f32>, Vec<f32>) {
     let per = data.per_item();
     let mut inputs = vec![0f32; items.len() * per];
     match aug {
@@ -317,8 +328,14 @@ pub fn batch(
         }
     }
     let labels: Vec<f32> = items.iter().map(|&k| data.labels[k]).collect();
-    let x = Tensor::<4>::from_data(TensorData::new(inputs, [items.len(), 4, data.size, data.size]), device);
-    let y = Tensor::<1>::from_data(TensorData::new(labels, [items.len()]), device);
+    (inputs, labels)
+}
+
+/// [`batch_values`] of square cutouts `size` pixels wide as tensors on `device`.
+pub fn batch_tensors(inputs: Vec<f32>, labels: Vec<f32>, size: usize, device: &Device) -> (Tensor<4>, Tensor<1>) {
+    let n = labels.len();
+    let x = Tensor::<4>::from_data(TensorData::new(inputs, [n, 4, size, size]), device);
+    let y = Tensor::<1>::from_data(TensorData::new(labels, [n]), device);
     (x, y)
 }
 

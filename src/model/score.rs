@@ -130,19 +130,21 @@ pub fn predict(net: &LensNet, data: &Dataset, batch: usize, device: &Device, vie
     let items: Vec<usize> = (0..data.len()).collect();
     for chunk in items.chunks(batch.max(1)) {
         let (x, _) = super::data::batch(data, chunk, None, device);
-        let mut sum: Option<Tensor<1>> = None;
-        for v in 0..views {
-            let p = sigmoid(net.forward(dihedral(x.clone(), v)));
-            sum = Some(match sum {
-                Some(s) => s + p,
-                None => p,
-            });
-        }
-        if let Some(s) = sum {
-            out.extend((s / views as f32).try_into_vec_as::<f32>().unwrap_or_default());
-        }
+        out.extend(view_mean(net, x, views).try_into_vec_as::<f32>().unwrap_or_default());
     }
     out
+}
+
+/// P(lens) of a batch [B, 4, H, W], averaged over the first `views` (1 - 8) symmetries of the
+/// square in [`dihedral`]'s order. With all 8 the result does not depend on which way up the
+/// batch is, which is what lets it teach a network one view at a time (`train --teacher`).
+pub fn view_mean(net: &LensNet, x: Tensor<4>, views: usize) -> Tensor<1> {
+    let views = views.clamp(1, 8);
+    let mut sum = sigmoid(net.forward(x.clone()));
+    for v in 1..views {
+        sum = sum + sigmoid(net.forward(dihedral(x.clone(), v)));
+    }
+    sum / views as f32
 }
 
 /// Symmetry `k` (0 - 7) of the square applied to images [B, C, H, W].

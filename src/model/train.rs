@@ -4,9 +4,10 @@
 //! Deterministic for a seed: the seed fixes the initial weights (burn's device RNG), the order
 //! of the data and every augmentation (our own RNG).
 
-use super::data::{batch, Augment, Dataset};
+use super::data::{batch, batch_tensors, batch_values, Augment, Dataset};
 use super::metrics::challenge_metrics;
 use super::net::{Arch, LensNet};
+use super::score::view_mean;
 use super::stream::ItemStream;
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
@@ -116,6 +117,36 @@ pub struct Resume {
     pub best_val_loss: Option<f64>,
 }
 
+/// A trained model whose scores, averaged over the symmetries of the square, replace part or all
+/// of the labels in training (distillation). Averaging a model over its 8 views raises its
+/// AUROC on images from other simulators by about 0.02 (docs/robustness.md, section 6) but costs
+/// 8 forward passes per cutout; a network trained towards that average can carry some of the
+/// gain in one pass. The teacher's targets come from the model, not from our simulator's
+/// labels, so they do not pull the student towards our simulator's look more than the teacher
+/// already is.
+pub struct Teacher {
+    /// The teacher's members (one, or an ensemble's), in validation mode, on the device
+    /// inference runs on; their scores are averaged.
+    pub nets: Vec<LensNet>,
+    /// Views averaged (1 - 8; 8 makes the target independent of the batch's orientation).
+    pub views: usize,
+    /// Share of each target taken from the teacher: target = (1 - w) label + w P_teacher.
+    pub weight: f64,
+}
+
+impl Teacher {
+    /// The teacher's P(lens) for a batch: its members' view averages, averaged.
+    pub fn probabilities(&self, x: Tensor<4>) -> Vec<f32> {
+        let mut sum = vec![0f32; x.dims()[0]];
+        for net in &self.nets {
+            let p = view_mean(net, x.clone(), self.views).try_into_vec_as::<f32>().unwrap_or_default();
+            sum.iter_mut().zip(&p).for_each(|(s, p)| *s += p);
+        }
+        let n = self.nets.len().max(1) as f32;
+        sum.into_iter().map(|s| s / n).collect()
+    }
+}
+
 /// An observer that watches nothing.
 pub struct Quiet;
 impl TrainObserver for Quiet {}
@@ -178,15 +209,17 @@ pub fn train(
     observer: &mut dyn TrainObserver,
 ) -> Result<TrainOutcome, TrainError> {
     let resume = init.map(|net| Resume { net, epochs_done: 0, best_val_loss: None });
-    train_from(TrainSource::Fixed(train), val, resume, cfg, observer)
+    train_from(TrainSource::Fixed(train), val, resume, None, cfg, observer)
 }
 
 /// Trains from any [`TrainSource`], validating on `val` after each epoch; `resume` starts from
-/// given weights (fine-tuning, or a run continued after `epochs_done` epochs).
+/// given weights (fine-tuning, or a run continued after `epochs_done` epochs); `teacher` turns
+/// the training targets into the teacher's scores (validation keeps the true labels).
 pub fn train_from(
     source: TrainSource<'_>,
     val: &Dataset,
     resume: Option<Resume>,
+    teacher: Option<&Teacher>,
     cfg: &TrainConfig,
     observer: &mut dyn TrainObserver,
 ) -> Result<TrainOutcome, TrainError> {
@@ -245,15 +278,16 @@ pub fn train_from(
         let mut loss_sum = 0.0;
         let lr = cfg.lr_at(epoch);
         for step in 0..steps {
-            let (x, y) = match &mut source {
+            let items: Vec<usize>;
+            let data: &Dataset = match &mut source {
                 TrainSource::Fixed(train) => {
                     if order.len() < cfg.batch {
                         let mut fresh: Vec<usize> = (0..train.len()).collect();
                         fresh.shuffle(&mut rng);
                         order.extend(fresh);
                     }
-                    let items: Vec<usize> = order.drain(..cfg.batch.min(order.len())).collect();
-                    batch(train, &items, Some((&cfg.augment, &mut rng)), &device)
+                    items = order.drain(..cfg.batch.min(order.len())).collect();
+                    train
                 }
                 TrainSource::Stream { stream, mix } => {
                     staging.size = stream.size();
@@ -277,10 +311,18 @@ pub fn train_from(
                         }
                         staging.names.push(String::new());
                     }
-                    let items: Vec<usize> = (0..cfg.batch).collect();
-                    batch(&staging, &items, Some((&cfg.augment, &mut rng)), &device)
+                    items = (0..cfg.batch).collect();
+                    &staging
                 }
             };
+            let (inputs, mut labels) = batch_values(data, &items, Some((&cfg.augment, &mut rng)));
+            if let Some(t) = teacher {
+                let (x, _) = batch_tensors(inputs.clone(), labels.clone(), data.size, &eval_device);
+                let p = t.probabilities(x);
+                let w = t.weight.clamp(0.0, 1.0) as f32;
+                labels.iter_mut().zip(&p).for_each(|(y, p)| *y = (1.0 - w) * *y + w * p);
+            }
+            let (x, y) = batch_tensors(inputs, labels, data.size, &device);
             let loss = bce_with_logits(net.forward(x), y);
             let loss_value: f32 = loss.clone().into_scalar();
             let grads = GradientsParams::from_grads(loss.backward(), &net);
