@@ -137,8 +137,10 @@ impl TrainObserver for Printer<'_> {
     fn weights(&mut self, current: &lens_inspect::model::net::LensNet, r: &EpochReport) {
         if let Some(saver) = &mut self.saver {
             if let Err(e) = saver.save(current, r) {
-                self.bar.suspend(|| eprintln!("error: saving the model: {e:#}"));
-                saver.error = Some(format!("{e:#}"));
+                self.bar.suspend(|| {
+                    eprintln!("error: saving the model: {}", lens_inspect::error_text::one_line(e.as_ref()))
+                });
+                saver.error = Some(lens_inspect::error_text::one_line(e.as_ref()));
             }
         }
     }
@@ -1122,7 +1124,10 @@ pub fn pack_merge(project: &Path, packs: &[PathBuf], json: bool) -> Result<ExitC
                 println!("{}", serde_json::json!({"pack": pack.display().to_string(), "merged": r}));
             }
             Err(e) if json => {
-                println!("{}", serde_json::json!({"pack": pack.display().to_string(), "refused": format!("{e:#}")}));
+                println!(
+                    "{}",
+                    serde_json::json!({"pack": pack.display().to_string(), "refused": lens_inspect::error_text::one_line(&e)})
+                );
                 failed += 1;
             }
             Ok(r) => println!(
@@ -1133,7 +1138,7 @@ pub fn pack_merge(project: &Path, packs: &[PathBuf], json: bool) -> Result<ExitC
                 r.inspectors.join(", ")
             ),
             Err(e) => {
-                eprintln!("error: {e:#}");
+                eprintln!("error: {}", lens_inspect::error_text::one_line(&e));
                 failed += 1;
             }
         }

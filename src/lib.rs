@@ -12,6 +12,7 @@ pub mod consensus;
 pub mod cpu_limit;
 pub mod cutout;
 pub mod demo;
+pub mod error_text;
 pub mod hash;
 pub mod model;
 pub mod project;

@@ -1607,7 +1607,7 @@ fn main() -> ExitCode {
     match run() {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", lens_inspect::error_text::one_line(e.as_ref()));
             ExitCode::FAILURE
         }
     }
