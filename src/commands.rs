@@ -8,7 +8,7 @@ use lens_inspect::model::metrics::{challenge_metrics, roc_curve};
 use lens_inspect::model::score::{score_project, Scorer};
 use lens_inspect::model::stream::SimStream;
 use lens_inspect::model::train::{train_from, EpochReport, Resume, Teacher, TrainConfig, TrainObserver, TrainSource};
-use lens_inspect::model::{load_labelled, load_labelled_at, shipped_model_path};
+use lens_inspect::model::{load_labelled, load_labelled_at, load_unlabelled_at, shipped_model_path};
 use lens_inspect::project::{Project, Role};
 use lens_inspect::sim::{LookMix, MixedSimulator, SimConfig};
 use rand::seq::SliceRandom;
@@ -40,6 +40,8 @@ pub struct TrainArgs {
     pub json: bool,
     /// Learn (partly) from a model's view-averaged scores instead of the labels.
     pub teacher: Option<TeacherArgs>,
+    /// DATA has no truth: the teacher labels it.
+    pub unlabelled: bool,
 }
 
 /// `train --teacher`: which model teaches, over how many views, and how much of each target.
@@ -201,7 +203,13 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
         folder,
         json: args_json,
         teacher: teacher_args,
+        unlabelled,
     } = args;
+    if unlabelled && teacher_args.as_ref().is_none_or(|t| t.weight < 1.0) {
+        bail!(
+            "--unlabelled needs --teacher with --teacher-weight 1: without labels, every target must be the teacher's"
+        );
+    }
     if config.batch == 0 || config.epochs == 0 {
         bail!("--batch and --epochs must be at least 1");
     }
@@ -266,18 +274,35 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
         }
         Ok(d)
     };
+    // DATA itself: read with its truth, or without any and labelled by the teacher.
+    let load_data = |dir: &Path, truth: Option<&Path>| -> Result<Dataset> {
+        let Some(t) = teacher.as_ref().filter(|_| unlabelled) else { return load(dir, truth) };
+        eprintln!("reading {} (no truth: the teacher labels it) ...", dir.display());
+        let (mut d, problems, adapted) = load_unlabelled_at(dir, clip, model_size, &folder)?;
+        report_problems(&problems);
+        if let Some(line) = adapted.describe(d.size) {
+            eprintln!("{line}");
+        }
+        t.label(&mut d, 64);
+        let believed = d.labels.iter().filter(|&&p| p >= 0.5).count();
+        eprintln!("the teacher calls {believed} of {} cutouts lenses (P >= 0.5)", d.len());
+        Ok(d)
+    };
     let start = std::time::Instant::now();
     let bar = crate::progress_bar(true);
     let mut card = ModelCard::new(config.arch, 0, clip);
     card.provenance = serde_json::json!({"command": command_line.join(" "), "config": config});
-    if let Some(t) = &teacher_args {
-        // The targets were the teacher's as much as the labels': the card must say whose.
-        card.provenance["teacher"] = serde_json::json!({
+    // The targets were the teacher's as much as the labels': every card must say whose.
+    let teacher_provenance = teacher_args.as_ref().map(|t| {
+        serde_json::json!({
             "model": t.path.display().to_string(),
             "views": t.views,
             "weight": t.weight,
             "members": teacher.as_ref().map_or(0, |t| t.nets.len()),
-        });
+        })
+    });
+    if let Some(t) = &teacher_provenance {
+        card.provenance["teacher"] = t.clone();
     }
     let epochs_done = resume_state.as_ref().map_or(0, |r| r.epochs_done);
     // Every run saves its best model to OUT and its current weights to the resume file after
@@ -309,7 +334,7 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
                 }
             };
             let mix = match &data {
-                Some(d) if s.data_share > 0.0 => Some(load(d, truth.as_deref())?),
+                Some(d) if s.data_share > 0.0 => Some(load_data(d, truth.as_deref())?),
                 Some(d) => bail!("--data {} with --simulate is mixed in by --data-share, which is 0", d.display()),
                 None => None,
             };
@@ -382,7 +407,7 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
         }
         None => {
             let Some(data) = &data else { bail!("give --data, or --simulate") };
-            let all = load(data, truth.as_deref())?;
+            let all = load_data(data, truth.as_deref())?;
             let (train_set, val_set) = match &val_data {
                 Some(v) => (all, load(v, None)?),
                 None => {
@@ -395,7 +420,12 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
                     all.split(&idx[..n_val.min(all.len())])
                 }
             };
-            eprintln!("training on {} cutouts, validating on {}", train_set.len(), val_set.len());
+            eprintln!(
+                "training on {} cutouts, validating on {}{}",
+                train_set.len(),
+                val_set.len(),
+                if unlabelled && val_data.is_none() { " (held out; against the teacher's scores)" } else { "" }
+            );
             card.input_size = train_set.size;
             let saver = saver(0, &card);
             let mut printer = Printer { bar, epoch: epochs_done, saver: Some(saver) };
@@ -414,6 +444,7 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
                 "val_data": val_data.as_ref().map(|v| v.display().to_string()),
                 "train_cutouts": train_set.len(),
                 "val_cutouts": val_set.len(),
+                "unlabelled": unlabelled,
             });
             (outcome, train_set.size, provenance)
         }
@@ -430,6 +461,9 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
         "seconds": start.elapsed().as_secs_f64(),
         "program": format!("lens-inspect {}", env!("CARGO_PKG_VERSION")),
     });
+    if let Some(t) = teacher_provenance {
+        prov["teacher"] = t;
+    }
     if let (Some(p), Some(extra)) = (prov.as_object_mut(), provenance.as_object()) {
         p.extend(extra.clone());
     }

@@ -262,6 +262,11 @@ enum Command {
         /// With --teacher: its share W of each training target (0 - 1; 1 ignores the labels).
         #[arg(long, default_value_t = 1.0, requires = "teacher")]
         teacher_weight: f64,
+        /// DATA has no truth file: its cutouts are labelled by --teacher's scores (needs
+        /// --teacher-weight 1). For adapting a model to a survey's own images, which nobody has
+        /// labelled: the student learns the teacher's 8-view average on them in one view.
+        #[arg(long, requires = "teacher")]
+        unlabelled: bool,
         /// Continue a stopped run from OUT's resume file (OUT with .resume.lensmodel), which
         /// every epoch writes; the same command line with --resume picks up where it stopped.
         #[arg(long)]
@@ -1276,6 +1281,7 @@ fn run() -> Result<ExitCode> {
             teacher,
             teacher_views,
             teacher_weight,
+            unlabelled,
         } => {
             let command_line: Vec<String> = std::env::args().collect();
             let config = lens_inspect::model::train::TrainConfig {
@@ -1316,6 +1322,7 @@ fn run() -> Result<ExitCode> {
                     views: teacher_views,
                     weight: teacher_weight,
                 }),
+                unlabelled,
             })
         }
         Command::Score { what: Some(ScoreWhat::Merge { files, project, json }), .. } => {

@@ -656,3 +656,65 @@ fn evaluate_keeps_cutouts_with_a_blank_band_only_when_asked() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(v["n"].as_u64(), Some(10), "{v}");
 }
+
+/// `train --unlabelled --teacher`: a folder without truth is labelled by the teacher's 8-view
+/// scores (as many lenses as `evaluate --tta 8` scores at 0.5 or more), the card says who
+/// taught, and the run is refused where labels would still be needed.
+#[test]
+fn an_unlabelled_folder_is_labelled_by_the_teachers_eight_views_and_refused_without_a_whole_teacher() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let sim = dir.path().join("sim");
+    assert!(lens_inspect(&["simulate", "--look", "kids", "--n", "12", "--seed", "8", "--out", s(&sim)])
+        .status
+        .success());
+    let teacher = "models/lens-detector.lensmodel";
+    let scores = dir.path().join("scores.csv");
+    let o = lens_inspect(&["evaluate", "--model", teacher, "--data", s(&sim), "--tta", "8", "--scores", s(&scores)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let believed = std::fs::read_to_string(&scores)
+        .expect("scores")
+        .lines()
+        .skip(1)
+        .filter(|l| l.rsplit(',').next().and_then(|p| p.parse::<f64>().ok()).is_some_and(|p| p >= 0.5))
+        .count();
+    std::fs::remove_file(sim.join("classifications.csv")).expect("rm truth");
+
+    let model = dir.path().join("adapted.lensmodel");
+    let tiny = ["--arch", "cnn", "--epochs", "1", "--steps-per-epoch", "1", "--batch", "2", "--val-fraction", "0.25"];
+    let train = |extra: &[&str]| {
+        let mut args = vec!["train", "--data", s(&sim), "--out", s(&model)];
+        args.extend(tiny);
+        args.extend(extra);
+        lens_inspect(&args)
+    };
+    let o = train(&["--teacher", teacher]);
+    assert!(!o.status.success(), "a folder without truth needs --unlabelled");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("classifications.csv"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = train(&["--unlabelled"]);
+    assert!(!o.status.success(), "--unlabelled without a teacher has no targets");
+    let o = train(&["--unlabelled", "--teacher", teacher, "--teacher-weight", "0.5"]);
+    assert!(!o.status.success(), "half the targets would be labels nobody gave");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("--teacher-weight 1"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+
+    let o = train(&["--unlabelled", "--teacher", teacher]);
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{log}");
+    assert!(log.contains(&format!("the teacher calls {believed} of 12 cutouts lenses")), "{log}");
+    let card: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(model.with_extension("json")).expect("card")).expect("json");
+    let taught = &card["provenance"]["teacher"];
+    assert_eq!(
+        (taught["model"].as_str(), taught["views"].as_u64(), taught["weight"].as_f64()),
+        (Some(teacher), Some(8), Some(1.0)),
+        "{taught}"
+    );
+    assert_eq!(card["provenance"]["unlabelled"].as_bool(), Some(true), "{card}");
+}

@@ -171,7 +171,6 @@ pub fn load_labelled_at(
     size: usize,
     options: &FolderOptions,
 ) -> Result<Labelled, DataError> {
-    let norm = norm.into();
     let truth_path = match truth {
         Some(t) => t.to_path_buf(),
         None => {
@@ -183,15 +182,43 @@ pub fn load_labelled_at(
         }
     };
     let truth = read_truth_csv(&truth_path)?;
+    read_folder(dir, Some(&truth), norm, size, options)
+}
+
+/// Every readable cutout of a folder, without labels (each 0): images of a survey to adapt a
+/// model to, taught by a model rather than by truth (`train --unlabelled --teacher`).
+pub fn load_unlabelled_at(
+    dir: &Path,
+    norm: impl Into<crate::cutout::Normalisation>,
+    size: usize,
+    options: &FolderOptions,
+) -> Result<Labelled, DataError> {
+    read_folder(dir, None, norm, size, options)
+}
+
+/// A folder's cutouts, labelled from `truth` (objects it lacks are problems) or all 0 without.
+fn read_folder(
+    dir: &Path,
+    truth: Option<&std::collections::BTreeMap<String, crate::project::Truth>>,
+    norm: impl Into<crate::cutout::Normalisation>,
+    size: usize,
+    options: &FolderOptions,
+) -> Result<Labelled, DataError> {
+    let norm = norm.into();
     let discovery = survey::discover(dir)?;
     let mut problems: Vec<(String, String)> =
         discovery.problems.iter().map(|p| (p.name.clone(), p.reason.to_string())).collect();
     let results = survey::read_all(&discovery.objects, &|| {});
     let mut cutouts = Vec::with_capacity(results.len());
     for (spec, r) in discovery.objects.iter().zip(results) {
-        let Some(t) = truth.get(&spec.name) else {
-            problems.push((spec.name.clone(), SkipReason::NoTruth.to_string()));
-            continue;
+        let label = match truth.map(|t| t.get(&spec.name)) {
+            None => 0.0,
+            Some(Some(t)) if t.is_lens => 1.0,
+            Some(Some(_)) => 0.0,
+            Some(None) => {
+                problems.push((spec.name.clone(), SkipReason::NoTruth.to_string()));
+                continue;
+            }
         };
         match r.and_then(|c| survey::check_blank_bands(&c, options.keep_blank_bands).map(|_| c)) {
             Ok(c) => {
@@ -199,7 +226,7 @@ pub fn load_labelled_at(
                     Some(s) => c.with_pixel_scale(Some(s)),
                     None => c,
                 };
-                cutouts.push((c, if t.is_lens { 1.0 } else { 0.0 }));
+                cutouts.push((c, label));
             }
             Err(e) => problems.push((spec.name.clone(), e.to_string())),
         }

@@ -135,6 +135,19 @@ pub struct Teacher {
 }
 
 impl Teacher {
+    /// Replaces every label of `data` by the teacher's P(lens): a folder without truth becomes a
+    /// set to learn the teacher from, and its held-out part measures how close the student is.
+    pub fn label(&self, data: &mut Dataset, batch_size: usize) {
+        let device = Device::flex();
+        let items: Vec<usize> = (0..data.len()).collect();
+        let mut labels = Vec::with_capacity(data.len());
+        for chunk in items.chunks(batch_size.max(1)) {
+            let (x, _) = batch(data, chunk, None, &device);
+            labels.extend(self.probabilities(x));
+        }
+        data.labels = labels;
+    }
+
     /// The teacher's P(lens) for a batch: its members' view averages, averaged.
     pub fn probabilities(&self, x: Tensor<4>) -> Vec<f32> {
         let mut sum = vec![0f32; x.dims()[0]];
@@ -224,15 +237,18 @@ pub fn train_from(
     observer: &mut dyn TrainObserver,
 ) -> Result<TrainOutcome, TrainError> {
     let mut source = source;
+    // A teacher with the whole weight sets every target, so the labels' classes do not matter
+    // (a survey's unlabelled images may hold no lens the teacher believes in).
+    let labels_used = teacher.is_none_or(|t| t.weight < 1.0);
     if let TrainSource::Fixed(train) = &source {
         if train.is_empty() {
             return Err(TrainError::NoTrainingData);
         }
         let lenses = train.labels.iter().filter(|&&l| l >= 0.5).count();
-        if lenses == 0 {
+        if lenses == 0 && labels_used {
             return Err(TrainError::OneClass("no lenses"));
         }
-        if lenses == train.len() {
+        if lenses == train.len() && labels_used {
             return Err(TrainError::OneClass("only lenses"));
         }
     }
