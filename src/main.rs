@@ -459,6 +459,43 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Adapt a model to a survey's own images, without labels: the model averaged over the 8
+    /// turns and flips labels the folder, and a copy of it learns to give that average in one
+    /// view. Score the survey with OUT afterwards; docs/robustness.md (section 6) measures the
+    /// gain on images of other simulators and what it costs on ours.
+    Adapt {
+        /// The survey's cutouts (any layout `ingest` reads; no truth file needed).
+        #[arg(long)]
+        data: PathBuf,
+        /// The model to adapt, which is also the teacher (default: the shipped model).
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Output model file (.lensmodel); its card, beside it, records the teacher and the data.
+        #[arg(long)]
+        out: PathBuf,
+        /// Passes over the folder (10 gained on the sets measured; the held-out 10 % picks the
+        /// epoch closest to the teacher's average).
+        #[arg(long, default_value_t = 10)]
+        epochs: usize,
+        /// Peak learning rate, falling along a half cosine (small: the model is already trained).
+        #[arg(long, default_value_t = 1e-4)]
+        lr: f64,
+        /// Seed for the held-out split, the order and the turns and flips.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Arcseconds per pixel of every cutout, over what their headers say.
+        #[arg(long, value_parser = arcsec_per_pixel, allow_hyphen_values = true)]
+        pixel_scale: Option<f64>,
+        /// Keep cutouts with a band of no valid pixel, that band read as sky.
+        #[arg(long)]
+        keep_blank_bands: bool,
+        /// Continue a stopped run from OUT's resume file.
+        #[arg(long)]
+        resume: bool,
+        /// Print the outcome as one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
     /// Join models into one file whose probabilities are averaged (an ensemble). Scoring costs
     /// one model's time per member; docs/robustness.md measures what it buys. Maps and
     /// retraining use the first member.
@@ -1367,6 +1404,43 @@ fn run() -> Result<ExitCode> {
         }),
         Command::EvaluateSuite { model, dir, n, seed, tta, card, json } => {
             commands::evaluate_suite(model, &dir, n, seed, tta.map(usize::from), card, json)
+        }
+        Command::Adapt { data, model, out, epochs, lr, seed, pixel_scale, keep_blank_bands, resume, json } => {
+            let model = model.unwrap_or_else(lens_inspect::model::shipped_model_path);
+            let (_, card) = lens_inspect::model::checkpoint::load(&model, &burn::tensor::Device::flex())
+                .with_context(|| format!("reading the model to adapt, {}", model.display()))?;
+            let config = lens_inspect::model::train::TrainConfig {
+                arch: card.arch,
+                epochs,
+                batch: 32,
+                lr,
+                seed,
+                patience: epochs,
+                augment: lens_inspect::model::data::Augment::dihedral_only(),
+                cosine_lr: true,
+                ..Default::default()
+            };
+            commands::train(commands::TrainArgs {
+                data: Some(data),
+                truth: None,
+                val_data: None,
+                val_fraction: 0.1,
+                out,
+                init: Some(model.clone()),
+                config,
+                command_line: std::env::args().collect(),
+                note: Some(format!(
+                    "{} adapted without labels to a survey's images, taught by its own 8-view average",
+                    model.display()
+                )),
+                stream: None,
+                resume,
+                knee_sigma: card.knee_sigma,
+                folder: lens_inspect::model::FolderOptions { pixel_scale, keep_blank_bands },
+                json,
+                teacher: Some(commands::TeacherArgs { path: model, views: 8, weight: 1.0 }),
+                unlabelled: true,
+            })
         }
         Command::Ensemble { models, out, tta, json } => commands::ensemble(&models, &out, tta.map(usize::from), json),
         Command::Explain { project, candidate, out, model, method, opacity, json } => {

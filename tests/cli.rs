@@ -717,4 +717,19 @@ fn an_unlabelled_folder_is_labelled_by_the_teachers_eight_views_and_refused_with
         "{taught}"
     );
     assert_eq!(card["provenance"]["unlabelled"].as_bool(), Some(true), "{card}");
+
+    // `adapt` is that run with the model as its own teacher and starting point.
+    let adapted = dir.path().join("adapt.lensmodel");
+    let o = lens_inspect(&["adapt", "--data", s(&sim), "--model", teacher, "--out", s(&adapted), "--epochs", "1"]);
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{log}");
+    assert!(log.contains(&format!("the teacher calls {believed} of 12 cutouts lenses")), "{log}");
+    let card: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(adapted.with_extension("json")).expect("card")).expect("json");
+    let p = &card["provenance"];
+    assert_eq!((p["init"].as_str(), p["teacher"]["model"].as_str()), (Some(teacher), Some(teacher)), "{p}");
+    assert_eq!((p["teacher"]["views"].as_u64(), p["unlabelled"].as_bool()), (Some(8), Some(true)), "{p}");
+    let o = lens_inspect(&["adapt", "--data", s(&sim), "--model", "no-such.lensmodel", "--out", s(&adapted)]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no-such.lensmodel"), "{}", String::from_utf8_lossy(&o.stderr));
 }
