@@ -262,6 +262,11 @@ enum Command {
         /// With --teacher: its share W of each training target (0 - 1; 1 ignores the labels).
         #[arg(long, default_value_t = 1.0, requires = "teacher")]
         teacher_weight: f64,
+        /// Half of every batch from DATA's lenses and half from the rest, drawn with
+        /// replacement: for a folder where lenses are rare (with --unlabelled: those the teacher
+        /// calls lenses). Not with --simulate.
+        #[arg(long, conflicts_with = "simulate")]
+        balance: bool,
         /// DATA has no truth file: its cutouts are labelled by --teacher's scores (needs
         /// --teacher-weight 1). For adapting a model to a survey's own images, which nobody has
         /// labelled: the student learns the teacher's 8-view average on them in one view.
@@ -489,6 +494,10 @@ enum Command {
         /// Keep cutouts with a band of no valid pixel, that band read as sky.
         #[arg(long)]
         keep_blank_bands: bool,
+        /// Half of every batch from the cutouts the model calls lenses, half from the rest
+        /// (docs/robustness.md, section 6, measures it on a folder with 2 % lenses).
+        #[arg(long)]
+        balance: bool,
         /// Continue a stopped run from OUT's resume file.
         #[arg(long)]
         resume: bool,
@@ -1319,6 +1328,7 @@ fn run() -> Result<ExitCode> {
             teacher_views,
             teacher_weight,
             unlabelled,
+            balance,
         } => {
             let command_line: Vec<String> = std::env::args().collect();
             let config = lens_inspect::model::train::TrainConfig {
@@ -1331,6 +1341,7 @@ fn run() -> Result<ExitCode> {
                 steps_per_epoch,
                 freeze_backbone,
                 cosine_lr,
+                balance_classes: balance,
                 augment: lens_inspect::model::data::Augment {
                     colour_drop,
                     band_depth_jitter_mag: band_depth_jitter,
@@ -1405,7 +1416,7 @@ fn run() -> Result<ExitCode> {
         Command::EvaluateSuite { model, dir, n, seed, tta, card, json } => {
             commands::evaluate_suite(model, &dir, n, seed, tta.map(usize::from), card, json)
         }
-        Command::Adapt { data, model, out, epochs, lr, seed, pixel_scale, keep_blank_bands, resume, json } => {
+        Command::Adapt { data, model, out, epochs, lr, seed, pixel_scale, keep_blank_bands, balance, resume, json } => {
             let model = model.unwrap_or_else(lens_inspect::model::shipped_model_path);
             let (_, card) = lens_inspect::model::checkpoint::load(&model, &burn::tensor::Device::flex())
                 .with_context(|| format!("reading the model to adapt, {}", model.display()))?;
@@ -1418,6 +1429,7 @@ fn run() -> Result<ExitCode> {
                 patience: epochs,
                 augment: lens_inspect::model::data::Augment::dihedral_only(),
                 cosine_lr: true,
+                balance_classes: balance,
                 ..Default::default()
             };
             commands::train(commands::TrainArgs {

@@ -42,6 +42,12 @@ pub struct TrainConfig {
     /// a few labels; frozen layers (`freeze_stem`, `freeze_backbone`) always keep theirs.
     #[serde(default)]
     pub freeze_norm_statistics: bool,
+    /// Draw half of every batch from the items labelled lenses (label >= 0.5) and half from the
+    /// rest, with replacement, instead of passes over the data in turn: a fixed set where
+    /// lenses are rare (a survey's own images, labelled by a teacher) still shows the network
+    /// as many lenses as non-lenses. Fixed data sets only.
+    #[serde(default)]
+    pub balance_classes: bool,
 }
 
 impl Default for TrainConfig {
@@ -59,6 +65,7 @@ impl Default for TrainConfig {
             steps_per_epoch: None,
             cosine_lr: false,
             freeze_norm_statistics: false,
+            balance_classes: false,
         }
     }
 }
@@ -189,6 +196,25 @@ pub fn bce_with_logits(logits: Tensor<1>, targets: Tensor<1>) -> Tensor<1> {
     loss.mean()
 }
 
+/// Indices of the items labelled lenses (>= 0.5) and of the rest.
+fn class_pools(labels: &[f32]) -> (Vec<usize>, Vec<usize>) {
+    (0..labels.len()).partition(|&k| labels[k] >= 0.5)
+}
+
+/// A batch of `size` items, alternately one of `lenses` and one of `others`, each drawn with
+/// replacement; all from one pool where the other is empty.
+fn balanced_batch(lenses: &[usize], others: &[usize], size: usize, rng: &mut impl rand::Rng) -> Vec<usize> {
+    (0..size)
+        .filter_map(|k| {
+            let pool = match (k % 2 == 0 && !lenses.is_empty()) || others.is_empty() {
+                true => lenses,
+                false => others,
+            };
+            (!pool.is_empty()).then(|| pool[rng.random_range(0..pool.len())])
+        })
+        .collect()
+}
+
 /// Scores (probabilities) and mean loss of a data set, in batches, without gradients.
 pub fn evaluate(net: &LensNet, data: &Dataset, batch_size: usize, device: &Device) -> (Vec<f32>, f64) {
     let valid = net.valid();
@@ -285,6 +311,10 @@ pub fn train_from(
     .max(1);
     let mut staging = Dataset::default();
     let mut order: Vec<usize> = Vec::new();
+    let pools = match &source {
+        TrainSource::Fixed(train) if cfg.balance_classes => Some(class_pools(&train.labels)),
+        _ => None,
+    };
     let mut history = Vec::new();
     let mut best: Option<(f64, LensNet, usize)> = None;
     let mut since_best = 0;
@@ -296,6 +326,12 @@ pub fn train_from(
         for step in 0..steps {
             let items: Vec<usize>;
             let data: &Dataset = match &mut source {
+                TrainSource::Fixed(train) if pools.is_some() => {
+                    let (lenses, others) =
+                        pools.as_ref().map(|(l, o)| (l.as_slice(), o.as_slice())).unwrap_or_default();
+                    items = balanced_batch(lenses, others, cfg.batch, &mut rng);
+                    train
+                }
                 TrainSource::Fixed(train) => {
                     if order.len() < cfg.batch {
                         let mut fresh: Vec<usize> = (0..train.len()).collect();
@@ -387,4 +423,29 @@ pub fn train_from(
         None => (net.valid().to_device(&eval_device), 0),
     };
     Ok(TrainOutcome { net, history, best_epoch, cancelled })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_balanced_batch_is_half_rare_lenses_and_half_the_rest() {
+        let mut labels = vec![0.0f32; 100];
+        labels[7] = 1.0;
+        labels[42] = 0.8;
+        let (lenses, others) = class_pools(&labels);
+        assert_eq!(lenses, vec![7, 42]);
+        assert_eq!(others.len(), 98);
+        let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(3);
+        let batch = balanced_batch(&lenses, &others, 32, &mut rng);
+        assert_eq!(batch.len(), 32);
+        let drawn_lenses = batch.iter().filter(|&&k| labels[k] >= 0.5).count();
+        assert_eq!(drawn_lenses, 16, "{batch:?}");
+        assert!(batch.contains(&7) && batch.contains(&42), "both lenses drawn in 16 tries: {batch:?}");
+        // A pool that is empty gives way to the other.
+        assert!(balanced_batch(&[], &others, 8, &mut rng).iter().all(|k| others.contains(k)));
+        assert!(balanced_batch(&lenses, &[], 8, &mut rng).iter().all(|k| lenses.contains(k)));
+        assert!(balanced_batch(&[], &[], 8, &mut rng).is_empty());
+    }
 }
