@@ -265,27 +265,27 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
         }
         None => None,
     };
-    let load = |dir: &Path, truth: Option<&Path>| -> Result<Dataset> {
+    // A folder as training reads it: with its truth, or (DATA under --unlabelled) without any.
+    let read = |dir: &Path, truth: Option<&Path>, labelled: bool| -> Result<Dataset> {
         eprintln!("reading {} ...", dir.display());
-        let (d, problems, adapted) = load_labelled_at(dir, truth, clip, model_size, &folder)?;
+        let (d, problems, adapted) = match labelled {
+            true => load_labelled_at(dir, truth, clip, model_size, &folder)?,
+            false => load_unlabelled_at(dir, clip, model_size, &folder)?,
+        };
         report_problems(&problems);
         if let Some(line) = adapted.describe(d.size) {
             eprintln!("{line}");
         }
         Ok(d)
     };
+    let load = |dir: &Path, truth: Option<&Path>| read(dir, truth, true);
     // DATA itself: read with its truth, or without any and labelled by the teacher.
     let load_data = |dir: &Path, truth: Option<&Path>| -> Result<Dataset> {
         let Some(t) = teacher.as_ref().filter(|_| unlabelled) else { return load(dir, truth) };
-        eprintln!("reading {} (no truth: the teacher labels it) ...", dir.display());
-        let (mut d, problems, adapted) = load_unlabelled_at(dir, clip, model_size, &folder)?;
-        report_problems(&problems);
-        if let Some(line) = adapted.describe(d.size) {
-            eprintln!("{line}");
-        }
+        let mut d = read(dir, None, false)?;
         t.label(&mut d, 64);
         let believed = d.labels.iter().filter(|&&p| p >= 0.5).count();
-        eprintln!("the teacher calls {believed} of {} cutouts lenses (P >= 0.5)", d.len());
+        eprintln!("no truth read: the teacher calls {believed} of {} cutouts lenses (P >= 0.5) and labels them with its scores", d.len());
         // Measured (docs/robustness.md, section 6): adapting gained where the teacher called 30 -
         // 41 % of the images lenses, and lost where it called 2.5 %, as in a survey.
         if (believed as f64) < 0.25 * d.len() as f64 {
