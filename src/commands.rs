@@ -32,8 +32,9 @@ pub struct TrainArgs {
     /// Continue from OUT's resume file.
     pub resume: bool,
     /// Compress input values beyond this many robust sigmas (0: the hard clip alone); recorded
-    /// in the card, so scoring, maps and retraining use the same.
-    pub knee_sigma: f32,
+    /// in the card, so scoring, maps and retraining use the same. `None`: the continued model's
+    /// (--init, or the resume file), else 0.
+    pub knee_sigma: Option<f32>,
     /// How the folders are read: a pixel scale over their headers', blank bands kept or not.
     pub folder: lens_inspect::model::FolderOptions,
     /// Print the outcome as one JSON object on stdout (the training log stays on stderr).
@@ -216,14 +217,15 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
     if !(config.lr > 0.0 && config.lr.is_finite()) {
         bail!("--lr must be a positive number");
     }
-    let clip = lens_inspect::cutout::Normalisation { clip_sigma: lens_inspect::cutout::DEFAULT_CLIP_SIGMA, knee_sigma };
     let device = burn::tensor::Device::flex();
     let mut resume_state = None;
     let mut history: Vec<EpochReport> = Vec::new();
     // The simulation stream continues where the resumed run's stream stopped.
     let mut stream_start = 0u64;
-    // A run that continues a model keeps its input size: folders of other sizes are fitted to it.
+    // A run that continues a model keeps its input size (folders of other sizes are fitted to
+    // it) and, unless told otherwise, its preprocessing.
     let mut model_size = 0;
+    let mut continued_knee = None;
     if resume {
         let path = resume_path(&out);
         let (net, card) = checkpoint::load(&path, &device)
@@ -239,6 +241,7 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
         }
         config.arch = card.arch;
         model_size = card.input_size;
+        continued_knee = Some(card.knee_sigma);
         history = serde_json::from_value(card.provenance["history"].clone()).unwrap_or_default();
         stream_start = state["stream_position"].as_u64().unwrap_or(0);
         eprintln!("resuming {} after epoch {epochs_done}", path.display());
@@ -247,8 +250,13 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
         let (net, card) = checkpoint::load(p, &device)?;
         config.arch = card.arch;
         model_size = card.input_size;
+        continued_knee = Some(card.knee_sigma);
         resume_state = Some(Resume { net, epochs_done: 0, best_val_loss: None });
     }
+    let clip = lens_inspect::cutout::Normalisation {
+        clip_sigma: lens_inspect::cutout::DEFAULT_CLIP_SIGMA,
+        knee_sigma: knee_sigma.or(continued_knee).unwrap_or(0.0),
+    };
     // Folders mixed into simulations take the simulator's size.
     if stream.is_some() && model_size == 0 {
         model_size = SimConfig::default().size;

@@ -342,9 +342,10 @@ enum Command {
         band_depth_jitter: f32,
         /// Compress input values beyond this many robust sigmas (logarithmically) instead of
         /// only clipping them at 50, so bright galaxy cores keep their shape (docs/robustness.md).
-        /// Recorded in the model card. 0: the hard clip alone.
-        #[arg(long, default_value_t = 0.0, value_parser = knee_in_sigmas)]
-        knee_sigma: f32,
+        /// Recorded in the model card. 0: the hard clip alone. Default: the --init model's (or
+        /// the resumed run's), else 0.
+        #[arg(long, value_parser = knee_in_sigmas)]
+        knee_sigma: Option<f32>,
         /// Arcseconds per pixel of every cutout of --data and --val-data, over what their headers say: for files without a
         /// WCS (taken at the model's 0.2" otherwise) or with a wrong one. Cutouts more than 5 %
         /// off the model's scale are resampled to it (docs/survey.md).
@@ -1419,10 +1420,8 @@ fn run() -> Result<ExitCode> {
         }
         Command::Adapt { data, model, out, epochs, lr, seed, pixel_scale, keep_blank_bands, balance, resume, json } => {
             let model = model.unwrap_or_else(lens_inspect::model::shipped_model_path);
-            let (_, card) = lens_inspect::model::checkpoint::load(&model, &burn::tensor::Device::flex())
-                .with_context(|| format!("reading the model to adapt, {}", model.display()))?;
+            // Architecture and preprocessing come from the model itself (train's --init).
             let config = lens_inspect::model::train::TrainConfig {
-                arch: card.arch,
                 epochs,
                 batch: 32,
                 lr,
@@ -1448,7 +1447,7 @@ fn run() -> Result<ExitCode> {
                 )),
                 stream: None,
                 resume,
-                knee_sigma: card.knee_sigma,
+                knee_sigma: None,
                 folder: lens_inspect::model::FolderOptions { pixel_scale, keep_blank_bands },
                 json,
                 teacher: Some(commands::TeacherArgs { path: model, views: 8, weight: 1.0 }),

@@ -733,3 +733,38 @@ fn an_unlabelled_folder_is_labelled_by_the_teachers_eight_views_and_refused_with
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("no-such.lensmodel"), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+/// A run that continues a model keeps its preprocessing unless told otherwise: fine-tuning a
+/// model whose inputs were compressed beyond a knee, without repeating --knee-sigma, must not
+/// quietly train it on hard-clipped inputs.
+#[test]
+fn a_continued_model_keeps_its_knee_unless_another_is_given() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let sim = dir.path().join("sim");
+    assert!(lens_inspect(&["simulate", "--look", "kids", "--n", "6", "--out", s(&sim)]).status.success());
+    let knee_of = |model: &Path| -> Option<f64> {
+        let card: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(model.with_extension("json")).expect("card")).expect("json");
+        card["knee_sigma"].as_f64()
+    };
+    let tiny = ["--arch", "cnn", "--epochs", "1", "--steps-per-epoch", "1", "--batch", "2"];
+    let train = |out: &Path, extra: &[&str]| {
+        let mut args = vec!["train", "--data", s(&sim), "--val-data", s(&sim), "--out", s(out)];
+        args.extend(tiny);
+        args.extend(extra);
+        let o = lens_inspect(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    let kneed = dir.path().join("kneed.lensmodel");
+    train(&kneed, &["--knee-sigma", "10"]);
+    assert_eq!(knee_of(&kneed), Some(10.0));
+    let continued = dir.path().join("continued.lensmodel");
+    train(&continued, &["--init", s(&kneed)]);
+    assert_eq!(knee_of(&continued), Some(10.0), "the continued model's knee is kept");
+    let changed = dir.path().join("changed.lensmodel");
+    train(&changed, &["--init", s(&kneed), "--knee-sigma", "0"]);
+    assert_eq!(knee_of(&changed), Some(0.0), "a knee given on the command line wins");
+    let fresh = dir.path().join("fresh.lensmodel");
+    train(&fresh, &[]);
+    assert_eq!(knee_of(&fresh), Some(0.0), "a new model clips hard by default");
+}
