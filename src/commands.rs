@@ -184,7 +184,7 @@ fn load_teacher(t: &TeacherArgs, clip: lens_inspect::cutout::Normalisation, size
         t.views,
         100.0 * t.weight
     );
-    Ok((Teacher { nets, views: t.views, weight: t.weight }, card.input_size))
+    Ok((Teacher::new(nets, t.views, t.weight), card.input_size))
 }
 
 pub fn train(args: TrainArgs) -> Result<ExitCode> {
@@ -261,7 +261,7 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
     if stream.is_some() && model_size == 0 {
         model_size = SimConfig::default().size;
     }
-    let teacher = match &teacher_args {
+    let mut teacher = match &teacher_args {
         Some(t) => {
             let size = if stream.is_some() { SimConfig::default().size } else { model_size };
             let (teacher, teacher_size) = load_teacher(t, clip, size)?;
@@ -273,6 +273,15 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
         }
         None => None,
     };
+    // The targets were the teacher's as much as the labels': every card must say whose.
+    let teacher_provenance = teacher_args.as_ref().map(|t| {
+        serde_json::json!({
+            "model": t.path.display().to_string(),
+            "views": t.views,
+            "weight": t.weight,
+            "members": teacher.as_ref().map_or(0, |t| t.nets.len()),
+        })
+    });
     // A folder as training reads it: with its truth, or (DATA under --unlabelled) without any.
     let read = |dir: &Path, truth: Option<&Path>, labelled: bool| -> Result<Dataset> {
         eprintln!("reading {} ...", dir.display());
@@ -288,8 +297,8 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
     };
     let load = |dir: &Path, truth: Option<&Path>| read(dir, truth, true);
     // DATA itself: read with its truth, or without any and labelled by the teacher.
-    let load_data = |dir: &Path, truth: Option<&Path>| -> Result<Dataset> {
-        let Some(t) = teacher.as_ref().filter(|_| unlabelled) else { return load(dir, truth) };
+    let mut load_data = |dir: &Path, truth: Option<&Path>| -> Result<Dataset> {
+        let Some(t) = teacher.as_mut().filter(|_| unlabelled) else { return load(dir, truth) };
         let mut d = read(dir, None, false)?;
         t.label(&mut d, 64);
         let believed = d.labels.iter().filter(|&&p| p >= 0.5).count();
@@ -307,15 +316,6 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
     let bar = crate::progress_bar(true);
     let mut card = ModelCard::new(config.arch, 0, clip);
     card.provenance = serde_json::json!({"command": command_line.join(" "), "config": config});
-    // The targets were the teacher's as much as the labels': every card must say whose.
-    let teacher_provenance = teacher_args.as_ref().map(|t| {
-        serde_json::json!({
-            "model": t.path.display().to_string(),
-            "views": t.views,
-            "weight": t.weight,
-            "members": teacher.as_ref().map_or(0, |t| t.nets.len()),
-        })
-    });
     if let Some(t) = &teacher_provenance {
         card.provenance["teacher"] = t.clone();
     }

@@ -440,7 +440,7 @@ fn random_teacher(seed: u64, views: usize, weight: f64) -> lens_inspect::model::
     // burn draws a new network's weights at their first use: draw them now, from this seed, and
     // not from the training run's random stream in the middle of its first step.
     let _ = net.forward(burn::tensor::Tensor::<4>::zeros([1, 4, 48, 48], &device));
-    lens_inspect::model::train::Teacher { nets: vec![net], views, weight }
+    lens_inspect::model::train::Teacher::new(vec![net], views, weight)
 }
 
 #[test]
@@ -489,4 +489,35 @@ fn the_average_of_all_eight_views_does_not_depend_on_which_way_up_the_image_is()
     let one: Vec<f32> = view_mean(&net, x.clone(), 1).try_into_vec_as().expect("1 view");
     let plain: Vec<f32> = burn::tensor::activation::sigmoid(net.forward(x)).try_into_vec_as().expect("plain");
     assert_eq!(one, plain, "one view is plain inference");
+}
+
+/// A teacher that labelled a fixed set is not asked again at each step when only turns and flips
+/// touch the pixels (its 8-view average cannot change under them): training must come out as if
+/// it had been asked.
+#[test]
+fn a_teacher_that_labelled_the_set_trains_as_one_asked_at_every_step() {
+    use lens_inspect::model::train::{train_from, TrainSource};
+    let _rng = rng_turn();
+    let data = small_set(24, 33, 48);
+    let cfg = TrainConfig {
+        arch: Arch::Cnn,
+        epochs: 1,
+        batch: 8,
+        steps_per_epoch: Some(3),
+        augment: Augment::dihedral_only(),
+        ..Default::default()
+    };
+    let mut stored = random_teacher(6, 8, 1.0);
+    let asked = random_teacher(6, 8, 1.0);
+    let mut taught = data.clone();
+    stored.label(&mut taught, 16);
+    let device = Device::flex();
+    let scores = |teacher: &lens_inspect::model::train::Teacher| {
+        let out = train_from(TrainSource::Fixed(&taught), &data, None, Some(teacher), &cfg, &mut Quiet).expect("train");
+        evaluate(&out.net, &data, 16, &device).0
+    };
+    let (a, b) = (scores(&stored), scores(&asked));
+    for (x, y) in a.iter().zip(&b) {
+        assert!((x - y).abs() < 1e-4, "stored labels trained another model: {x} vs {y}");
+    }
 }

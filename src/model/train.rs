@@ -139,12 +139,18 @@ pub struct Teacher {
     pub views: usize,
     /// Share of each target taken from the teacher: target = (1 - w) label + w P_teacher.
     pub weight: f64,
+    /// The fixed data set's labels are already this teacher's scores ([`Teacher::label`]).
+    labelled_the_data: bool,
 }
 
 impl Teacher {
+    pub fn new(nets: Vec<LensNet>, views: usize, weight: f64) -> Teacher {
+        Teacher { nets, views, weight, labelled_the_data: false }
+    }
+
     /// Replaces every label of `data` by the teacher's P(lens): a folder without truth becomes a
     /// set to learn the teacher from, and its held-out part measures how close the student is.
-    pub fn label(&self, data: &mut Dataset, batch_size: usize) {
+    pub fn label(&mut self, data: &mut Dataset, batch_size: usize) {
         let device = Device::flex();
         let items: Vec<usize> = (0..data.len()).collect();
         let mut labels = Vec::with_capacity(data.len());
@@ -153,6 +159,7 @@ impl Teacher {
             labels.extend(self.probabilities(x));
         }
         data.labels = labels;
+        self.labelled_the_data = true;
     }
 
     /// The teacher's P(lens) for a batch: its members' view averages, averaged.
@@ -266,6 +273,13 @@ pub fn train_from(
     // A teacher with the whole weight sets every target, so the labels' classes do not matter
     // (a survey's unlabelled images may hold no lens the teacher believes in).
     let labels_used = teacher.is_none_or(|t| t.weight < 1.0);
+    // A teacher's 8-view average does not change under a turn or flip, so where it already
+    // labelled the fixed set and a step does nothing else to the pixels, asking it again at
+    // every step (8 forward passes, most of a step's time) would give the labels back.
+    let teacher = teacher.filter(|t| {
+        let stored = t.labelled_the_data && t.weight >= 1.0 && t.views == 8;
+        !(stored && matches!(source, TrainSource::Fixed(_)) && cfg.augment == Augment::dihedral_only())
+    });
     if let TrainSource::Fixed(train) = &source {
         if train.is_empty() {
             return Err(TrainError::NoTrainingData);
