@@ -290,6 +290,9 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
             false => load_unlabelled_at(dir, clip, model_size, &folder)?,
         };
         report_problems(&problems);
+        if d.is_empty() {
+            bail!("no cutout of {} could be read for training", dir.display());
+        }
         if let Some(line) = adapted.describe(d.size) {
             eprintln!("{line}");
         }
