@@ -14,7 +14,8 @@ classifications.csv (ID, is_lens, kind, theta_e_arcsec, arc_snr_g: the blue ligh
 flux over the pixels above one sigma over sigma sqrt(N), as the challenge defines it; seeing_arcsec), which
 `lens-inspect evaluate --data DIR --by kind` reads.
 
-Usage: python lenstronomy_external_set.py OUT_DIR [N] [SEED]   (needs lenstronomy, astropy)
+Usage: python lenstronomy_external_set.py OUT_DIR [N] [SEED] [LENS_FRACTION]   (needs lenstronomy, astropy)
+LENS_FRACTION (default 0.5) makes a survey-like pool: lenses spread evenly, as every other one at 0.5.
 """
 import csv
 import os
@@ -133,12 +134,14 @@ def write_truth(out_dir, rows):
 
 def main():
     out_dir, n, rng = arguments(31337)
+    lens_fraction = float(sys.argv[4]) if len(sys.argv) > 4 else 0.5
     kwargs_data = sim_util.data_configure_simple(SIZE, PIXEL, 1.0, 1.0)
     rows = []
     for k in range(n):
         ident = 500000 + k
         seeing = rng.uniform(0.6, 1.1)
-        is_lens = k % 2 == 0
+        # Evenly spread: at 0.5 every other object from the first, as sets made before the option.
+        is_lens = np.floor(k * lens_fraction) != np.floor((k - 1) * lens_fraction)
         kind = "lens" if is_lens else rng.choice(["elliptical", "companions", "tangential_companion"], p=[0.4, 0.3, 0.3])
         # Lens galaxy: r-band peak 30-300 sky sigmas once convolved (set below through amp).
         e1, e2 = ellipse(rng, 0.6, 1.0)

@@ -734,6 +734,61 @@ fn an_unlabelled_folder_is_labelled_by_the_teachers_eight_views_and_refused_with
     assert!(String::from_utf8_lossy(&o.stderr).contains("no-such.lensmodel"), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
+/// `adapt --top K` keeps the K cutouts the teacher's 8 views rank highest: the lowest score it
+/// kept is the K-th highest of `evaluate --tta 8`, and the lenses it counts among them are
+/// those of that ranking.
+#[test]
+fn adapting_on_the_top_k_keeps_the_cutouts_the_eight_views_rank_highest() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let sim = dir.path().join("sim");
+    assert!(lens_inspect(&["simulate", "--look", "kids", "--n", "16", "--seed", "9", "--out", s(&sim)])
+        .status
+        .success());
+    let teacher = "models/lens-detector.lensmodel";
+    let scores = dir.path().join("scores.csv");
+    let o = lens_inspect(&["evaluate", "--model", teacher, "--data", s(&sim), "--tta", "8", "--scores", s(&scores)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Parsed as the f32 both sides computed, so both round the same number to 4 decimals.
+    let mut p: Vec<f32> = std::fs::read_to_string(&scores)
+        .expect("scores")
+        .lines()
+        .skip(1)
+        .map(|l| l.rsplit(',').next().and_then(|p| p.parse().ok()).expect("score"))
+        .collect();
+    p.sort_by(|a, b| b.total_cmp(a));
+    let believed = p[..6].iter().filter(|&&v| v >= 0.5).count();
+    std::fs::remove_file(sim.join("classifications.csv")).expect("rm truth");
+
+    let adapted = dir.path().join("adapt.lensmodel");
+    let o = lens_inspect(&[
+        "adapt",
+        "--data",
+        s(&sim),
+        "--model",
+        teacher,
+        "--out",
+        s(&adapted),
+        "--epochs",
+        "1",
+        "--top",
+        "6",
+    ]);
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{log}");
+    let kept = format!(
+        "kept the 6 of 16 cutouts the teacher ranks highest (P >= {:.4}); it calls {believed} of them lenses",
+        p[5]
+    );
+    assert!(log.contains(&kept), "expected «{kept}» in\n{log}");
+    let card: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(adapted.with_extension("json")).expect("card")).expect("json");
+    let prov = &card["provenance"];
+    assert_eq!(prov["top"].as_u64(), Some(6), "{prov}");
+    assert_eq!(prov["train_cutouts"].as_u64().zip(prov["val_cutouts"].as_u64()).map(|(a, b)| a + b), Some(6), "{prov}");
+    let o = lens_inspect(&["adapt", "--data", s(&sim), "--out", s(&adapted), "--top", "0"]);
+    assert!(!o.status.success(), "keeping no cutout adapts on nothing");
+}
+
 /// A run that continues a model keeps its preprocessing unless told otherwise: fine-tuning a
 /// model whose inputs were compressed beyond a knee, without repeating --knee-sigma, must not
 /// quietly train it on hard-clipped inputs.

@@ -121,6 +121,17 @@ impl Dataset {
         }
         (a, b)
     }
+
+    /// The `k` items with the highest labels, in their original order (ties: the earlier item).
+    /// `adapt --top` keeps a survey's candidates this way: where lenses are rare, the cutouts a
+    /// model ranks highest hold most of them, and adapting on those gained where adapting on
+    /// the whole survey lost (docs/robustness.md, section 6).
+    pub fn highest_labelled(&self, k: usize) -> Dataset {
+        let mut order: Vec<usize> = (0..self.len()).collect();
+        order.sort_by(|&a, &b| self.labels[b].total_cmp(&self.labels[a]).then(a.cmp(&b)));
+        order.truncate(k);
+        self.split(&order).1
+    }
 }
 
 /// Augmentation strengths (SPEC 5: rotations, flips, noise, zoom x1.5, small shifts).
@@ -343,6 +354,26 @@ pub fn batch_tensors(inputs: Vec<f32>, labels: Vec<f32>, size: usize, device: &D
 mod tests {
     use super::*;
     use rand::SeedableRng;
+
+    #[test]
+    fn the_highest_labelled_items_are_kept_in_their_order_with_their_pixels() {
+        let labels = [0.1f32, 0.9, 0.5, 0.7, 0.9, 0.0];
+        let d = Dataset {
+            size: 1,
+            // Four bands of one pixel: item k holds 4k .. 4k + 3.
+            inputs: (0..24).map(|v| v as f32).collect(),
+            labels: labels.to_vec(),
+            names: (0..6).map(|k| format!("c{k}")).collect(),
+        };
+        let top = d.highest_labelled(3);
+        assert_eq!(top.names, ["c1", "c3", "c4"]);
+        assert_eq!(top.labels, [0.9, 0.7, 0.9]);
+        let pixels: Vec<f32> = [1, 3, 4].iter().flat_map(|&k| (4 * k..4 * k + 4).map(|v| v as f32)).collect();
+        assert_eq!(top.inputs, pixels);
+        // A tie at the cut keeps the earlier item; asking for more than there are keeps all.
+        assert_eq!(d.highest_labelled(1).names, ["c1"]);
+        assert_eq!(d.highest_labelled(9).names.len(), 6);
+    }
 
     /// Preparing a folder on all cores gives what pushing cutouts one by one gives, in order,
     /// whatever their sizes and scales (cropped, padded, resampled).
