@@ -468,8 +468,9 @@ enum Command {
     /// Adapt a model to a survey's own images, without labels: the model averaged over the 8
     /// turns and flips labels the folder, and a copy of it learns to give that average in one
     /// view. Score the survey with OUT afterwards. Measured on other simulators' images
-    /// (docs/robustness.md, section 6): it gained where a third or more of the adapted images
-    /// were lenses and lost where 2 % were, so it warns on folders with few.
+    /// (docs/robustness.md, section 6): it gained where a quarter or more of the adapted images
+    /// were lenses and lost where 2 % were, so it warns on folders with few; on a survey, give
+    /// --top K to adapt on the K candidates it ranks highest.
     Adapt {
         /// The survey's cutouts (any layout `ingest` reads; no truth file needed).
         #[arg(long)]
