@@ -43,8 +43,9 @@ pub struct TrainArgs {
     pub teacher: Option<TeacherArgs>,
     /// DATA has no truth: the teacher labels it.
     pub unlabelled: bool,
-    /// With `unlabelled`: train on only the K cutouts the teacher ranks highest.
-    pub top: Option<usize>,
+    /// With `unlabelled`: train on only the K cutouts the teacher ranks highest, and this many
+    /// others drawn at random.
+    pub top: Option<(usize, usize)>,
 }
 
 /// `train --teacher`: which model teaches, over how many views, and how much of each target.
@@ -285,6 +286,8 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
             "members": teacher.as_ref().map_or(0, |t| t.nets.len()),
         })
     });
+    // `--top`'s random others follow the run's seed.
+    let selection_seed = config.seed;
     // A folder as training reads it: with its truth, or (DATA under --unlabelled) without any.
     let read = |dir: &Path, truth: Option<&Path>, labelled: bool| -> Result<Dataset> {
         eprintln!("reading {} ...", dir.display());
@@ -309,13 +312,18 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
         t.label(&mut d, 64);
         let believed = d.labels.iter().filter(|&&p| p >= 0.5).count();
         eprintln!("no truth read: the teacher calls {believed} of {} cutouts lenses (P >= 0.5) and labels them with its scores", d.len());
-        if let Some(k) = top.filter(|&k| k < d.len()) {
+        if let Some((k, others)) = top.filter(|&(k, _)| k < d.len()) {
             let all = d.len();
-            d = d.highest_labelled(k);
-            let lowest = d.labels.iter().copied().fold(f32::INFINITY, f32::min);
+            let mut by_score = d.labels.clone();
+            by_score.sort_by(|a, b| b.total_cmp(a));
+            let lowest = by_score[k - 1];
+            let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(selection_seed);
+            d = d.highest_labelled(k, others, &mut rng);
             let believed = d.labels.iter().filter(|&&p| p >= 0.5).count();
+            let others = d.len() - k;
+            let sample = if others > 0 { format!(" and {others} of the rest drawn at random") } else { String::new() };
             eprintln!(
-                "kept the {k} of {all} cutouts the teacher ranks highest (P >= {lowest:.4}); it calls {believed} of them lenses"
+                "kept the {k} of {all} cutouts the teacher ranks highest (P >= {lowest:.4}){sample}; it calls {believed} of them lenses"
             );
         }
         // Measured (docs/robustness.md, section 6): adapting gained where the teacher called 24 -
@@ -476,7 +484,8 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
                 "train_cutouts": train_set.len(),
                 "val_cutouts": val_set.len(),
                 "unlabelled": unlabelled,
-                "top": top,
+                "top": top.map(|t| t.0),
+                "random_others": top.map(|t| t.1),
             });
             (outcome, train_set.size, provenance)
         }

@@ -787,6 +787,37 @@ fn adapting_on_the_top_k_keeps_the_cutouts_the_eight_views_rank_highest() {
     assert_eq!(prov["train_cutouts"].as_u64().zip(prov["val_cutouts"].as_u64()).map(|(a, b)| a + b), Some(6), "{prov}");
     let o = lens_inspect(&["adapt", "--data", s(&sim), "--out", s(&adapted), "--top", "0"]);
     assert!(!o.status.success(), "keeping no cutout adapts on nothing");
+
+    // --sample adds others from the rest; the top part is the same ranking.
+    let o = lens_inspect(&[
+        "adapt",
+        "--data",
+        s(&sim),
+        "--model",
+        teacher,
+        "--out",
+        s(&adapted),
+        "--epochs",
+        "1",
+        "--top",
+        "4",
+        "--sample",
+        "3",
+    ]);
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{log}");
+    let kept = format!(
+        "kept the 4 of 16 cutouts the teacher ranks highest (P >= {:.4}) and 3 of the rest drawn at random",
+        p[3]
+    );
+    assert!(log.contains(&kept), "expected «{kept}» in\n{log}");
+    let card: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(adapted.with_extension("json")).expect("card")).expect("json");
+    let prov = &card["provenance"];
+    assert_eq!((prov["top"].as_u64(), prov["random_others"].as_u64()), (Some(4), Some(3)), "{prov}");
+    assert_eq!(prov["train_cutouts"].as_u64().zip(prov["val_cutouts"].as_u64()).map(|(a, b)| a + b), Some(7), "{prov}");
+    let o = lens_inspect(&["adapt", "--data", s(&sim), "--out", s(&adapted), "--sample", "3"]);
+    assert!(!o.status.success(), "--sample without --top has no top to add to");
 }
 
 /// A run that continues a model keeps its preprocessing unless told otherwise: fine-tuning a

@@ -122,14 +122,20 @@ impl Dataset {
         (a, b)
     }
 
-    /// The `k` items with the highest labels, in their original order (ties: the earlier item).
-    /// `adapt --top` keeps a survey's candidates this way: where lenses are rare, the cutouts a
-    /// model ranks highest hold most of them, and adapting on those gained where adapting on
-    /// the whole survey lost (docs/robustness.md, section 6).
-    pub fn highest_labelled(&self, k: usize) -> Dataset {
+    /// The `k` items with the highest labels and `others` drawn at random from the rest, in
+    /// their original order (ties at the cut: the earlier item). `adapt --top` keeps a survey's
+    /// candidates this way: where lenses are rare, the cutouts a model ranks highest hold most
+    /// of them, and adapting on those gained where adapting on the whole survey lost; a random
+    /// sample beside them shows the survey's ordinary look too (docs/robustness.md, section 6).
+    pub fn highest_labelled(&self, k: usize, others: usize, rng: &mut impl Rng) -> Dataset {
         let mut order: Vec<usize> = (0..self.len()).collect();
         order.sort_by(|&a, &b| self.labels[b].total_cmp(&self.labels[a]).then(a.cmp(&b)));
-        order.truncate(k);
+        let mut rest = order.split_off(k.min(order.len()));
+        for i in 0..others.min(rest.len()) {
+            let j = rng.random_range(i..rest.len());
+            rest.swap(i, j);
+            order.push(rest[i]);
+        }
         self.split(&order).1
     }
 }
@@ -365,14 +371,32 @@ mod tests {
             labels: labels.to_vec(),
             names: (0..6).map(|k| format!("c{k}")).collect(),
         };
-        let top = d.highest_labelled(3);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let top = d.highest_labelled(3, 0, &mut rng);
         assert_eq!(top.names, ["c1", "c3", "c4"]);
         assert_eq!(top.labels, [0.9, 0.7, 0.9]);
         let pixels: Vec<f32> = [1, 3, 4].iter().flat_map(|&k| (4 * k..4 * k + 4).map(|v| v as f32)).collect();
         assert_eq!(top.inputs, pixels);
         // A tie at the cut keeps the earlier item; asking for more than there are keeps all.
-        assert_eq!(d.highest_labelled(1).names, ["c1"]);
-        assert_eq!(d.highest_labelled(9).names.len(), 6);
+        assert_eq!(d.highest_labelled(1, 0, &mut rng).names, ["c1"]);
+        assert_eq!(d.highest_labelled(9, 0, &mut rng).names.len(), 6);
+        // Others come from the rest only, each once, and differ between draws.
+        let mut drawn = std::collections::BTreeSet::new();
+        for _ in 0..50 {
+            let kept = d.highest_labelled(2, 2, &mut rng);
+            assert_eq!(kept.len(), 4);
+            assert!(
+                kept.names.contains(&"c1".to_string()) && kept.names.contains(&"c4".to_string()),
+                "{:?}",
+                kept.names
+            );
+            let mut rest: Vec<&String> = kept.names.iter().filter(|n| *n != "c1" && *n != "c4").collect();
+            rest.dedup();
+            assert_eq!(rest.len(), 2, "{:?}", kept.names);
+            drawn.extend(rest.into_iter().cloned());
+        }
+        assert_eq!(drawn.len(), 4, "every one of the rest is drawn sometimes: {drawn:?}");
+        assert_eq!(d.highest_labelled(2, 9, &mut rng).len(), 6);
     }
 
     /// Preparing a folder on all cores gives what pushing cutouts one by one gives, in order,
