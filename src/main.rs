@@ -468,7 +468,7 @@ enum Command {
     /// Adapt a model to a survey's own images, without labels: the model averaged over the 8
     /// turns and flips labels the folder, and a copy of it learns to give that average in one
     /// view. Score the survey with OUT afterwards. Measured on other simulators' images
-    /// (docs/robustness.md, section 6): it gained where a quarter or more of the adapted images
+    /// (docs/robustness.md, section 6): it gained where about a quarter or more of the adapted images
     /// were lenses and lost where 2 % were, so it warns on folders with few; on a survey, give
     /// --top K to adapt on the K candidates it ranks highest.
     Adapt {
