@@ -760,62 +760,41 @@ fn adapting_on_the_top_k_keeps_the_cutouts_the_eight_views_rank_highest() {
     std::fs::remove_file(sim.join("classifications.csv")).expect("rm truth");
 
     let adapted = dir.path().join("adapt.lensmodel");
-    let o = lens_inspect(&[
-        "adapt",
-        "--data",
-        s(&sim),
-        "--model",
-        teacher,
-        "--out",
-        s(&adapted),
-        "--epochs",
-        "1",
-        "--top",
-        "6",
-    ]);
-    let log = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "{log}");
+    // One epoch of `adapt` with these selection flags: its log and its card's provenance.
+    let adapt = |selection: &[&str]| {
+        let mut args = vec!["adapt", "--data", s(&sim), "--model", teacher, "--out", s(&adapted), "--epochs", "1"];
+        args.extend(selection);
+        let o = lens_inspect(&args);
+        let log = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(o.status.success(), "{log}");
+        let card: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(adapted.with_extension("json")).expect("card"))
+                .expect("json");
+        (log, card["provenance"].clone())
+    };
+    let kept_cutouts =
+        |prov: &serde_json::Value| prov["train_cutouts"].as_u64().zip(prov["val_cutouts"].as_u64()).map(|(a, b)| a + b);
+
+    let (log, prov) = adapt(&["--top", "6"]);
     let kept = format!(
         "kept the 6 of 16 cutouts the teacher ranks highest (P >= {:.4}); it calls {believed} of them lenses",
         p[5]
     );
     assert!(log.contains(&kept), "expected «{kept}» in\n{log}");
-    let card: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(adapted.with_extension("json")).expect("card")).expect("json");
-    let prov = &card["provenance"];
     assert_eq!(prov["top"].as_u64(), Some(6), "{prov}");
-    assert_eq!(prov["train_cutouts"].as_u64().zip(prov["val_cutouts"].as_u64()).map(|(a, b)| a + b), Some(6), "{prov}");
+    assert_eq!(kept_cutouts(&prov), Some(6), "{prov}");
     let o = lens_inspect(&["adapt", "--data", s(&sim), "--out", s(&adapted), "--top", "0"]);
     assert!(!o.status.success(), "keeping no cutout adapts on nothing");
 
     // --sample adds others from the rest; the top part is the same ranking.
-    let o = lens_inspect(&[
-        "adapt",
-        "--data",
-        s(&sim),
-        "--model",
-        teacher,
-        "--out",
-        s(&adapted),
-        "--epochs",
-        "1",
-        "--top",
-        "4",
-        "--sample",
-        "3",
-    ]);
-    let log = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "{log}");
+    let (log, prov) = adapt(&["--top", "4", "--sample", "3"]);
     let kept = format!(
         "kept the 4 of 16 cutouts the teacher ranks highest (P >= {:.4}) and 3 of the rest drawn at random",
         p[3]
     );
     assert!(log.contains(&kept), "expected «{kept}» in\n{log}");
-    let card: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(adapted.with_extension("json")).expect("card")).expect("json");
-    let prov = &card["provenance"];
     assert_eq!((prov["top"].as_u64(), prov["random_others"].as_u64()), (Some(4), Some(3)), "{prov}");
-    assert_eq!(prov["train_cutouts"].as_u64().zip(prov["val_cutouts"].as_u64()).map(|(a, b)| a + b), Some(7), "{prov}");
+    assert_eq!(kept_cutouts(&prov), Some(7), "{prov}");
     let o = lens_inspect(&["adapt", "--data", s(&sim), "--out", s(&adapted), "--sample", "3"]);
     assert!(!o.status.success(), "--sample without --top has no top to add to");
 }
