@@ -44,8 +44,10 @@ pub struct TrainArgs {
     /// DATA has no truth: the teacher labels it.
     pub unlabelled: bool,
     /// With `unlabelled`: train on only the K cutouts the teacher ranks highest, and this many
-    /// others drawn at random.
+    /// others drawn at random (with `from_project`: the K the project's scores rank highest).
     pub top: Option<(usize, usize)>,
+    /// DATA is a project file (with `unlabelled`): its survey candidates are the data.
+    pub from_project: bool,
 }
 
 /// `train --teacher`: which model teaches, over how many views, and how much of each target.
@@ -209,6 +211,7 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
         teacher: teacher_args,
         unlabelled,
         top,
+        from_project,
     } = args;
     if unlabelled && teacher_args.as_ref().is_none_or(|t| t.weight < 1.0) {
         bail!(
@@ -305,10 +308,41 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
         Ok(d)
     };
     let load = |dir: &Path, truth: Option<&Path>| read(dir, truth, true);
+    // A project's survey candidates, all or (with `top`) the ones its latest scores rank highest
+    // and a random sample of the rest: only those are read.
+    let read_project = |path: &Path| -> Result<Dataset> {
+        eprintln!("reading {} ...", path.display());
+        let project = lens_inspect::project::Project::open_read_only(path)?;
+        let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(selection_seed);
+        let s = lens_inspect::model::project_data::load_project_selection(&project, top, clip, model_size, &mut rng)?;
+        report_problems(&s.problems);
+        match s.top {
+            Some((k, lowest)) => {
+                let sample =
+                    if s.others > 0 { format!(" and {} of the rest drawn at random", s.others) } else { String::new() };
+                eprintln!(
+                    "chose the {k} of {} survey candidates the project's latest scores ({}) rank highest (P >= {lowest:.4}){sample}",
+                    s.candidates,
+                    s.scored_by.as_deref().unwrap_or("-")
+                );
+            }
+            None => eprintln!("chose all {} survey candidates", s.candidates),
+        }
+        if s.data.is_empty() {
+            bail!("no chosen candidate of {} could be read", path.display());
+        }
+        if let Some(line) = s.adapted.describe(s.data.size) {
+            eprintln!("{line}");
+        }
+        Ok(s.data)
+    };
     // DATA itself: read with its truth, or without any and labelled by the teacher.
     let mut load_data = |dir: &Path, truth: Option<&Path>| -> Result<Dataset> {
         let Some(t) = teacher.as_mut().filter(|_| unlabelled) else { return load(dir, truth) };
-        let mut d = read(dir, None, false)?;
+        let mut d = match from_project {
+            true => read_project(dir)?,
+            false => read(dir, None, false)?,
+        };
         t.label(&mut d, 64);
         let called = |d: &Dataset| d.labels.iter().filter(|&&p| p >= 0.5).count();
         eprintln!(
@@ -316,7 +350,8 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
             called(&d),
             d.len()
         );
-        if let Some((k, others)) = top.filter(|&(k, _)| k < d.len()) {
+        // A project's candidates were chosen by its own scores before reading.
+        if let Some((k, others)) = top.filter(|&(k, _)| k < d.len() && !from_project) {
             let all = d.len();
             let mut by_score = d.labels.clone();
             by_score.sort_by(|a, b| b.total_cmp(a));
@@ -487,6 +522,7 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
                 "train_cutouts": train_set.len(),
                 "val_cutouts": val_set.len(),
                 "unlabelled": unlabelled,
+                "from_project": from_project,
                 "top": top.map(|t| t.0),
                 "random_others": top.map(|t| t.1),
             });

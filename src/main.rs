@@ -472,9 +472,16 @@ enum Command {
     /// were lenses and lost where 2 % were, so it warns on folders with few; on a survey, give
     /// --top K to adapt on the K candidates it ranks highest.
     Adapt {
-        /// The survey's cutouts (any layout `ingest` reads; no truth file needed).
+        /// The survey's cutouts (any layout `ingest` reads; no truth file needed). Read whole,
+        /// about 165 KB per cutout: for a large survey, use --project.
+        #[arg(long, required_unless_present = "project", conflicts_with = "project")]
+        data: Option<PathBuf>,
+        /// A project: adapt on its survey candidates (not its training ones). With --top, the
+        /// ones its latest scores rank highest and a random sample of the rest, and only those
+        /// are read, so a survey of any size fits in memory. Score the project first, and again
+        /// with OUT afterwards (`score --project P --model OUT`).
         #[arg(long)]
-        data: PathBuf,
+        project: Option<PathBuf>,
         /// The model to adapt, which is also the teacher (default: the shipped model).
         #[arg(long)]
         model: Option<PathBuf>,
@@ -491,26 +498,29 @@ enum Command {
         /// Seed for the held-out split, the order and the turns and flips.
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// Arcseconds per pixel of every cutout, over what their headers say.
-        #[arg(long, value_parser = arcsec_per_pixel, allow_hyphen_values = true)]
+        /// Arcseconds per pixel of every cutout, over what their headers say (a project keeps
+        /// the scale it was ingested with).
+        #[arg(long, value_parser = arcsec_per_pixel, allow_hyphen_values = true, conflicts_with = "project")]
         pixel_scale: Option<f64>,
-        /// Keep cutouts with a band of no valid pixel, that band read as sky.
-        #[arg(long)]
+        /// Keep cutouts with a band of no valid pixel, that band read as sky (a project keeps
+        /// what it was ingested with).
+        #[arg(long, conflicts_with = "project")]
         keep_blank_bands: bool,
         /// Half of every batch from the cutouts the model calls lenses, half from the rest
         /// (docs/robustness.md, section 6, measures it on a folder with 2 % lenses).
         #[arg(long)]
         balance: bool,
-        /// Adapt on only the K cutouts the model's 8 views rank highest: a survey's candidates,
-        /// where its lenses gather. Adapting on the top 2,000 of 20,000 (5 % lenses) gained
+        /// Adapt on only the K cutouts the model's 8 views rank highest (with --project: its
+        /// stored scores): a survey's candidates, where its lenses gather. Adapting on the top 2,000 of 20,000 (5 % lenses) gained
         /// where adapting on a whole folder with 2 % lost (docs/robustness.md, section 6).
         #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
         top: Option<u64>,
         /// With --top: this many more cutouts drawn at random from the rest (seeded by --seed),
-        /// so the survey's ordinary look is taught too. Top 2,000 and 2,000 random gained +0.012
-        /// AUROC over the top 2,000 alone where measured (docs/robustness.md, section 6).
-        #[arg(long, requires = "top", default_value_t = 0)]
-        sample: u64,
+        /// so the survey's ordinary look is taught too; as many as --top unless given (0: the
+        /// top alone). Top 2,000 and 2,000 random gained +0.012 AUROC over the top 2,000 alone
+        /// where measured (docs/robustness.md, section 6).
+        #[arg(long, requires = "top")]
+        sample: Option<u64>,
         /// Continue a stopped run from OUT's resume file.
         #[arg(long)]
         resume: bool,
@@ -1385,6 +1395,7 @@ fn run() -> Result<ExitCode> {
                 }),
                 unlabelled,
                 top: None,
+                from_project: false,
             })
         }
         Command::Score { what: Some(ScoreWhat::Merge { files, project, json }), .. } => {
@@ -1432,6 +1443,7 @@ fn run() -> Result<ExitCode> {
         }
         Command::Adapt {
             data,
+            project,
             model,
             out,
             epochs,
@@ -1445,7 +1457,7 @@ fn run() -> Result<ExitCode> {
             resume,
             json,
         } => {
-            let top = top.map(|k| (k as usize, sample as usize));
+            let top = top.map(|k| (k as usize, sample.unwrap_or(k) as usize));
             let model = model.unwrap_or_else(lens_inspect::model::shipped_model_path);
             // Architecture and preprocessing come from the model itself (train's --init).
             let config = lens_inspect::model::train::TrainConfig {
@@ -1459,8 +1471,9 @@ fn run() -> Result<ExitCode> {
                 balance_classes: balance,
                 ..Default::default()
             };
+            let from_project = project.is_some();
             commands::train(commands::TrainArgs {
-                data: Some(data),
+                data: data.or(project),
                 truth: None,
                 val_data: None,
                 val_fraction: 0.1,
@@ -1480,6 +1493,7 @@ fn run() -> Result<ExitCode> {
                 teacher: Some(commands::TeacherArgs { path: model, views: 8, weight: 1.0 }),
                 unlabelled: true,
                 top,
+                from_project,
             })
         }
         Command::Ensemble { models, out, tta, json } => commands::ensemble(&models, &out, tta.map(usize::from), json),

@@ -775,7 +775,7 @@ fn adapting_on_the_top_k_keeps_the_cutouts_the_eight_views_rank_highest() {
     let kept_cutouts =
         |prov: &serde_json::Value| prov["train_cutouts"].as_u64().zip(prov["val_cutouts"].as_u64()).map(|(a, b)| a + b);
 
-    let (log, prov) = adapt(&["--top", "6"]);
+    let (log, prov) = adapt(&["--top", "6", "--sample", "0"]);
     let kept = format!(
         "kept the 6 of 16 cutouts the teacher ranks highest (P >= {:.4}); it calls {believed} of them lenses",
         p[5]
@@ -786,17 +786,80 @@ fn adapting_on_the_top_k_keeps_the_cutouts_the_eight_views_rank_highest() {
     let o = lens_inspect(&["adapt", "--data", s(&sim), "--out", s(&adapted), "--top", "0"]);
     assert!(!o.status.success(), "keeping no cutout adapts on nothing");
 
-    // --sample adds others from the rest; the top part is the same ranking.
-    let (log, prov) = adapt(&["--top", "4", "--sample", "3"]);
+    // Others from the rest are added, as many as the top unless --sample says otherwise; the
+    // top part is the same ranking.
+    let (log, prov) = adapt(&["--top", "4"]);
     let kept = format!(
-        "kept the 4 of 16 cutouts the teacher ranks highest (P >= {:.4}) and 3 of the rest drawn at random",
+        "kept the 4 of 16 cutouts the teacher ranks highest (P >= {:.4}) and 4 of the rest drawn at random",
         p[3]
     );
     assert!(log.contains(&kept), "expected «{kept}» in\n{log}");
-    assert_eq!((prov["top"].as_u64(), prov["random_others"].as_u64()), (Some(4), Some(3)), "{prov}");
-    assert_eq!(kept_cutouts(&prov), Some(7), "{prov}");
+    assert_eq!((prov["top"].as_u64(), prov["random_others"].as_u64()), (Some(4), Some(4)), "{prov}");
+    assert_eq!(kept_cutouts(&prov), Some(8), "{prov}");
+    let (_, prov) = adapt(&["--top", "4", "--sample", "3"]);
+    assert_eq!((prov["random_others"].as_u64(), kept_cutouts(&prov)), (Some(3), Some(7)), "{prov}");
     let o = lens_inspect(&["adapt", "--data", s(&sim), "--out", s(&adapted), "--sample", "3"]);
     assert!(!o.status.success(), "--sample without --top has no top to add to");
+}
+
+/// `adapt --project` chooses a survey's candidates by the scores the project already holds and
+/// reads only those: the lowest chosen score is the K-th highest stored one, the random others
+/// come on top, and the project's training candidates are never the survey.
+#[test]
+fn adapting_on_a_project_chooses_by_its_stored_scores() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (survey, db) = (dir.path().join("survey"), dir.path().join("p.lensproj"));
+    assert!(lens_inspect(&["simulate", "--look", "kids", "--n", "16", "--seed", "5", "--out", s(&survey)])
+        .status
+        .success());
+    // The first 4 objects become training candidates (truth known), the other 12 the survey.
+    let truth = std::fs::read_to_string(survey.join("classifications.csv")).expect("truth");
+    let training = dir.path().join("training.csv");
+    std::fs::write(&training, truth.lines().take(5).collect::<Vec<_>>().join("\n")).expect("write");
+    lens_inspect(&["ingest", s(&survey), "--project", s(&db), "--training", "--truth", s(&training)]);
+    assert!(lens_inspect(&["ingest", s(&survey), "--project", s(&db)]).status.success());
+    let out = dir.path().join("adapted.lensmodel");
+    let adapt = |extra: &[&str]| {
+        let mut args = vec!["adapt", "--project", s(&db), "--out", s(&out), "--epochs", "1"];
+        args.extend(extra);
+        lens_inspect(&args)
+    };
+    let o = adapt(&["--top", "3"]);
+    assert!(!o.status.success(), "an unscored project has no top to choose");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("score --project"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(lens_inspect(&["score", "--project", s(&db)]).status.success());
+
+    let project = lens_inspect::project::Project::open_read_only(&db).expect("project");
+    let (version, stored) = project.latest_predictions().expect("predictions");
+    let survey_ids: Vec<i64> =
+        project.candidates().expect("rows").iter().filter(|c| !c.is_training).map(|c| c.id).collect();
+    assert_eq!((survey_ids.len(), stored.len()), (12, 16), "12 survey candidates, all 16 scored");
+    let mut p: Vec<f32> = survey_ids.iter().map(|id| stored[id]).collect();
+    p.sort_by(|a, b| b.total_cmp(a));
+    drop(project);
+
+    let o = adapt(&["--top", "3", "--sample", "2"]);
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{log}");
+    let chose = format!(
+        "chose the 3 of 12 survey candidates the project's latest scores ({}) rank highest (P >= {:.4}) and 2 of the rest drawn at random",
+        version.expect("a scoring version"),
+        p[2]
+    );
+    assert!(log.contains(&chose), "expected «{chose}» in\n{log}");
+    let card: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.with_extension("json")).expect("card")).expect("json");
+    let prov = &card["provenance"];
+    assert_eq!(prov["from_project"].as_bool(), Some(true), "{prov}");
+    let read = prov["train_cutouts"].as_u64().zip(prov["val_cutouts"].as_u64()).map(|(a, b)| a + b);
+    assert_eq!(read, Some(5), "only the chosen candidates are read: {prov}");
+
+    // Without --top: every survey candidate, none of the training ones.
+    let o = adapt(&[]);
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success() && log.contains("chose all 12 survey candidates"), "{log}");
+    let o = lens_inspect(&["adapt", "--project", s(&db), "--data", s(&survey), "--out", s(&out)]);
+    assert!(!o.status.success(), "a project and a folder at once are refused");
 }
 
 /// A run that continues a model keeps its preprocessing unless told otherwise: fine-tuning a

@@ -128,16 +128,23 @@ impl Dataset {
     /// of them, and adapting on those gained where adapting on the whole survey lost; a random
     /// sample beside them shows the survey's ordinary look too (docs/robustness.md, section 6).
     pub fn highest_labelled(&self, k: usize, others: usize, rng: &mut impl Rng) -> Dataset {
-        let mut order: Vec<usize> = (0..self.len()).collect();
-        order.sort_by(|&a, &b| self.labels[b].total_cmp(&self.labels[a]).then(a.cmp(&b)));
-        let mut rest = order.split_off(k.min(order.len()));
-        for i in 0..others.min(rest.len()) {
-            let j = rng.random_range(i..rest.len());
-            rest.swap(i, j);
-            order.push(rest[i]);
-        }
-        self.split(&order).1
+        self.split(&highest_and_random(&self.labels, k, others, rng)).1
     }
+}
+
+/// Indices of the `k` highest `scores` (best first; ties: the earlier index) followed by
+/// `others` drawn at random, without repeats, from the rest. The selection `adapt --top K
+/// --sample R` makes, whether the scores are the teacher's or a project's.
+pub fn highest_and_random(scores: &[f32], k: usize, others: usize, rng: &mut impl Rng) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+    let mut rest = order.split_off(k.min(order.len()));
+    for i in 0..others.min(rest.len()) {
+        let j = rng.random_range(i..rest.len());
+        rest.swap(i, j);
+        order.push(rest[i]);
+    }
+    order
 }
 
 /// Augmentation strengths (SPEC 5: rotations, flips, noise, zoom x1.5, small shifts).

@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod net;
 pub mod pixel_scale;
 pub mod placement;
+pub mod project_data;
 pub mod robustness;
 pub mod score;
 pub mod shards;
