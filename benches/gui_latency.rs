@@ -179,6 +179,18 @@ fn main() {
     let mut h = harness(open(&small, "trainer"));
     until_ready(&mut h, &mut Vec::new());
     h.get_by_label("Retrain now").click();
+    // The click was seen to go untaken now and then (twice in 2026-12-08's runs, not again with
+    // the same build): say so and start the job directly, so the frames are still measured.
+    let clicked = Instant::now();
+    while !h.state().trainer.as_ref().is_some_and(|t| t.running || t.last.is_some()) {
+        if clicked.elapsed() > Duration::from_secs(10) {
+            eprintln!("the click on \"Retrain now\" was not taken within 10 s; the job is started directly");
+            h.state().trainer.as_ref().expect("trainer").retrain_now();
+            break;
+        }
+        h.step();
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let mut frames = Vec::new();
     let mut grades_during = 0;
     let t = Instant::now();
@@ -199,7 +211,9 @@ fn main() {
         } else if started {
             break;
         }
-        assert!(t.elapsed() < Duration::from_secs(1200), "retraining never finished");
+        let status = &trainer.status;
+        assert!(started || t.elapsed() < Duration::from_secs(60), "retraining never started: {status}");
+        assert!(t.elapsed() < Duration::from_secs(1200), "retraining never finished: {status}");
         std::thread::sleep(Duration::from_millis(5)); // a frame pacing like a 200 Hz display
     }
     let status = h.state().trainer.as_ref().map(|t| t.status.clone()).unwrap_or_default();
