@@ -364,6 +364,8 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
                 "kept the {k} of {all} cutouts the teacher ranks highest (P >= {lowest:.4}){sample}; it calls {} of them lenses",
                 called(&d)
             );
+        } else if let Some((k, _)) = top.filter(|_| !from_project) {
+            eprintln!("--top {k} keeps all {} cutouts: the folder holds no more, so none is left out", d.len());
         }
         // Measured (docs/robustness.md, section 6): adapting gained where the teacher called 24 -
         // 52 % of the images lenses, and lost where it called 2.5 %, as in a whole survey.

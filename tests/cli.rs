@@ -785,6 +785,9 @@ fn adapting_on_the_top_k_keeps_the_cutouts_the_eight_views_rank_highest() {
     assert_eq!(kept_cutouts(&prov), Some(6), "{prov}");
     let o = lens_inspect(&["adapt", "--data", s(&sim), "--out", s(&adapted), "--top", "0"]);
     assert!(!o.status.success(), "keeping no cutout adapts on nothing");
+    let (log, prov) = adapt(&["--top", "16"]);
+    assert!(log.contains("--top 16 keeps all 16 cutouts"), "a top as large as the folder is said: {log}");
+    assert_eq!(kept_cutouts(&prov), Some(16), "{prov}");
 
     // Others from the rest are added, as many as the top unless --sample says otherwise; the
     // top part is the same ranking.
