@@ -468,9 +468,10 @@ enum Command {
     /// Adapt a model to a survey's own images, without labels: the model averaged over the 8
     /// turns and flips labels the folder, and a copy of it learns to give that average in one
     /// view. Score the survey with OUT afterwards. Measured on other simulators' images
-    /// (docs/robustness.md, section 6): it gained where about a quarter or more of the adapted images
-    /// were lenses and lost where 2 % were, so it warns on folders with few; on a survey, give
-    /// --top K to adapt on the K candidates it ranks highest.
+    /// (docs/robustness.md, section 6): it gained where about a quarter or more of the adapted
+    /// images were lenses and lost where 2 % were, so it warns on folders with few; on a survey,
+    /// give --top K to adapt on the K candidates it ranks highest and K others, and --project to
+    /// read only those from a project.
     Adapt {
         /// The survey's cutouts (any layout `ingest` reads; no truth file needed). Read whole,
         /// about 165 KB per cutout: for a large survey, use --project.
@@ -511,8 +512,9 @@ enum Command {
         #[arg(long)]
         balance: bool,
         /// Adapt on only the K cutouts the model's 8 views rank highest (with --project: its
-        /// stored scores): a survey's candidates, where its lenses gather. Adapting on the top 2,000 of 20,000 (5 % lenses) gained
-        /// where adapting on a whole folder with 2 % lost (docs/robustness.md, section 6).
+        /// stored scores): a survey's candidates, where its lenses gather. Adapting on the top
+        /// 2,000 of 20,000 (5 % lenses) gained where adapting on a whole folder with 2 % lost
+        /// (docs/robustness.md, section 6).
         #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
         top: Option<u64>,
         /// With --top: this many more cutouts drawn at random from the rest (seeded by --seed),
