@@ -479,8 +479,9 @@ enum Command {
         data: Option<PathBuf>,
         /// A project: adapt on its survey candidates (not its training ones). With --top, the
         /// ones its latest scores rank highest and a random sample of the rest, and only those
-        /// are read, so a survey of any size fits in memory. Score the project first, and again
-        /// with OUT afterwards (`score --project P --model OUT`).
+        /// have their pixels read: memory follows the candidates chosen, not the survey's size.
+        /// Score the project first, and again with OUT afterwards (`score --project P --model
+        /// OUT`).
         #[arg(long)]
         project: Option<PathBuf>,
         /// The model to adapt, which is also the teacher (default: the shipped model).
