@@ -318,12 +318,11 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
         report_problems(&s.problems);
         match s.top {
             Some((k, lowest)) => {
-                let sample =
-                    if s.others > 0 { format!(" and {} of the rest drawn at random", s.others) } else { String::new() };
                 eprintln!(
-                    "chose the {k} of {} survey candidates the project's latest scores ({}) rank highest (P >= {lowest:.4}){sample}",
+                    "chose the {k} of {} survey candidates the project's latest scores ({}) rank highest (P >= {lowest:.4}){}",
                     s.candidates,
-                    s.scored_by.as_deref().unwrap_or("-")
+                    s.scored_by.as_deref().unwrap_or("-"),
+                    drawn_at_random(s.others)
                 );
             }
             None => eprintln!("chose all {} survey candidates", s.candidates),
@@ -353,15 +352,13 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
         // A project's candidates were chosen by its own scores before reading.
         if let Some((k, others)) = top.filter(|&(k, _)| k < d.len() && !from_project) {
             let all = d.len();
-            let mut by_score = d.labels.clone();
-            by_score.sort_by(|a, b| b.total_cmp(a));
-            let lowest = by_score[k - 1];
             let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(selection_seed);
-            d = d.highest_labelled(k, others, &mut rng);
-            let others = d.len() - k;
-            let sample = if others > 0 { format!(" and {others} of the rest drawn at random") } else { String::new() };
+            let order = lens_inspect::model::data::highest_and_random(&d.labels, k, others, &mut rng);
+            let lowest = d.labels[order[k - 1]];
+            d = d.split(&order).1;
             eprintln!(
-                "kept the {k} of {all} cutouts the teacher ranks highest (P >= {lowest:.4}){sample}; it calls {} of them lenses",
+                "kept the {k} of {all} cutouts the teacher ranks highest (P >= {lowest:.4}){}; it calls {} of them lenses",
+                drawn_at_random(d.len() - k),
                 called(&d)
             );
         } else if let Some((k, _)) = top.filter(|_| !from_project) {
@@ -598,6 +595,15 @@ pub fn simulated_set(
         d.push(&o.cutout, if o.truth.is_lens { 1.0 } else { 0.0 }, clip);
     }
     Ok(d)
+}
+
+/// How `adapt --top`'s log names the random others beside the top (nothing when there are none).
+fn drawn_at_random(others: usize) -> String {
+    if others > 0 {
+        format!(" and {others} of the rest drawn at random")
+    } else {
+        String::new()
+    }
 }
 
 fn report_problems(problems: &[(String, String)]) {

@@ -121,20 +121,14 @@ impl Dataset {
         }
         (a, b)
     }
-
-    /// The `k` items with the highest labels and `others` drawn at random from the rest, in
-    /// their original order (ties at the cut: the earlier item). `adapt --top` keeps a survey's
-    /// candidates this way: where lenses are rare, the cutouts a model ranks highest hold most
-    /// of them, and adapting on those gained where adapting on the whole survey lost; a random
-    /// sample beside them shows the survey's ordinary look too (docs/robustness.md, section 6).
-    pub fn highest_labelled(&self, k: usize, others: usize, rng: &mut impl Rng) -> Dataset {
-        self.split(&highest_and_random(&self.labels, k, others, rng)).1
-    }
 }
 
 /// Indices of the `k` highest `scores` (best first; ties: the earlier index) followed by
-/// `others` drawn at random, without repeats, from the rest. The selection `adapt --top K
-/// --sample R` makes, whether the scores are the teacher's or a project's.
+/// `others` drawn at random, without repeats, from the rest. `adapt --top K --sample R` keeps a
+/// survey's candidates this way, whether the scores are the teacher's or a project's: where
+/// lenses are rare, the cutouts a model ranks highest hold most of them, and adapting on those
+/// gained where adapting on the whole survey lost; a random sample beside them shows the
+/// survey's ordinary look too (docs/robustness.md, section 6).
 pub fn highest_and_random(scores: &[f32], k: usize, others: usize, rng: &mut impl Rng) -> Vec<usize> {
     let mut order: Vec<usize> = (0..scores.len()).collect();
     order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
@@ -379,18 +373,21 @@ mod tests {
             names: (0..6).map(|k| format!("c{k}")).collect(),
         };
         let mut rng = rand::rngs::StdRng::seed_from_u64(3);
-        let top = d.highest_labelled(3, 0, &mut rng);
+        // As `adapt --top` keeps them: the chosen items split off, in their original order.
+        let highest =
+            |k, others, rng: &mut rand::rngs::StdRng| d.split(&highest_and_random(&d.labels, k, others, rng)).1;
+        let top = highest(3, 0, &mut rng);
         assert_eq!(top.names, ["c1", "c3", "c4"]);
         assert_eq!(top.labels, [0.9, 0.7, 0.9]);
         let pixels: Vec<f32> = [1, 3, 4].iter().flat_map(|&k| (4 * k..4 * k + 4).map(|v| v as f32)).collect();
         assert_eq!(top.inputs, pixels);
         // A tie at the cut keeps the earlier item; asking for more than there are keeps all.
-        assert_eq!(d.highest_labelled(1, 0, &mut rng).names, ["c1"]);
-        assert_eq!(d.highest_labelled(9, 0, &mut rng).names.len(), 6);
+        assert_eq!(highest(1, 0, &mut rng).names, ["c1"]);
+        assert_eq!(highest(9, 0, &mut rng).names.len(), 6);
         // Others come from the rest only, each once, and differ between draws.
         let mut drawn = std::collections::BTreeSet::new();
         for _ in 0..50 {
-            let kept = d.highest_labelled(2, 2, &mut rng);
+            let kept = highest(2, 2, &mut rng);
             assert_eq!(kept.len(), 4);
             assert!(
                 kept.names.contains(&"c1".to_string()) && kept.names.contains(&"c4".to_string()),
@@ -403,7 +400,7 @@ mod tests {
             drawn.extend(rest.into_iter().cloned());
         }
         assert_eq!(drawn.len(), 4, "every one of the rest is drawn sometimes: {drawn:?}");
-        assert_eq!(d.highest_labelled(2, 9, &mut rng).len(), 6);
+        assert_eq!(highest(2, 9, &mut rng).len(), 6);
     }
 
     /// Preparing a folder on all cores gives what pushing cutouts one by one gives, in order,
